@@ -1,0 +1,7 @@
+"""Dispatch service tables (schema ``dispatch``)."""
+
+from __future__ import annotations
+
+from shared.db import service_metadata
+
+metadata = service_metadata("dispatch")

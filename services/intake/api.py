@@ -1,0 +1,289 @@
+"""Intake's HTTP routes (thin): authenticate the producer, validate, normalise, accept."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+
+from services.intake.normalise import content_hash, normalise
+from services.intake.schemas import (
+    EXAMPLES,
+    SOURCE_MODELS,
+    BatchBody,
+    CityOpsCase,
+    GridWorkerReport,
+    HotlineTicket,
+    SourceRecord,
+)
+from services.intake.service import Submission, accept_submissions, get_accepted, received_now
+from shared.auth import StaffPrincipal, require_roles
+
+router = APIRouter()
+
+
+class ProducerKeys:
+    """``X-API-Key`` → source. Built once from ``INTAKE_API_KEYS`` (JSON: source → [keys])."""
+
+    def __init__(self, raw_json: str) -> None:
+        data = orjson.loads(raw_json)
+        self.source_of: dict[str, str] = {}
+        for source, keys in data.items():
+            if source not in SOURCE_MODELS:
+                raise ValueError(f"INTAKE_API_KEYS: unknown source {source!r}")
+            for key in keys:
+                self.source_of[key] = source
+
+
+def producer(source: str) -> Any:
+    async def check(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> str:
+        keys: ProducerKeys = request.app.state.producer_keys
+        if not x_api_key or x_api_key not in keys.source_of:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or unknown X-API-Key")
+        if keys.source_of[x_api_key] != source:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"this X-API-Key belongs to source {keys.source_of[x_api_key]!r}, not {source!r}",
+            )
+        return x_api_key[:4] + "…" if not x_api_key.startswith("dev-") else x_api_key
+
+    return Depends(check)
+
+
+class AcceptedResponse(BaseModel):
+    event_id: uuid.UUID
+    status: str = Field(description="accepted 已受理 | duplicate 重复 (points to the first event)")
+    duplicate_of: uuid.UUID | None = None
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    status: str = Field(description="accepted | duplicate | conflict | rejected")
+    event_id: uuid.UUID | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class BatchResponse(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[BatchItemResult]
+
+
+def _runtime(request: Request) -> Any:
+    return request.app.state.runtime
+
+
+def _count(request: Request, source: str, outcome: str, n: int = 1) -> None:
+    if n:
+        request.app.state.intake_counter.labels(source, outcome).inc(n)
+
+
+async def _accept(
+    request: Request, source: str, items: list[tuple[dict[str, Any], SourceRecord]], key_name: str
+) -> list[Any]:
+    runtime = _runtime(request)
+    now = received_now()
+    salt = request.app.state.phone_salt
+    submissions = [
+        Submission(
+            source=source,
+            raw=raw,
+            content_hash=content_hash(raw),
+            event=normalise(source, record, received_at=now, phone_salt=salt),
+        )
+        for raw, record in items
+    ]
+    async with runtime.uow() as uow:
+        return await accept_submissions(
+            session=uow.session,
+            submissions=submissions,
+            correlation_id=request.scope.get("state", {}).get("request_id") or str(uuid.uuid4()),
+            api_key_name=key_name,
+        )
+
+
+async def _accept_one(request: Request, source: str, record: SourceRecord, key_name: str) -> JSONResponse:
+    raw = await request.json()
+    [outcome] = await _accept(request, source, [(raw, record)], key_name)
+    _count(request, source, outcome.status)
+    if outcome.status == "accepted":
+        return JSONResponse({"event_id": str(outcome.event_id), "status": "accepted"}, status_code=202)
+    if outcome.status == "duplicate":
+        return JSONResponse(
+            {"event_id": str(outcome.event_id), "status": "duplicate", "duplicate_of": str(outcome.event_id)},
+            status_code=200,
+        )
+    return JSONResponse(
+        {
+            "detail": f"different content under the same source id; the first event is {outcome.event_id} "
+            "(amend a ticket with an amendment, not a re-post)",
+            "event_id": str(outcome.event_id),
+            "status": "conflict",
+        },
+        status_code=409,
+    )
+
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"model": AcceptedResponse, "description": "accepted 已受理 (committed; published to Kafka by the outbox)"},
+    200: {"model": AcceptedResponse, "description": "duplicate 重复: the same record was accepted before"},
+    401: {"description": "missing or unknown X-API-Key"},
+    403: {"description": "the key belongs to another source"},
+    409: {"description": "different content under an already used source id"},
+    413: {"description": "body too large"},
+    415: {"description": "content type is not application/json"},
+    503: {"description": "database unavailable (Retry-After)"},
+}
+
+
+def _example(source: str) -> Any:
+    return Body(openapi_examples={"example": {"summary": f"a complete {source} record", "value": EXAMPLES[source]}})
+
+
+@router.post(
+    "/v1/events/12345",
+    status_code=202,
+    responses=_RESPONSES,
+    tags=["intake 事件受理"],
+    summary="Post a 12345 hotline ticket 12345热线工单",
+)
+async def post_hotline(
+    request: Request, ticket: Annotated[HotlineTicket, _example("12345")], key_name: str = producer("12345")
+) -> JSONResponse:
+    return await _accept_one(request, "12345", ticket, key_name)
+
+
+@router.post(
+    "/v1/events/cityops",
+    status_code=202,
+    responses=_RESPONSES,
+    tags=["intake 事件受理"],
+    summary="Post a 数字城管 case 数字城管案卷",
+)
+async def post_cityops(
+    request: Request, case: Annotated[CityOpsCase, _example("cityops")], key_name: str = producer("cityops")
+) -> JSONResponse:
+    return await _accept_one(request, "cityops", case, key_name)
+
+
+@router.post(
+    "/v1/events/gridworker",
+    status_code=202,
+    responses=_RESPONSES,
+    tags=["intake 事件受理"],
+    summary="Post a grid worker's report 网格员上报",
+)
+async def post_gridworker(
+    request: Request,
+    report: Annotated[GridWorkerReport, _example("gridworker")],
+    key_name: str = producer("gridworker"),
+) -> JSONResponse:
+    return await _accept_one(request, "gridworker", report, key_name)
+
+
+def _batch_route(source: str) -> Any:
+    model = SOURCE_MODELS[source]
+
+    async def post_batch(request: Request, body: BatchBody, key_name: str = producer(source)) -> BatchResponse:
+        limit = request.app.state.settings.max_batch_items
+        if len(body.events) > limit:
+            raise HTTPException(
+                status.HTTP_413_CONTENT_TOO_LARGE, f"a batch holds at most {limit} events, got {len(body.events)}"
+            )
+        context = request.app.state.validation_context()
+        results: list[BatchItemResult | None] = [None] * len(body.events)
+        valid: list[tuple[int, dict[str, Any], SourceRecord]] = []
+        for i, raw in enumerate(body.events):
+            try:
+                valid.append((i, raw, model.model_validate(raw, context=context)))  # type: ignore[misc]
+            except ValidationError as exc:
+                errors = [
+                    {"loc": ["events", i, *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                    for e in exc.errors(include_url=False)
+                ]
+                results[i] = BatchItemResult(index=i, status="rejected", errors=errors)
+        outcomes = await _accept(request, source, [(raw, rec) for _, raw, rec in valid], key_name) if valid else []
+        for (i, _, _), outcome in zip(valid, outcomes, strict=True):
+            results[i] = BatchItemResult(index=i, status=outcome.status, event_id=outcome.event_id)
+        final = [r for r in results if r is not None]
+        tally = {s: sum(1 for r in final if r.status == s) for s in ("accepted", "duplicate", "conflict", "rejected")}
+        for s, n in tally.items():
+            _count(request, source, s, n)
+        return BatchResponse(
+            accepted=tally["accepted"],
+            duplicates=tally["duplicate"],
+            rejected=tally["rejected"] + tally["conflict"],
+            results=final,
+        )
+
+    return post_batch
+
+
+for _source, _summary in (("12345", "12345热线工单"), ("cityops", "数字城管案卷"), ("gridworker", "网格员上报")):
+    router.add_api_route(
+        f"/v1/events/{_source}/batch",
+        _batch_route(_source),
+        methods=["POST"],
+        response_model=BatchResponse,
+        tags=["intake 事件受理"],
+        summary=f"Post a batch of {_source} records 批量{_summary}",
+        description="Up to 500 records (configurable). Answers per item, in order: accepted, duplicate, "
+        "conflict or rejected with the reason. One bad item never rejects the others.",
+        openapi_extra={"requestBody": {"content": {"application/json": {"example": {"events": [EXAMPLES[_source]]}}}}},
+    )
+
+
+@router.get(
+    "/v1/events/{event_id}/raw",
+    tags=["intake 事件受理"],
+    summary="What the producer sent, verbatim 原始报文 (admin only; contains personal data)",
+)
+async def get_raw(
+    request: Request, event_id: uuid.UUID, _: StaffPrincipal = Depends(require_roles("admin"))
+) -> dict[str, Any]:
+    async with _runtime(request).uow() as uow:
+        row = await get_accepted(session=uow.session, event_id=event_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such event")
+    return {
+        "event_id": str(row["event_id"]),
+        "source": row["source"],
+        "source_id": row["source_id"],
+        "received_at": row["received_at"].isoformat(),
+        "content_hash": row["content_hash"],
+        "raw": row["raw"],
+        "normalised": row["normalised"],
+    }
+
+
+@router.post(
+    "/v1/events/{event_id}/renormalise",
+    tags=["intake 事件受理"],
+    summary="Normalise the stored raw record again 重新标准化 (admin; dry run, publishes nothing)",
+)
+async def renormalise(
+    request: Request, event_id: uuid.UUID, _: StaffPrincipal = Depends(require_roles("admin"))
+) -> dict[str, Any]:
+    async with _runtime(request).uow() as uow:
+        row = await get_accepted(session=uow.session, event_id=event_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such event")
+    model = SOURCE_MODELS[row["source"]]
+    record = model.model_validate(row["raw"], context={"now": row["received_at"]})
+    event = normalise(
+        row["source"],
+        record,
+        received_at=row["received_at"],  # type: ignore[arg-type]
+        phone_salt=request.app.state.phone_salt,
+    )
+    return {
+        "event_id": str(event_id),
+        "normalised": event.model_dump(mode="json"),
+        "stored": row["normalised"],
+        "same_as_stored": event.model_dump(mode="json") == row["normalised"],
+    }

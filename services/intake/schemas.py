@@ -1,0 +1,209 @@
+"""Wire formats (version 1) of the three producer systems, as pydantic models.
+
+Unknown extra keys are allowed: they stay in the raw record (intake's own
+table) and are ignored by normalisation. Timestamps without an offset are
+read as Asia/Shanghai. Validation errors name the failing field (FastAPI's
+422 error list).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from shared.geo import in_china_bbox
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+#: How far ahead of now a reported time may be (clock skew); set from settings at start-up.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+def set_future_tolerance(seconds: float) -> None:
+    global FUTURE_TOLERANCE
+    FUTURE_TOLERANCE = timedelta(seconds=seconds)
+
+
+def _aware(value: datetime, info: ValidationInfo) -> datetime:
+    """Naive → Asia/Shanghai; reject times more than a few minutes in the future."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=SHANGHAI)
+    context = info.context or {}
+    now: datetime = context.get("now") or datetime.now(UTC)
+    tolerance: timedelta = context.get("future_tolerance") or FUTURE_TOLERANCE
+    if value > now + tolerance:
+        raise ValueError(f"time is in the future (more than {int(tolerance.total_seconds())} s ahead of now)")
+    return value
+
+
+ReportedTime = Annotated[datetime, AfterValidator(_aware)]
+Urgency = Literal["normal", "urgent", "critical"]
+SourceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w\-./:#]+$")]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+
+class Location(BaseModel):
+    """事发位置: a point in the producer's coordinate system."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lng: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+    crs: Literal["wgs84", "gcj02", "bd09", "cgcs2000"]
+
+    @model_validator(mode="after")
+    def _in_china(self) -> Location:
+        if not in_china_bbox(self.lng, self.lat):
+            raise ValueError("coordinates are outside China's bounding box (lng 73–135.5, lat 3.5–53.6)")
+        return self
+
+
+class Caller(BaseModel):
+    """来电人 (personal data: stays in intake's raw record)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str | None = Field(None, max_length=100)
+    phone: str | None = Field(None, max_length=32, pattern=r"^\+?[\d\- ]{3,32}$")
+    anonymous: bool = False
+
+
+class Attachment(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    url: str = Field(min_length=1, max_length=2048)
+    kind: str | None = Field(None, max_length=32)
+
+
+class HotlineTicket(_Record):
+    """12345 热线工单."""
+
+    ticket_no: SourceId
+    received_at: ReportedTime
+    channel: Literal["phone", "web", "app", "wechat", "email", "other"]
+    appeal_type: Literal["consult", "help", "complaint", "report", "suggestion", "praise"]
+    category_code: str = Field(min_length=1, max_length=32)
+    title: str | None = Field(None, max_length=200)
+    content: str = Field(min_length=1, max_length=20_000)
+    caller: Caller | None = None
+    address: str = Field(min_length=1, max_length=500)
+    location: Location | None = None
+    division_code: str | None = Field(None, pattern=r"^\d{6,15}$")
+    urgency: Urgency = "normal"
+    attachments: list[Attachment] = Field(default_factory=list, max_length=50)
+
+
+class CityOpsCase(_Record):
+    """数字城管案卷. 大类 two digits; 小类 two digits (older scheme) or three (GB/T 47678.5-2026)."""
+
+    case_no: SourceId
+    reported_at: ReportedTime
+    reporter_type: Literal["supervisor", "public", "leader", "media", "sensor"]
+    kind: Literal["component", "event"]
+    major_code: str = Field(pattern=r"^\d{2}$")
+    minor_code: str = Field(pattern=r"^\d{2,3}$")
+    component_id: str | None = Field(None, max_length=64)
+    description: str = Field(min_length=1, max_length=20_000)
+    address: str = Field(min_length=1, max_length=500)
+    location: Location | None = None
+    cell_code: str | None = Field(None, pattern=r"^\d{6,20}$")
+    urgency: Urgency = "normal"
+    photos: list[str] = Field(default_factory=list, max_length=50)
+
+
+class GridWorkerReport(_Record):
+    """网格员上报."""
+
+    report_id: SourceId
+    reported_at: ReportedTime
+    worker_id: str = Field(min_length=1, max_length=64)
+    worker_name: str | None = Field(None, max_length=100)
+    grid_code: str = Field(pattern=r"^\d{9,20}$")
+    event_type: str = Field(min_length=1, max_length=32)
+    description: str = Field(min_length=1, max_length=20_000)
+    address: str | None = Field(None, max_length=500)
+    location: Location | None = None
+    severity: Literal["general", "major", "serious"] = "general"
+    self_handled: bool = False
+    photos: list[str] = Field(default_factory=list, max_length=50)
+
+    @field_validator("photos")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        return [u.strip() for u in v]
+
+
+SourceRecord = HotlineTicket | CityOpsCase | GridWorkerReport
+
+SOURCE_MODELS: dict[str, type[_Record]] = {
+    "12345": HotlineTicket,
+    "cityops": CityOpsCase,
+    "gridworker": GridWorkerReport,
+}
+SOURCE_ID_FIELD = {"12345": "ticket_no", "cityops": "case_no", "gridworker": "report_id"}
+
+
+class BatchBody(BaseModel):
+    """``{"events": [...]}``: each item is validated on its own; one bad item never rejects the others."""
+
+    events: list[dict[str, Any]] = Field(min_length=1)
+
+
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "12345": {
+        "ticket_no": "GD202611240001",
+        "received_at": "2026-11-24T09:15:00+08:00",
+        "channel": "phone",
+        "appeal_type": "complaint",
+        "category_code": "010203",
+        "title": "青溪镇溪口村路边占道经营",
+        "content": "溪口村村口桥边每天早上有流动摊贩占道经营，影响通行，希望处理。",
+        "caller": {"name": "王先生", "phone": "13812345678", "anonymous": False},
+        "address": "青溪县青溪镇溪口村桥头",
+        "location": {"lng": 119.0452, "lat": 29.6021, "crs": "gcj02"},
+        "division_code": "330127101",
+        "urgency": "normal",
+        "attachments": [{"url": "https://12345.example.gov.cn/a/1.jpg", "kind": "photo"}],
+    },
+    "cityops": {
+        "case_no": "AJ2026112400017",
+        "reported_at": "2026-11-24T08:40:00+08:00",
+        "reporter_type": "supervisor",
+        "kind": "event",
+        "major_code": "01",
+        "minor_code": "001",
+        "description": "白沙街道人民路与解放路交叉口暴露垃圾堆积",
+        "address": "青溪县白沙街道人民路与解放路交叉口",
+        "location": {"lng": 119.0301, "lat": 29.5893, "crs": "cgcs2000"},
+        "cell_code": "33012700100101",
+        "urgency": "normal",
+        "photos": ["https://szcg.example.gov.cn/p/17.jpg"],
+    },
+    "gridworker": {
+        "report_id": "WG-20261124-0042",
+        "reported_at": "2026-11-24T10:05:00+08:00",
+        "worker_id": "GW330127102007",
+        "worker_name": "李网格",
+        "grid_code": "330127102001001",
+        "event_type": "GW-SR-01",
+        "description": "枫林镇枫林村农户私搭乱建彩钢棚",
+        "address": "枫林镇枫林村12号旁",
+        "location": {"lng": 119.0612, "lat": 29.6154, "crs": "bd09"},
+        "severity": "general",
+        "self_handled": False,
+        "photos": [],
+    },
+}

@@ -1,0 +1,24 @@
+"""Intake settings (env prefix ``INTAKE_``; platform-wide names also read unprefixed)."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+#: Dev producer keys, used only when INTAKE_API_KEYS is empty (``make run`` prints them).
+DEV_API_KEYS = '{"12345": ["dev-12345"], "cityops": ["dev-cityops"], "gridworker": ["dev-gridworker"]}'
+
+
+class IntakeSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="INTAKE_", extra="ignore")
+
+    #: JSON: source → list of producer keys (``X-API-Key``).
+    api_keys: str = ""
+    #: Salt of the caller-phone hash (links repeat 12345 callers without storing the number on Kafka).
+    phone_hash_salt: str = ""
+    max_body_bytes: int = 1024 * 1024
+    max_batch_body_bytes: int = 8 * 1024 * 1024
+    max_batch_items: int = 500
+    #: A reported time further in the future than this is rejected (clock skew allowance).
+    future_tolerance_s: int = 300

@@ -1,0 +1,500 @@
+"""Per-case fact reducer. 案件事实归约。
+
+One :class:`CaseFact` per case, rebuilt from the case's ``case.*`` events by
+:func:`reduce_events`. The reduction is order-independent and idempotent:
+events are de-duplicated by ``event_id`` and sorted by ``(case version,
+occurred_at, event_id)`` before folding, so duplicated or out-of-order input
+gives the identical fact.
+每个案件一行事实，由该案件的 ``case.*`` 事件归约而来。先按 ``event_id`` 去重，
+再按（案件版本、发生时间、event_id）排序后折叠，因此重复或乱序的输入得到完全相同的结果。
+
+Event data assumed (all events on topic ``case.events``; times are ISO 8601
+strings or datetimes, naive times are Beijing time). The dispatch service's
+events are to be aligned to this list.
+约定的事件数据字段（均在 ``case.events`` 主题上；时间为 ISO 8601 字符串或 datetime，
+无时区按北京时间）。派遣服务发布的事件应与此保持一致：
+
+Envelope 信封 (:class:`CaseEventRecord`):
+    ``event_id`` (str, unique), ``case_id`` (str), ``type`` (str),
+    ``occurred_at`` (alias ``time``), ``version`` (case version after the
+    transition, alias ``case_version``), ``data`` (dict).
+
+Read from ANY event's data when present and not null 任一事件携带即读取（后者覆盖前者）:
+    ``township``, ``matter``, ``matter_group``, ``source``, ``urgency``,
+    ``time_basis`` (``"working"``/``"natural"``), ``reported_at`` (earliest wins),
+    ``deadline`` (办结期限 in force after the transition 生效期限), ``accept_deadline``
+    (签收期限), ``provisional`` (bool, read together with a deadline: computed on a
+    fallback calendar 期限按备用日历推算). A flat event carrying the case's
+    current fields on every event (as ``shared.events.CaseEvent`` does) fits this.
+
+Per type 按事件类型:
+
+``case.dispatched`` / ``case.assigned`` (manual 手动派遣) / ``case.reassigned`` (改派):
+    ``unit`` (required 必填, the new primary unit), optional ``unit_kind``.
+    The first one sets ``dispatched_at``; each one makes ``unit`` the holder.
+    Moving to a different unit clears ``accepted_at`` (the new unit must 签收).
+``case.triage_required``: ``reason``.
+``case.merged``: ``into`` (alias ``merged_into``: the surviving case 并入的主案件).
+    A merged case leaves every population. 并案后不再计入统计。
+``case.accepted`` (签收).
+``case.rejected`` (退单): ``rejected_unit`` (or ``unit``; default the holder), ``reason``.
+``case.rejection_ruled`` (判定退单): ``valid`` (alias ``rejection_valid``; bool,
+    required 必填), ``rejected_unit`` (or ``unit``; default the holder).
+    ``valid: false`` returns the case to that unit (it was theirs after all)
+    and counts against it. 判定无效则案件回到该单位，并计入该单位的退单。
+``case.extension_requested``: ``requested_deadline``, ``reason`` (``deadline``
+    here, if present, must be the one still in force).
+``case.extended`` (延期获批): ``deadline`` (the new deadline 新期限; or ``new_deadline``).
+``case.extension_denied``: ``reason``.
+``case.resolved`` (办结/处置反馈).
+``case.verified`` (核查): ``passed`` (alias ``verification_passed``; bool).
+    ``passed: false`` = 返工: counts one rework and voids the pending resolution.
+    核查不通过即返工：计一次返工并作废本次办结。
+``case.reopened`` (重办, e.g. after an unsatisfied 回访): ``reason``; optional
+    ``deadline``. Counted in ``reopens`` (not in ``reworks``); clears
+    ``resolved_at`` and ``closed_at``. The last valid 回访 stays until a new one.
+``case.closed`` (结案).
+``case.callback_recorded`` (回访): ``satisfaction`` (``"satisfied"``,
+    ``"basically_satisfied"``, ``"unsatisfied"``), ``solved`` (bool), ``valid``
+    (bool, default true; false = 无效回访, e.g. unreachable). The last valid one wins.
+``case.supervised`` (督办).
+``case.escalated`` (吹哨): ``department`` (county department unit id), optional
+    ``report_deadline`` (报到期限). The department becomes the holder
+    (``unit_kind`` ``county_department``); its 报到 counts as its 签收 and the
+    报到 limit as its 签收 limit.
+``case.reported_in`` (报到).
+``case.cohandler_added`` (协办): ``cohandler`` (or ``unit``: under this type
+    ``unit`` means the co-handler, not the primary unit).
+``case.overdue``: no data needed; only advances ``last_event_at`` (overdue is derived).
+``case.self_handled`` (自处置, closed on the spot 当场办结): ``unit`` (the grid
+    worker / grid, optional). Never dispatched, so in no unit's population.
+
+Responsibility 责任归属: cases a unit rejected validly, cases reassigned away from
+it and cases escalated to a county department count for the unit that ends up
+holding them (``CaseFact.unit``), never for the one that first received them.
+有效退单、被改派走、吹哨至县级部门的案件，计入最终承办单位，而非最初接收的单位。
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Final, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+from services.metrics.indicators import empty_counts
+from services.metrics.periods import TZ
+
+__all__ = [
+    "EVENT_TYPES",
+    "CaseEventRecord",
+    "CaseFact",
+    "Satisfaction",
+    "TimeBasis",
+    "completion_time",
+    "fact_counts",
+    "is_overdue",
+    "reduce_events",
+    "unit_counts",
+]
+
+TimeBasis = Literal["working", "natural"]
+Satisfaction = Literal["satisfied", "basically_satisfied", "unsatisfied"]
+
+EVENT_TYPES: Final[frozenset[str]] = frozenset(
+    {
+        "case.dispatched",
+        "case.triage_required",
+        "case.merged",
+        "case.assigned",
+        "case.accepted",
+        "case.rejected",
+        "case.rejection_ruled",
+        "case.extension_requested",
+        "case.extended",
+        "case.extension_denied",
+        "case.reassigned",
+        "case.resolved",
+        "case.verified",
+        "case.reopened",
+        "case.closed",
+        "case.callback_recorded",
+        "case.supervised",
+        "case.escalated",
+        "case.reported_in",
+        "case.cohandler_added",
+        "case.overdue",
+        "case.self_handled",
+    }
+)
+"""Event types the reducer understands. 归约器识别的事件类型。"""
+
+_ASSIGNMENT_TYPES: Final = frozenset({"case.dispatched", "case.assigned", "case.reassigned"})
+_DESCRIPTIVE_FIELDS: Final = ("township", "matter", "matter_group", "source", "urgency")
+
+
+def _to_datetime(value: Any) -> datetime:
+    """ISO string or datetime → aware datetime (naive = Beijing). 解析时间，无时区按北京时间。"""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        moment = datetime.fromisoformat(value)
+    else:
+        raise ValueError(f"not a datetime: {value!r}")
+    return moment.replace(tzinfo=TZ) if moment.tzinfo is None else moment
+
+
+def _opt_datetime(value: Any) -> datetime | None:
+    return None if value is None else _to_datetime(value)
+
+
+class CaseEventRecord(BaseModel):
+    """One stored case event. 一条已存储的案件事件。"""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    event_id: str
+    case_id: str
+    type: str
+    occurred_at: datetime = Field(validation_alias=AliasChoices("occurred_at", "time"))
+    version: int = Field(validation_alias=AliasChoices("version", "case_version"))
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=TZ) if value.tzinfo is None else value
+
+    def sort_key(self) -> tuple[int, datetime, str, str]:
+        """Fold order: (version, time, event_id, canonical data). 折叠顺序。"""
+        return (
+            self.version,
+            self.occurred_at,
+            self.event_id,
+            json.dumps(self.data, sort_keys=True, default=str, ensure_ascii=False),
+        )
+
+
+class CaseFact(BaseModel):
+    """One row per case, the basis of every indicator. 案件事实（每案一行），一切指标的依据。"""
+
+    model_config = ConfigDict(frozen=True)
+
+    case_id: str
+    reported_at: datetime | None = None
+    dispatched_at: datetime | None = None
+    """First dispatch (or manual assignment). 首次派遣时间。"""
+    accepted_at: datetime | None = None
+    """签收 by the current holder (报到 for an escalated case). 当前承办单位签收时间。"""
+    resolved_at: datetime | None = None
+    """The last resolution, the one 核查 accepted (or still pending 核查). 最后一次（核查通过的）办结时间。"""
+    verified_at: datetime | None = None
+    closed_at: datetime | None = None
+    deadline: datetime | None = None
+    """Deadline in force, after approved extensions. 生效期限（含批准延期）。"""
+    accept_deadline: datetime | None = None
+    """签收 limit (报到 limit for an escalated case). 签收期限。"""
+    time_basis: TimeBasis | None = None
+    unit: str | None = None
+    """The unit that ends up holding the case. 最终承办单位。"""
+    unit_kind: str | None = None
+    township: str | None = None
+    matter: str | None = None
+    matter_group: str | None = None
+    source: str | None = None
+    urgency: str | None = None
+    rejections: int = 0
+    rejected_by: list[str] = Field(default_factory=list)
+    units_rejected_validly: list[str] = Field(default_factory=list)
+    units_rejected_invalidly: list[str] = Field(default_factory=list)
+    """Invalid rejections count against these units. 无效退单计入这些单位。"""
+    extensions_requested: int = 0
+    extensions: int = 0
+    """Approved extensions. 获批延期次数。"""
+    reworks: int = 0
+    """Failed 核查 (返工). 核查不通过次数。"""
+    reopens: int = 0
+    """重办 after 回访. 重办次数。"""
+    supervisions: int = 0
+    escalations: int = 0
+    escalated_to: str | None = None
+    reported_in_at: datetime | None = None
+    cohandlers: list[str] = Field(default_factory=list)
+    triage_count: int = 0
+    merged_into: str | None = None
+    overdue: bool = False
+    """Overdue as of ``last_event_at``; use :func:`is_overdue` for another time. 截至最后事件时是否超期。"""
+    satisfaction: Satisfaction | None = None
+    """Last valid 回访 result. 最后一次有效回访结果。"""
+    solved: bool | None = None
+    self_handled: bool = False
+    last_event_at: datetime | None = None
+    provisional: bool = False
+    """Deadlines computed on a fallback calendar. 期限按备用日历推算（待复算）。"""
+    event_count: int = 0
+
+
+def completion_time(fact: CaseFact) -> datetime | None:
+    """When the unit finished: resolved_at, else closed_at. 办结时间（无则取结案时间）。"""
+    return fact.resolved_at if fact.resolved_at is not None else fact.closed_at
+
+
+def is_overdue(fact: CaseFact, as_of: datetime) -> bool:
+    """Overdue as of ``as_of``: finished after the deadline, or open past it. 截至某时是否超期。
+
+    A case finished (resolved, or closed) by ``as_of`` is overdue if it finished
+    after the deadline in force; a case still open at ``as_of`` is overdue if
+    ``as_of`` is past the deadline. No deadline → never overdue.
+    截至 ``as_of`` 已办结的，办结晚于生效期限即超期；仍未办结的，``as_of`` 超过期限即超期。无期限则不超期。
+    """
+    if fact.deadline is None:
+        return False
+    moment = as_of.replace(tzinfo=TZ) if as_of.tzinfo is None else as_of
+    done = completion_time(fact)
+    if done is not None and done <= moment:
+        return done > fact.deadline
+    return moment > fact.deadline
+
+
+def _append_unique(items: list[str], value: str | None) -> None:
+    if value is not None and value not in items:
+        items.append(value)
+
+
+def _remove(items: list[str], value: str) -> None:
+    if value in items:
+        items.remove(value)
+
+
+def reduce_events(events: Iterable[CaseEventRecord | Mapping[str, Any]]) -> CaseFact:
+    """Fold one case's events into its :class:`CaseFact`. 将一个案件的事件归约为案件事实。
+
+    Duplicates (same ``event_id``) are dropped and events sorted by
+    ``(version, occurred_at, event_id)`` first, so the result does not depend
+    on input order or repetition. Unknown event types are ignored (they only
+    advance ``last_event_at``). Raises ``ValueError`` on no events or events of
+    several cases.
+    先去重、排序再折叠，结果与输入顺序和重复无关。未知事件类型被忽略（只更新最后事件时间）。
+    无事件或混有多个案件的事件时抛出 ``ValueError``。
+    """
+    records = [e if isinstance(e, CaseEventRecord) else CaseEventRecord.model_validate(e) for e in events]
+    if not records:
+        raise ValueError("reduce_events: no events")
+    case_ids = {r.case_id for r in records}
+    if len(case_ids) > 1:
+        raise ValueError(f"reduce_events: events of several cases {sorted(case_ids)}")
+    unique: dict[str, CaseEventRecord] = {}
+    for record in sorted(records, key=CaseEventRecord.sort_key):
+        unique.setdefault(record.event_id, record)
+    ordered = sorted(unique.values(), key=CaseEventRecord.sort_key)
+
+    f: dict[str, Any] = CaseFact(case_id=ordered[0].case_id).model_dump()
+    for record in ordered:
+        _apply(f, record)
+    f["event_count"] = len(ordered)
+    fact = CaseFact.model_validate(f)
+    if fact.last_event_at is not None:
+        fact = fact.model_copy(update={"overdue": is_overdue(fact, fact.last_event_at)})
+    return fact
+
+
+def _set_deadlines(f: dict[str, Any], data: Mapping[str, Any], *, deadline_key: str = "deadline") -> None:
+    changed = False
+    if data.get(deadline_key) is not None:
+        f["deadline"] = _to_datetime(data[deadline_key])
+        changed = True
+    if data.get("accept_deadline") is not None:
+        f["accept_deadline"] = _to_datetime(data["accept_deadline"])
+        changed = True
+    if changed:
+        f["provisional"] = bool(data.get("provisional", False))
+
+
+def _set_descriptive(f: dict[str, Any], data: Mapping[str, Any]) -> None:
+    for key in _DESCRIPTIVE_FIELDS:
+        if data.get(key) is not None:
+            f[key] = data[key]
+    if data.get("time_basis") is not None:
+        f["time_basis"] = data["time_basis"]
+    if data.get("reported_at") is not None:
+        reported = _to_datetime(data["reported_at"])
+        if f["reported_at"] is None or reported < f["reported_at"]:
+            f["reported_at"] = reported
+
+
+def _first(data: Mapping[str, Any], *keys: str) -> Any:
+    """The first non-null value among ``keys``. 依次取第一个非空字段。"""
+    for key in keys:
+        if data.get(key) is not None:
+            return data[key]
+    return None
+
+
+def _move_to(f: dict[str, Any], unit: str | None, unit_kind: str | None) -> None:
+    """Make ``unit`` the holder; a new holder must 签收 again. 转由新单位承办，需重新签收。"""
+    if unit is None:
+        return
+    if unit != f["unit"]:
+        f["accepted_at"] = None
+        f["unit_kind"] = None
+    f["unit"] = unit
+    if unit_kind is not None:
+        f["unit_kind"] = unit_kind
+
+
+def _apply(f: dict[str, Any], record: CaseEventRecord) -> None:
+    """Fold one event into the working fact (a dict). 折叠一条事件。"""
+    t, at, data = record.type, record.occurred_at, record.data
+    if f["last_event_at"] is None or at > f["last_event_at"]:
+        f["last_event_at"] = at
+    _set_descriptive(f, data)
+    _set_deadlines(f, data)
+
+    if t in _ASSIGNMENT_TYPES:
+        if f["dispatched_at"] is None:
+            f["dispatched_at"] = at
+        _move_to(f, data.get("unit"), data.get("unit_kind"))
+    elif t == "case.triage_required":
+        f["triage_count"] += 1
+    elif t == "case.merged":
+        f["merged_into"] = _first(data, "into", "merged_into")
+    elif t == "case.accepted":
+        if f["accepted_at"] is None:
+            f["accepted_at"] = at
+    elif t == "case.rejected":
+        f["rejections"] += 1
+        _append_unique(f["rejected_by"], _first(data, "rejected_unit", "unit") or f["unit"])
+    elif t == "case.rejection_ruled":
+        unit = _first(data, "rejected_unit", "unit") or f["unit"]
+        valid = _first(data, "valid", "rejection_valid")
+        if unit is not None and valid is not None:
+            if valid:
+                _append_unique(f["units_rejected_validly"], unit)
+                _remove(f["units_rejected_invalidly"], unit)
+            else:
+                _append_unique(f["units_rejected_invalidly"], unit)
+                _remove(f["units_rejected_validly"], unit)
+                _move_to(f, unit, None)
+    elif t == "case.extension_requested":
+        f["extensions_requested"] += 1
+    elif t == "case.extended":
+        f["extensions"] += 1
+        if data.get("deadline") is None:
+            _set_deadlines(f, data, deadline_key="new_deadline")
+    elif t == "case.resolved":
+        f["resolved_at"] = at
+    elif t == "case.verified":
+        passed = _first(data, "passed", "verification_passed")
+        if passed is None or passed:
+            f["verified_at"] = at
+        else:
+            f["reworks"] += 1
+            f["resolved_at"] = None
+            f["verified_at"] = None
+    elif t == "case.reopened":
+        f["reopens"] += 1
+        f["resolved_at"] = None
+        f["verified_at"] = None
+        f["closed_at"] = None
+    elif t == "case.closed":
+        f["closed_at"] = at
+    elif t == "case.callback_recorded":
+        if data.get("valid", True) and data.get("satisfaction") is not None:
+            f["satisfaction"] = data["satisfaction"]
+            solved = data.get("solved")
+            f["solved"] = None if solved is None else bool(solved)
+    elif t == "case.supervised":
+        f["supervisions"] += 1
+    elif t == "case.escalated":
+        f["escalations"] += 1
+        department = data.get("department")
+        if department is not None:
+            f["escalated_to"] = department
+            f["reported_in_at"] = None
+            _move_to(f, department, "county_department")
+            f["accepted_at"] = None
+        if data.get("report_deadline") is not None:
+            f["accept_deadline"] = _to_datetime(data["report_deadline"])
+    elif t == "case.reported_in":
+        if f["reported_in_at"] is None:
+            f["reported_in_at"] = at
+        if f["accepted_at"] is None:
+            f["accepted_at"] = at
+    elif t == "case.cohandler_added":
+        _append_unique(f["cohandlers"], _first(data, "cohandler", "unit"))
+    elif t == "case.self_handled":
+        f["self_handled"] = True
+        if data.get("unit") is not None:
+            f["unit"] = data["unit"]
+        f["resolved_at"] = at
+        f["closed_at"] = at
+    # case.overdue and unknown types: only last_event_at. 其他类型仅更新最后事件时间。
+
+
+def fact_counts(fact: CaseFact, as_of: datetime) -> dict[str, int]:
+    """This case's 0/1 contribution to its unit's count columns as of ``as_of``.
+
+    本案截至 ``as_of`` 对承办单位各计数列的贡献（0 或 1）。
+
+    The population is the cases dispatched to the unit: a case never
+    dispatched (e.g. a grid worker's self-handled report), dispatched after
+    ``as_of``, or merged into another case contributes nothing. Times are
+    judged as of ``as_of``; counters (reworks, extensions, rejections) are
+    as of the fact's last event.
+    统计口径为派遣给该单位的案件：未派遣（如网格员自处置）、``as_of`` 之后派遣或已并案的不计。
+    时间按 ``as_of`` 判断；返工、延期、退单次数按最后事件时的状态。
+    """
+    counts = empty_counts()
+    moment = as_of.replace(tzinfo=TZ) if as_of.tzinfo is None else as_of
+    if fact.dispatched_at is None or fact.dispatched_at > moment or fact.merged_into is not None:
+        return counts
+
+    def by(t: datetime | None) -> bool:
+        return t is not None and t <= moment
+
+    def within(t: datetime | None, limit: datetime | None) -> bool:
+        return by(t) and (limit is None or (t is not None and t <= limit))
+
+    counts["dispatched"] = 1
+    counts["accepted"] = int(by(fact.accepted_at))
+    counts["accepted_in_time"] = int(within(fact.accepted_at, fact.accept_deadline))
+    counts["responded_in_time"] = counts["accepted_in_time"]
+    counts["resolved"] = int(by(fact.resolved_at))
+    counts["resolved_on_time"] = int(within(fact.resolved_at, fact.deadline))
+    counts["overdue"] = int(is_overdue(fact, moment))
+    counts["reworked"] = int(counts["resolved"] == 1 and fact.reworks >= 1)
+    counts["rejected"] = int(
+        fact.unit is not None and fact.unit in fact.rejected_by and fact.unit not in fact.units_rejected_validly
+    )
+    counts["extended"] = int(fact.extensions >= 1)
+    counts["closed"] = int(by(fact.closed_at))
+    counts["closed_on_time"] = int(within(fact.closed_at, fact.deadline))
+    if fact.satisfaction is not None:
+        counts["callbacks_valid"] = 1
+        counts["solved"] = int(bool(fact.solved))
+        counts["satisfied"] = int(fact.satisfaction == "satisfied")
+        counts["basically_satisfied"] = int(fact.satisfaction == "basically_satisfied")
+    return counts
+
+
+def unit_counts(facts: Iterable[CaseFact], as_of: datetime) -> dict[tuple[str, str | None], dict[str, int]]:
+    """Sum :func:`fact_counts` per (holding unit, township). 按（承办单位，乡镇）汇总计数。
+
+    Keyed by (unit, township) so an agency serving several townships gets one
+    row per township (needed by the township-led 派驻机构 scheme). Cases with
+    no holding unit are skipped.
+    以（单位，乡镇）为键，服务多个乡镇的派驻机构在每个乡镇各有一行。无承办单位的案件不计。
+    """
+    totals: dict[tuple[str, str | None], dict[str, int]] = {}
+    for fact in facts:
+        if fact.unit is None:
+            continue
+        contribution = fact_counts(fact, as_of)
+        if not contribution["dispatched"]:
+            continue
+        row = totals.setdefault((fact.unit, fact.township), empty_counts())
+        for key, value in contribution.items():
+            row[key] += value
+    return totals

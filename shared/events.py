@@ -1,0 +1,405 @@
+"""The platform's one versioned event contract (事件契约).
+
+Every Kafka message is a CloudEvents-style envelope (:class:`EventEnvelope`)
+whose ``data`` is the pydantic payload model registered for its ``type``.
+The same attributes travel as Kafka headers (``ce_id``, ``ce_type``,
+``ce_source``, ``ce_time``, ``ce_schema_version``, ``correlation_id``) so a
+consumer can route or dead-letter a message without parsing its body.
+
+Event types are facts in the past tense. Topics and their payloads are listed
+in :data:`TOPICS`; ``docs/events.md`` is generated from this module
+(``python -m shared.events > docs/events.md``) and a test keeps it in sync.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SCHEMA_VERSION = 1
+#: Namespace of the deterministic event ids: uuid5(NS, "<source>:<source id>").
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c7c1e-3b1a-5d2e-9a57-2c1d0e8f4b11")
+
+Source = Literal["12345", "cityops", "gridworker"]
+Urgency = Literal["normal", "urgent", "critical"]
+Crs = Literal["wgs84", "gcj02", "bd09", "cgcs2000"]
+
+
+def incident_event_id(source: str, source_id: str) -> uuid.UUID:
+    """Deterministic event id of a producer's record: every service derives the same one."""
+    return uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}:{source_id}")
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+# --------------------------------------------------------------------------- incident.reported
+
+
+class GeoPoint(_Payload):
+    """A WGS-84 point (after conversion) and what the producer sent."""
+
+    lng: float
+    lat: float
+    original_crs: Crs = "wgs84"
+    original_lng: float
+    original_lat: float
+
+
+class CallerRef(_Payload):
+    """来电人 without personal data: the masked phone and a salted hash for linking repeat callers."""
+
+    phone_masked: str | None = None
+    phone_hash: str | None = None
+    anonymous: bool = False
+
+
+class IncidentReported(_Payload):
+    """事件上报: one normalised shape for 12345 工单, 数字城管 案卷 and 网格员 上报."""
+
+    event_id: uuid.UUID
+    source: Source
+    source_id: str = Field(description="ticket_no / case_no / report_id as the producer sent it")
+    reported_at: datetime = Field(description="受理/上报时间, timezone-aware")
+    received_at: datetime = Field(description="when intake accepted it")
+    title: str | None = None
+    description: str
+    category_codes: dict[str, str] = Field(
+        description="the source's own codes, verbatim (category_code / major_code+minor_code+kind / event_type)"
+    )
+    category_key: str = Field(description="the key source_mappings use: '<category>' / '<major>-<minor>' / '<type>'")
+    category_name: str | None = Field(None, description="mapped category label when known")
+    location: GeoPoint | None = None
+    address: str | None = None
+    division_code: str | None = None
+    grid_code: str | None = None
+    cell_code: str | None = None
+    urgency: Urgency = "normal"
+    reporter_kind: str = Field(description="caller / supervisor / public / leader / media / sensor / grid_worker")
+    appeal_type: str | None = None
+    channel: str | None = None
+    caller: CallerRef | None = None
+    worker_id: str | None = None
+    component_id: str | None = None
+    self_handled: bool = False
+    attachments: list[str] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- case.events
+
+
+class ActorRef(_Payload):
+    role: str
+    unit: str | None = None
+    township: str | None = None
+    name: str | None = None
+
+
+class CaseEvent(_Payload):
+    """A fact about one case (案件). ``type`` says which; fields not relevant to it stay null.
+
+    Every event carries the case's identity and where it stands after the
+    transition, so a consumer (metrics) can fold events in any order.
+    """
+
+    case_id: uuid.UUID
+    version: int = Field(description="case version after this transition")
+    occurred_at: datetime
+    actor: ActorRef
+    state: str = Field(description="state after the transition")
+    previous_state: str | None = None
+    incident_id: uuid.UUID | None = None
+    source: Source | None = None
+    source_id: str | None = None
+    township: str | None = None
+    unit: str | None = Field(None, description="primary unit after the transition")
+    unit_kind: str | None = None
+    matter: str | None = None
+    matter_group: str | None = None
+    urgency: Urgency | None = None
+    reported_at: datetime | None = None
+    deadline: datetime | None = None
+    time_basis: Literal["working", "natural"] | None = None
+    accept_deadline: datetime | None = None
+    provisional: bool = False
+    reason: str | None = None
+    note: str | None = None
+    # action-specific facts
+    triage_reason: str | None = None
+    merged_into: uuid.UUID | None = None
+    rejected_unit: str | None = None
+    rejection_valid: bool | None = None
+    extension_approved: bool | None = None
+    verification_passed: bool | None = None
+    satisfaction: Literal["satisfied", "basically_satisfied", "unsatisfied"] | None = None
+    solved: bool | None = None
+    department: str | None = None
+    cohandlers: list[str] = Field(default_factory=list)
+    overdue: bool = False
+    self_handled: bool = False
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- jurisdiction.changed
+
+
+class JurisdictionChanged(_Payload):
+    """辖区变更: a county's jurisdiction bundle or rule set was replaced."""
+
+    county_code: str
+    version: int = Field(description="jurisdiction version after the change")
+    rules_version: int
+    digest: str
+    change: Literal["bundle", "rules"]
+
+
+# --------------------------------------------------------------------------- envelope
+
+DataT = TypeVar("DataT", bound=BaseModel)
+
+
+class EventEnvelope(BaseModel, Generic[DataT]):
+    """CloudEvents-style envelope around every payload."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: uuid.UUID
+    type: str
+    source: str = Field(description="emitting service and producer, e.g. /intake/12345")
+    time: datetime
+    schema_version: int = SCHEMA_VERSION
+    correlation_id: str
+    subject: str | None = Field(None, description="what the event is about; the Kafka key")
+    data: DataT
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [
+            ("ce_id", str(self.id).encode()),
+            ("ce_type", self.type.encode()),
+            ("ce_source", self.source.encode()),
+            ("ce_time", self.time.isoformat().encode()),
+            ("ce_schema_version", str(self.schema_version).encode()),
+            ("correlation_id", self.correlation_id.encode()),
+        ]
+
+
+# --------------------------------------------------------------------------- topic registry
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    description: str
+    key: str
+    partitions: int
+    event_types: dict[str, type[BaseModel]] = field(default_factory=dict)
+
+
+INCIDENT_REPORTED = "incident.reported"
+CASE_EVENTS = "case.events"
+JURISDICTION_CHANGED = "jurisdiction.changed"
+
+CASE_EVENT_TYPES: tuple[str, ...] = (
+    "case.dispatched",
+    "case.triage_required",
+    "case.merged",
+    "case.self_handled",
+    "case.assigned",
+    "case.accepted",
+    "case.rejected",
+    "case.rejection_ruled",
+    "case.extension_requested",
+    "case.extended",
+    "case.extension_denied",
+    "case.reassigned",
+    "case.resolved",
+    "case.verified",
+    "case.reopened",
+    "case.closed",
+    "case.callback_recorded",
+    "case.supervised",
+    "case.escalated",
+    "case.reported_in",
+    "case.cohandler_added",
+    "case.overdue",
+)
+
+TOPICS: dict[str, TopicSpec] = {
+    INCIDENT_REPORTED: TopicSpec(
+        name=INCIDENT_REPORTED,
+        description="Every accepted producer record, normalised (intake → dispatch).",
+        key="event id (one record = one case; all its events keep their order)",
+        partitions=6,
+        event_types={"incident.reported": IncidentReported},
+    ),
+    CASE_EVENTS: TopicSpec(
+        name=CASE_EVENTS,
+        description="Every case transition (dispatch → metrics, dashboard).",
+        key="case id",
+        partitions=6,
+        event_types={t: CaseEvent for t in CASE_EVENT_TYPES},
+    ),
+    JURISDICTION_CHANGED: TopicSpec(
+        name=JURISDICTION_CHANGED,
+        description="A county's jurisdiction or rule set was replaced (grid → dispatch, metrics).",
+        key="county code",
+        partitions=1,
+        event_types={"jurisdiction.changed": JurisdictionChanged},
+    ),
+}
+
+PAYLOAD_BY_TYPE: dict[str, type[BaseModel]] = {
+    t: model for spec in TOPICS.values() for t, model in spec.event_types.items()
+}
+
+
+def dlq_topic(topic: str) -> str:
+    """The dead-letter topic beside a consumed topic."""
+    return f"{topic}.dlq"
+
+
+def all_topic_names() -> list[str]:
+    return [n for t in TOPICS for n in (t, dlq_topic(t))]
+
+
+class ContractError(ValueError):
+    """A message that does not fit the event contract (goes to the DLQ)."""
+
+
+def decode_envelope(raw: bytes | None) -> EventEnvelope[Any]:
+    """Parse bytes into an envelope with a typed payload; raise :class:`ContractError` if it does not fit."""
+    if raw is None:
+        raise ContractError("empty message value")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ContractError(f"not JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise ContractError("envelope is not a JSON object")
+    etype = obj.get("type")
+    model = PAYLOAD_BY_TYPE.get(etype) if isinstance(etype, str) else None
+    if model is None:
+        raise ContractError(f"unknown event type {etype!r}")
+    version = obj.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ContractError(f"unsupported schema_version {version!r} for {etype}")
+    try:
+        return EventEnvelope[model].model_validate(obj)  # type: ignore[valid-type]
+    except ValidationError as exc:
+        raise ContractError(f"invalid {etype}: {exc.errors(include_url=False)}") from exc
+
+
+def make_envelope(
+    *,
+    event_type: str,
+    data: BaseModel,
+    source: str,
+    correlation_id: str,
+    subject: str | None,
+    time: datetime,
+    event_id: uuid.UUID | None = None,
+) -> EventEnvelope[Any]:
+    if PAYLOAD_BY_TYPE.get(event_type) is not type(data):
+        raise ContractError(f"{type(data).__name__} is not the payload of {event_type}")
+    return EventEnvelope[type(data)](  # type: ignore[misc]
+        id=event_id or uuid.uuid4(),
+        type=event_type,
+        source=source,
+        time=time,
+        correlation_id=correlation_id,
+        subject=subject,
+        data=data,
+    )
+
+
+def render_docs() -> str:
+    """Markdown reference of every topic and payload, generated from the models."""
+    lines = [
+        "# Events and topics",
+        "",
+        "Generated from `shared/events.py` by `python -m shared.events > docs/events.md`;",
+        "a test fails when this file and the models differ.",
+        "",
+        f"Envelope (schema_version {SCHEMA_VERSION}): CloudEvents-style attributes, also sent as Kafka",
+        "headers `ce_id`, `ce_type`, `ce_source`, `ce_time`, `ce_schema_version`, `correlation_id`.",
+        "Every consumed topic has a dead-letter topic `<topic>.dlq`: the original value and headers plus",
+        "`dlq_reason`, `dlq_consumer`, `dlq_original_topic`, `dlq_original_partition`, `dlq_original_offset`.",
+        "",
+        "| field | type | description |",
+        "|---|---|---|",
+    ]
+    lines += _field_rows(EventEnvelope[BaseModel])
+    for spec in TOPICS.values():
+        lines += [
+            "",
+            f"## `{spec.name}`",
+            "",
+            spec.description,
+            "",
+            f"- key: {spec.key}",
+            f"- partitions: {spec.partitions}",
+            f"- dead letters: `{dlq_topic(spec.name)}`",
+            "- event types: " + ", ".join(f"`{t}`" for t in spec.event_types),
+        ]
+        seen: set[type[BaseModel]] = set()
+        for model in spec.event_types.values():
+            if model in seen:
+                continue
+            seen.add(model)
+            lines += _model_section(model)
+    return "\n".join(lines) + "\n"
+
+
+def _model_section(model: type[BaseModel]) -> list[str]:
+    lines = [
+        "",
+        f"### payload `{model.__name__}`",
+        "",
+        (model.__doc__ or "").strip().splitlines()[0],
+        "",
+        "| field | type | description |",
+        "|---|---|---|",
+    ]
+    lines += _field_rows(model)
+    nested = [a for f in model.model_fields.values() for a in _nested_models(f.annotation)]
+    for sub in dict.fromkeys(nested):
+        lines += ["", f"#### `{sub.__name__}`", "", "| field | type | description |", "|---|---|---|"]
+        lines += _field_rows(sub)
+    return lines
+
+
+def _nested_models(annotation: Any) -> list[type[BaseModel]]:
+    out: list[type[BaseModel]] = []
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        out.append(annotation)
+    for arg in getattr(annotation, "__args__", ()) or ():
+        out += _nested_models(arg)
+    return out
+
+
+def _type_name(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
+    return text or re.sub(r"(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_])", "", str(annotation))
+
+
+def _field_rows(model: type[BaseModel]) -> list[str]:
+    rows = []
+    for name, f in model.model_fields.items():
+        req = "" if f.is_required() else " (optional)"
+        desc = (f.description or "").replace("|", "\\|")
+        rows.append(f"| `{name}` | `{_type_name(f.annotation)}`{req} | {desc} |")
+    return rows
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(render_docs(), end="")

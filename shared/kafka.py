@@ -1,0 +1,415 @@
+"""Kafka plumbing: topic creation, a publisher that survives broker outages,
+and the consumer runner every service uses.
+
+Consumer runner rules (process at least once, apply exactly once):
+
+* ``enable_auto_commit=False``; a partition's offset is committed only after
+  the database transaction that applied its messages has committed.
+* Handlers are idempotent: each event id is recorded in the service's
+  ``processed_messages`` table in the same transaction as its effects, so a
+  redelivered message is skipped.
+* A message that does not fit the contract, or keeps failing, goes to
+  ``<topic>.dlq`` with the reason and its original headers; consumption goes on.
+* The database being down is not the message's fault: the runner rewinds and
+  retries with back-off, it never dead-letters because of an outage.
+* A rebalance listener waits for the in-flight batch (applied and committed)
+  before partitions are handed over; stop() does the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, Uuid, func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.db import is_database_unavailable
+from shared.events import TOPICS, ContractError, EventEnvelope, decode_envelope, dlq_topic
+from shared.logging import bind_correlation, clear_correlation, get_logger
+from shared.observability import PlatformMetrics
+
+log = get_logger(__name__)
+
+
+# --------------------------------------------------------------------------- topics
+
+
+async def ensure_topics(bootstrap: str, topics: Sequence[str] | None = None, *, timeout_s: float = 10.0) -> None:
+    """Create the registry's topics (and their ``.dlq``) that do not exist yet."""
+    wanted: dict[str, int] = {}
+    for name in topics or list(TOPICS):
+        partitions = TOPICS[name].partitions if name in TOPICS else 1
+        wanted[name] = partitions
+        wanted[dlq_topic(name)] = 1
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    await asyncio.wait_for(admin.start(), timeout_s)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(n, num_partitions=p, replication_factor=1) for n, p in wanted.items() if n not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+    finally:
+        await admin.close()
+
+
+# --------------------------------------------------------------------------- producer
+
+
+def producer_options(*, enable_idempotence: bool) -> dict[str, Any]:
+    """One place for the producer settings the platform uses (and the bench's floor reuses)."""
+    return {
+        "acks": "all",
+        "enable_idempotence": enable_idempotence,
+        "linger_ms": 5,
+        "max_batch_size": 512 * 1024,
+        "max_request_size": 4 * 1024 * 1024,
+        "request_timeout_ms": 10_000,
+        "retry_backoff_ms": 200,
+    }
+
+
+class KafkaPublisher:
+    """An ``AIOKafkaProducer`` that is (re)started lazily, so a service starts and keeps
+    accepting work while the broker is down; :attr:`up` reports the broker's state."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        client_id: str,
+        enable_idempotence: bool = False,
+        metrics: PlatformMetrics | None = None,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.client_id = client_id
+        self.enable_idempotence = enable_idempotence
+        self.metrics = metrics
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+        self.up = False
+        self.last_error: str | None = None
+
+    async def _ensure(self) -> AIOKafkaProducer:
+        async with self._lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.bootstrap,
+                    client_id=self.client_id,
+                    **producer_options(enable_idempotence=self.enable_idempotence),
+                )
+                try:
+                    await asyncio.wait_for(producer.start(), 10)
+                    await ensure_topics(self.bootstrap)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await producer.stop()
+                    raise
+                self._producer = producer
+            return self._producer
+
+    def _mark(self, up: bool, error: str | None = None) -> None:
+        self.up = up
+        self.last_error = error
+        if self.metrics is not None:
+            self.metrics.broker_up.set(1 if up else 0)
+
+    async def send_batch(
+        self, messages: Sequence[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]], timeout_s: float = 15.0
+    ) -> None:
+        """Send (topic, key, value, headers) tuples and wait until the broker acked every one.
+
+        Raises on any failure; the caller keeps the messages (outbox rows) for the next try.
+        """
+        try:
+            producer = await self._ensure()
+            futures = [
+                await producer.send(topic, value=value, key=key, headers=headers)
+                for topic, key, value, headers in messages
+            ]
+            await asyncio.wait_for(asyncio.gather(*futures), timeout_s)
+        except Exception as exc:
+            self._mark(False, f"{type(exc).__name__}: {exc}")
+            await self._reset()
+            raise
+        self._mark(True)
+
+    async def _reset(self) -> None:
+        async with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 5)
+
+    async def stop(self) -> None:
+        await self._reset()
+
+
+# --------------------------------------------------------------------------- consumer
+
+
+def processed_messages_table(metadata: MetaData) -> Table:
+    """Idempotency keys of consumed events, in the consuming service's schema."""
+    return Table(
+        "processed_messages",
+        metadata,
+        Column("consumer", Text, primary_key=True),
+        Column("event_id", Uuid, primary_key=True),
+        Column("outcome", Text, nullable=False, server_default="applied"),
+        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+Handler = Callable[[AsyncSession, EventEnvelope[Any]], Awaitable[None]]
+
+
+class _RevokeListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runner: ConsumerRunner) -> None:
+        self.runner = runner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # Waits for the in-flight batch: it is applied and its offsets committed before hand-over.
+        async with self.runner._inflight:
+            log.info("partitions revoked", consumer=self.runner.group_id, partitions=sorted(map(str, revoked)))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("partitions assigned", consumer=self.runner.group_id, partitions=sorted(map(str, assigned)))
+
+
+class ConsumerRunner:
+    """Consumes topics with a consumer group and applies each event in a database transaction."""
+
+    def __init__(
+        self,
+        *,
+        group_id: str,
+        topics: Sequence[str],
+        bootstrap: str,
+        sessions: async_sessionmaker[AsyncSession],
+        processed: Table,
+        handler: Handler,
+        publisher: KafkaPublisher,
+        metrics: PlatformMetrics | None = None,
+        max_batch: int = 500,
+        max_attempts: int = 3,
+        after_commit: Callable[[], None] | None = None,
+        client_id: str | None = None,
+    ) -> None:
+        self.group_id = group_id
+        self.topics = list(topics)
+        self.bootstrap = bootstrap
+        self.sessions = sessions
+        self.processed = processed
+        self.handler = handler
+        self.publisher = publisher
+        self.metrics = metrics
+        self.max_batch = max_batch
+        self.max_attempts = max_attempts
+        self.after_commit = after_commit
+        self.client_id = client_id or group_id
+        self._consumer: AIOKafkaConsumer | None = None
+        self._inflight = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.running = False
+        self.applied = 0
+
+    # -- lifecycle
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run_forever(), name=f"consumer:{self.group_id}")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, 30)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+
+    async def _run_forever(self) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            try:
+                await self._run_once()
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # broker gone, coordinator lost…: reconnect with back-off
+                log.warning("consumer restarting", consumer=self.group_id, error=repr(exc))
+                if self.metrics:
+                    self.metrics.broker_up.set(0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), backoff)
+                backoff = min(backoff * 2, 10)
+
+    async def _run_once(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group_id,
+            client_id=self.client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.max_batch,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+            rebalance_timeout_ms=30_000,
+            metadata_max_age_ms=5_000,
+        )
+        await asyncio.wait_for(consumer.start(), 15)
+        self._consumer = consumer
+        try:
+            await ensure_topics(self.bootstrap, self.topics)
+            consumer.subscribe(self.topics, listener=_RevokeListener(self))
+            self.running = True
+            while not self._stopping.is_set():
+                batches = await consumer.getmany(timeout_ms=200, max_records=self.max_batch)
+                if not batches:
+                    continue
+                async with self._inflight:
+                    for tp, records in batches.items():
+                        if self._stopping.is_set() and not records:
+                            break
+                        await self._process_partition(consumer, tp, records)
+                    self._update_lag(consumer, batches)
+        finally:
+            self.running = False
+            self._consumer = None
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(consumer.stop(), 10)
+
+    def _update_lag(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        if self.metrics is None:
+            return
+        for tp, records in batches.items():
+            high = consumer.highwater(tp)
+            if high is not None and records:
+                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, high - records[-1].offset - 1))
+
+    # -- processing
+    async def _process_partition(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord]
+    ) -> None:
+        decoded: list[tuple[ConsumerRecord, EventEnvelope[Any]]] = []
+        for record in records:
+            try:
+                decoded.append((record, decode_envelope(record.value)))
+            except ContractError as exc:
+                await self._dead_letter(record, f"contract: {exc}")
+        while True:
+            try:
+                await self._apply_all(decoded)
+                break
+            except Exception as exc:
+                if is_database_unavailable(exc):
+                    log.warning("database unavailable; will retry batch", consumer=self.group_id, error=repr(exc))
+                    await asyncio.sleep(1.0)
+                    continue
+                log.warning("batch failed; applying one by one", consumer=self.group_id, error=repr(exc))
+                await self._apply_one_by_one(decoded)
+                break
+        try:
+            await consumer.commit({tp: records[-1].offset + 1})
+        except CommitFailedError as exc:  # rebalanced meanwhile: the new owner re-reads, dedup skips
+            log.warning("offset commit failed after rebalance", consumer=self.group_id, error=repr(exc))
+        if self.after_commit is not None:
+            self.after_commit()
+
+    async def _apply_all(self, items: list[tuple[ConsumerRecord, EventEnvelope[Any]]]) -> None:
+        if not items:
+            return
+        async with self.sessions() as session, session.begin():
+            fresh = await self._claim(session, [env for _, env in items])
+            for record, env in items:
+                if env.id not in fresh:
+                    self._count(record.topic, "duplicate")
+                    continue
+                bind_correlation(correlation_id=env.correlation_id, event_id=str(env.id))
+                try:
+                    await self.handler(session, env)
+                finally:
+                    clear_correlation()
+        for record, env in items:
+            if env.id in fresh:
+                self._count(record.topic, "applied")
+                self.applied += 1
+
+    async def _apply_one_by_one(self, items: list[tuple[ConsumerRecord, EventEnvelope[Any]]]) -> None:
+        for record, env in items:
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    await self._apply_all([(record, env)])
+                    break
+                except Exception as exc:
+                    if is_database_unavailable(exc):
+                        await asyncio.sleep(1.0)
+                        attempt -= 1
+                        continue
+                    if attempt >= self.max_attempts:
+                        await self._dead_letter(record, f"handler failed {attempt}×: {type(exc).__name__}: {exc}")
+                        await self._record_outcome(env, "dead_lettered")
+                        break
+                    await asyncio.sleep(0.1 * attempt)
+
+    async def _claim(self, session: AsyncSession, envelopes: list[EventEnvelope[Any]]) -> set[Any]:
+        """Insert idempotency keys; returns the event ids not processed before."""
+        ids = list(dict.fromkeys(env.id for env in envelopes))
+        stmt = (
+            pg_insert(self.processed)
+            .values([{"consumer": self.group_id, "event_id": i} for i in ids])
+            .on_conflict_do_nothing()
+            .returning(self.processed.c.event_id)
+        )
+        return set((await session.execute(stmt)).scalars().all())
+
+    async def _record_outcome(self, env: EventEnvelope[Any], outcome: str) -> None:
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                pg_insert(self.processed)
+                .values(consumer=self.group_id, event_id=env.id, outcome=outcome)
+                .on_conflict_do_nothing()
+            )
+
+    async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
+        headers = [
+            *list(record.headers or []),
+            ("dlq_reason", reason[:4000].encode()),
+            ("dlq_consumer", self.group_id.encode()),
+            ("dlq_original_topic", record.topic.encode()),
+            ("dlq_original_partition", str(record.partition).encode()),
+            ("dlq_original_offset", str(record.offset).encode()),
+            ("dlq_time", datetime.now(UTC).isoformat().encode()),
+        ]
+        log.error(
+            "dead-lettering message",
+            consumer=self.group_id,
+            topic=record.topic,
+            offset=record.offset,
+            reason=reason[:500],
+        )
+        while True:  # the DLQ write must be acked before the offset moves on
+            try:
+                await self.publisher.send_batch([(dlq_topic(record.topic), record.key, record.value or b"", headers)])
+                break
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning("DLQ publish failed; retrying", error=repr(exc))
+                await asyncio.sleep(1.0)
+        self._count(record.topic, "dead_lettered")
+        if self.metrics:
+            self.metrics.dlq.labels(record.topic).inc()
+
+    def _count(self, topic: str, outcome: str) -> None:
+        if self.metrics:
+            self.metrics.consumed.labels(topic, outcome).inc()

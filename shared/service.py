@@ -1,0 +1,288 @@
+"""What every service has: the runtime (engine, publisher, relay, consumers,
+metrics, staff directory) and the FastAPI app around it with ``/healthz``,
+``/readyz``, ``/metrics``, request ids and the database-down → 503 rule.
+
+A service's ``app.py`` builds a :class:`ServiceRuntime`, registers its outbox,
+consumers and readiness checks, and calls :func:`create_service_app`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+from sqlalchemy import MetaData, Table
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.auth import StaffDirectory
+from shared.db import UnitOfWork, create_engine, is_database_unavailable, ping, session_factory
+from shared.kafka import ConsumerRunner, Handler, KafkaPublisher, processed_messages_table
+from shared.logging import bind_correlation, clear_correlation, configure_logging, get_logger
+from shared.observability import PlatformMetrics, install_metrics
+from shared.outbox import OutboxRelay, outbox_table
+from shared.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Check:
+    """Outcome of one readiness check. ``required`` failures make ``/readyz`` answer 503."""
+
+    ok: bool
+    detail: str = ""
+    required: bool = True
+
+
+ReadinessCheck = Callable[[], Awaitable[Check]]
+
+
+class ServiceRuntime:
+    """Engines and clients of one service instance, built in the app's lifespan."""
+
+    def __init__(self, settings: ServiceSettings, *, service: str, metadata: MetaData) -> None:
+        self.settings = settings
+        self.service = service
+        self.metadata = metadata
+        self.registry = CollectorRegistry()
+        self.metrics = PlatformMetrics(self.registry, service)
+        self.staff = StaffDirectory(settings.staff_tokens)
+        self.engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, application_name=service)
+        self.sessions = session_factory(self.engine)
+        self.publisher = KafkaPublisher(
+            bootstrap=settings.kafka_bootstrap_servers,
+            client_id=f"{service}-producer",
+            enable_idempotence=settings.kafka_enable_idempotence,
+            metrics=self.metrics,
+        )
+        self.relay: OutboxRelay | None = None
+        self.outbox: Table | None = None
+        self.processed: Table | None = None
+        self.consumers: list[ConsumerRunner] = []
+        self.readiness: dict[str, ReadinessCheck] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stoppers: list[Callable[[], Awaitable[None]]] = []
+
+    # -- building blocks
+    def use_outbox(self) -> Table:
+        """Declare the service's outbox table (in its metadata) and its relay."""
+        if self.outbox is None:
+            existing = self.metadata.tables.get(f"{self.metadata.schema}.outbox")
+            self.outbox = existing if existing is not None else outbox_table(self.metadata)
+            self.relay = OutboxRelay(
+                engine=self.engine,
+                table=self.outbox,
+                publisher=self.publisher,
+                metrics=self.metrics,
+                batch_size=self.settings.outbox_batch_size,
+                poll_interval_s=self.settings.outbox_poll_interval_s,
+                retention=timedelta(hours=self.settings.outbox_retention_hours),
+            )
+        return self.outbox
+
+    def add_consumer(
+        self, *, group_id: str, topics: Sequence[str], handler: Handler, max_batch: int | None = None
+    ) -> ConsumerRunner:
+        if self.processed is None:
+            existing = self.metadata.tables.get(f"{self.metadata.schema}.processed_messages")
+            self.processed = existing if existing is not None else processed_messages_table(self.metadata)
+        runner = ConsumerRunner(
+            group_id=group_id,
+            topics=topics,
+            bootstrap=self.settings.kafka_bootstrap_servers,
+            sessions=self.sessions,
+            processed=self.processed,
+            handler=handler,
+            publisher=self.publisher,
+            metrics=self.metrics,
+            max_batch=max_batch or self.settings.consumer_max_batch,
+            max_attempts=self.settings.consumer_max_attempts,
+            after_commit=self.relay.wake if self.relay else None,
+        )
+        self.consumers.append(runner)
+        return runner
+
+    def uow(self) -> UnitOfWork:
+        """A unit of work whose commit wakes the outbox relay."""
+        uow = UnitOfWork(self.sessions)
+        if self.relay is not None:
+            uow.after_commit(self.relay.wake)
+        return uow
+
+    def spawn(self, coro: Awaitable[Any], name: str) -> None:
+        """Run a background loop for the life of the service."""
+        self._tasks.append(asyncio.ensure_future(coro))
+        self._tasks[-1].set_name(name)
+
+    def on_stop(self, stopper: Callable[[], Awaitable[None]]) -> None:
+        self._stoppers.append(stopper)
+
+    # -- lifecycle
+    async def start(self) -> None:
+        if self.staff.dev_mode:
+            log.warning("STAFF_TOKENS is empty: dev staff tokens are active (dev-admin …)")
+        if self.relay is not None:
+            self.relay.start()
+        for consumer in self.consumers:
+            consumer.start()
+
+    async def stop(self) -> None:
+        for consumer in self.consumers:  # finish in-flight work and commit first
+            await consumer.stop()
+        for stopper in reversed(self._stoppers):
+            with contextlib.suppress(Exception):
+                await stopper()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.relay is not None:
+            await self.relay.stop()
+        await self.publisher.stop()
+        await self.engine.dispose()
+
+    # -- health
+    async def readiness_report(self) -> tuple[bool, dict[str, Any]]:
+        checks: dict[str, Check] = {}
+        db_ok = await ping(self.engine)
+        checks["database"] = Check(db_ok, "reachable" if db_ok else "unreachable")
+        if self.relay is not None:
+            backlog: int | None = None
+            if db_ok:
+                with contextlib.suppress(Exception):
+                    backlog = await self.relay.backlog()
+            broker_ok = self.relay.last_error is None
+            checks["broker"] = Check(
+                broker_ok,
+                (self.relay.last_error or "publishing")
+                + (f"; outbox backlog {backlog}" if backlog is not None else ""),
+                required=False,
+            )
+        for consumer in self.consumers:
+            checks[f"consumer:{consumer.group_id}"] = Check(
+                consumer.running, "consuming" if consumer.running else "not connected to the broker", required=False
+            )
+        for name, check in self.readiness.items():
+            try:
+                checks[name] = await check()
+            except Exception as exc:
+                checks[name] = Check(False, repr(exc))
+        ready = all(c.ok for c in checks.values() if c.required)
+        degraded = any(not c.ok for c in checks.values())
+        status = "not_ready" if not ready else ("degraded" if degraded else "ready")
+        return ready, {
+            "status": status,
+            "service": self.service,
+            "checks": {k: {"ok": c.ok, "required": c.required, "detail": c.detail} for k, c in checks.items()},
+        }
+
+
+class RequestIdMiddleware:
+    """Carries ``X-Request-ID`` (or a new one) through logs and back in the response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        request_id = headers.get(b"x-request-id", b"").decode() or str(uuid.uuid4())
+        scope.setdefault("state", {})["request_id"] = request_id
+        bind_correlation(correlation_id=request_id)
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            clear_correlation()
+
+
+def health_router(runtime: ServiceRuntime) -> APIRouter:
+    router = APIRouter(tags=["health 健康检查"])
+
+    @router.get("/healthz", summary="Process alive 进程存活")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": runtime.service}
+
+    @router.get("/readyz", summary="Ready to serve 就绪: database reachable, broker state reported")
+    async def readyz() -> JSONResponse:
+        ready, report = await runtime.readiness_report()
+        return JSONResponse(report, status_code=200 if ready else 503)
+
+    return router
+
+
+def create_service_app(
+    runtime: ServiceRuntime,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    on_start: Callable[[], Awaitable[None]] | None = None,
+    on_stop: Callable[[], Awaitable[None]] | None = None,
+    before_scrape: Callable[[], Awaitable[None]] | None = None,
+) -> FastAPI:
+    settings = runtime.settings
+    configure_logging(service=runtime.service, level=settings.log_level, json=settings.log_json)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if on_start is not None:
+            await on_start()
+        await runtime.start()
+        log.info("service started", service=runtime.service)
+        try:
+            yield
+        finally:
+            if on_stop is not None:
+                await on_stop()
+            await runtime.stop()
+            log.info("service stopped", service=runtime.service)
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.state.staff = runtime.staff
+    app.add_middleware(RequestIdMiddleware)
+
+    async def scrape() -> None:
+        if runtime.relay is not None:
+            with contextlib.suppress(Exception):
+                await runtime.relay.backlog()
+        if before_scrape is not None:
+            await before_scrape()
+
+    install_metrics(app, runtime.metrics, scrape)
+
+    @app.exception_handler(SQLAlchemyError)
+    @app.exception_handler(OSError)
+    async def database_errors(request: Request, exc: Exception) -> JSONResponse:
+        if is_database_unavailable(exc):
+            log.warning("database unavailable", error=repr(exc))
+            return JSONResponse(
+                {"detail": "database unavailable, retry later 数据库暂不可用，请稍后重试"},
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
+        log.exception("database error")
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+    app.include_router(health_router(runtime))
+    for router in routers:
+        app.include_router(router)
+    return app
