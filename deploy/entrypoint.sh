@@ -21,4 +21,4 @@ if [ "${SKIP_MIGRATIONS:-0}" != "1" ]; then
     python -m shared.migrations "$SERVICE"
 fi
 
-exec uvicorn "services.${SERVICE}.app:app" --host 0.0.0.0 --port "$PORT" "$@"
+exec uvicorn --factory "services.${SERVICE}.app:create_app" --host 0.0.0.0 --port "$PORT" "$@"

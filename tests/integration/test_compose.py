@@ -269,9 +269,9 @@ def test_dockerfile_shape() -> None:
     text = DOCKERFILE.read_text(encoding="utf-8")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     assert lines[0] == "FROM python:3.11-slim"
-    for src in ("requirements.lock", "shared/", "services/", "deploy/"):
+    for src in ("requirements-prod.lock", "shared/", "services/", "deploy/"):
         assert any(ln.startswith("COPY") and src in ln for ln in lines), src
-    assert "pip install --no-cache-dir -r requirements.lock" in text
+    assert "pip install --no-cache-dir -r requirements-prod.lock" in text
     assert "--no-deps ." in text
     users = [ln.split()[1] for ln in lines if ln.startswith("USER ")]
     assert users and users[-1].split(":")[0] not in ("root", "0")
@@ -306,7 +306,7 @@ def test_entrypoint_migrates_then_execs_uvicorn(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert calls == [
         "python -m shared.migrations grid",
-        "uvicorn services.grid.app:app --host 0.0.0.0 --port 8003",
+        "uvicorn --factory services.grid.app:create_app --host 0.0.0.0 --port 8003",
     ]
 
 
