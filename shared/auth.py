@@ -25,8 +25,8 @@ DEV_STAFF_TOKENS: dict[str, dict[str, str]] = {
     "dev-dispatcher": {"role": "dispatcher", "township": "*"},
     "dev-dispatcher-qingxi": {"role": "dispatcher", "township": "330127101"},
     "dev-township-qingxi": {"role": "township_admin", "township": "330127101"},
-    "dev-unit-qingxi-zfd": {"role": "unit", "township": "330127101", "unit": "330127101-ZFD"},
-    "dev-unit-pcs-qingxi": {"role": "unit", "township": "330127101", "unit": "PCS-QINGXI"},
+    "dev-unit-qingxi-zfd": {"role": "unit", "township": "330127101", "unit": "330127101-zfd"},
+    "dev-unit-pcs-qingxi": {"role": "unit", "township": "330127101", "unit": "pz-pcs-qingxi"},
     "dev-hotline": {"role": "hotline", "township": "*"},
 }
 

@@ -222,6 +222,7 @@ class ConsumerRunner:
         self._task: asyncio.Task[None] | None = None
         self.running = False
         self.applied = 0
+        self.duplicates = 0
 
     # -- lifecycle
     def start(self) -> None:
@@ -333,6 +334,7 @@ class ConsumerRunner:
             for record, env in items:
                 if env.id not in fresh:
                     self._count(record.topic, "duplicate")
+                    self.duplicates += 1
                     continue
                 bind_correlation(correlation_id=env.correlation_id, event_id=str(env.id))
                 try:

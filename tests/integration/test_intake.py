@@ -108,7 +108,7 @@ async def test_each_source_is_normalised_onto_kafka(client: httpx.AsyncClient, k
         assert data.caller.phone_hash and "13812345678" not in rec.value.decode()
         assert data.category_key == body["category_code"] and data.appeal_type == "complaint"
     if source == "cityops":
-        assert data.category_key == "01-001" and data.category_name == "市容环境"
+        assert data.category_key == "01-002" and data.category_name == "市容环境"
     if source == "gridworker":
         assert data.grid_code == body["grid_code"] and data.reporter_kind == "grid_worker"
 
