@@ -45,9 +45,17 @@ def content_hash(raw: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+def _digits(phone: str) -> str:
+    """The phone's digits, a mobile's +86 country prefix dropped."""
+    digits = re.sub(r"\D", "", phone)
+    if digits.startswith("86") and len(digits) == 13:
+        digits = digits[2:]
+    return digits
+
+
 def mask_phone(phone: str) -> str:
     """``13812345678`` → ``138****5678``; short numbers keep only their last two digits."""
-    digits = re.sub(r"\D", "", phone)
+    digits = _digits(phone)
     if len(digits) >= 7:
         return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
     return "*" * max(0, len(digits) - 2) + digits[-2:]
@@ -55,9 +63,7 @@ def mask_phone(phone: str) -> str:
 
 def phone_hash(phone: str, salt: str) -> str:
     """Salted HMAC-SHA256 of the phone's digits (a mobile's +86 prefix dropped), for linking repeat callers."""
-    digits = re.sub(r"\D", "", phone)
-    if digits.startswith("86") and len(digits) == 13:
-        digits = digits[2:]
+    digits = _digits(phone)
     return hmac.new(salt.encode(), digits.encode(), hashlib.sha256).hexdigest()[:32]
 
 

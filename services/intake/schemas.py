@@ -8,7 +8,9 @@ read as Asia/Shanghai. Validation errors name the failing field (FastAPI's
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -162,48 +164,9 @@ class BatchBody(BaseModel):
     events: list[dict[str, Any]] = Field(min_length=1)
 
 
+#: A complete example record per source (OpenAPI docs, README, tests): ``deploy/demo/examples/<source>.json``.
 EXAMPLES: dict[str, dict[str, Any]] = {
-    "12345": {
-        "ticket_no": "GD202611240001",
-        "received_at": "2026-11-24T09:15:00+08:00",
-        "channel": "phone",
-        "appeal_type": "complaint",
-        "category_code": "010101",
-        "title": "青溪镇青溪社区路边占道经营",
-        "content": "青溪社区桥头每天早上有流动摊贩占道经营，影响通行，希望处理。",
-        "caller": {"name": "王先生", "phone": "13812345678", "anonymous": False},
-        "address": "青溪县青溪镇青溪社区桥头",
-        "location": {"lng": 119.0452, "lat": 29.6021, "crs": "gcj02"},
-        "division_code": "330127101",
-        "urgency": "normal",
-        "attachments": [{"url": "https://12345.example.gov.cn/a/1.jpg", "kind": "photo"}],
-    },
-    "cityops": {
-        "case_no": "AJ2026112400017",
-        "reported_at": "2026-11-24T08:40:00+08:00",
-        "reporter_type": "supervisor",
-        "kind": "event",
-        "major_code": "01",
-        "minor_code": "002",
-        "description": "白沙街道人民路与解放路交叉口暴露垃圾堆积",
-        "address": "青溪县白沙街道人民路与解放路交叉口",
-        "location": {"lng": 119.0301, "lat": 29.5893, "crs": "cgcs2000"},
-        "cell_code": "33012700100101",
-        "urgency": "normal",
-        "photos": ["https://szcg.example.gov.cn/p/17.jpg"],
-    },
-    "gridworker": {
-        "report_id": "WG-20261124-0042",
-        "reported_at": "2026-11-24T10:05:00+08:00",
-        "worker_id": "GW330127102007",
-        "worker_name": "李网格",
-        "grid_code": "330127102001001",
-        "event_type": "GW-WJ-01",
-        "description": "枫林镇枫林社区农户私搭乱建彩钢棚",
-        "address": "枫林镇枫林社区12号旁",
-        "location": {"lng": 119.0191, "lat": 29.5735, "crs": "bd09"},
-        "severity": "general",
-        "self_handled": False,
-        "photos": [],
-    },
+    source: json.loads((Path(__file__).resolve().parents[2] / "deploy" / "demo" / "examples" / f"{source}.json")
+                       .read_text(encoding="utf-8"))
+    for source in ("12345", "cityops", "gridworker")
 }
