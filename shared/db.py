@@ -46,7 +46,10 @@ def create_engine(url: str, *, pool_size: int = 10, application_name: str = "zhp
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping (it costs a round trip per request): a connection found dead raises a
+        # disconnect error, SQLAlchemy invalidates the pool, and the caller answers 503 once.
+        pool_pre_ping=False,
+        pool_recycle=1800,
         pool_timeout=5,
         connect_args={"timeout": 5, "server_settings": {"application_name": application_name}},
         **kw,

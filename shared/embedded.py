@@ -134,7 +134,7 @@ class EmbeddedPostgres:
 MACHINE_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
 
-async def _can_connect(url: str) -> bool:
+async def can_connect_async(url: str) -> bool:
     import asyncpg
 
     from shared.db import async_url
@@ -149,4 +149,4 @@ async def _can_connect(url: str) -> bool:
 
 
 def can_connect(url: str) -> bool:
-    return asyncio.run(_can_connect(url))
+    return asyncio.run(can_connect_async(url))

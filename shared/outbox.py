@@ -106,6 +106,7 @@ class OutboxRelay:
         batch_size: int = 1000,
         poll_interval_s: float = 0.5,
         retention: timedelta = timedelta(hours=72),
+        linger_s: float = 0.005,
     ) -> None:
         self.engine = engine
         self.table = table
@@ -114,6 +115,7 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self.retention = retention
+        self.linger_s = linger_s
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -162,6 +164,8 @@ class OutboxRelay:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), backoff)
+                # Woken by a commit: linger a moment so one batch carries many requests' events.
+                await asyncio.sleep(self.linger_s)
 
     async def relay_once(self) -> int:
         """Publish one batch: claim (SKIP LOCKED) → send → await acks → mark sent → commit."""

@@ -1,0 +1,302 @@
+"""Intake throughput and latency, side by side with the floors measured in the same run.
+
+(a) floors: raw aiokafka producing the same normalised payloads with the platform's producer
+    settings; raw asyncpg inserting the same rows (accepted event + outbox row) in 500-row batches;
+(b) intake's batch endpoint over a real port, counted until the relay has published every event;
+(c) single-event POSTs: 50 concurrent clients (closed loop), then an open loop at 500 requests/s.
+
+Everything runs on this machine: a fresh Tansu broker, a fresh database on the machine's
+PostgreSQL (or pgserver), intake as a uvicorn subprocess. Prints figures; asserts nothing.
+Usage: python bench/intake.py [--events 20000] [--single 5000] [--rate 500] [--rate-seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+from aiokafka import AIOKafkaProducer
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from services.intake.normalise import content_hash, normalise  # noqa: E402
+from services.intake.schemas import EXAMPLES, SOURCE_MODELS  # noqa: E402
+from shared.embedded import MACHINE_POSTGRES, EmbeddedPostgres, TansuBroker, can_connect_async, free_port  # noqa: E402
+from shared.events import INCIDENT_REPORTED, make_envelope  # noqa: E402
+from shared.kafka import ensure_topics, producer_options  # noqa: E402
+from shared.migrations import upgrade  # noqa: E402
+from shared.outbox import outbox_row  # noqa: E402
+
+
+def records(n: int, tag: str) -> list[dict[str, Any]]:
+    out = []
+    base = EXAMPLES["cityops"]
+    for i in range(n):
+        r = copy.deepcopy(base)
+        r["case_no"] = f"B{tag}{i:08d}"
+        out.append(r)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def floor_kafka(bootstrap: str, payloads: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> float:
+    await ensure_topics(bootstrap, ["bench.floor"])
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **producer_options(enable_idempotence=False))
+    await producer.start()
+    t = time.perf_counter()
+    for i in range(0, len(payloads), 1000):
+        futures = [await producer.send("bench.floor", key=k, value=v, headers=h) for k, v, h in payloads[i : i + 1000]]
+        await asyncio.gather(*futures)
+    elapsed = time.perf_counter() - t
+    await producer.stop()
+    return len(payloads) / elapsed
+
+
+async def floor_postgres(dsn: str, rows: list[tuple[Any, ...]], outbox_rows: list[tuple[Any, ...]]) -> float:
+    conn = await asyncpg.connect(dsn)
+    await conn.execute(
+        "CREATE SCHEMA floor; CREATE TABLE floor.accepted_events (LIKE intake.accepted_events "
+        "INCLUDING ALL); CREATE TABLE floor.outbox (LIKE intake.outbox INCLUDING ALL)"
+    )
+    t = time.perf_counter()
+    for i in range(0, len(rows), 500):
+        async with conn.transaction():
+            await conn.executemany(
+                "INSERT INTO floor.accepted_events (event_id, source, source_id, content_hash, raw, normalised, "
+                "received_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7) ON CONFLICT DO NOTHING",
+                rows[i : i + 500],
+            )
+            await conn.executemany(
+                "INSERT INTO floor.outbox (event_id, topic, event_type, key, value, headers) "
+                "VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+                outbox_rows[i : i + 500],
+            )
+    elapsed = time.perf_counter() - t
+    await conn.close()
+    return len(rows) / elapsed
+
+
+async def wait_published(dsn: str, total: int, timeout_s: float = 300) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            sent = await conn.fetchval("SELECT count(*) FROM intake.outbox WHERE sent_at IS NOT NULL")
+            if sent >= total:
+                return
+            await asyncio.sleep(0.02)
+        raise TimeoutError("relay did not publish everything")
+    finally:
+        await conn.close()
+
+
+async def run(args: argparse.Namespace) -> None:
+    server_url = os.environ.get("TEST_DATABASE_URL") or (
+        MACHINE_POSTGRES if await can_connect_async(MACHINE_POSTGRES) else ""
+    )
+    pg = None
+    if not server_url:
+        pg = EmbeddedPostgres(Path(tempfile.mkdtemp()) / "pg")
+        server_url = pg.start()
+    admin_dsn = server_url.replace("postgresql+asyncpg://", "postgresql://")
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(admin_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    head, _, tail = server_url.partition("?")
+    db_url = head.rsplit("/", 1)[0] + f"/{name}" + (f"?{tail}" if tail else "")
+    dsn = db_url.replace("postgresql+asyncpg://", "postgresql://")
+    await asyncio.to_thread(upgrade, "intake", db_url)
+    broker = TansuBroker()
+    broker.start()
+    await ensure_topics(broker.bootstrap)
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "LOG_LEVEL": "WARNING",
+        "INTAKE_OUTBOX_POLL_INTERVAL_S": "0.05",
+    }
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before the measurements
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "services.intake.app:create_app",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(
+            base_url=base, timeout=60, limits=httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        ) as client:
+            for _ in range(200):
+                try:
+                    if (await client.get("/healthz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.1)
+            n = args.events
+            print(f"intake bench: {n} events, cityops records (~{len(orjson.dumps(EXAMPLES['cityops']))} B each)")
+
+            # (a) floors, on the same payloads
+            now = datetime.now(UTC)
+            recs = records(n, "F")
+            events = [
+                normalise("cityops", SOURCE_MODELS["cityops"].model_validate(r), received_at=now, phone_salt="s")
+                for r in recs
+            ]  # type: ignore[arg-type]
+            envs = [
+                make_envelope(
+                    event_type="incident.reported",
+                    data=e,
+                    source="/intake/cityops",
+                    correlation_id="bench",
+                    subject=str(e.event_id),
+                    time=now,
+                    event_id=e.event_id,
+                )
+                for e in events
+            ]
+            payloads = [(str(e.id).encode(), e.to_bytes(), e.headers()) for e in envs]
+            kafka_floor = await floor_kafka(broker.bootstrap, payloads)
+            rows = [
+                (
+                    e.event_id,
+                    "cityops",
+                    e.source_id,
+                    content_hash(r),
+                    orjson.dumps(r).decode(),
+                    e.model_dump_json(),
+                    now,
+                )
+                for e, r in zip(events, recs, strict=True)
+            ]
+            ob = [outbox_row(INCIDENT_REPORTED, e) for e in envs]
+            ob_rows = [
+                (o["event_id"], o["topic"], o["event_type"], o["key"], o["value"], orjson.dumps(o["headers"]).decode())
+                for o in ob
+            ]
+            pg_floor = await floor_postgres(dsn, rows, ob_rows)
+            slower = min(kafka_floor, pg_floor)
+            print(f"(a) floor raw aiokafka produce (acks=all, same settings): {kafka_floor:10.0f} events/s")
+            print(f"(a) floor raw asyncpg insert (event + outbox row, 500/txn): {pg_floor:10.0f} events/s")
+
+            # (b) batch endpoint until the relay published everything
+            batch = records(n, "B")
+            t = time.perf_counter()
+            sem = asyncio.Semaphore(4)
+
+            async def post_batch(chunk: list[dict[str, Any]]) -> None:
+                async with sem:
+                    r = await client.post(
+                        "/v1/events/cityops/batch", json={"events": chunk}, headers={"X-API-Key": "dev-cityops"}
+                    )
+                    assert r.status_code == 200 and r.json()["accepted"] == len(chunk), r.text[:300]
+
+            await asyncio.gather(*(post_batch(batch[i : i + 500]) for i in range(0, n, 500)))
+            accepted_s = time.perf_counter() - t
+            await wait_published(dsn, n)
+            total_s = time.perf_counter() - t
+            b_rate = n / total_s
+            print(
+                f"(b) intake batch endpoint, accepted: {n / accepted_s:10.0f} events/s; "
+                f"until relayed to Kafka: {b_rate:10.0f} events/s"
+            )
+            print(f"    ratio (b) / slower floor = {b_rate / slower:.2f}  (aim ≥ 0.50)")
+
+            # (c1) single-event POSTs, 50 concurrent clients
+            singles = records(args.single, "S")
+            latencies: list[float] = []
+            queue = list(reversed(singles))
+
+            async def worker() -> None:
+                while queue:
+                    body = queue.pop()
+                    t0 = time.perf_counter()
+                    r = await client.post("/v1/events/cityops", json=body, headers={"X-API-Key": "dev-cityops"})
+                    latencies.append(time.perf_counter() - t0)
+                    assert r.status_code == 202, r.text
+
+            t = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(50)))
+            elapsed = time.perf_counter() - t
+            print(
+                f"(c) single POSTs, 50 concurrent clients: {len(singles) / elapsed:8.0f} req/s, "
+                f"p50 {statistics.median(latencies) * 1000:6.1f} ms, p99 {pct(latencies, 0.99) * 1000:6.1f} ms"
+            )
+
+            # (c2) open loop at a fixed rate
+            rate, seconds = args.rate, args.rate_seconds
+            open_lat: list[float] = []
+            total = rate * seconds
+            paced = records(total, "R")
+
+            async def one(body: dict[str, Any]) -> None:
+                t0 = time.perf_counter()
+                r = await client.post("/v1/events/cityops", json=body, headers={"X-API-Key": "dev-cityops"})
+                open_lat.append(time.perf_counter() - t0)
+                assert r.status_code == 202
+
+            start = time.perf_counter()
+            tasks = []
+            for i, body in enumerate(paced):
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one(body)))
+            await asyncio.gather(*tasks)
+            achieved = total / (time.perf_counter() - start)
+            print(
+                f"(c) single POSTs, open loop at {rate} req/s for {seconds} s (achieved {achieved:.0f}/s): "
+                f"p50 {statistics.median(open_lat) * 1000:6.1f} ms, p99 {pct(open_lat, 0.99) * 1000:6.1f} ms "
+                f"(aim p99 < 50 ms)"
+            )
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        broker.stop()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+        if pg:
+            pg.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--single", type=int, default=5_000)
+    parser.add_argument("--rate", type=int, default=500)
+    parser.add_argument("--rate-seconds", type=int, default=10)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
