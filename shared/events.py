@@ -311,7 +311,8 @@ def make_envelope(
 ) -> EventEnvelope[Any]:
     if PAYLOAD_BY_TYPE.get(event_type) is not type(data):
         raise ContractError(f"{type(data).__name__} is not the payload of {event_type}")
-    return EventEnvelope[type(data)](  # type: ignore[misc]
+    model: Any = EventEnvelope[type(data)]  # type: ignore[misc]
+    return model(
         id=event_id or uuid.uuid4(),
         type=event_type,
         source=source,

@@ -172,7 +172,7 @@ def processed_messages_table(metadata: MetaData) -> Table:
 Handler = Callable[[AsyncSession, EventEnvelope[Any]], Awaitable[None]]
 
 
-class _RevokeListener(ConsumerRebalanceListener):  # type: ignore[misc]
+class _RevokeListener(ConsumerRebalanceListener):
     def __init__(self, runner: ConsumerRunner) -> None:
         self.runner = runner
 

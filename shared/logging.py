@@ -53,7 +53,8 @@ def configure_logging(*, service: str, level: str = "INFO", json: bool = True) -
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    return structlog.stdlib.get_logger(name)  # type: ignore[no-any-return]
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger
 
 
 def bind_correlation(*, correlation_id: str | None = None, event_id: str | None = None) -> None:

@@ -200,7 +200,7 @@ def _batch_route(source: str) -> Any:
         valid: list[tuple[int, dict[str, Any], SourceRecord]] = []
         for i, raw in enumerate(body.events):
             try:
-                valid.append((i, raw, model.model_validate(raw, context=context)))  # type: ignore[misc]
+                valid.append((i, raw, model.model_validate(raw, context=context)))
             except ValidationError as exc:
                 errors = [
                     {"loc": ["events", i, *e["loc"]], "msg": e["msg"], "type": e["type"]}
@@ -278,7 +278,7 @@ async def renormalise(
     event = normalise(
         row["source"],
         record,
-        received_at=row["received_at"],  # type: ignore[arg-type]
+        received_at=row["received_at"],
         phone_salt=request.app.state.phone_salt,
     )
     return {

@@ -12,7 +12,7 @@ import hmac
 import re
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -21,7 +21,11 @@ from shared.events import CallerRef, GeoPoint, IncidentReported, incident_event_
 from shared.geo import to_wgs84
 
 #: 网格员 事件等级 → platform urgency.
-SEVERITY_TO_URGENCY = {"general": "normal", "major": "urgent", "serious": "critical"}
+SEVERITY_TO_URGENCY: dict[str, Literal["normal", "urgent", "critical"]] = {
+    "general": "normal",
+    "major": "urgent",
+    "serious": "critical",
+}
 
 #: 大类 labels of the national 部件和事件 classification (GB/T 30428 / GB/T 47678), by kind.
 CITYOPS_MAJOR_NAMES: dict[tuple[str, str], str] = {
@@ -160,7 +164,7 @@ def _from_gridworker(r: GridWorkerReport, *, received_at: datetime) -> IncidentR
         location=_point(r.location),
         address=r.address,
         grid_code=r.grid_code,
-        urgency=SEVERITY_TO_URGENCY[r.severity],  # type: ignore[arg-type]
+        urgency=SEVERITY_TO_URGENCY[r.severity],
         reporter_kind="grid_worker",
         worker_id=r.worker_id,
         self_handled=r.self_handled,

@@ -150,7 +150,7 @@ class GridWorkerReport(_Record):
 
 SourceRecord = HotlineTicket | CityOpsCase | GridWorkerReport
 
-SOURCE_MODELS: dict[str, type[_Record]] = {
+SOURCE_MODELS: dict[str, type[HotlineTicket] | type[CityOpsCase] | type[GridWorkerReport]] = {
     "12345": HotlineTicket,
     "cityops": CityOpsCase,
     "gridworker": GridWorkerReport,

@@ -342,3 +342,21 @@ async def test_accepted_rows_and_outbox_commit_together(database_url: str, clien
         ).scalar_one()
     await engine.dispose()
     assert (n_accepted, n_outbox) == (1, 1)
+
+
+async def test_intake_killed_before_publishing_loses_nothing(own_database_url: str) -> None:
+    """Accepted while no broker is reachable, then the process goes away: the next instance publishes."""
+    broker = TansuBroker()  # not started yet: its port refuses connections
+    ids = set()
+    async with serve(create_app(settings_for(own_database_url, broker.bootstrap))) as client:
+        for _ in range(10):
+            response = await post(client, "12345", record("12345"))
+            assert response.status_code == 202
+            ids.add(uuid.UUID(response.json()["event_id"]))
+    broker.start()
+    try:
+        async with serve(create_app(settings_for(own_database_url, broker.bootstrap))):
+            found = await events_for(broker.bootstrap, ids, timeout_s=60)
+            assert set(found) == ids
+    finally:
+        broker.stop()
