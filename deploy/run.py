@@ -68,11 +68,24 @@ def start_services(env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
     for name, port in SERVICES.items():
         if port_open("127.0.0.1", port):
             raise SystemExit(f"port {port} ({name}) is taken: stop what listens there first")
-        log = open(DATA_DIR / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        log = open(DATA_DIR / f"{name}.log", "ab")
         procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", f"services.{name}.app:create_app",
-             "--host", os.environ.get("ZHPT_HOST", "127.0.0.1"), "--port", str(port), "--no-access-log"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                f"services.{name}.app:create_app",
+                "--host",
+                os.environ.get("ZHPT_HOST", "127.0.0.1"),
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     return procs
 
@@ -97,23 +110,30 @@ def wait_healthy(procs: dict[str, subprocess.Popen[bytes]], timeout_s: float = 6
 def load_demo_county() -> None:
     bundle = (ROOT / "deploy" / "demo" / "county.json").read_bytes()
     try:
-        response = httpx.put("http://127.0.0.1:8003/v1/jurisdiction", content=bundle, timeout=30,
-                             headers={"Authorization": "Bearer dev-admin", "Content-Type": "application/json"})
+        response = httpx.put(
+            "http://127.0.0.1:8003/v1/jurisdiction",
+            content=bundle,
+            timeout=30,
+            headers={"Authorization": "Bearer dev-admin", "Content-Type": "application/json"},
+        )
     except httpx.HTTPError as exc:
         say(f"! demo county not loaded: {exc}")
         return
     if response.status_code < 300:
         body = response.json()
-        say(f"• demo county 青溪县 (330127) loaded into grid: version {body.get('version')}"
-            f"{' (unchanged)' if body.get('changed') is False else ''}")
+        say(
+            f"• demo county 青溪县 (330127) loaded into grid: version {body.get('version')}"
+            f"{' (unchanged)' if body.get('changed') is False else ''}"
+        )
     else:
         say(f"! demo county not loaded: HTTP {response.status_code} {response.text[:300]}")
 
 
 def banner() -> None:
-    tokens = "\n".join(f"    {t:<24} {v['role']:<15} township {v['township']}"
-                       + (f", unit {v['unit']}" if v.get("unit") else "")
-                       for t, v in DEV_STAFF_TOKENS.items())
+    tokens = "\n".join(
+        f"    {t:<24} {v['role']:<15} township {v['township']}" + (f", unit {v['unit']}" if v.get("unit") else "")
+        for t, v in DEV_STAFF_TOKENS.items()
+    )
     say(f"""
 综合指挥平台 is running (Ctrl-C stops everything):
   intake    http://127.0.0.1:8001   (API docs: /docs)
@@ -167,8 +187,12 @@ def main() -> None:
         upgrade_all(database_url)
         asyncio.run(ensure_topics(bootstrap))
         say("• topics ready")
-        env = {**os.environ, "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-               "LOG_JSON": os.environ.get("LOG_JSON", "true")}
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "LOG_JSON": os.environ.get("LOG_JSON", "true"),
+        }
         procs.update(start_services(env))
         wait_healthy(procs)
         load_demo_county()

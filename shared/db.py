@@ -13,6 +13,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+import orjson
 from sqlalchemy import MetaData, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -40,6 +41,10 @@ def async_url(url: str) -> str:
     return url
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def create_engine(url: str, *, pool_size: int = 10, application_name: str = "zhpt", **kw: Any) -> AsyncEngine:
     """An asyncpg engine that fails fast when the database is unreachable (→ 503, never a hang)."""
     return create_async_engine(
@@ -52,6 +57,8 @@ def create_engine(url: str, *, pool_size: int = 10, application_name: str = "zhp
         pool_recycle=1800,
         pool_timeout=5,
         connect_args={"timeout": 5, "server_settings": {"application_name": application_name}},
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
         **kw,
     )
 

@@ -368,13 +368,9 @@ class ConsumerRunner:
     async def _claim(self, session: AsyncSession, envelopes: list[EventEnvelope[Any]]) -> set[Any]:
         """Insert idempotency keys; returns the event ids not processed before."""
         ids = list(dict.fromkeys(env.id for env in envelopes))
-        stmt = (
-            pg_insert(self.processed)
-            .values([{"consumer": self.group_id, "event_id": i} for i in ids])
-            .on_conflict_do_nothing()
-            .returning(self.processed.c.event_id)
-        )
-        return set((await session.execute(stmt)).scalars().all())
+        stmt = pg_insert(self.processed).on_conflict_do_nothing().returning(self.processed.c.event_id)
+        rows = [{"consumer": self.group_id, "event_id": i} for i in ids]
+        return set((await session.execute(stmt, rows)).scalars().all())
 
     async def _record_outcome(self, env: EventEnvelope[Any], outcome: str) -> None:
         async with self.sessions() as session, session.begin():

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -29,12 +30,14 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    any_,
+    bindparam,
     func,
     select,
+    text,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.events import EventEnvelope
@@ -84,13 +87,25 @@ async def add_events(session: AsyncSession, table: Table, topic: str, envelopes:
     """
     if not envelopes:
         return 0
-    stmt = (
-        pg_insert(table)
-        .values([outbox_row(topic, e) for e in envelopes])
-        .on_conflict_do_nothing(index_elements=[table.c.event_id])
-        .returning(table.c.id)
+    rows = [outbox_row(topic, e) for e in envelopes]
+    # One statement whatever the batch size: arrays unnested server-side (no per-row binds).
+    result = await session.execute(
+        text(
+            f'INSERT INTO "{table.schema}".outbox (event_id, topic, event_type, key, value, headers) '
+            "SELECT * FROM unnest(CAST(:event_ids AS uuid[]), CAST(:topics AS text[]), CAST(:types AS text[]), "
+            "CAST(:keys AS text[]), CAST(:vals AS bytea[]), CAST(:headers AS jsonb[])) "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING id"
+        ),
+        {
+            "event_ids": [r["event_id"] for r in rows],
+            "topics": [r["topic"] for r in rows],
+            "types": [r["event_type"] for r in rows],
+            "keys": [r["key"] for r in rows],
+            "vals": [r["value"] for r in rows],
+            "headers": [orjson.dumps(r["headers"]).decode() for r in rows],
+        },
     )
-    return len((await session.execute(stmt)).all())
+    return len(result.all())
 
 
 class OutboxRelay:
@@ -191,7 +206,10 @@ class OutboxRelay:
             )
             if self.metrics:
                 self.metrics.produce_latency.observe(time.perf_counter() - started)
-            await conn.execute(update(t).where(t.c.id.in_([r.id for r in rows])).values(sent_at=func.now()))
+            await conn.execute(
+                update(t).where(t.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))).values(sent_at=func.now()),
+                {"ids": [r.id for r in rows]},
+            )
         self.published += len(rows)
         if self.metrics:
             for topic in {r.topic for r in rows}:

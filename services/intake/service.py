@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+import orjson
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.models import accepted_events, outbox
@@ -55,19 +55,32 @@ async def accept_submissions(
             "source_id": s.event.source_id,
             "content_hash": s.content_hash,
             "raw": s.raw,
-            "normalised": s.event.model_dump(mode="json"),
             "received_at": s.event.received_at,
             "api_key_name": api_key_name,
         }
         for s in submissions
     ]
-    stmt = (
-        pg_insert(accepted_events)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=[accepted_events.c.event_id])
-        .returning(accepted_events.c.event_id)
+    # One statement whatever the batch size: arrays unnested server-side (no per-row binds).
+    result = await session.execute(
+        text(
+            "INSERT INTO intake.accepted_events (event_id, source, source_id, content_hash, raw, normalised, "
+            "received_at, api_key_name) SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:sources AS text[]), "
+            "CAST(:source_ids AS text[]), CAST(:hashes AS text[]), CAST(:raws AS jsonb[]), "
+            "CAST(:normalised AS jsonb[]), CAST(:received AS timestamptz[]), CAST(:keys AS text[])) "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+        ),
+        {
+            "ids": [r["event_id"] for r in rows],
+            "sources": [r["source"] for r in rows],
+            "source_ids": [r["source_id"] for r in rows],
+            "hashes": [r["content_hash"] for r in rows],
+            "raws": [orjson.dumps(r["raw"]).decode() for r in rows],
+            "normalised": [s.event.model_dump_json() for s in submissions],
+            "received": [r["received_at"] for r in rows],
+            "keys": [r["api_key_name"] for r in rows],
+        },
     )
-    inserted: set[uuid.UUID] = set((await session.execute(stmt)).scalars().all())
+    inserted: set[uuid.UUID] = set(result.scalars().all())
     others = {s.event.event_id for s in submissions} - inserted
     known_hash: dict[uuid.UUID, str] = {}
     if others:
