@@ -41,7 +41,10 @@ Per type 按事件类型:
 ``case.rejection_ruled`` (判定退单): ``valid`` (alias ``rejection_valid``; bool,
     required 必填), ``rejected_unit`` (or ``unit``; default the holder).
     ``valid: false`` returns the case to that unit (it was theirs after all)
-    and counts against it. 判定无效则案件回到该单位，并计入该单位的退单。
+    and counts against it — unless the event says another unit holds the case
+    by now (a flat event's ``unit`` is the primary unit after the transition),
+    in which case the holder stays. 判定无效则案件回到该单位，并计入该单位的退单
+    （若事件表明案件此时已由其他单位承办，则承办单位不变）。
 ``case.extension_requested``: ``requested_deadline``, ``reason`` (``deadline``
     here, if present, must be the one still in force).
 ``case.extended`` (延期获批): ``deadline`` (the new deadline 新期限; or ``new_deadline``).
@@ -59,12 +62,13 @@ Per type 按事件类型:
     (bool, default true; false = 无效回访, e.g. unreachable). The last valid one wins.
 ``case.supervised`` (督办).
 ``case.escalated`` (吹哨): ``department`` (county department unit id), optional
-    ``report_deadline`` (报到期限). The department becomes the holder
+    ``report_deadline`` (报到期限; also read from ``details``). The department becomes the holder
     (``unit_kind`` ``county_department``); its 报到 counts as its 签收 and the
     报到 limit as its 签收 limit.
 ``case.reported_in`` (报到).
-``case.cohandler_added`` (协办): ``cohandler`` (or ``unit``: under this type
-    ``unit`` means the co-handler, not the primary unit).
+``case.cohandler_added`` (协办): ``cohandler``, or ``cohandlers`` (the list after
+    the transition, as ``CaseEvent`` carries it), or — only when neither key is
+    present — ``unit`` (the co-handler). ``cohandlers`` lists on any event are merged.
 ``case.overdue``: no data needed; only advances ``last_event_at`` (overdue is derived).
 ``case.self_handled`` (自处置, closed on the spot 当场办结): ``unit`` (the grid
     worker / grid, optional). Never dispatched, so in no unit's population.
@@ -94,6 +98,7 @@ __all__ = [
     "Satisfaction",
     "TimeBasis",
     "completion_time",
+    "counts_rejection",
     "fact_counts",
     "is_overdue",
     "reduce_events",
@@ -332,6 +337,20 @@ def _first(data: Mapping[str, Any], *keys: str) -> Any:
     return None
 
 
+def _note_current_unit(f: dict[str, Any], data: Mapping[str, Any]) -> None:
+    """Fill the holder's kind and co-handlers from a flat event. 从扁平事件补充单位类型与协办单位。
+
+    A ``CaseEvent`` carries the primary unit after the transition and its kind on every
+    event; the kind is taken when the fact's holder is that unit and has no kind yet.
+    """
+    kind = data.get("unit_kind")
+    if kind is not None and f["unit"] is not None and data.get("unit") == f["unit"] and f["unit_kind"] is None:
+        f["unit_kind"] = kind
+    for cohandler in data.get("cohandlers") or ():
+        if isinstance(cohandler, str):
+            _append_unique(f["cohandlers"], cohandler)
+
+
 def _move_to(f: dict[str, Any], unit: str | None, unit_kind: str | None) -> None:
     """Make ``unit`` the holder; a new holder must 签收 again. 转由新单位承办，需重新签收。"""
     if unit is None:
@@ -376,7 +395,9 @@ def _apply(f: dict[str, Any], record: CaseEventRecord) -> None:
             else:
                 _append_unique(f["units_rejected_invalidly"], unit)
                 _remove(f["units_rejected_validly"], unit)
-                _move_to(f, unit, None)
+                holder_now = data.get("unit") if data.get("rejected_unit") is not None else None
+                if holder_now is None or holder_now == unit:
+                    _move_to(f, unit, None)
     elif t == "case.extension_requested":
         f["extensions_requested"] += 1
     elif t == "case.extended":
@@ -415,15 +436,21 @@ def _apply(f: dict[str, Any], record: CaseEventRecord) -> None:
             f["reported_in_at"] = None
             _move_to(f, department, "county_department")
             f["accepted_at"] = None
-        if data.get("report_deadline") is not None:
-            f["accept_deadline"] = _to_datetime(data["report_deadline"])
+        raw_details = data.get("details")
+        details: Mapping[str, Any] = raw_details if isinstance(raw_details, Mapping) else {}
+        report_deadline = _first(data, "report_deadline") or _first(details, "report_deadline")
+        if report_deadline is not None:
+            f["accept_deadline"] = _to_datetime(report_deadline)
     elif t == "case.reported_in":
         if f["reported_in_at"] is None:
             f["reported_in_at"] = at
         if f["accepted_at"] is None:
             f["accepted_at"] = at
     elif t == "case.cohandler_added":
-        _append_unique(f["cohandlers"], _first(data, "cohandler", "unit"))
+        if data.get("cohandler") is not None:
+            _append_unique(f["cohandlers"], data["cohandler"])
+        elif "cohandlers" not in data:
+            _append_unique(f["cohandlers"], data.get("unit"))
     elif t == "case.self_handled":
         f["self_handled"] = True
         if data.get("unit") is not None:
@@ -431,6 +458,15 @@ def _apply(f: dict[str, Any], record: CaseEventRecord) -> None:
         f["resolved_at"] = at
         f["closed_at"] = at
     # case.overdue and unknown types: only last_event_at. 其他类型仅更新最后事件时间。
+    _note_current_unit(f, data)
+
+
+def counts_rejection(fact: CaseFact) -> bool:
+    """The holder rejected the case and the rejection was not ruled valid. 承办单位退单且未被判定有效。
+
+    Such a rejection counts against the holder in 退单率; a valid one never does.
+    """
+    return fact.unit is not None and fact.unit in fact.rejected_by and fact.unit not in fact.units_rejected_validly
 
 
 def fact_counts(fact: CaseFact, as_of: datetime) -> dict[str, int]:
@@ -465,12 +501,11 @@ def fact_counts(fact: CaseFact, as_of: datetime) -> dict[str, int]:
     counts["resolved_on_time"] = int(within(fact.resolved_at, fact.deadline))
     counts["overdue"] = int(is_overdue(fact, moment))
     counts["reworked"] = int(counts["resolved"] == 1 and fact.reworks >= 1)
-    counts["rejected"] = int(
-        fact.unit is not None and fact.unit in fact.rejected_by and fact.unit not in fact.units_rejected_validly
-    )
+    counts["rejected"] = int(counts_rejection(fact))
     counts["extended"] = int(fact.extensions >= 1)
     counts["closed"] = int(by(fact.closed_at))
     counts["closed_on_time"] = int(within(fact.closed_at, fact.deadline))
+    counts["accurately_dispatched"] = int(not fact.units_rejected_validly)  # no unit showed it was misrouted
     if fact.satisfaction is not None:
         counts["callbacks_valid"] = 1
         counts["solved"] = int(bool(fact.solved))

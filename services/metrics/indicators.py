@@ -52,6 +52,7 @@ COUNT_COLUMNS: Final[tuple[str, ...]] = (
     "solved",
     "satisfied",
     "basically_satisfied",
+    "accurately_dispatched",
 )
 """Per-unit count columns, in export order. 单位计数列（按导出顺序）。"""
 
@@ -72,6 +73,7 @@ COUNT_LABELS: Final[Mapping[str, str]] = {
     "solved": "已解决数",
     "satisfied": "满意数",
     "basically_satisfied": "基本满意数",
+    "accurately_dispatched": "准确派遣数",
 }
 """Chinese labels of the count columns. 计数列中文名。"""
 
@@ -185,6 +187,13 @@ INDICATORS: Final[Mapping[str, IndicatorDef]] = _defs(
         "callbacks_valid",
         partial_numerator="basically_satisfied",
         description="（满意 + 系数 × 基本满意）/ 有效回访",
+    ),
+    IndicatorDef(
+        "accurate_dispatch_rate",
+        "准确派遣率",
+        "accurately_dispatched",
+        "dispatched",
+        description="派遣质量：未被任何单位有效退单（判定派错）的案件 / 派遣",
     ),
 )
 """The indicator registry, id → definition. 指标登记表：id → 定义。"""

@@ -1,0 +1,182 @@
+"""Metrics service 绩效考核服务: 办结 time on working and natural clocks, indicators, schemes, rankings.
+
+Consumes ``case.events`` into one fact per case, serves indicators, assessment schemes,
+township ratings, scores and rankings, sign-off with revisions, CSV/XLSX exports, and the
+live picture on ``/metrics``.
+
+Run: ``uvicorn --factory services.metrics.app:create_app --port 8004``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+import httpx
+from fastapi import FastAPI
+
+from services.metrics.api import router
+from services.metrics.consumers import CaseEventConsumer, jurisdiction_handler
+from services.metrics.models import metadata
+from services.metrics.schemes import AssessmentScheme, load_schemes
+from services.metrics.scoring import sync_scheme_files
+from services.metrics.settings import MetricsSettings
+from services.metrics.signoff import process_revisions
+from services.metrics.telemetry import MetricsTelemetry
+from services.metrics.units import UnitDirectory
+from services.metrics.worktime import recompute_working_durations
+from shared.calendar import WorkingCalendar, load_calendar
+from shared.db import is_database_unavailable
+from shared.events import CASE_EVENTS, JURISDICTION_CHANGED
+from shared.logging import get_logger
+from shared.service import Check, ServiceRuntime, create_service_app
+
+log = get_logger(__name__)
+
+__all__ = ["MetricsState", "create_app"]
+
+
+@dataclass
+class MetricsState:
+    """What the metrics routes and loops share. 路由与后台任务共享的状态。"""
+
+    settings: MetricsSettings
+    runtime: ServiceRuntime
+    calendar: WorkingCalendar
+    telemetry: MetricsTelemetry
+    directory: UnitDirectory
+    scheme_files: dict[str, AssessmentScheme]
+    revisions_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    schemes_synced: bool = False
+    scheme_warnings: list[str] = field(default_factory=list)
+
+    async def sync_schemes(self) -> None:
+        """Store the preset/configured scheme files (new versions only). 同步方案文件。"""
+        async with self.runtime.uow() as uow:
+            self.scheme_warnings = await sync_scheme_files(uow.session, self.scheme_files)
+        self.schemes_synced = True
+
+    async def _retry_until_synced(self) -> None:
+        delay = 1.0
+        while not self.schemes_synced:
+            await asyncio.sleep(delay)
+            with contextlib.suppress(Exception):
+                await self.sync_schemes()
+            delay = min(delay * 2, 30.0)
+
+    async def _revision_loop(self) -> None:
+        """Re-score signed-off periods marked by late changes. 复核已签发周期。"""
+        while True:
+            try:
+                recorded = await process_revisions(self.runtime.sessions)
+                if recorded:
+                    self.telemetry.revisions.inc(recorded)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("revision check failed; will retry", error=repr(exc))
+            self.revisions_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.revisions_wake.wait(), self.settings.revision_interval_s)
+
+    async def _refresh_provisional(self) -> None:
+        """Once at start: recompute working durations still flagged 暂定 (calendar may know the year now)."""
+        while True:
+            try:
+                async with self.runtime.engine.begin() as conn:
+                    changed = await recompute_working_durations(conn, self.calendar, only_provisional=True)
+                if changed:
+                    log.info("provisional working durations recomputed", rows=changed)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not is_database_unavailable(exc):
+                    log.warning("provisional recompute failed", error=repr(exc))
+                    return
+                await asyncio.sleep(5.0)
+
+    async def start(self) -> None:
+        try:
+            await asyncio.wait_for(self.sync_schemes(), 10)
+        except Exception as exc:
+            log.warning("scheme files not stored yet (database?); retrying in the background", error=repr(exc))
+            self.runtime.spawn(self._retry_until_synced(), "metrics-schemes-sync")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.directory.refresh(), self.settings.grid_timeout_s + 1)
+        self.runtime.spawn(self.directory.run(refresh_first=False), "metrics-units")
+        self.runtime.spawn(self._revision_loop(), "metrics-revisions")
+        self.runtime.spawn(self._refresh_provisional(), "metrics-provisional")
+
+
+def create_app(
+    settings: MetricsSettings | None = None, *, grid_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """The metrics app. ``grid_transport``: an httpx transport for the grid client (tests)."""
+    settings = settings or MetricsSettings()
+    runtime = ServiceRuntime(settings, service="metrics", metadata=metadata)
+    calendar = load_calendar(county=settings.calendar_county)
+    scheme_files = load_schemes(settings.schemes_dir)  # a broken scheme file stops the start, naming the field
+    telemetry = MetricsTelemetry(runtime.registry, max_townships=settings.max_township_labels)
+    directory = UnitDirectory(
+        sessions=runtime.sessions,
+        grid_url=settings.grid_url,
+        token=settings.grid_token,
+        timeout_s=settings.grid_timeout_s,
+        refresh_s=settings.units_refresh_s,
+        transport=grid_transport,
+    )
+    state = MetricsState(
+        settings=settings,
+        runtime=runtime,
+        calendar=calendar,
+        telemetry=telemetry,
+        directory=directory,
+        scheme_files=scheme_files,
+    )
+    if settings.consume:
+        runtime.add_consumer(
+            group_id=settings.consumer_group,
+            topics=[CASE_EVENTS],
+            handler=CaseEventConsumer(calendar=calendar, telemetry=telemetry, revisions_wake=state.revisions_wake),
+        )
+        runtime.add_consumer(
+            group_id=f"{settings.consumer_group}-jurisdiction",
+            topics=[JURISDICTION_CHANGED],
+            handler=jurisdiction_handler(directory),
+        )
+
+    async def grid_check() -> Check:
+        if directory.last_error is None and directory.last_count is not None:
+            return Check(True, f"{directory.last_count} units from grid", required=False)
+        return Check(False, directory.last_error or "not fetched yet; using stored units", required=False)
+
+    async def schemes_check() -> Check:
+        detail = "stored" if state.schemes_synced else "scheme files not stored yet"
+        if state.scheme_warnings:
+            detail += "; " + " | ".join(state.scheme_warnings)
+        return Check(state.schemes_synced, detail, required=False)
+
+    runtime.readiness["grid"] = grid_check
+    runtime.readiness["schemes"] = schemes_check
+
+    async def before_scrape() -> None:
+        try:
+            await telemetry.refresh_gauges(runtime.sessions)
+        except Exception as exc:  # /metrics must answer even when the database does not
+            log.warning("case gauges not refreshed", error=repr(exc))
+
+    app = create_service_app(
+        runtime,
+        title="Metrics 绩效考核",
+        description="办结 time on working and natural clocks 工作时/自然时办结时长, indicators 指标, "
+        "assessment schemes 考核方案, township ratings 乡镇评价, rankings 排名, sign-off 签发 with revisions 修订, "
+        "CSV/XLSX exports. Staff bearer token on every route; a township sees its own rows, admin sees all.",
+        routers=[router],
+        on_start=state.start,
+        before_scrape=before_scrape,
+    )
+    app.state.metrics = state
+    app.state.settings = settings
+    return app
