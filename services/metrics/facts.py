@@ -90,6 +90,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from services.metrics.indicators import empty_counts
 from services.metrics.periods import TZ
+from shared.events import CASE_EVENT_TYPES
 
 __all__ = [
     "EVENT_TYPES",
@@ -108,32 +109,7 @@ __all__ = [
 TimeBasis = Literal["working", "natural"]
 Satisfaction = Literal["satisfied", "basically_satisfied", "unsatisfied"]
 
-EVENT_TYPES: Final[frozenset[str]] = frozenset(
-    {
-        "case.dispatched",
-        "case.triage_required",
-        "case.merged",
-        "case.assigned",
-        "case.accepted",
-        "case.rejected",
-        "case.rejection_ruled",
-        "case.extension_requested",
-        "case.extended",
-        "case.extension_denied",
-        "case.reassigned",
-        "case.resolved",
-        "case.verified",
-        "case.reopened",
-        "case.closed",
-        "case.callback_recorded",
-        "case.supervised",
-        "case.escalated",
-        "case.reported_in",
-        "case.cohandler_added",
-        "case.overdue",
-        "case.self_handled",
-    }
-)
+EVENT_TYPES: Final[frozenset[str]] = frozenset(CASE_EVENT_TYPES)
 """Event types the reducer understands. 归约器识别的事件类型。"""
 
 _ASSIGNMENT_TYPES: Final = frozenset({"case.dispatched", "case.assigned", "case.reassigned"})
