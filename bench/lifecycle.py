@@ -1,0 +1,220 @@
+"""Lifecycle transitions per second through the actions API, 20 concurrent clients, with p50/p99.
+
+闭环处置接口压测：20 个并发客户端通过 ``POST /v1/cases/{id}/actions/{action}`` 推进案件，
+统计每秒流转数与 p50/p99 延迟。
+
+Set-up: a fresh database; C cases created through the service (12345 占道经营 in 青溪镇, dispatched
+to 青溪镇综合行政执法队); dispatch runs as a uvicorn subprocess on a loopback port (its relay publishes
+``case.events`` to a fresh Tansu broker). Each client takes cases from a shared queue and carries
+each through accept → resolve → verify (3 transitions, each ``SELECT … FOR UPDATE`` + lifecycle
++ case update + timeline row + outbox row in one transaction). Prints figures; asserts nothing.
+Usage: python bench/lifecycle.py [--cases 2000] [--clients 20]  (cases stand ≥ 87 m apart; beyond 2000 the
+spots repeat and the extra reports merge into the first ones)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from services.dispatch.grid_client import LoadedJurisdiction  # noqa: E402
+from services.dispatch.service import handle_incident  # noqa: E402
+from shared.calendar import load_calendar  # noqa: E402
+from shared.db import create_engine, session_factory  # noqa: E402
+from shared.embedded import MACHINE_POSTGRES, EmbeddedPostgres, TansuBroker, can_connect_async, free_port  # noqa: E402
+from shared.events import IncidentReported  # noqa: E402
+from shared.jurisdiction import JurisdictionBundle, JurisdictionSnapshot  # noqa: E402
+from shared.kafka import ensure_topics  # noqa: E402
+from shared.migrations import upgrade  # noqa: E402
+
+DEMO = json.loads((ROOT / "deploy" / "demo" / "county.json").read_text(encoding="utf-8"))
+UNIT = "330127101-zfd"
+TOKENS = {
+    "b-unit": {"role": "unit", "township": "330127101", "unit": UNIT},
+    "b-disp": {"role": "dispatcher", "township": "*"},
+}
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def create_cases(db_url: str, n: int) -> list[str]:
+    """N dispatched cases at distinct points of 青溪镇 (no merges). 创建 N 个已派遣案件。"""
+    snapshot = JurisdictionSnapshot(JurisdictionBundle.model_validate(DEMO), version=1, rules_version=1)
+    loaded = LoadedJurisdiction(snapshot, load_calendar(county=snapshot.county_code))
+    engine = create_engine(db_url, pool_size=2)
+    ids: list[str] = []
+    now = datetime.now(UTC)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            for i in range(n):
+                lng, lat = 119.041 + (i % 50) * 0.001, 29.581 + (i // 50 % 40) * 0.0009  # ≥ 87 m apart
+                event = IncidentReported.model_validate(
+                    {
+                        "event_id": uuid.uuid4(),
+                        "source": "12345",
+                        "source_id": f"L{i:07d}",
+                        "reported_at": now,
+                        "received_at": now,
+                        "description": "压测：桥头占道经营",
+                        "category_codes": {"category_code": "010101"},
+                        "category_key": "010101",
+                        "reporter_kind": "caller",
+                        "appeal_type": "complaint",
+                        "location": {"lng": lng, "lat": lat, "original_crs": "wgs84", "original_lng": lng,
+                                     "original_lat": lat},
+                    }
+                )  # fmt: skip
+                outcome = await handle_incident(
+                    session=session, event=event, jurisdiction=loaded, now=now, correlation_id="bench"
+                )
+                ids.append(str(outcome.case_id))
+    finally:
+        await engine.dispose()
+    return ids
+
+
+async def run(args: argparse.Namespace) -> None:
+    server_url = os.environ.get("TEST_DATABASE_URL") or (
+        MACHINE_POSTGRES if await can_connect_async(MACHINE_POSTGRES) else ""
+    )
+    pg = None
+    if not server_url:
+        pg = EmbeddedPostgres(Path(tempfile.mkdtemp()) / "pg")
+        server_url = pg.start()
+    admin_dsn = server_url.replace("postgresql+asyncpg://", "postgresql://")
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(admin_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    head, _, tail = server_url.partition("?")
+    db_url = head.rsplit("/", 1)[0] + f"/{name}" + (f"?{tail}" if tail else "")
+    await asyncio.to_thread(upgrade, "dispatch", db_url)
+    broker = TansuBroker()
+    broker.start()
+    proc = None
+    try:
+        await ensure_topics(broker.bootstrap)
+        t = time.perf_counter()
+        ids = await create_cases(db_url, args.cases)
+        print(f"lifecycle bench: {len(ids)} dispatched cases created in {time.perf_counter() - t:.1f} s")
+        port = free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": db_url,
+            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+            "STAFF_TOKENS": json.dumps(TOKENS),
+            "LOG_LEVEL": "WARNING",
+            "DISPATCH_GRID_URL": "http://127.0.0.1:9",  # no grid: actions need no snapshot
+            "DISPATCH_OVERDUE_SWEEP_INTERVAL_S": "0",
+            "DISPATCH_DB_POOL_SIZE": str(args.clients),
+        }
+        proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before the measurements
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "services.dispatch.app:create_app",
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
+        unit = {"Authorization": "Bearer b-unit"}
+        disp = {"Authorization": "Bearer b-disp"}
+        steps: list[tuple[str, dict[str, str], dict[str, object]]] = [
+            ("accept", unit, {}),
+            ("resolve", unit, {"result": "已处置"}),
+            ("verify", disp, {"passed": True}),
+        ]
+        latencies: list[float] = []
+        errors: dict[int, int] = {}
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        for case_id in ids:
+            queue.put_nowait(case_id)
+        connector = aiohttp.TCPConnector(limit=args.clients * 2)
+        async with aiohttp.ClientSession(
+            base_url=f"http://127.0.0.1:{port}", connector=connector, timeout=aiohttp.ClientTimeout(total=60)
+        ) as client:
+            for _ in range(300):
+                try:
+                    async with client.get("/healthz") as ready:
+                        if ready.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+
+            async def worker() -> None:
+                while True:
+                    try:
+                        case_id = queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        return
+                    version = 2
+                    for action, headers, body in steps:
+                        started = time.perf_counter()
+                        async with client.post(
+                            f"/v1/cases/{case_id}/actions/{action}",
+                            json={**body, "expected_version": version},
+                            headers=headers,
+                        ) as response:
+                            await response.read()
+                            latencies.append(time.perf_counter() - started)
+                            if response.status != 200:
+                                errors[response.status] = errors.get(response.status, 0) + 1
+                                break
+                        version += 1
+
+            t = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(args.clients)))
+            elapsed = time.perf_counter() - t
+        ok = len(latencies) - sum(errors.values())
+        print(
+            f"  {args.clients} concurrent clients, {len(latencies)} transitions in {elapsed:.1f} s: "
+            f"{ok / elapsed:,.0f} transitions/s"
+        )
+        print(
+            f"  latency p50 {pct(latencies, 0.5) * 1000:.1f} ms, p99 {pct(latencies, 0.99) * 1000:.1f} ms, "
+            f"max {max(latencies) * 1000:.1f} ms; non-200: {errors or 'none'}"
+        )
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+        broker.stop()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+        if pg is not None:
+            pg.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=20)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,452 @@
+"""Dispatch's HTTP routes (thin): cases, timeline, manual assignment, lifecycle actions, SSE stream.
+
+派遣服务 HTTP 接口（薄层）：案件查询、时间线、手动派遣、流转操作、事件流（SSE）。
+
+Scope 数据范围 (lifecycle.can_see): township-bound staff see only their township,
+a unit only cases where it is primary, co-handler or the escalated department;
+admin and hotline see everything. A case outside the caller's scope answers 404.
+乡镇账号只见本乡镇；单位账号只见其主办、协办或被吹哨的案件；范围外的案件答 404。
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from services.dispatch.context import DispatchContext, utc_now
+from services.dispatch.lifecycle import Action, Actor, Refused, Role, allowed_actions
+from services.dispatch.service import (
+    API_ACTIONS,
+    ActionOutcome,
+    ActionProblem,
+    CaseFilters,
+    CaseNotFoundError,
+    CaseRecord,
+    get_case,
+    get_timeline,
+    last_transition_id,
+    list_cases,
+    merged_into,
+    perform_action,
+    transitions_after,
+)
+from shared.auth import StaffPrincipal, current_staff, require_roles
+
+router = APIRouter()
+TAG = "dispatch 派遣"
+
+#: A missing transition id (in flight or rolled back) is waited for this long before the stream skips it.
+#: 事件流遇到缺号（事务未提交或已回滚）时最长等待秒数。
+STREAM_GAP_WAIT_S = 10.0
+STREAM_HEARTBEAT_S = 15.0
+
+
+def _ctx(request: Request) -> DispatchContext:
+    ctx: DispatchContext = request.app.state.dispatch
+    return ctx
+
+
+def actor_of(principal: StaffPrincipal) -> Actor:
+    """The lifecycle actor of a staff token. 工作人员令牌对应的操作人。"""
+    return Actor(Role(principal.role), unit=principal.unit, township=principal.township, id=principal.token_name)
+
+
+def _correlation_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id") or uuid.uuid4())
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def case_json(record: CaseRecord, *, detail: bool = False) -> dict[str, Any]:
+    """A case as the API shows it. 案件的接口表示。"""
+    s = record.snapshot
+    out: dict[str, Any] = {
+        "id": str(record.id),
+        "incident_id": str(record.incident_id),
+        "source": record.source,
+        "source_id": record.source_id,
+        "state": str(s.state),
+        "version": s.version,
+        "township": s.township or None,
+        "village": record.village,
+        "grid": record.grid,
+        "unit": s.primary_unit,
+        "unit_kind": record.unit_kind,
+        "cohandlers": list(s.cohandlers),
+        "matter": s.matter,
+        "matter_group": record.matter_group,
+        "urgency": record.urgency,
+        "reported_at": _iso(s.reported_at),
+        "dispatched_at": _iso(record.dispatched_at),
+        "deadline": _iso(s.deadline),
+        "accept_deadline": _iso(record.accept_deadline),
+        "reject_window_ends_at": _iso(s.reject_window_ends_at),
+        "time_basis": record.time_basis,
+        "provisional": record.provisional,
+        "overdue": s.overdue,
+        "merged_into": str(record.merged_into) if record.merged_into else None,
+        "triage_reason": record.triage_reason,
+        "decided_by": record.decided_by,
+        "rule_id": record.rule_id,
+        "rules_version": record.rules_version,
+        "jurisdiction_version": record.jurisdiction_version,
+        "explanation_zh": record.explanation.get("explanation_zh"),
+    }
+    if detail:
+        incident = record.incident
+        out["explanation"] = record.explanation
+        out["snapshot"] = s.model_dump(mode="json")
+        out["incident"] = {
+            k: incident.get(k)
+            for k in (
+                "title",
+                "description",
+                "address",
+                "location",
+                "category_key",
+                "category_name",
+                "appeal_type",
+                "channel",
+                "reporter_kind",
+                "worker_id",
+                "grid_code",
+                "division_code",
+                "cell_code",
+                "attachments",
+            )
+        }
+    return out
+
+
+# --------------------------------------------------------------------------- queries 查询
+
+
+@router.get("/v1/cases", tags=[TAG], summary="List cases in the caller's scope 案件列表")
+async def get_cases(
+    request: Request,
+    principal: StaffPrincipal = Depends(current_staff),
+    township: str | None = None,
+    unit: str | None = None,
+    state: Annotated[list[str] | None, Query(description="one or more states 状态（可多选）")] = None,
+    source: str | None = None,
+    source_id: str | None = None,
+    matter: str | None = None,
+    queue: Annotated[str | None, Query(description="`triage`: the manual triage queue 待人工分拨")] = None,
+    overdue: bool | None = None,
+    merged: bool | None = None,
+    from_: Annotated[datetime | None, Query(alias="from", description="reported at or after 上报时间起")] = None,
+    to: Annotated[datetime | None, Query(description="reported before 上报时间止")] = None,
+    cursor: Annotated[int | None, Query(description="`next_cursor` of the previous page 翻页游标")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    if queue not in (None, "", "triage"):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "queue must be 'triage'")
+    filters = CaseFilters(
+        township=township,
+        unit=unit,
+        state=tuple(state or ()),
+        source=source,
+        source_id=source_id,
+        matter=matter,
+        triage=queue == "triage",
+        overdue=overdue,
+        reported_from=from_,
+        reported_to=to,
+        merged=merged,
+    )
+    async with _ctx(request).runtime.uow() as uow:
+        records, next_cursor = await list_cases(
+            session=uow.session, actor=actor_of(principal), filters=filters, cursor=cursor, limit=limit
+        )
+    return {
+        "items": [case_json(r) for r in records],
+        "next_cursor": str(next_cursor) if next_cursor is not None else None,
+    }
+
+
+@router.get("/v1/cases/{case_id}", tags=[TAG], summary="One case with its routing explanation 案件详情（含派遣说明）")
+async def get_one(
+    request: Request, case_id: uuid.UUID, principal: StaffPrincipal = Depends(current_staff)
+) -> dict[str, Any]:
+    actor = actor_of(principal)
+    async with _ctx(request).runtime.uow() as uow:
+        try:
+            record = await get_case(session=uow.session, case_id=case_id, actor=actor)
+        except CaseNotFoundError:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such case 案件不存在") from None
+        duplicates = await merged_into(session=uow.session, case_id=case_id)
+    body = case_json(record, detail=True)
+    body["duplicates"] = [str(d) for d in duplicates]
+    body["allowed_actions"] = sorted(
+        str(a)
+        for a, why in allowed_actions(record.snapshot, actor, utc_now()).items()
+        if why is None and a in API_ACTIONS
+    )
+    return body
+
+
+def _timeline_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "case_id": str(row["case_id"]),
+        "version": row["version"],
+        "action": row["action"],
+        "event_type": row["event_type"],
+        "state": row["state"],
+        "previous_state": row["previous_state"],
+        "actor_role": row["actor_role"],
+        "actor_unit": row["actor_unit"],
+        "actor_township": row["actor_township"],
+        "actor_id": row["actor_id"],
+        "occurred_at": _iso(row["occurred_at"]),
+        "recorded_at": _iso(row["recorded_at"]),
+        "note": row["note"],
+        "body": row["body"],
+        "changes": row["changes"],
+        "deadline": _iso(row["deadline"]),
+        "event_id": str(row["event_id"]) if row["event_id"] else None,
+    }
+
+
+@router.get("/v1/cases/{case_id}/timeline", tags=[TAG], summary="Every transition of a case 案件时间线")
+async def get_case_timeline(
+    request: Request, case_id: uuid.UUID, principal: StaffPrincipal = Depends(current_staff)
+) -> dict[str, Any]:
+    async with _ctx(request).runtime.uow() as uow:
+        try:
+            await get_case(session=uow.session, case_id=case_id, actor=actor_of(principal))
+        except CaseNotFoundError:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such case 案件不存在") from None
+        rows = await get_timeline(session=uow.session, case_id=case_id)
+    return {"case_id": str(case_id), "entries": [_timeline_json(r) for r in rows]}
+
+
+# --------------------------------------------------------------------------- actions 操作
+
+_ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    403: {"description": "the role or the caller's unit may not do this 无权执行"},
+    404: {"description": "no such case, or outside the caller's scope 案件不存在或不在范围内"},
+    409: {"description": "not allowed in the current state, or version conflict: `{detail, state, version}`"},
+    422: {"description": "invalid body 请求体无效"},
+}
+
+
+def _answer(outcome: ActionOutcome) -> JSONResponse:
+    refused = outcome.refused
+    if refused is not None:
+        if isinstance(refused, Refused):
+            code = {
+                "forbidden": status.HTTP_403_FORBIDDEN,
+                "conflict": status.HTTP_409_CONFLICT,
+                "not_allowed": status.HTTP_409_CONFLICT,
+                "invalid": status.HTTP_422_UNPROCESSABLE_CONTENT,
+            }[refused.kind]
+            state, version = str(refused.current_state), refused.current_version
+        else:
+            assert isinstance(refused, ActionProblem)
+            code = status.HTTP_409_CONFLICT if refused.kind == "conflict" else status.HTTP_422_UNPROCESSABLE_CONTENT
+            state, version = refused.current_state, refused.current_version
+        return JSONResponse(
+            {"detail": refused.reason, "kind": refused.kind, "state": state, "version": version}, status_code=code
+        )
+    assert outcome.record is not None
+    return JSONResponse(
+        {
+            "case": case_json(outcome.record),
+            "transitions": [
+                {"version": a.new_case.version, "event_type": a.event_type, "state": str(a.new_case.state)}
+                for a in outcome.applied
+            ],
+        }
+    )
+
+
+async def _act(
+    request: Request, case_id: uuid.UUID, action: Action, body: Any, principal: StaffPrincipal
+) -> JSONResponse:
+    if not isinstance(body, dict):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "body must be a JSON object 请求体须为 JSON 对象")
+    ctx = _ctx(request)
+    try:
+        async with ctx.runtime.uow() as uow:
+            outcome = await perform_action(
+                session=uow.session,
+                case_id=case_id,
+                action=action,
+                body=body,
+                actor=actor_of(principal),
+                now=utc_now(),
+                jurisdiction=ctx.source.current,
+                max_rejections=ctx.settings.max_rejections,
+                correlation_id=_correlation_id(request),
+            )
+    except CaseNotFoundError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such case 案件不存在") from None
+    return _answer(outcome)
+
+
+async def _json(request: Request) -> Any:
+    try:
+        return orjson.loads(await request.body() or b"{}")
+    except orjson.JSONDecodeError:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "body is not JSON 请求体不是 JSON") from None
+
+
+class AssignRequest(BaseModel):
+    """手动派遣: the unit, optionally the matter, and why. 手动派遣请求体。"""
+
+    unit: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    matter: str | None = None
+    deadline: datetime | None = None
+    expected_version: int | None = Field(None, description="omit to act on the current version 省略则按当前版本")
+
+
+@router.post(
+    "/v1/cases/{case_id}/assign",
+    tags=[TAG],
+    summary="Assign a case by hand 手动派遣 (dispatcher; triage or reported cases)",
+    responses=_ACTION_RESPONSES,
+)
+async def assign(
+    request: Request,
+    case_id: uuid.UUID,
+    body: AssignRequest,
+    principal: StaffPrincipal = Depends(require_roles("dispatcher", "admin")),
+) -> JSONResponse:
+    data = body.model_dump(mode="json", exclude_none=True)
+    if body.expected_version is None:
+        ctx = _ctx(request)
+        async with ctx.runtime.uow() as uow:
+            try:
+                record = await get_case(session=uow.session, case_id=case_id, actor=actor_of(principal))
+            except CaseNotFoundError:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, "no such case 案件不存在") from None
+        data["expected_version"] = record.snapshot.version
+    return await _act(request, case_id, Action.ASSIGN, data, principal)
+
+
+@router.post(
+    "/v1/cases/{case_id}/actions/{action}",
+    tags=[TAG],
+    summary="Perform a lifecycle action 执行流转操作",
+    description="Actions: " + ", ".join(f"`{a}`" for a in API_ACTIONS) + ". Body: the action's fields plus "
+    "`expected_version` (optimistic concurrency) and optional `occurred_at` (history import). "
+    "After `reject` the case is re-dispatched to the next candidate, or goes to triage.",
+    responses=_ACTION_RESPONSES,
+)
+async def act(
+    request: Request, case_id: uuid.UUID, action: str, principal: StaffPrincipal = Depends(current_staff)
+) -> JSONResponse:
+    try:
+        parsed = Action(action)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed not in API_ACTIONS:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown action {action!r} 未知操作")
+    return await _act(request, case_id, parsed, await _json(request), principal)
+
+
+# --------------------------------------------------------------------------- SSE 事件流
+
+
+def _sse(row: dict[str, Any]) -> bytes:
+    data = {
+        "id": row["id"],
+        "case_id": str(row["case_id"]),
+        "version": row["version"],
+        "event_type": row["event_type"],
+        "action": row["action"],
+        "state": row["state"],
+        "previous_state": row["previous_state"],
+        "actor_role": row["actor_role"],
+        "actor_unit": row["actor_unit"],
+        "occurred_at": _iso(row["occurred_at"]),
+        "note": row["note"],
+        "deadline": _iso(row["deadline"]),
+        "township": row["township"],
+        "unit": row["unit"],
+        "matter": row["matter"],
+        "source": row["source"],
+        "source_id": row["source_id"],
+        "overdue": row["overdue"],
+        "merged_into": str(row["merged_into"]) if row["merged_into"] else None,
+    }
+    payload = orjson.dumps(data).decode()
+    return f"id: {row['id']}\nevent: {row['event_type']}\ndata: {payload}\n\n".encode()
+
+
+@router.get(
+    "/v1/stream",
+    tags=[TAG],
+    summary="Server-Sent Events of case changes in the caller's scope 案件变更事件流",
+    description="Each event: `id` (transition id; send it back as `Last-Event-ID` to resume), `event` "
+    "(event type), `data` (JSON). Without `Last-Event-ID` (or `after`) the stream starts at the newest change. "
+    "`max_events` / `max_seconds` end the response (for polling clients and tests).",
+)
+async def stream(
+    request: Request,
+    principal: StaffPrincipal = Depends(current_staff),
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    after: Annotated[int | None, Query(ge=0, description="start after this transition id")] = None,
+    max_events: Annotated[int | None, Query(ge=1)] = None,
+    max_seconds: Annotated[float | None, Query(gt=0)] = None,
+) -> StreamingResponse:
+    ctx = _ctx(request)
+    actor = actor_of(principal)
+    start = after
+    if last_event_id is not None and last_event_id.strip().isdigit():
+        start = int(last_event_id.strip())
+    if start is None:
+        async with ctx.runtime.uow() as uow:
+            start = await last_transition_id(session=uow.session)
+    begin = time.monotonic()
+
+    async def events() -> AsyncIterator[bytes]:
+        cursor = start
+        sent = 0
+        gap_seen: dict[int, float] = {}
+        last_beat = time.monotonic()
+        yield b"retry: 2000\n\n"
+        while True:
+            async with ctx.runtime.uow() as uow:
+                rows = await transitions_after(session=uow.session, after_id=cursor, actor=actor)
+            now = time.monotonic()
+            for row in rows:
+                if row["id"] != cursor + 1:  # a missing id: in flight (wait) or rolled back (skip after a while)
+                    first = gap_seen.setdefault(cursor + 1, now)
+                    if now - first < STREAM_GAP_WAIT_S:
+                        break
+                    gap_seen.pop(cursor + 1, None)
+                cursor = row["id"]
+                if row["visible"]:
+                    yield _sse(row)
+                    sent += 1
+                    last_beat = now
+                    if max_events is not None and sent >= max_events:
+                        return
+            if max_seconds is not None and now - begin >= max_seconds:
+                return
+            if await request.is_disconnected():
+                return
+            if now - last_beat >= STREAM_HEARTBEAT_S:
+                yield b": keep-alive\n\n"
+                last_beat = now
+            await asyncio.sleep(ctx.settings.stream_poll_s)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

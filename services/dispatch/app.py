@@ -1,0 +1,138 @@
+"""Dispatch service (派遣服务): incidents become cases, routed by the jurisdiction; the lifecycle API.
+
+派遣服务：事件立案并按辖区派遣；案件闭环处置接口、超期扫描与事件流。
+
+Run: ``uvicorn --factory services.dispatch.app:create_app --port 8002`` (``make run`` does it).
+
+Start-up: the jurisdiction snapshot is loaded from the grid service (retried in
+the background until it answers); ``/readyz`` answers 503 until then, and the
+``incident.reported`` consumer starts only once a snapshot is loaded, so no
+event is routed without one. Every ``jurisdiction.changed`` reloads it.
+启动时从网格服务加载辖区快照（后台重试直至成功）；加载前 ``/readyz`` 为 503，
+事件消费者在快照加载后才启动；每次辖区变更重新加载。
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+import httpx
+from fastapi import FastAPI
+
+from services.dispatch.api import router
+from services.dispatch.consumers import incident_handler, jurisdiction_handler
+from services.dispatch.context import DispatchContext, utc_now
+from services.dispatch.dashboard import mount_dashboard
+from services.dispatch.grid_client import JurisdictionSource
+from services.dispatch.models import metadata
+from services.dispatch.service import sweep_overdue
+from services.dispatch.settings import DispatchSettings
+from shared.events import INCIDENT_REPORTED, JURISDICTION_CHANGED
+from shared.logging import get_logger
+from shared.service import Check, ServiceRuntime, create_service_app
+
+log = get_logger(__name__)
+
+
+def create_app(
+    settings: DispatchSettings | None = None, *, grid_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """Build the dispatch app (factory for uvicorn and tests). 构建派遣服务应用。
+
+    ``grid_transport`` lets tests reach an in-process grid app
+    (``httpx.ASGITransport(app=grid_app)``). 测试可传入进程内网格服务的 transport。
+    """
+    settings = settings or DispatchSettings()
+    runtime = ServiceRuntime(settings, service="dispatch", metadata=metadata)
+    runtime.use_outbox()
+    source = JurisdictionSource(
+        grid_url=settings.grid_url,
+        token=settings.grid_token,
+        county_code=settings.county_code,
+        transport=grid_transport,
+    )
+    ctx = DispatchContext(runtime=runtime, settings=settings, source=source)
+
+    # The incident consumer is registered now (its table is in the metadata) but started
+    # only after the first snapshot. 事件消费者先登记，快照加载后再启动。
+    incidents = runtime.add_consumer(
+        group_id=settings.incident_group_id, topics=[INCIDENT_REPORTED], handler=incident_handler(ctx)
+    )
+    runtime.consumers.remove(incidents)
+    loaders: list[asyncio.Task[object]] = []
+
+    def reload_in_background() -> None:
+        if loaders and not loaders[-1].done():
+            return
+        loaders.append(asyncio.ensure_future(source.load_until_ready(settings.grid_retry_s)))
+
+    runtime.add_consumer(
+        group_id=f"{settings.jurisdiction_group_prefix}-{uuid.uuid4().hex[:12]}",
+        topics=[JURISDICTION_CHANGED],
+        handler=jurisdiction_handler(ctx, reload_in_background),
+        max_batch=50,
+    )
+
+    async def first_load() -> None:
+        await source.load_until_ready(settings.grid_retry_s)
+        runtime.consumers.append(incidents)
+        incidents.start()
+        log.info("incident consumer started", group=settings.incident_group_id)
+
+    async def sweep_loop() -> None:
+        while True:
+            await asyncio.sleep(settings.overdue_sweep_interval_s)
+            try:
+                while True:
+                    async with runtime.uow() as uow:
+                        flagged = await sweep_overdue(
+                            session=uow.session,
+                            now=utc_now(),
+                            jurisdiction=source.current,
+                            correlation_id=f"overdue-sweep-{uuid.uuid4().hex[:8]}",
+                            limit=settings.overdue_sweep_batch,
+                        )
+                    if flagged:
+                        log.info("cases flagged overdue", count=len(flagged))
+                    if len(flagged) < settings.overdue_sweep_batch:
+                        break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("overdue sweep failed", error=repr(exc))
+
+    async def on_start() -> None:
+        loaders.append(asyncio.ensure_future(first_load()))
+        if settings.overdue_sweep_interval_s > 0:
+            runtime.spawn(sweep_loop(), "dispatch-overdue-sweep")
+
+    async def on_stop() -> None:
+        for task in loaders:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def jurisdiction_check() -> Check:
+        snap = source.snapshot
+        if snap is None:
+            return Check(False, f"no jurisdiction snapshot yet: {source.last_error or 'loading'}")
+        return Check(True, f"{snap.county_code} v{snap.version}/r{snap.rules_version}")
+
+    runtime.readiness["jurisdiction"] = jurisdiction_check
+    app = create_service_app(
+        runtime,
+        title="Dispatch 派遣",
+        description="Incidents from `incident.reported` become cases, routed by the county's jurisdiction "
+        "(grid service) and explained; staff follow them through the closed loop (签收, 退单, 延期, 办结, 核查, "
+        "结案, 回访, 督办, 吹哨). Every transition is published on `case.events`.",
+        routers=[router],
+        on_start=on_start,
+        on_stop=on_stop,
+    )
+    app.state.dispatch = ctx
+    app.state.settings = settings
+    # 调度台: static page at /dashboard plus same-origin proxies to metrics and grid.
+    mount_dashboard(app, metrics_url=settings.metrics_url, grid_url=settings.grid_url, grid_transport=grid_transport)
+    return app

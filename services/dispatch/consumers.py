@@ -1,0 +1,72 @@
+"""Dispatch's consumers (thin): ``incident.reported`` → a case; ``jurisdiction.changed`` → reload.
+
+派遣服务的消费者（薄层）：事件上报 → 立案派遣；辖区变更 → 重新加载快照。
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.dispatch.context import DispatchContext, utc_now
+from services.dispatch.grid_client import GridUnavailableError
+from services.dispatch.service import handle_incident
+from shared.events import EventEnvelope, IncidentReported, JurisdictionChanged
+from shared.kafka import Handler
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+#: How long the ``jurisdiction.changed`` handler waits for the grid before reloading in the background.
+#: 辖区变更处理等待网格服务的时长（秒），超时后转为后台重试。
+RELOAD_WAIT_S = 10.0
+
+
+def incident_handler(ctx: DispatchContext) -> Handler:
+    """``incident.reported`` → :func:`handle_incident` (started only once a snapshot is loaded). 事件处理。"""
+
+    async def handle(session: AsyncSession, envelope: EventEnvelope[Any]) -> None:
+        if envelope.type != "incident.reported" or not isinstance(envelope.data, IncidentReported):
+            return
+        loaded = ctx.source.current
+        if loaded is None:  # the consumer is started after the first load; never here in practice
+            raise RuntimeError("no jurisdiction snapshot loaded yet")
+        await handle_incident(
+            session=session,
+            event=envelope.data,
+            jurisdiction=loaded,
+            now=utc_now(),
+            correlation_id=envelope.correlation_id,
+            duplicate_distance_m=ctx.settings.duplicate_distance_m,
+            duplicate_window=ctx.duplicate_window,
+        )
+
+    return handle
+
+
+def jurisdiction_handler(ctx: DispatchContext, reload_in_background: Any) -> Handler:
+    """``jurisdiction.changed`` → reload the snapshot unless it is already that new. 辖区变更 → 重新加载。
+
+    ``reload_in_background()`` is called when the grid does not answer in time: the
+    message is never dead-lettered because the grid is down. 网格服务暂不可用时转后台重试，不进死信。
+    """
+
+    async def handle(session: AsyncSession, envelope: EventEnvelope[Any]) -> None:
+        change = envelope.data
+        if not isinstance(change, JurisdictionChanged):
+            return
+        source = ctx.source
+        wanted = source.county_code or (source.snapshot.county_code if source.snapshot else "")
+        if wanted and change.county_code != wanted:
+            return
+        if source.is_current(change.version, change.rules_version):
+            return
+        try:
+            await asyncio.wait_for(source.reload(), RELOAD_WAIT_S)
+        except (GridUnavailableError, TimeoutError) as exc:
+            log.warning("jurisdiction reload failed; retrying in the background", error=repr(exc))
+            reload_in_background()
+
+    return handle

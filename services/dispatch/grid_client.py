@@ -1,0 +1,174 @@
+"""The jurisdiction snapshot dispatch routes with, loaded from the grid service.
+
+派遣所用的辖区快照：从网格服务加载，保存在内存中，收到 ``jurisdiction.changed`` 后重新加载。
+
+``GET {grid_url}/v1/jurisdiction`` answers the bundle JSON (the exchange format
+of ``shared/domain/jurisdiction.md``) with a top-level ``version``; the rule-set
+version comes as ``rules_version`` in the body or the ``X-Rules-Version``
+header (the grid service sends the header). A body of the form ``{"bundle": {...},
+"version": …}`` is accepted too. 兼容两种响应形态；规则集版本取自正文或响应头。
+
+The snapshot is swapped atomically (one attribute assignment), so a routing call
+always sees one consistent (bundle, rules) pair. 快照整体替换，路由调用看到的总是一致的版本。
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from shared.calendar import WorkingCalendar, load_calendar
+from shared.jurisdiction import BundleInvalidError, JurisdictionBundle, JurisdictionSnapshot
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+__all__ = ["GridUnavailableError", "JurisdictionSource", "LoadedJurisdiction", "parse_response"]
+
+
+class GridUnavailableError(RuntimeError):
+    """The grid service did not give a usable jurisdiction (down, 404, invalid). 网格服务不可用。"""
+
+
+@dataclass(frozen=True)
+class LoadedJurisdiction:
+    """A snapshot and the working calendar of its county. 快照及其区县的工作日历。"""
+
+    snapshot: JurisdictionSnapshot
+    calendar: WorkingCalendar
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None and str(value).strip() != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_response(body: Any, headers: httpx.Headers | dict[str, str] | None = None) -> JurisdictionSnapshot:
+    """Build the snapshot from a ``GET /v1/jurisdiction`` answer (tolerant). 由响应构建快照（宽松解析）。
+
+    Raises :class:`GridUnavailableError` when the body is not a usable bundle.
+    """
+    headers = headers or {}
+    if not isinstance(body, dict):
+        raise GridUnavailableError("jurisdiction response is not a JSON object")
+    data = body.get("bundle") if isinstance(body.get("bundle"), dict) else body
+    assert isinstance(data, dict)
+    version = _int(body.get("version")) or _int(data.get("version")) or _int(headers.get("x-jurisdiction-version"))
+    rules_version = (
+        _int(body.get("rules_version")) or _int(data.get("rules_version")) or _int(headers.get("x-rules-version"))
+    )
+    if version is None:
+        raise GridUnavailableError("jurisdiction response has no version")
+    try:
+        bundle = JurisdictionBundle.model_validate({k: v for k, v in data.items() if k != "rules_version"})
+        return JurisdictionSnapshot(bundle, version=version, rules_version=rules_version or version)
+    except BundleInvalidError as exc:
+        raise GridUnavailableError(f"jurisdiction bundle is invalid: {exc}") from exc
+    except ValueError as exc:  # pydantic ValidationError is a ValueError
+        raise GridUnavailableError(f"jurisdiction bundle does not parse: {exc}") from exc
+
+
+class JurisdictionSource:
+    """Holds the current snapshot; loads it from the grid service over HTTP. 持有当前快照并从网格服务加载。
+
+    ``transport`` lets tests run the real grid app in-process
+    (``httpx.ASGITransport(app=grid_app)``). 测试可传入 ASGI transport 在进程内调用网格服务。
+    """
+
+    def __init__(
+        self,
+        *,
+        grid_url: str,
+        token: str,
+        county_code: str = "",
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.grid_url = grid_url.rstrip("/")
+        self.token = token
+        self.county_code = county_code
+        self.transport = transport
+        self.timeout_s = timeout_s
+        self.current: LoadedJurisdiction | None = None
+        self.last_error: str | None = None
+        self.loaded = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    @property
+    def snapshot(self) -> JurisdictionSnapshot | None:
+        """The current snapshot, or ``None`` before the first load. 当前快照。"""
+        return self.current.snapshot if self.current else None
+
+    def set_snapshot(self, snapshot: JurisdictionSnapshot) -> None:
+        """Install ``snapshot`` (and its county's calendar) atomically. 原子替换快照。"""
+        calendar = load_calendar(county=snapshot.county_code)
+        self.current = LoadedJurisdiction(snapshot, calendar)
+        self.last_error = None
+        self.loaded.set()
+
+    def is_current(self, version: int, rules_version: int) -> bool:
+        """Whether the loaded snapshot is at least (``version``, ``rules_version``). 是否已是该版本或更新。"""
+        snap = self.snapshot
+        return snap is not None and snap.version >= version and snap.rules_version >= rules_version
+
+    async def fetch(self) -> JurisdictionSnapshot:
+        """GET the jurisdiction and build a snapshot (does not install it). 获取并构建快照（不安装）。"""
+        params = {"county": self.county_code} if self.county_code else None
+        try:
+            async with httpx.AsyncClient(
+                base_url=self.grid_url, transport=self.transport, timeout=self.timeout_s
+            ) as client:
+                response = await client.get(
+                    "/v1/jurisdiction", params=params, headers={"Authorization": f"Bearer {self.token}"}
+                )
+        except httpx.HTTPError as exc:
+            raise GridUnavailableError(f"grid service unreachable: {type(exc).__name__}: {exc}") from exc
+        if response.status_code != 200:
+            raise GridUnavailableError(f"grid service answered {response.status_code}: {response.text[:300]}")
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise GridUnavailableError("grid service answered non-JSON") from exc
+        return await asyncio.to_thread(parse_response, body, response.headers)
+
+    async def reload(self) -> JurisdictionSnapshot:
+        """Fetch and install the current jurisdiction (serialised). 获取并安装当前辖区（串行）。"""
+        async with self._lock:
+            try:
+                snapshot = await self.fetch()
+            except GridUnavailableError as exc:
+                self.last_error = str(exc)
+                raise
+            previous = self.snapshot
+            if previous is not None and (snapshot.version, snapshot.rules_version) < (
+                previous.version,
+                previous.rules_version,
+            ):
+                log.warning(
+                    "grid answered an older jurisdiction; keeping the newer one",
+                    loaded=f"v{previous.version}/r{previous.rules_version}",
+                    answered=f"v{snapshot.version}/r{snapshot.rules_version}",
+                )
+                return previous
+            self.set_snapshot(snapshot)
+            log.info(
+                "jurisdiction loaded",
+                county=snapshot.county_code,
+                version=snapshot.version,
+                rules_version=snapshot.rules_version,
+            )
+            return snapshot
+
+    async def load_until_ready(self, retry_s: float) -> JurisdictionSnapshot:
+        """Retry :meth:`reload` until the grid answers. 重试直至网格服务给出辖区。"""
+        while True:
+            try:
+                return await self.reload()
+            except GridUnavailableError as exc:
+                log.warning("jurisdiction not loaded yet; retrying", error=str(exc), retry_s=retry_s)
+                await asyncio.sleep(retry_s)

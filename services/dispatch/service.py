@@ -1,0 +1,1257 @@
+"""Dispatch's application service (派遣应用服务): cases, transitions, events.
+
+Every function takes keyword-only arguments and the caller's session; nothing
+here commits (the unit of work or the consumer runner does). Each state change
+writes, in the caller's transaction: the case row, one ``case_transitions`` row
+per transition and one outbox event per transition, with deterministic ids —
+``cases.id = uuid5(CASE_NAMESPACE, incident id)`` and
+``event id = uuid5(case id, "<version>:<type>")`` — so replaying
+``incident.reported`` from offset 0 creates no case and publishes nothing twice.
+所有函数只用关键字参数、使用调用方的会话且从不提交。案件行、时间线行与发件箱事件同事务写入，
+标识确定：重放事件主题不会产生新案件，也不会重复发布事件。
+
+* :func:`handle_incident` — 立案 + 派遣 / 转人工 / 自办 / 并案 (``incident.reported``).
+* :func:`perform_action` — one lifecycle action under ``SELECT … FOR UPDATE``; after
+  a 退单 the case is re-dispatched to the next candidate (or triage). 执行流转。
+* :func:`assign_case` — a dispatcher's manual decision (手动派遣). 手动派遣。
+* :func:`sweep_overdue` — flag open cases past their deadline, once, across replicas
+  (``FOR UPDATE SKIP LOCKED``), with optional auto-escalation. 超期扫描。
+* queries for the API: :func:`list_cases`, :func:`get_case`, :func:`get_timeline`,
+  :func:`transitions_after`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import any_, false, func, literal, or_, select, text, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.dispatch.duplicates import DuplicateMatch, OpenCase, Report, find_duplicate, lock_keys, search_box
+from services.dispatch.grid_client import LoadedJurisdiction
+from services.dispatch.lifecycle import (
+    CASE_REPORTED,
+    OPEN_STATES,
+    Action,
+    Actor,
+    AddCohandlerBody,
+    Applied,
+    CaseSnapshot,
+    CaseState,
+    DispatchBody,
+    EscalateBody,
+    MarkOverdueBody,
+    Refused,
+    Role,
+    SelfHandleBody,
+    TimelineEntry,
+    TriageBody,
+    after_rejection,
+    apply,
+    can_see,
+)
+from services.dispatch.models import case_transitions, cases, outbox
+from services.dispatch.routing import (
+    ACCEPT_WORKING_DAYS,
+    REJECT_WINDOW_WORKING_DAYS,
+    RoutingDecision,
+    candidates,
+    route,
+)
+from shared.events import CASE_EVENTS, ActorRef, CaseEvent, IncidentReported, make_envelope
+from shared.logging import get_logger
+from shared.outbox import add_events
+
+log = get_logger(__name__)
+
+#: Namespace of case ids: ``uuid5(CASE_NAMESPACE, str(incident event id))``. 案件 id 命名空间。
+CASE_NAMESPACE = uuid.UUID("0b7d6c2e-5a43-5f0e-8d2a-6f3c1e9b4a71")
+#: ``source`` of the events dispatch publishes. 事件来源。
+EVENT_SOURCE = "/dispatch"
+#: Who the service acts as for automatic transitions. 自动流转的操作人。
+SYSTEM_ACTOR = Actor(Role.SYSTEM, id="system:dispatch")
+#: Routing's co-handlers and the sweep's auto-escalation act with admin rights, recorded as the system.
+#: 路由添加协办、超期自动吹哨以管理员权限执行，记录为系统。
+SYSTEM_ADMIN = Actor(Role.ADMIN, township="*", id="system:dispatch")
+#: 报到 limit after a 吹哨, in working days. 吹哨后报到时限（工作日）。
+REPORT_IN_WORKING_DAYS = 1
+
+#: Actions the API exposes on ``POST /v1/cases/{id}/actions/{action}``. API 开放的操作。
+API_ACTIONS: tuple[Action, ...] = (
+    Action.ACCEPT,
+    Action.REJECT,
+    Action.REQUEST_EXTENSION,
+    Action.DECIDE_EXTENSION,
+    Action.RULE_REJECTION,
+    Action.REASSIGN,
+    Action.RESOLVE,
+    Action.VERIFY,
+    Action.CLOSE,
+    Action.CALLBACK,
+    Action.REOPEN,
+    Action.SUPERVISE,
+    Action.ESCALATE,
+    Action.REPORT_IN,
+    Action.ADD_COHANDLER,
+    Action.ASSIGN,
+)
+
+_RUNNING_STATES = sorted(str(s) for s in OPEN_STATES - {CaseState.RESOLVED})
+
+
+def case_id_for(incident_id: uuid.UUID) -> uuid.UUID:
+    """The case id of an incident (deterministic). 事件对应的案件 id（确定性）。"""
+    return uuid.uuid5(CASE_NAMESPACE, str(incident_id))
+
+
+def event_id_for(case_id: uuid.UUID, version: int, event_type: str) -> uuid.UUID:
+    """The id of the event a transition publishes (deterministic). 流转事件 id（确定性）。"""
+    return uuid.uuid5(case_id, f"{version}:{event_type}")
+
+
+# --------------------------------------------------------------------------- the case record 案件记录
+
+
+@dataclass
+class CaseRecord:
+    """A case row in memory: the lifecycle snapshot plus dispatch's own facts. 内存中的案件行。"""
+
+    id: uuid.UUID
+    incident_id: uuid.UUID
+    source: str
+    source_id: str
+    snapshot: CaseSnapshot
+    urgency: str
+    incident: dict[str, Any]
+    explanation: dict[str, Any]
+    village: str | None = None
+    grid: str | None = None
+    unit_kind: str | None = None
+    matter_group: str | None = None
+    dispatched_at: datetime | None = None
+    lng: float | None = None
+    lat: float | None = None
+    phone_hash: str | None = None
+    accept_deadline: datetime | None = None
+    time_basis: str | None = None
+    provisional: bool = False
+    merged_into: uuid.UUID | None = None
+    triage_reason: str | None = None
+    decided_by: str | None = None
+    rule_id: str | None = None
+    rules_version: int | None = None
+    jurisdiction_version: int | None = None
+    placement_method: str | None = None
+    devolved: bool | None = None
+    seq: int | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> CaseRecord:
+        """From a ``cases`` row. 由数据库行构建。"""
+        return cls(
+            id=row["id"],
+            incident_id=row["incident_id"],
+            source=row["source"],
+            source_id=row["source_id"],
+            snapshot=CaseSnapshot.model_validate(row["snapshot"]),
+            urgency=row["urgency"],
+            incident=row["incident"],
+            explanation=row["explanation"],
+            village=row["village"],
+            grid=row["grid"],
+            unit_kind=row["unit_kind"],
+            matter_group=row["matter_group"],
+            dispatched_at=row["dispatched_at"],
+            lng=row["lng"],
+            lat=row["lat"],
+            phone_hash=row["phone_hash"],
+            accept_deadline=row["accept_deadline"],
+            time_basis=row["time_basis"],
+            provisional=row["provisional"],
+            merged_into=row["merged_into"],
+            triage_reason=row["triage_reason"],
+            decided_by=row["decided_by"],
+            rule_id=row["rule_id"],
+            rules_version=row["rules_version"],
+            jurisdiction_version=row["jurisdiction_version"],
+            placement_method=row["placement_method"],
+            devolved=row["devolved"],
+            seq=row["seq"],
+        )
+
+    def to_row(self) -> dict[str, Any]:
+        """Column values (everything but ``seq`` and timestamps). 数据库列值。"""
+        s = self.snapshot
+        return {
+            "id": self.id,
+            "incident_id": self.incident_id,
+            "source": self.source,
+            "source_id": self.source_id,
+            "state": str(s.state),
+            "version": s.version,
+            "township": s.township or None,
+            "village": self.village,
+            "grid": self.grid,
+            "unit": s.primary_unit,
+            "unit_kind": self.unit_kind,
+            "cohandlers": list(s.cohandlers),
+            "escalated_to": s.escalation_department if s.escalation and s.escalation.pending else None,
+            "matter": s.matter,
+            "matter_group": self.matter_group,
+            "urgency": self.urgency,
+            "reported_at": s.reported_at,
+            "dispatched_at": self.dispatched_at,
+            "lng": self.lng,
+            "lat": self.lat,
+            "phone_hash": self.phone_hash,
+            "deadline": s.deadline,
+            "accept_deadline": self.accept_deadline,
+            "reject_window_ends_at": s.reject_window_ends_at,
+            "time_basis": self.time_basis,
+            "provisional": self.provisional,
+            "overdue": s.overdue,
+            "merged_into": self.merged_into,
+            "triage_reason": self.triage_reason,
+            "decided_by": self.decided_by,
+            "rule_id": self.rule_id,
+            "rules_version": self.rules_version,
+            "jurisdiction_version": self.jurisdiction_version,
+            "placement_method": self.placement_method,
+            "devolved": self.devolved,
+            "explanation": self.explanation,
+            "snapshot": s.model_dump(mode="json"),
+            "incident": self.incident,
+        }
+
+    def event_model(self) -> IncidentReported:
+        """The incident as received. 原始事件。"""
+        return IncidentReported.model_validate(self.incident)
+
+
+@dataclass
+class _Pending:
+    """Transitions computed in memory, written together. 待写入的流转。"""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    events: list[Any] = field(default_factory=list)
+
+
+def _actor_ref(actor: Actor) -> ActorRef:
+    return ActorRef(role=str(actor.role), unit=actor.unit, township=actor.township, name=actor.id)
+
+
+def _unit_kind(loaded: LoadedJurisdiction | None, unit_id: str | None, fallback: str | None = None) -> str | None:
+    if unit_id is None:
+        return None
+    unit = loaded.snapshot.unit(unit_id) if loaded is not None else None
+    return unit.kind if unit is not None else fallback
+
+
+def _case_event(
+    record: CaseRecord,
+    *,
+    event_type: str,
+    at: datetime,
+    actor: Actor,
+    previous_state: str | None,
+    extra: Mapping[str, Any] | None = None,
+) -> CaseEvent:
+    """The :class:`CaseEvent` of a transition: identity, current facts, and ``extra``. 构建案件事件。
+
+    Every event carries the descriptive fields the metrics reducer reads
+    (township, matter, matter_group, source, urgency, time_basis, reported_at,
+    deadline, accept_deadline, provisional). 每个事件都带上指标归约所需的描述字段。
+    """
+    s = record.snapshot
+    data: dict[str, Any] = {
+        "case_id": record.id,
+        "version": s.version,
+        "occurred_at": at,
+        "actor": _actor_ref(actor),
+        "state": str(s.state),
+        "previous_state": previous_state,
+        "incident_id": record.incident_id,
+        "source": record.source,
+        "source_id": record.source_id,
+        "township": s.township or None,
+        "unit": s.primary_unit,
+        "unit_kind": record.unit_kind if s.primary_unit else None,
+        "matter": s.matter,
+        "matter_group": record.matter_group,
+        "urgency": record.urgency,
+        "reported_at": s.reported_at,
+        "deadline": s.deadline,
+        "time_basis": record.time_basis,
+        "accept_deadline": record.accept_deadline,
+        "provisional": record.provisional,
+        "cohandlers": list(s.cohandlers),
+        "overdue": s.overdue,
+        "self_handled": s.self_handled,
+        "merged_into": record.merged_into,
+    }
+    data.update(extra or {})
+    return CaseEvent.model_validate(data)
+
+
+def _stage(
+    pending: _Pending,
+    record: CaseRecord,
+    *,
+    event_type: str,
+    action: str | None,
+    actor: Actor,
+    at: datetime,
+    previous_state: str | None,
+    body: dict[str, Any],
+    changes: dict[str, Any],
+    note: str | None,
+    extra: Mapping[str, Any] | None,
+    correlation_id: str,
+    publish: bool = True,
+) -> None:
+    """Queue one timeline row and (if ``publish``) its event. 暂存一条时间线及其事件。"""
+    s = record.snapshot
+    event_id = event_id_for(record.id, s.version, event_type) if publish else None
+    pending.rows.append(
+        {
+            "case_id": record.id,
+            "version": s.version,
+            "action": action,
+            "event_type": event_type,
+            "state": str(s.state),
+            "previous_state": previous_state,
+            "actor_role": str(actor.role),
+            "actor_unit": actor.unit,
+            "actor_township": actor.township,
+            "actor_id": actor.id,
+            "occurred_at": at,
+            "note": note,
+            "body": body,
+            "changes": changes,
+            "deadline": s.deadline,
+            "event_id": event_id,
+        }
+    )
+    if publish:
+        data = _case_event(
+            record, event_type=event_type, at=at, actor=actor, previous_state=previous_state, extra=extra
+        )
+        pending.events.append(
+            make_envelope(
+                event_type=event_type,
+                data=data,
+                source=EVENT_SOURCE,
+                correlation_id=correlation_id,
+                subject=str(record.id),
+                time=at,
+                event_id=event_id,
+            )
+        )
+
+
+def _note_of(body: Mapping[str, Any]) -> str | None:
+    for key in ("reason", "note", "result"):
+        value = body.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _extra_for(applied: Applied, before: CaseSnapshot, record: CaseRecord) -> dict[str, Any]:
+    """Action-specific :class:`CaseEvent` fields (what metrics reads per type). 各类事件的专有字段。"""
+    body = applied.body.model_dump(mode="json")
+    new = applied.new_case
+    extra: dict[str, Any] = {}
+    reason = body.get("reason")
+    note = body.get("note") or body.get("result")
+    if reason:
+        extra["reason"] = reason
+    if note:
+        extra["note"] = note
+    t = applied.event_type
+    if t == "case.triage_required":
+        extra["triage_reason"] = record.triage_reason or reason
+    elif t == "case.rejected":
+        extra["rejected_unit"] = before.primary_unit
+    elif t == "case.rejection_ruled":
+        changed = [
+            r
+            for old, r in zip(before.rejections, new.rejections, strict=True)
+            if old.valid != r.valid or (body.get("unit") and r.unit == body.get("unit"))
+        ]
+        extra["rejected_unit"] = changed[-1].unit if changed else body.get("unit")
+        extra["rejection_valid"] = body.get("valid")
+    elif t == "case.extension_requested":
+        extra["details"] = {"requested_deadline": body.get("new_deadline")}
+    elif t in ("case.extended", "case.extension_denied"):
+        extra["extension_approved"] = t == "case.extended"
+    elif t == "case.verified":
+        extra["verification_passed"] = body.get("passed")
+    elif t == "case.callback_recorded":
+        extra["satisfaction"] = body.get("satisfaction")
+        extra["solved"] = body.get("solved")
+    elif t == "case.escalated":
+        extra["department"] = body.get("department")
+        extra["details"] = {"report_deadline": record.accept_deadline.isoformat() if record.accept_deadline else None}
+    elif t == "case.cohandler_added":
+        # metrics: under this type ``unit`` means the co-handler. 指标约定：此类型的 unit 指协办单位。
+        extra["unit"] = body.get("unit")
+        extra["unit_kind"] = None
+        extra["details"] = {"primary_unit": new.primary_unit, "cohandler": body.get("unit")}
+    elif t == "case.self_handled":
+        extra["details"] = {"handler": new.handler}
+    return extra
+
+
+def _stage_applied(
+    pending: _Pending,
+    record: CaseRecord,
+    applied: Applied,
+    *,
+    correlation_id: str,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Make ``applied`` the record's state and queue its row and event. 应用流转并暂存。"""
+    before = record.snapshot
+    record.snapshot = applied.new_case
+    body = applied.body.model_dump(mode="json")
+    merged_extra = {**_extra_for(applied, before, record), **(extra or {})}
+    _stage(
+        pending,
+        record,
+        event_type=applied.event_type,
+        action=str(applied.action),
+        actor=applied.actor,
+        at=applied.at,
+        previous_state=str(before.state),
+        body=body,
+        changes=applied.changes,
+        note=_note_of(body),
+        extra=merged_extra,
+        correlation_id=correlation_id,
+    )
+
+
+def _must(result: Applied | Refused) -> Applied:
+    if isinstance(result, Refused):  # a programming error in the service, never a user error
+        raise RuntimeError(f"system transition refused: {result.kind}: {result.reason}")
+    return result
+
+
+async def _write(session: AsyncSession, pending: _Pending) -> None:
+    if pending.rows:
+        await session.execute(_INSERT_TRANSITIONS, pending.rows)
+    if pending.events:
+        await add_events(session, outbox, CASE_EVENTS, pending.events)
+
+
+# --------------------------------------------------------------------------- incidents 立案与派遣
+
+
+@dataclass(frozen=True)
+class IncidentOutcome:
+    """What :func:`handle_incident` did. 处理结果。"""
+
+    case_id: uuid.UUID
+    status: Literal["created", "exists"]
+    outcome: str | None = None  # dispatch / triage / self_handled / merged
+    merged_into: uuid.UUID | None = None
+
+
+def _routing_facts(record: CaseRecord, decision: RoutingDecision) -> None:
+    placement = decision.placement
+    record.village = placement.village if placement else None
+    record.grid = placement.grid if placement else None
+    record.placement_method = placement.method if placement else None
+    record.matter_group = decision.matter_group
+    record.triage_reason = decision.triage_reason
+    record.decided_by = decision.decided_by
+    record.rule_id = decision.rule_id
+    record.rules_version = decision.rules_version
+    record.jurisdiction_version = decision.jurisdiction_version
+    record.devolved = decision.devolved
+
+
+#: Open, unmerged cases near a point of one matter, or of one 12345 caller (prebuilt: hot path).
+#: 同一事项附近或同一来电人的未结案件（预构建语句，热路径）。
+_OPEN_CASES_NEAR = text(
+    f"""
+    SELECT id, matter, reported_at, lng, lat, grid, source, phone_hash
+    FROM {cases.fullname}
+    WHERE state <> 'closed' AND merged_into IS NULL
+      AND matter = :matter AND lat BETWEEN :min_lat AND :max_lat AND lng BETWEEN :min_lng AND :max_lng
+    UNION
+    SELECT id, matter, reported_at, lng, lat, grid, source, phone_hash
+    FROM {cases.fullname}
+    WHERE state <> 'closed' AND merged_into IS NULL AND phone_hash = CAST(:phone AS text)
+    """
+)  # two index scans (never an OR that a generic plan turns into a table scan) 两个索引扫描，避免 OR 退化为全表扫描
+#: Take the advisory locks in the (sorted) order given: one round trip. 按给定（已排序）顺序加咨询锁。
+_LOCK_KEYS = text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k")
+_INSERT_CASE = pg_insert(cases).on_conflict_do_nothing(index_elements=[cases.c.incident_id]).returning(cases.c.id)
+_INSERT_TRANSITIONS = pg_insert(case_transitions)
+
+
+async def _open_cases_near(
+    session: AsyncSession,
+    *,
+    matter: str,
+    lng: float | None,
+    lat: float | None,
+    phone_hash: str | None,
+    distance_m: float,
+) -> list[OpenCase]:
+    """Open, unmerged cases that might be duplicates (bounding box, or the same caller). 可能重复的未结案件。"""
+    if (lng is None or lat is None) and not phone_hash:
+        return []
+    box: tuple[float | None, ...] = (None, None, None, None)
+    if lng is not None and lat is not None:
+        box = search_box(lng, lat, distance_m)
+    rows = await session.execute(
+        _OPEN_CASES_NEAR,
+        {
+            "matter": matter,
+            "min_lng": box[0],
+            "min_lat": box[1],
+            "max_lng": box[2],
+            "max_lat": box[3],
+            "phone": phone_hash,
+        },
+    )
+    return [
+        OpenCase(
+            case_id=str(r.id),
+            matter=r.matter,
+            reported_at=r.reported_at,
+            lng=r.lng,
+            lat=r.lat,
+            grid=r.grid,
+            source=r.source,
+            phone_hash=r.phone_hash,
+        )
+        for r in rows
+    ]
+
+
+async def handle_incident(
+    *,
+    session: AsyncSession,
+    event: IncidentReported,
+    jurisdiction: LoadedJurisdiction,
+    now: datetime,
+    correlation_id: str,
+    duplicate_distance_m: float = 50.0,
+    duplicate_window: timedelta = timedelta(hours=24),
+) -> IncidentOutcome:
+    """Create the case of ``event`` (once) and dispatch, triage, record or merge it. 立案并派遣。
+
+    Idempotent: a second call for the same incident changes nothing. The duplicate
+    check is serialised across replicas with ``pg_advisory_xact_lock`` on
+    (matter, coarse cell) keys (and the 12345 caller). 幂等；并案检查用咨询锁跨副本串行。
+    """
+    case_id = case_id_for(event.event_id)
+    # No existence check up front: a replayed incident is routed again, then the insert below
+    # (ON CONFLICT on incident_id) finds it and nothing is written. 重放时最后的插入冲突，什么也不写。
+    snapshot, calendar = jurisdiction.snapshot, jurisdiction.calendar
+    at = max(now, event.reported_at)
+    decision = route(event, snapshot, now=at, calendar=calendar)
+    record = CaseRecord(
+        id=case_id,
+        incident_id=event.event_id,
+        source=event.source,
+        source_id=event.source_id,
+        snapshot=CaseSnapshot(
+            id=str(case_id),
+            township=decision.township or "",
+            source=event.source,
+            reported_at=event.reported_at,
+            matter=decision.matter,
+        ),
+        urgency=event.urgency,
+        incident=event.model_dump(mode="json"),
+        explanation=decision.to_dict(),
+        lng=event.location.lng if event.location else None,
+        lat=event.location.lat if event.location else None,
+        phone_hash=event.caller.phone_hash if event.caller and event.source == "12345" else None,
+    )
+    _routing_facts(record, decision)
+
+    duplicate: DuplicateMatch | None = None
+    if decision.outcome != "self_handled" and decision.matter is not None:
+        keys = lock_keys(
+            matter=decision.matter,
+            lng=record.lng,
+            lat=record.lat,
+            phone_hash=record.phone_hash,
+            distance_m=duplicate_distance_m,
+        )
+        if keys:
+            await session.execute(_LOCK_KEYS, {"keys": keys})
+        nearby = await _open_cases_near(
+            session,
+            matter=decision.matter,
+            lng=record.lng,
+            lat=record.lat,
+            phone_hash=record.phone_hash,
+            distance_m=duplicate_distance_m,
+        )
+        duplicate = find_duplicate(
+            Report(
+                matter=decision.matter,
+                reported_at=event.reported_at,
+                lng=record.lng,
+                lat=record.lat,
+                grid=record.grid,
+                source=event.source,
+                phone_hash=record.phone_hash,
+            ),
+            nearby,
+            distance_m=duplicate_distance_m,
+            window=duplicate_window,
+        )
+
+    pending = _Pending()
+    outcome: str
+    if duplicate is not None:
+        outcome = "merged"
+        record.merged_into = uuid.UUID(duplicate.case_id)
+        record.triage_reason = None
+        record.decided_by = None
+        record.explanation = {
+            **record.explanation,
+            "outcome": "merged",
+            "merged_into": duplicate.case_id,
+            "duplicate": {"reason": duplicate.reason, "distance_m": duplicate.distance_m},
+            "explanation_zh": duplicate.explanation_zh,
+            "routing_explanation_zh": decision.explanation_zh,
+        }
+        # A merged report is a closed record linked to the first case: no assignment of its own.
+        # 并案件是关联到首件的已结记录，不另行派遣。
+        record.snapshot = record.snapshot.model_copy(update={"state": CaseState.CLOSED})
+        _stage(
+            pending,
+            record,
+            event_type="case.merged",
+            action="merge",
+            actor=SYSTEM_ACTOR,
+            at=at,
+            previous_state=None,
+            body={"merged_into": duplicate.case_id, "reason": duplicate.reason},
+            changes=record.snapshot.model_dump(mode="json"),
+            note=duplicate.explanation_zh,
+            extra={"reason": duplicate.explanation_zh, "details": {"duplicate_reason": duplicate.reason}},
+            correlation_id=correlation_id,
+        )
+    else:
+        outcome = decision.outcome
+        _stage(
+            pending,
+            record,
+            event_type=CASE_REPORTED,
+            action=None,
+            actor=Actor(Role.SYSTEM, id=f"intake:{event.source}"),
+            at=event.reported_at,
+            previous_state=None,
+            body={},
+            changes=record.snapshot.model_dump(mode="json"),
+            note=None,
+            extra=None,
+            correlation_id=correlation_id,
+            publish=False,
+        )
+        details = {
+            "decided_by": decision.decided_by,
+            "rule_id": decision.rule_id,
+            "rules_version": decision.rules_version,
+            "jurisdiction_version": decision.jurisdiction_version,
+            "placement": decision.placement.to_dict() if decision.placement else None,
+        }
+        if decision.outcome == "dispatch":
+            assert decision.unit is not None and decision.deadline is not None
+            record.unit_kind = decision.unit_kind
+            record.accept_deadline = decision.accept_deadline
+            record.time_basis = decision.time_basis
+            record.provisional = decision.provisional
+            record.dispatched_at = at
+            body = DispatchBody(
+                expected_version=record.snapshot.version,
+                unit=decision.unit,
+                deadline=decision.deadline,
+                reject_window_ends_at=decision.reject_window_ends_at,
+            )
+            applied = _must(apply(record.snapshot, Action.DISPATCH, body, SYSTEM_ACTOR, at))
+            _stage_applied(
+                pending,
+                record,
+                applied,
+                correlation_id=correlation_id,
+                extra={"reason": decision.explanation_zh, "details": details},
+            )
+            for unit in decision.cohandlers:
+                cohandler = AddCohandlerBody(expected_version=record.snapshot.version, unit=unit)
+                applied = _must(apply(record.snapshot, Action.ADD_COHANDLER, cohandler, SYSTEM_ADMIN, at))
+                _stage_applied(
+                    pending,
+                    record,
+                    applied,
+                    correlation_id=correlation_id,
+                    extra={"reason": f"规则 {decision.rule_id}"},
+                )
+        elif decision.outcome == "triage":
+            body_t = TriageBody(expected_version=record.snapshot.version, reason=decision.triage_reason or "triage")
+            applied = _must(apply(record.snapshot, Action.TRIAGE, body_t, SYSTEM_ACTOR, at))
+            _stage_applied(
+                pending,
+                record,
+                applied,
+                correlation_id=correlation_id,
+                extra={"reason": decision.explanation_zh, "details": details},
+            )
+        else:
+            body_s = SelfHandleBody(
+                expected_version=record.snapshot.version, handler=event.worker_id, note="网格员自办"
+            )
+            applied = _must(apply(record.snapshot, Action.SELF_HANDLE, body_s, SYSTEM_ACTOR, at))
+            _stage_applied(pending, record, applied, correlation_id=correlation_id)
+
+    inserted = (await session.execute(_INSERT_CASE, record.to_row())).scalar()
+    if inserted is None:  # another replica created it meanwhile 其他副本已创建
+        return IncidentOutcome(case_id=case_id, status="exists")
+    await _write(session, pending)
+    return IncidentOutcome(case_id=case_id, status="created", outcome=outcome, merged_into=record.merged_into)
+
+
+# --------------------------------------------------------------------------- actions 流转
+
+
+class CaseNotFoundError(LookupError):
+    """No such case, or not visible to the caller (→ 404). 案件不存在或不可见。"""
+
+
+@dataclass(frozen=True)
+class ActionProblem:
+    """A request the service refuses before the lifecycle sees it (→ 409 or 422). 服务层拒绝。"""
+
+    kind: Literal["conflict", "invalid"]
+    reason: str
+    current_state: str
+    current_version: int
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    """Result of :func:`perform_action`: the final record and what happened. 流转结果。"""
+
+    record: CaseRecord | None
+    applied: tuple[Applied, ...] = ()
+    refused: Refused | ActionProblem | None = None
+
+
+async def _load_for_update(session: AsyncSession, case_id: uuid.UUID) -> CaseRecord | None:
+    row = (await session.execute(select(cases).where(cases.c.id == case_id).with_for_update())).mappings().first()
+    return CaseRecord.from_row(row) if row is not None else None
+
+
+async def _save(session: AsyncSession, record: CaseRecord, pending: _Pending) -> None:
+    values = record.to_row()
+    for key in ("id", "incident_id", "incident"):
+        values.pop(key)
+    values["updated_at"] = func.now()
+    await session.execute(update(cases).where(cases.c.id == record.id).values(**values))
+    await _write(session, pending)
+
+
+def _deadline_facts(
+    loaded: LoadedJurisdiction, matter_code: str | None, urgency: str, at: datetime
+) -> tuple[datetime | None, str | None, bool]:
+    """Resolution deadline, its basis and the provisional flag for a matter. 事项办结期限。"""
+    matter = loaded.snapshot.matter(matter_code) if matter_code else None
+    if matter is None:
+        return None, None, False
+    basis: Literal["working", "natural"] = "natural" if urgency == "critical" else matter.time_basis
+    due = loaded.calendar.deadline(at, matter.deadlines.for_urgency(urgency), basis)  # type: ignore[arg-type]
+    return due.due_at, basis, due.provisional
+
+
+def _windows(loaded: LoadedJurisdiction, at: datetime, deadline: datetime | None) -> tuple[datetime, datetime]:
+    """(签收期限, 退单时限) from ``at``. 签收期限与退单时限。"""
+    accept = loaded.calendar.add_working_days(at, ACCEPT_WORKING_DAYS)
+    if deadline is not None:
+        accept = min(accept, deadline)
+    return accept, loaded.calendar.add_working_days(at, REJECT_WINDOW_WORKING_DAYS)
+
+
+def _unit_problem(loaded: LoadedJurisdiction | None, unit: Any, record: CaseRecord, what: str) -> ActionProblem | None:
+    if not isinstance(unit, str) or loaded is None:
+        return None
+    if loaded.snapshot.unit(unit.strip()) is None:
+        return ActionProblem(
+            "invalid", f"未知单位 {unit} / unknown {what} {unit!r}", str(record.snapshot.state), record.snapshot.version
+        )
+    return None
+
+
+def _prepare_body(
+    action: Action,
+    body: dict[str, Any],
+    record: CaseRecord,
+    loaded: LoadedJurisdiction | None,
+    at: datetime,
+) -> dict[str, Any] | ActionProblem:
+    """Fill what the service computes (windows, deadlines) and check referenced units. 补全并校验请求体。"""
+    body = dict(body)
+    if action in (Action.REASSIGN, Action.ASSIGN, Action.ADD_COHANDLER):
+        problem = _unit_problem(loaded, body.get("unit"), record, "unit")
+        if problem is not None:
+            return problem
+    if action is Action.ESCALATE:
+        department = body.get("department")
+        if isinstance(department, str) and loaded is not None:
+            unit = loaded.snapshot.unit(department.strip())
+            if unit is None or unit.kind != "county_department":
+                return ActionProblem(
+                    "invalid",
+                    f"{department} 不是县级部门 / {department!r} is not a county department",
+                    str(record.snapshot.state),
+                    record.snapshot.version,
+                )
+    if action is Action.ASSIGN and loaded is not None:
+        matter = body.get("matter")
+        if isinstance(matter, str) and loaded.snapshot.matter(matter) is None:
+            return ActionProblem(
+                "invalid", f"未知事项 {matter} / unknown matter", str(record.snapshot.state), record.snapshot.version
+            )
+        if body.get("deadline") is None:
+            deadline, _, _ = _deadline_facts(loaded, matter or record.snapshot.matter, record.urgency, at)
+            if deadline is not None:
+                body["deadline"] = deadline.isoformat()
+    if action is Action.REOPEN and loaded is not None and body.get("deadline") is None:
+        # 重办 gets a fresh deadline of the matter from the reopening time. 重办按事项时限重新起算。
+        deadline, _, _ = _deadline_facts(loaded, record.snapshot.matter, record.urgency, at)
+        if deadline is not None:
+            body["deadline"] = deadline.isoformat()
+    if action in (Action.ASSIGN, Action.REASSIGN) and loaded is not None and body.get("reject_window_ends_at") is None:
+        body["reject_window_ends_at"] = _windows(loaded, at, None)[1].isoformat()
+    return body
+
+
+def _after_unit_change(
+    record: CaseRecord, new_case: CaseSnapshot, loaded: LoadedJurisdiction | None, at: datetime
+) -> None:
+    """New primary unit: its kind, dispatch time, 签收期限 (before the event is staged). 主办单位变更后的派生字段。"""
+    s = new_case
+    record.unit_kind = _unit_kind(loaded, s.primary_unit, record.unit_kind)
+    if record.dispatched_at is None:
+        record.dispatched_at = at
+    if loaded is not None:
+        record.accept_deadline = _windows(loaded, at, s.deadline)[0]
+
+
+async def _redispatch(
+    *,
+    record: CaseRecord,
+    pending: _Pending,
+    loaded: LoadedJurisdiction | None,
+    at: datetime,
+    max_rejections: int,
+    correlation_id: str,
+) -> list[Applied]:
+    """After a 退单: the next candidate never in ``rejected_by``, or triage. 退单后再派遣或转人工。"""
+    case = record.snapshot
+    event = record.event_model()
+    decision: RoutingDecision | None = None
+    listed: list[str] = []
+    if loaded is not None:
+        listed = [c.unit for c in candidates(event, loaded.snapshot, matter=case.matter) if c.unit]
+        decision = route(
+            event,
+            loaded.snapshot,
+            now=at,
+            calendar=loaded.calendar,
+            exclude_units=frozenset(case.rejected_by),
+            matter=case.matter,
+        )
+    verdict, detail = after_rejection(case, listed, max_rejections)
+    if verdict == "dispatch" and decision is not None and decision.outcome == "dispatch" and decision.unit == detail:
+        assert decision.deadline is not None
+        body = DispatchBody(
+            expected_version=case.version,
+            unit=decision.unit,
+            deadline=decision.deadline,
+            reject_window_ends_at=decision.reject_window_ends_at,
+        )
+        result = apply(case, Action.DISPATCH, body, SYSTEM_ACTOR, at)
+        if isinstance(result, Applied):
+            record.time_basis = decision.time_basis
+            record.provisional = decision.provisional
+            record.decided_by = decision.decided_by
+            record.rules_version = decision.rules_version
+            record.jurisdiction_version = decision.jurisdiction_version
+            record.explanation = {
+                **record.explanation,
+                "redispatches": [
+                    *record.explanation.get("redispatches", []),
+                    {"at": at.isoformat(), "unit": decision.unit, "explanation_zh": decision.explanation_zh},
+                ],
+            }
+            _after_unit_change(record, result.new_case, loaded, at)
+            _stage_applied(
+                pending, record, result, correlation_id=correlation_id, extra={"reason": decision.explanation_zh}
+            )
+            return [result]
+    if verdict == "triage":
+        reason = detail
+    else:
+        reason = (decision.triage_reason if decision is not None else None) or "no_candidate_left"
+    record.triage_reason = reason
+    body_t = TriageBody(expected_version=case.version, reason=reason)
+    triage = _must(apply(case, Action.TRIAGE, body_t, SYSTEM_ACTOR, at))
+    _stage_applied(pending, record, triage, correlation_id=correlation_id)
+    return [triage]
+
+
+def _effective_time(occurred: Any, now: datetime) -> datetime:
+    """``occurred_at`` of a body when it parses as an aware time not after ``now``, else ``now``. 生效时间。"""
+    if isinstance(occurred, datetime):
+        parsed: datetime | None = occurred
+    elif isinstance(occurred, str) and occurred:
+        try:
+            parsed = datetime.fromisoformat(occurred)
+        except ValueError:
+            parsed = None
+    else:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        return now
+    return min(parsed, now)
+
+
+async def perform_action(
+    *,
+    session: AsyncSession,
+    case_id: uuid.UUID,
+    action: Action,
+    body: dict[str, Any],
+    actor: Actor,
+    now: datetime,
+    jurisdiction: LoadedJurisdiction | None,
+    max_rejections: int,
+    correlation_id: str,
+) -> ActionOutcome:
+    """One lifecycle action on a case, locked ``FOR UPDATE``, stored with its event. 执行一次流转。
+
+    Raises :class:`CaseNotFoundError` when the case does not exist or the actor
+    may not see it. After a 退单 the case is re-dispatched in the same transaction.
+    案件不存在或不可见时抛出 :class:`CaseNotFoundError`；退单后同一事务内再派遣。
+    """
+    record = await _load_for_update(session, case_id)
+    if record is None or not can_see(record.snapshot, actor):
+        raise CaseNotFoundError(str(case_id))
+    case = record.snapshot
+    if record.merged_into is not None:
+        return ActionOutcome(
+            record,
+            refused=ActionProblem(
+                "conflict",
+                f"案件已并入 {record.merged_into} / the case was merged into {record.merged_into}",
+                str(case.state),
+                case.version,
+            ),
+        )
+    at = _effective_time(body.get("occurred_at"), now)
+    prepared = _prepare_body(action, body, record, jurisdiction, at)
+    if isinstance(prepared, ActionProblem):
+        return ActionOutcome(record, refused=prepared)
+    result = apply(case, action, prepared, actor, now)
+    if isinstance(result, Refused):
+        return ActionOutcome(record, refused=result)
+    pending = _Pending()
+    done: list[Applied] = [result]
+    if action is Action.ESCALATE and jurisdiction is not None:
+        record.accept_deadline = jurisdiction.calendar.add_working_days(result.at, REPORT_IN_WORKING_DAYS)
+    if action is Action.ASSIGN:
+        matter = result.new_case.matter
+        if jurisdiction is not None and matter is not None:
+            m = jurisdiction.snapshot.matter(matter)
+            record.matter_group = m.group if m else record.matter_group
+            _, basis, provisional = _deadline_facts(jurisdiction, matter, record.urgency, result.at)
+            record.time_basis = basis or record.time_basis
+            record.provisional = provisional
+        record.triage_reason = None
+        record.decided_by = "manual"
+        record.explanation = {
+            **record.explanation,
+            "manual_decisions": [
+                *record.explanation.get("manual_decisions", []),
+                {
+                    "at": result.at.isoformat(),
+                    "by": actor.id,
+                    "role": str(actor.role),
+                    "unit": prepared.get("unit"),
+                    "matter": matter,
+                    "reason": prepared.get("reason"),
+                },
+            ],
+        }
+    if action in (Action.ASSIGN, Action.REASSIGN):
+        _after_unit_change(record, result.new_case, jurisdiction, result.at)
+    _stage_applied(pending, record, result, correlation_id=correlation_id)
+    if action is Action.REJECT:
+        done += await _redispatch(
+            record=record,
+            pending=pending,
+            loaded=jurisdiction,
+            at=result.at,
+            max_rejections=max_rejections,
+            correlation_id=correlation_id,
+        )
+    await _save(session, record, pending)
+    return ActionOutcome(record, applied=tuple(done))
+
+
+# --------------------------------------------------------------------------- overdue sweep 超期扫描
+
+
+async def sweep_overdue(
+    *,
+    session: AsyncSession,
+    now: datetime,
+    jurisdiction: LoadedJurisdiction | None,
+    correlation_id: str,
+    limit: int = 200,
+) -> list[uuid.UUID]:
+    """Flag open cases past their deadline (each once, whatever the number of replicas). 标记超期案件。
+
+    Rows are claimed ``FOR UPDATE SKIP LOCKED`` and re-checked by the lifecycle
+    (already flagged → refused). A matter with ``auto_escalate_when_overdue``
+    is escalated (吹哨) to its county department unless an escalation is pending.
+    行以 SKIP LOCKED 认领；已标记的由状态机拒绝；配置了超期自动吹哨的事项自动吹哨。
+    """
+    c = cases.c
+    rows = (
+        (
+            await session.execute(
+                select(cases)
+                .where(
+                    c.overdue.is_(False),
+                    c.deadline.is_not(None),
+                    c.deadline < now,
+                    c.state.in_(_RUNNING_STATES),
+                    c.merged_into.is_(None),
+                )
+                .order_by(c.deadline)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    flagged: list[uuid.UUID] = []
+    for row in rows:
+        record = CaseRecord.from_row(row)
+        case = record.snapshot
+        at = max(now, case.previous_at)
+        result = apply(case, Action.MARK_OVERDUE, MarkOverdueBody(expected_version=case.version), SYSTEM_ACTOR, at)
+        if isinstance(result, Refused):
+            continue
+        pending = _Pending()
+        _stage_applied(pending, record, result, correlation_id=correlation_id)
+        matter = jurisdiction.snapshot.matter(case.matter) if jurisdiction and case.matter else None
+        if (
+            jurisdiction is not None
+            and matter is not None
+            and matter.auto_escalate_when_overdue
+            and jurisdiction.snapshot.unit(matter.department) is not None
+        ):
+            body = EscalateBody(
+                expected_version=record.snapshot.version,
+                department=matter.department,
+                reason=f"事项「{matter.name}」超期自动吹哨 / auto-escalated when overdue",
+            )
+            escalated = apply(record.snapshot, Action.ESCALATE, body, SYSTEM_ADMIN, at)
+            if isinstance(escalated, Applied):
+                record.accept_deadline = jurisdiction.calendar.add_working_days(at, REPORT_IN_WORKING_DAYS)
+                _stage_applied(pending, record, escalated, correlation_id=correlation_id)
+        await _save(session, record, pending)
+        flagged.append(record.id)
+    return flagged
+
+
+# --------------------------------------------------------------------------- queries 查询
+
+
+@dataclass(frozen=True)
+class CaseFilters:
+    """Filters of ``GET /v1/cases``. 案件列表筛选条件。"""
+
+    township: str | None = None
+    unit: str | None = None
+    state: Sequence[str] = ()
+    source: str | None = None
+    source_id: str | None = None
+    matter: str | None = None
+    triage: bool = False
+    overdue: bool | None = None
+    reported_from: datetime | None = None
+    reported_to: datetime | None = None
+    merged: bool | None = None
+
+
+def scope_condition(actor: Actor) -> Any:
+    """SQL condition of the cases ``actor`` may see (mirrors lifecycle.can_see). 可见范围条件。"""
+    c = cases.c
+    if actor.role in (Role.ADMIN, Role.SYSTEM, Role.HOTLINE):
+        return true()
+    if actor.role is Role.UNIT:
+        if not actor.unit:
+            return false()
+        return or_(c.unit == actor.unit, literal(actor.unit) == any_(c.cohandlers), c.escalated_to == actor.unit)
+    if not actor.township:
+        return false()
+    if actor.township == "*":
+        return true()
+    return c.township == actor.township
+
+
+async def list_cases(
+    *, session: AsyncSession, actor: Actor, filters: CaseFilters, cursor: int | None, limit: int
+) -> tuple[list[CaseRecord], int | None]:
+    """Visible cases, newest first, cursor-paginated on ``seq``. 可见案件（新→旧，按 seq 游标分页）。"""
+    c = cases.c
+    conditions: list[Any] = [scope_condition(actor)]
+    if filters.township:
+        conditions.append(c.township == filters.township)
+    if filters.unit:
+        conditions.append(c.unit == filters.unit)
+    if filters.state:
+        conditions.append(c.state.in_(list(filters.state)))
+    if filters.triage:
+        conditions.append(c.state == str(CaseState.TRIAGE))
+    if filters.source:
+        conditions.append(c.source == filters.source)
+    if filters.source_id:
+        conditions.append(c.source_id == filters.source_id)
+    if filters.matter:
+        conditions.append(c.matter == filters.matter)
+    if filters.overdue is not None:
+        conditions.append(c.overdue.is_(filters.overdue))
+    if filters.reported_from is not None:
+        conditions.append(c.reported_at >= filters.reported_from)
+    if filters.reported_to is not None:
+        conditions.append(c.reported_at < filters.reported_to)
+    if filters.merged is not None:
+        conditions.append(c.merged_into.is_not(None) if filters.merged else c.merged_into.is_(None))
+    if cursor is not None:
+        conditions.append(c.seq < cursor)
+    rows = (
+        (await session.execute(select(cases).where(*conditions).order_by(c.seq.desc()).limit(limit + 1)))
+        .mappings()
+        .all()
+    )
+    records = [CaseRecord.from_row(r) for r in rows[:limit]]
+    next_cursor = records[-1].seq if len(rows) > limit and records else None
+    return records, next_cursor
+
+
+async def get_case(*, session: AsyncSession, case_id: uuid.UUID, actor: Actor) -> CaseRecord:
+    """One visible case. Raises :class:`CaseNotFoundError`. 取单个可见案件。"""
+    row = (await session.execute(select(cases).where(cases.c.id == case_id))).mappings().first()
+    if row is None:
+        raise CaseNotFoundError(str(case_id))
+    record = CaseRecord.from_row(row)
+    if not can_see(record.snapshot, actor):
+        raise CaseNotFoundError(str(case_id))
+    return record
+
+
+async def merged_into(*, session: AsyncSession, case_id: uuid.UUID) -> list[uuid.UUID]:
+    """Cases merged into ``case_id``. 并入该案件的重复件。"""
+    rows = await session.execute(select(cases.c.id).where(cases.c.merged_into == case_id).order_by(cases.c.seq))
+    return [r.id for r in rows]
+
+
+async def get_timeline(*, session: AsyncSession, case_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Every transition of a case, by version. 案件时间线（按版本）。"""
+    rows = await session.execute(
+        select(case_transitions).where(case_transitions.c.case_id == case_id).order_by(case_transitions.c.version)
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+def timeline_entries(rows: Sequence[Mapping[str, Any]]) -> list[TimelineEntry]:
+    """Timeline rows (as stored or as the API answers them) → entries :func:`lifecycle.replay` takes.
+
+    时间线行 → :func:`lifecycle.replay` 所需的记录。The creation row (version 1:
+    ``case.reported``, or ``case.merged`` for a merged report) becomes the
+    ``case.reported`` entry holding the whole snapshot. 第一行转为立案记录。
+    """
+    out: list[TimelineEntry] = []
+    for row in rows:
+        first = row["version"] == 1
+        out.append(
+            TimelineEntry(
+                case_id=str(row["case_id"]),
+                version=row["version"],
+                event_type=CASE_REPORTED if first else row["event_type"],
+                action=None if first else Action(row["action"]),
+                actor=Actor(
+                    Role(row["actor_role"]),
+                    unit=row["actor_unit"],
+                    township=row["actor_township"],
+                    id=row["actor_id"],
+                ),
+                at=row["occurred_at"],
+                body=row["body"] if not first else {},
+                changes=row["changes"],
+            )
+        )
+    return out
+
+
+async def transitions_after(
+    *, session: AsyncSession, after_id: int, actor: Actor, limit: int = 500
+) -> list[dict[str, Any]]:
+    """Transitions with ``id > after_id`` of cases ``actor`` may see (SSE). 游标之后的可见流转。"""
+    t, c = case_transitions.c, cases.c
+    rows = await session.execute(
+        select(
+            t.id,
+            t.case_id,
+            t.version,
+            t.action,
+            t.event_type,
+            t.state,
+            t.previous_state,
+            t.actor_role,
+            t.actor_unit,
+            t.occurred_at,
+            t.note,
+            t.deadline,
+            t.event_id,
+            c.township,
+            c.unit,
+            c.matter,
+            c.source,
+            c.source_id,
+            c.overdue,
+            c.merged_into,
+            scope_condition(actor).label("visible"),
+        )
+        .join(cases, c.id == t.case_id)
+        .where(t.id > after_id)
+        .order_by(t.id)
+        .limit(limit)
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def last_transition_id(*, session: AsyncSession) -> int:
+    """The newest transition id (0 when there is none). 最新流转 id。"""
+    value = await session.scalar(select(func.max(case_transitions.c.id)))
+    return int(value or 0)

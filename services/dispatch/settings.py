@@ -1,0 +1,44 @@
+"""Dispatch settings (env prefix ``DISPATCH_``; platform-wide names also read unprefixed).
+
+派遣服务配置（环境变量前缀 ``DISPATCH_``；平台级变量也可不带前缀读取）。
+"""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class DispatchSettings(ServiceSettings):
+    """Settings of the dispatch service (派遣服务). 派遣服务配置。"""
+
+    model_config = SettingsConfigDict(env_prefix="DISPATCH_", extra="ignore")
+
+    #: Where the grid service answers ``GET /v1/jurisdiction``. 网格服务地址。
+    grid_url: str = "http://127.0.0.1:8003"
+    #: Bearer token dispatch uses to read the grid service. 读取网格服务所用令牌。
+    grid_token: str = "dev-admin"
+    #: Where the metrics service answers (the dashboard's same-origin proxy). 绩效服务地址（调度台代理）。
+    metrics_url: str = "http://127.0.0.1:8004"
+    #: County to load (``?county=``); empty → the grid's only county. 加载的区县；为空则取唯一区县。
+    county_code: str = ""
+    #: Seconds between attempts while the grid service does not answer. 网格服务无响应时的重试间隔（秒）。
+    grid_retry_s: float = 2.0
+    #: Same matter within this distance (m) of an open case → merged. 并案距离（米）。
+    duplicate_distance_m: float = 50.0
+    #: … and within this many hours. 并案时间窗（小时）。
+    duplicate_window_h: float = 24.0
+    #: 退单 count after which a case goes to triage instead of the next candidate. 退单次数上限。
+    max_rejections: int = 2
+    #: Overdue sweep period (s); 0 disables the sweep. 超期扫描间隔（秒）；0 表示不扫描。
+    overdue_sweep_interval_s: float = 30.0
+    #: Cases flagged per sweep transaction. 每次扫描处理的案件数上限。
+    overdue_sweep_batch: int = 200
+    #: Consumer group of ``incident.reported``. 事件消费组。
+    incident_group_id: str = "dispatch"
+    #: Prefix of the per-replica consumer group of ``jurisdiction.changed`` (every replica reloads).
+    #: 辖区变更消费组前缀（每个副本各自一组，均重新加载）。
+    jurisdiction_group_prefix: str = "dispatch-jurisdiction"
+    #: SSE poll period (s). 事件流轮询间隔（秒）。
+    stream_poll_s: float = 0.5

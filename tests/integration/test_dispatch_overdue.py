@@ -1,0 +1,180 @@
+"""Overdue sweep across replicas and the SSE stream (issue 5). 超期扫描（多副本）与事件流。"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from services.dispatch.service import handle_incident
+from shared.db import create_engine, session_factory
+from shared.embedded import TansuBroker
+from shared.events import IncidentReported
+from tests.helpers import eventually
+from tests.integration.test_dispatch_support import (
+    ADMIN,
+    Stack,
+    bearer,
+    dispatch_instance,
+    platform,
+    record,
+    unit,
+    wait_ready,
+)
+
+SWEEP_S = 0.3
+
+
+@pytest.fixture(scope="module")
+async def stack(database_url: str, kafka: TansuBroker) -> AsyncIterator[Stack]:
+    async with platform(database_url, kafka.bootstrap, overdue_sweep_interval_s=SWEEP_S) as s:
+        yield s
+
+
+def incident(key: str, lng: float, lat: float, reported_at: datetime, **kw: Any) -> IncidentReported:
+    return IncidentReported.model_validate(
+        {
+            "event_id": uuid.uuid4(),
+            "source": "12345",
+            "source_id": f"OD-{uuid.uuid4().hex[:10]}",
+            "reported_at": reported_at,
+            "received_at": reported_at,
+            "description": kw.pop("description", "超期测试"),
+            "category_codes": {"category_code": key},
+            "category_key": key,
+            "reporter_kind": "caller",
+            "appeal_type": "complaint",
+            "location": {"lng": lng, "lat": lat, "original_crs": "wgs84", "original_lng": lng, "original_lat": lat},
+            **kw,
+        }
+    )
+
+
+async def create_as_of(stack: Stack, events: list[IncidentReported], as_of: datetime) -> list[uuid.UUID]:
+    """Create cases as the service would have at ``as_of`` (history), committed. 以历史时间立案。"""
+    loaded = stack.dispatch_app.state.dispatch.source.current
+    engine = create_engine(stack.database_url, pool_size=1)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            ids = []
+            for event in events:
+                outcome = await handle_incident(
+                    session=session, event=event, jurisdiction=loaded, now=as_of, correlation_id="test"
+                )
+                ids.append(outcome.case_id)
+    finally:
+        await engine.dispose()
+    return ids
+
+
+async def test_overdue_flagged_once_by_two_replicas(stack: Stack) -> None:
+    three_days_ago = datetime.now(UTC) - timedelta(days=3)
+    events = [
+        # 暴露垃圾 (24 h natural) at spread points of 青溪镇: overdue by now
+        *[incident("010102", 119.05 + i * 0.002, 29.60, three_days_ago) for i in range(12)],
+        # 电梯困人 (auto-escalate when overdue): escalated to 市场监管局
+        incident("020201", 119.07, 29.61, three_days_ago),
+    ]
+    fresh = incident("010102", 119.09, 29.585, datetime.now(UTC))
+    ids = await create_as_of(stack, events, three_days_ago)
+    [fresh_id] = await create_as_of(stack, [fresh], datetime.now(UTC))
+
+    async with dispatch_instance(
+        stack.grid_app, stack.database_url, stack.bootstrap, overdue_sweep_interval_s=SWEEP_S
+    ) as (_, replica):
+        await wait_ready(replica)
+
+        async def all_flagged() -> bool:
+            rows = await stack.sql("SELECT count(*) FROM dispatch.cases WHERE id = ANY(:ids) AND overdue", ids=ids)
+            return bool(rows[0][0] == len(ids))
+
+        await eventually(all_flagged, timeout_s=30)
+        await asyncio.sleep(3 * SWEEP_S)  # more sweeps by both replicas: nothing more may happen
+
+    per_case = await stack.sql(
+        "SELECT case_id, count(*) FROM dispatch.case_transitions WHERE event_type = 'case.overdue' "
+        "AND case_id = ANY(:ids) GROUP BY case_id",
+        ids=ids,
+    )
+    assert len(per_case) == len(ids) and all(n == 1 for _, n in per_case)
+    [(outboxed,)] = await stack.sql(
+        "SELECT count(*) FROM dispatch.outbox WHERE event_type = 'case.overdue' AND key = ANY(:k)",
+        k=[str(i) for i in ids],
+    )
+    assert outboxed == len(ids)
+    fresh_case = (await stack.dispatch.get(f"/v1/cases/{fresh_id}", headers=ADMIN)).json()
+    assert fresh_case["overdue"] is False
+
+    elevator = (await stack.dispatch.get(f"/v1/cases/{ids[-1]}", headers=ADMIN)).json()
+    assert elevator["overdue"] is True and elevator["snapshot"]["escalation"]["department"] == "dept-scjgj"
+    assert (await stack.dispatch.get(f"/v1/cases/{ids[-1]}", headers=unit("dept-cgj"))).status_code == 404
+    overdue_list = (
+        await stack.dispatch.get("/v1/cases", params={"overdue": "true", "limit": 500}, headers=ADMIN)
+    ).json()
+    assert {str(i) for i in ids} <= {c["id"] for c in overdue_list["items"]}
+    garbage = (await stack.dispatch.get(f"/v1/cases/{ids[0]}/timeline", headers=ADMIN)).json()["entries"]
+    assert [e["event_type"] for e in garbage][-1] == "case.overdue"
+    assert garbage[-1]["actor_role"] == "system"
+
+
+# --------------------------------------------------------------------------- SSE 事件流
+
+
+def parse_sse(text: str) -> list[dict[str, str]]:
+    events = []
+    for block in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            if line.startswith(":") or ":" not in line:
+                continue
+            name, _, value = line.partition(":")
+            fields[name] = value.strip()
+        if "event" in fields:
+            events.append(fields)
+    return events
+
+
+async def test_stream_sends_changes_in_scope_and_resumes(stack: Stack) -> None:
+    [(start,)] = await stack.sql("SELECT coalesce(max(id), 0) FROM dispatch.case_transitions")
+    client = stack.dispatch
+
+    async def stream(headers: dict[str, str], **params: Any) -> httpx.Response:
+        return await client.get("/v1/stream", params=params, headers=headers)
+
+    # the admin's stream is open before anything happens 先打开事件流
+    admin_stream = asyncio.create_task(stream(ADMIN, after=start, max_events=3, max_seconds=30))
+    other_unit = asyncio.create_task(stream(unit("330127101-zfd"), after=start, max_seconds=3))
+    await asyncio.sleep(0.3)
+    case = await stack.case_of(await stack.post("cityops", record("cityops")))
+    accepted = await client.post(
+        f"/v1/cases/{case['id']}/actions/accept", json={"expected_version": 2}, headers=unit("330127001-zfd")
+    )
+    assert accepted.status_code == 200
+
+    response = await admin_stream
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    events = parse_sse(response.text)
+    assert [e["event"] for e in events] == ["case.reported", "case.dispatched", "case.accepted"]
+    ids = [int(e["id"]) for e in events]
+    assert ids == sorted(ids) and ids[0] > start
+    assert all(case["id"] in e["data"] for e in events)
+
+    # resume after the first one with Last-Event-ID 断点续传
+    resumed = await client.get(
+        "/v1/stream", params={"max_events": 2, "max_seconds": 10}, headers={**ADMIN, "Last-Event-ID": str(ids[0])}
+    )
+    assert [int(e["id"]) for e in parse_sse(resumed.text)] == ids[1:]
+
+    # scope (judged on the case as it is now): 白沙 unit sees its case's whole history; a 青溪 unit
+    # sees nothing of it 按案件当前归属判定范围：本单位可见其全部流转，他单位不可见
+    mine = await stream(unit("330127001-zfd"), after=start, max_events=3, max_seconds=10)
+    assert [e["event"] for e in parse_sse(mine.text)] == ["case.reported", "case.dispatched", "case.accepted"]
+    theirs = await other_unit
+    assert all(case["id"] not in e["data"] for e in parse_sse(theirs.text))
+    township = await stream(bearer("t-disp-qx"), after=start, max_seconds=1)
+    assert all(case["id"] not in e["data"] for e in parse_sse(township.text))
