@@ -137,7 +137,7 @@ def banner() -> None:
     say(f"""
 综合指挥平台 is running (Ctrl-C stops everything):
   intake    http://127.0.0.1:8001   (API docs: /docs)
-  dispatch  http://127.0.0.1:8002   (dashboard: /dashboard when built)
+  dispatch  http://127.0.0.1:8002   (调度台 dashboard: http://127.0.0.1:8002/dashboard/)
   grid      http://127.0.0.1:8003
   metrics   http://127.0.0.1:8004
   every service: /healthz /readyz /metrics
