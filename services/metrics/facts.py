@@ -386,6 +386,8 @@ def _apply(f: dict[str, Any], record: CaseEventRecord) -> None:
         passed = _first(data, "passed", "verification_passed")
         if passed is None or passed:
             f["verified_at"] = at
+            if data.get("state") == "closed":  # a passed 核查 closes the case (结案) in one transition
+                f["closed_at"] = at
         else:
             f["reworks"] += 1
             f["resolved_at"] = None

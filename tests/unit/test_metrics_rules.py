@@ -769,3 +769,28 @@ def test_score_row_is_serialisable(schemes: dict[str, AssessmentScheme]) -> None
     row = IndicatorRow(unit="u", unit_kind="township_office", township="T1", counts={"dispatched": 1})
     [out] = score_units([row], schemes["cityops_professional"])
     assert ScoreRow.model_validate_json(out.model_dump_json()) == out
+
+
+def test_passed_verification_that_closes_the_case_sets_closed_at() -> None:
+    """Dispatch closes a case with the passing 核查 itself (no separate case.closed event)."""
+    from datetime import UTC, datetime, timedelta
+
+    from services.metrics.facts import CaseEventRecord, reduce_events
+
+    t0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+    case = "00000000-0000-0000-0000-0000000000c1"
+    base = {"unit": "u1", "township": "t1", "source": "12345", "matter": "SR001", "urgency": "normal"}
+    events = [
+        CaseEventRecord(event_id="e1", case_id=case, type="case.dispatched", occurred_at=t0, version=2,
+                        data={**base, "state": "dispatched", "deadline": (t0 + timedelta(days=3)).isoformat(),
+                              "time_basis": "natural", "reported_at": t0.isoformat()}),
+        CaseEventRecord(event_id="e2", case_id=case, type="case.accepted", occurred_at=t0 + timedelta(hours=1),
+                        version=3, data={**base, "state": "accepted"}),
+        CaseEventRecord(event_id="e3", case_id=case, type="case.resolved", occurred_at=t0 + timedelta(hours=2),
+                        version=4, data={**base, "state": "resolved"}),
+        CaseEventRecord(event_id="e4", case_id=case, type="case.verified", occurred_at=t0 + timedelta(hours=3),
+                        version=5, data={**base, "state": "closed", "verification_passed": True}),
+    ]
+    fact = reduce_events(events)
+    assert fact.closed_at == t0 + timedelta(hours=3)
+    assert fact.resolved_at == t0 + timedelta(hours=2)
