@@ -28,9 +28,10 @@ RULES_YML = REPO / "deploy" / "prometheus" / "rules.yml"
 
 APP_PORTS = {"intake": 8001, "dispatch": 8002, "grid": 8003, "metrics": 8004}
 REQUIRED_ENV = {
-    "STAFF_TOKENS": '{"tok-admin": {"role": "county_admin", "township": "*", "unit": "县指挥中心"}}',
+    "STAFF_TOKENS": '{"tok-admin": {"role": "admin", "township": "*"}}',
     "INTAKE_API_KEYS": '{"12345": ["key-12345"]}',
     "INTAKE_PHONE_HASH_SALT": "test-salt",
+    "SERVICE_TOKEN": "tok-admin",
 }
 ALERTS = {"ServiceDown", "OutboxBacklogGrowing", "DLQNotEmpty", "ConsumerLagHigh"}
 
@@ -327,3 +328,10 @@ def test_entrypoint_refuses_bad_environment(tmp_path: Path, env_vars: dict[str, 
     assert proc.returncode != 0
     assert calls == []
     assert proc.stderr.strip()
+
+
+def test_dispatch_and_metrics_read_grid_with_the_service_token(config: dict[str, Any]) -> None:
+    for service in ("dispatch", "metrics"):
+        env = config["services"][service]["environment"]
+        assert env[f"{service.upper()}_GRID_TOKEN"] == REQUIRED_ENV["SERVICE_TOKEN"]
+    assert config["services"]["dispatch"]["environment"]["DISPATCH_METRICS_URL"] == "http://metrics:8004"
