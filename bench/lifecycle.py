@@ -28,19 +28,23 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from services.dispatch.grid_client import LoadedJurisdiction  # noqa: E402
+from services.dispatch.models import metadata as dispatch_metadata  # noqa: E402
 from services.dispatch.service import handle_incident  # noqa: E402
 from shared.calendar import load_calendar  # noqa: E402
 from shared.db import create_engine, session_factory  # noqa: E402
 from shared.embedded import MACHINE_POSTGRES, EmbeddedPostgres, TansuBroker, can_connect_async, free_port  # noqa: E402
-from shared.events import IncidentReported  # noqa: E402
+from shared.events import CASE_EVENTS, ActorRef, CaseEvent, IncidentReported, make_envelope  # noqa: E402
 from shared.jurisdiction import JurisdictionBundle, JurisdictionSnapshot  # noqa: E402
-from shared.kafka import ensure_topics  # noqa: E402
+from shared.kafka import KafkaPublisher, ensure_topics, producer_options  # noqa: E402
 from shared.migrations import upgrade  # noqa: E402
+from shared.outbox import OutboxRelay, add_events  # noqa: E402
 
 DEMO = json.loads((ROOT / "deploy" / "demo" / "county.json").read_text(encoding="utf-8"))
 UNIT = "330127101-zfd"
@@ -198,6 +202,11 @@ async def run(args: argparse.Namespace) -> None:
             f"  latency p50 {pct(latencies, 0.5) * 1000:.1f} ms, p99 {pct(latencies, 0.99) * 1000:.1f} ms, "
             f"max {max(latencies) * 1000:.1f} ms; non-200: {errors or 'none'}"
         )
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+            proc = None
+        await relay_vs_floor(db_url, broker.bootstrap, args.relay_events)
     finally:
         if proc is not None:
             proc.terminate()
@@ -209,10 +218,70 @@ async def run(args: argparse.Namespace) -> None:
             pg.stop()
 
 
+async def relay_vs_floor(db_url: str, bootstrap: str, n: int) -> None:
+    """The outbox relay draining ``n`` case events, beside raw aiokafka producing the same values."""
+    engine = create_engine(db_url)
+    table = dispatch_metadata.tables["dispatch.outbox"]
+    now = datetime.now(UTC)
+    envelopes = [
+        make_envelope(
+            event_type="case.accepted",
+            data=CaseEvent(
+                case_id=uuid.uuid4(),
+                version=3,
+                occurred_at=now,
+                actor=ActorRef(role="unit", unit="u"),
+                state="accepted",
+                township="330127101",
+                unit="330127101-zfd",
+                matter="SR001",
+                source="12345",
+            ),
+            source="/bench",
+            correlation_id="bench",
+            subject=None,
+            time=now,
+        )
+        for _ in range(n)
+    ]
+    for env in envelopes:
+        env.subject = str(env.data.case_id)
+    # floor: raw aiokafka, same producer settings, same values
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **producer_options(enable_idempotence=False))
+    await producer.start()
+    t = time.perf_counter()
+    for i in range(0, n, 1000):
+        futures = [
+            await producer.send(CASE_EVENTS, key=(e.subject or "").encode(), value=e.to_bytes(), headers=e.headers())
+            for e in envelopes[i : i + 1000]
+        ]
+        await asyncio.gather(*futures)
+    floor = n / (time.perf_counter() - t)
+    await producer.stop()
+    async with engine.begin() as conn:
+        await conn.execute(table.update().where(table.c.sent_at.is_(None)).values(sent_at=datetime.now(UTC)))
+    async with AsyncSession(engine) as session, session.begin():
+        for i in range(0, n, 1000):
+            await add_events(session, table, CASE_EVENTS, envelopes[i : i + 1000])
+    publisher = KafkaPublisher(bootstrap=bootstrap, client_id="bench-relay")
+    relay = OutboxRelay(engine=engine, table=table, publisher=publisher, batch_size=1000)
+    t = time.perf_counter()
+    while await relay.relay_once():
+        pass
+    rate = n / (time.perf_counter() - t)
+    await publisher.stop()
+    await engine.dispose()
+    print(
+        f"outbox relay: {rate:,.0f} events/s; floor raw aiokafka produce (same settings): {floor:,.0f} events/s; "
+        f"ratio {rate / floor:.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--relay-events", type=int, default=20_000)
     asyncio.run(run(parser.parse_args()))
 
 
