@@ -159,6 +159,10 @@ class OutboxRelay:
         backoff = self.poll_interval_s
         last_cleanup = 0.0
         while not self._stopping.is_set():
+            # Cleared before the claim, not after: a commit that wakes the relay while it is
+            # publishing is not lost (it would otherwise wait for the next poll).
+            # 在认领之前清除唤醒标志：发布期间到来的提交唤醒不会丢失。
+            self._wake.clear()
             try:
                 sent = await self.relay_once()
                 self.last_error = None
@@ -176,7 +180,6 @@ class OutboxRelay:
                     self.metrics.outbox_errors.inc()
                 log.warning("outbox relay failed; backing off", error=self.last_error, backoff_s=backoff)
                 backoff = min(backoff * 2, 5.0)
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), backoff)
                 # Woken by a commit: linger a moment so one batch carries many requests' events.

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import StaffDirectory
 from shared.db import UnitOfWork, create_engine, is_database_unavailable, ping, session_factory
-from shared.kafka import ConsumerRunner, Handler, KafkaPublisher, processed_messages_table
+from shared.kafka import BatchHandler, ConsumerRunner, Handler, KafkaPublisher, processed_messages_table
 from shared.logging import bind_correlation, clear_correlation, configure_logging, get_logger
 from shared.observability import PlatformMetrics, install_metrics
 from shared.outbox import OutboxRelay, outbox_table
@@ -90,8 +90,25 @@ class ServiceRuntime:
         return self.outbox
 
     def add_consumer(
-        self, *, group_id: str, topics: Sequence[str], handler: Handler, max_batch: int | None = None
+        self,
+        *,
+        group_id: str,
+        topics: Sequence[str],
+        handler: Handler | None = None,
+        max_batch: int | None = None,
+        batch_handler: BatchHandler | None = None,
+        concurrent_partitions: bool = False,
+        fetch_max_wait_ms: int | None = None,
     ) -> ConsumerRunner:
+        """Register a consumer group (started with the service). 登记一个消费组（随服务启动）。
+
+        Give ``handler`` (one event at a time) or ``batch_handler`` (every fresh event of a
+        partition batch at once, one transaction); ``concurrent_partitions`` applies the
+        partitions of a poll side by side; ``fetch_max_wait_ms`` overrides the runner's
+        (see :class:`~shared.kafka.ConsumerRunner`). 二选一：``handler`` 逐条处理，
+        ``batch_handler`` 整批处理（同一事务）；``concurrent_partitions`` 使各分区并行处理；
+        ``fetch_max_wait_ms`` 覆盖拉取等待上限。
+        """
         if self.processed is None:
             existing = self.metadata.tables.get(f"{self.metadata.schema}.processed_messages")
             self.processed = existing if existing is not None else processed_messages_table(self.metadata)
@@ -102,12 +119,16 @@ class ServiceRuntime:
             sessions=self.sessions,
             processed=self.processed,
             handler=handler,
+            batch_handler=batch_handler,
             publisher=self.publisher,
             metrics=self.metrics,
             max_batch=max_batch or self.settings.consumer_max_batch,
             max_attempts=self.settings.consumer_max_attempts,
             after_commit=self.relay.wake if self.relay else None,
+            concurrent_partitions=concurrent_partitions,
         )
+        if fetch_max_wait_ms is not None:
+            runner.fetch_max_wait_ms = fetch_max_wait_ms
         self.consumers.append(runner)
         return runner
 

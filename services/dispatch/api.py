@@ -6,6 +6,9 @@ Scope 数据范围 (lifecycle.can_see): township-bound staff see only their town
 a unit only cases where it is primary, co-handler or the escalated department;
 admin and hotline see everything. A case outside the caller's scope answers 404.
 乡镇账号只见本乡镇；单位账号只见其主办、协办或被吹哨的案件；范围外的案件答 404。
+
+Read-side answers beyond the case row (action reasons, manual-dispatch candidates,
+the caller, the 待回访 queue) come from ``queries.py``. 案件行之外的只读结果见 ``queries.py``。
 """
 
 from __future__ import annotations
@@ -23,7 +26,16 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from services.dispatch.context import DispatchContext, utc_now
-from services.dispatch.lifecycle import Action, Actor, Refused, Role, allowed_actions
+from services.dispatch.lifecycle import Action, Actor, Refused, Role
+from services.dispatch.queries import (
+    CandidatesProblem,
+    action_reasons,
+    callback_pending_conflict,
+    caller_json,
+    case_candidates,
+    list_callback_pending,
+    role_actions,
+)
 from services.dispatch.service import (
     API_ACTIONS,
     ActionOutcome,
@@ -126,6 +138,7 @@ def case_json(record: CaseRecord, *, detail: bool = False) -> dict[str, Any]:
                 "attachments",
             )
         }
+        out["incident"]["caller"] = caller_json(incident)
     return out
 
 
@@ -147,11 +160,17 @@ async def get_cases(
     merged: bool | None = None,
     from_: Annotated[datetime | None, Query(alias="from", description="reported at or after 上报时间起")] = None,
     to: Annotated[datetime | None, Query(description="reported before 上报时间止")] = None,
+    callback_pending: Annotated[
+        bool | None,
+        Query(description="`true`: closed 12345 cases with no 回访 recorded yet (the 待回访 queue) 待回访"),
+    ] = None,
     cursor: Annotated[int | None, Query(description="`next_cursor` of the previous page 翻页游标")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     if queue not in (None, "", "triage"):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "queue must be 'triage'")
+    if callback_pending is False:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "callback_pending: only `true` is supported")
     filters = CaseFilters(
         township=township,
         unit=unit,
@@ -165,17 +184,32 @@ async def get_cases(
         reported_to=to,
         merged=merged,
     )
+    if callback_pending and (conflict := callback_pending_conflict(filters)) is not None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, conflict)
     async with _ctx(request).runtime.uow() as uow:
-        records, next_cursor = await list_cases(
-            session=uow.session, actor=actor_of(principal), filters=filters, cursor=cursor, limit=limit
-        )
+        if callback_pending:
+            records, next_cursor = await list_callback_pending(
+                session=uow.session, actor=actor_of(principal), filters=filters, cursor=cursor, limit=limit
+            )
+        else:
+            records, next_cursor = await list_cases(
+                session=uow.session, actor=actor_of(principal), filters=filters, cursor=cursor, limit=limit
+            )
     return {
         "items": [case_json(r) for r in records],
         "next_cursor": str(next_cursor) if next_cursor is not None else None,
     }
 
 
-@router.get("/v1/cases/{case_id}", tags=[TAG], summary="One case with its routing explanation 案件详情（含派遣说明）")
+@router.get(
+    "/v1/cases/{case_id}",
+    tags=[TAG],
+    summary="One case with its routing explanation 案件详情（含派遣说明）",
+    description="Besides the case: `allowed_actions` (what the signed-in staff may do now), `action_reasons` "
+    "(for every API action, why not — `null` when allowed), `role_actions` (the actions the role may take on "
+    "some case), `incident.caller` (`phone_masked`, `anonymous`; never the hash) and `duplicates`. "
+    "除案件外：当前可执行操作、各操作不可用原因、角色可执行操作、来电人（脱敏）与并入的重复件。",
+)
 async def get_one(
     request: Request, case_id: uuid.UUID, principal: StaffPrincipal = Depends(current_staff)
 ) -> dict[str, Any]:
@@ -188,12 +222,51 @@ async def get_one(
         duplicates = await merged_into(session=uow.session, case_id=case_id)
     body = case_json(record, detail=True)
     body["duplicates"] = [str(d) for d in duplicates]
-    body["allowed_actions"] = sorted(
-        str(a)
-        for a, why in allowed_actions(record.snapshot, actor, utc_now()).items()
-        if why is None and a in API_ACTIONS
-    )
+    reasons = action_reasons(record, actor, utc_now())
+    body["allowed_actions"] = sorted(a for a, why in reasons.items() if why is None)
+    body["action_reasons"] = reasons
+    body["role_actions"] = role_actions(actor)
     return body
+
+
+@router.get(
+    "/v1/cases/{case_id}/candidates",
+    tags=[TAG],
+    summary="Candidate units for manual dispatch 手动派遣候选单位 (dispatcher/admin)",
+    description="`routing.candidates()` on the current jurisdiction snapshot, in routing order (override rule "
+    "unit, devolved unit, stationed agency, county department), for `matter` (default: the case's) in "
+    "`township` (default: the case's). Each candidate: `unit`, `unit_name`, `decided_by`, `exists`, `why_zh`, "
+    "`rejected` (the unit rejected the case and may not get it back). `suggested`: the first candidate that "
+    "exists and did not reject it; `rejected_units`: every unit that may not get the case back. "
+    "按路由顺序给出候选单位，标出退单单位；`suggested` 为系统建议。",
+    responses={
+        404: {"description": "no such case, or outside the caller's scope 案件不存在或不在范围内"},
+        422: {"description": "unknown matter or township 事项或乡镇未知"},
+        503: {"description": "no jurisdiction snapshot loaded yet 辖区尚未加载"},
+    },
+)
+async def get_candidates(
+    request: Request,
+    case_id: uuid.UUID,
+    matter: Annotated[str | None, Query(description="matter code (default: the case's) 事项")] = None,
+    township: Annotated[str | None, Query(description="township code (default: the case's) 乡镇")] = None,
+    principal: StaffPrincipal = Depends(require_roles("dispatcher", "admin")),
+) -> dict[str, Any]:
+    """Routing's candidate units for manual dispatch (see :func:`queries.case_candidates`). 手动派遣候选单位。"""
+    ctx = _ctx(request)
+    async with ctx.runtime.uow() as uow:
+        try:
+            record = await get_case(session=uow.session, case_id=case_id, actor=actor_of(principal))
+        except CaseNotFoundError:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such case 案件不存在") from None
+    snapshot = ctx.source.snapshot
+    if snapshot is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "辖区尚未加载 / no jurisdiction snapshot yet")
+    try:
+        answer = case_candidates(record, snapshot, matter=matter or None, township=township or None)
+    except CandidatesProblem as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return {"case_id": str(record.id), **answer.to_dict()}
 
 
 def _timeline_json(row: dict[str, Any]) -> dict[str, Any]:

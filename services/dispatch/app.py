@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import uuid
 
 import httpx
 from fastapi import FastAPI
 
 from services.dispatch.api import router
-from services.dispatch.consumers import incident_handler, jurisdiction_handler
+from services.dispatch.consumers import incident_batch_handler, jurisdiction_handler
 from services.dispatch.context import DispatchContext, utc_now
 from services.dispatch.dashboard import mount_dashboard
 from services.dispatch.grid_client import JurisdictionSource
@@ -57,8 +58,18 @@ def create_app(
 
     # The incident consumer is registered now (its table is in the metadata) but started
     # only after the first snapshot. 事件消费者先登记，快照加载后再启动。
+    # A partition batch is applied with a few set-based statements (handle_incidents), the
+    # partitions of a poll side by side: their transactions take the duplicate-check advisory
+    # locks in one sorted statement each and never share an incident, so they cannot deadlock.
+    # A short fetch wait: on Tansu it is the latency this hop adds (report → case.dispatched).
+    # 按批立案，各分区并行：咨询锁每批一次按序取得、分区间不共享事件，不会死锁；
+    # 拉取等待取短值：在 Tansu 上它就是这一跳增加的时延。
     incidents = runtime.add_consumer(
-        group_id=settings.incident_group_id, topics=[INCIDENT_REPORTED], handler=incident_handler(ctx)
+        group_id=settings.incident_group_id,
+        topics=[INCIDENT_REPORTED],
+        batch_handler=incident_batch_handler(ctx),
+        concurrent_partitions=True,
+        fetch_max_wait_ms=20,
     )
     runtime.consumers.remove(incidents)
     loaders: list[asyncio.Task[object]] = []
@@ -77,6 +88,14 @@ def create_app(
 
     async def first_load() -> None:
         await source.load_until_ready(settings.grid_retry_s)
+        # The snapshot, the app and the libraries live as long as the process: keep them out of
+        # the cyclic collector's passes, and collect young objects less often — the incident hot
+        # path allocates many short-lived objects, almost all freed by reference counting
+        # (measured: +10 % and +17 % events/s in bench/dispatch.py).
+        # 长寿对象移出循环垃圾回收，并降低年轻代回收频率（热路径大量分配短命对象，基本由引用计数释放）。
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 20)
         runtime.consumers.append(incidents)
         incidents.start()
         log.info("incident consumer started", group=settings.incident_group_id)

@@ -1,6 +1,7 @@
-"""Dispatch's consumers (thin): ``incident.reported`` → a case; ``jurisdiction.changed`` → reload.
+"""Dispatch's consumers (thin): ``incident.reported`` → cases (a batch at a time);
+``jurisdiction.changed`` → reload.
 
-派遣服务的消费者（薄层）：事件上报 → 立案派遣；辖区变更 → 重新加载快照。
+派遣服务的消费者（薄层）：事件上报 → 立案派遣（按批）；辖区变更 → 重新加载快照。
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch.context import DispatchContext, utc_now
 from services.dispatch.grid_client import GridUnavailableError
-from services.dispatch.service import handle_incident
+from services.dispatch.service import handle_incidents
 from shared.events import EventEnvelope, IncidentReported, JurisdictionChanged
-from shared.kafka import Handler
+from shared.kafka import BatchHandler, Handler
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -24,24 +25,40 @@ log = get_logger(__name__)
 RELOAD_WAIT_S = 10.0
 
 
-def incident_handler(ctx: DispatchContext) -> Handler:
-    """``incident.reported`` → :func:`handle_incident` (started only once a snapshot is loaded). 事件处理。"""
+def incident_batch_handler(ctx: DispatchContext) -> BatchHandler:
+    """``incident.reported`` batches → :func:`handle_incidents` (started only once a snapshot is loaded).
 
-    async def handle(session: AsyncSession, envelope: EventEnvelope[Any]) -> None:
-        if envelope.type != "incident.reported" or not isinstance(envelope.data, IncidentReported):
+    事件批处理：一批 ``incident.reported`` 一次立案（快照加载后才启动）。Envelopes of other
+    types on the topic are ignored. 主题上的其他类型事件忽略。
+    """
+
+    async def handle(session: AsyncSession, envelopes: list[EventEnvelope[Any]]) -> None:
+        incidents = [
+            env for env in envelopes if env.type == "incident.reported" and isinstance(env.data, IncidentReported)
+        ]
+        if not incidents:
             return
         loaded = ctx.source.current
         if loaded is None:  # the consumer is started after the first load; never here in practice
             raise RuntimeError("no jurisdiction snapshot loaded yet")
-        await handle_incident(
+        await handle_incidents(
             session=session,
-            event=envelope.data,
+            envelopes=incidents,
             jurisdiction=loaded,
             now=utc_now(),
-            correlation_id=envelope.correlation_id,
             duplicate_distance_m=ctx.settings.duplicate_distance_m,
             duplicate_window=ctx.duplicate_window,
         )
+
+    return handle
+
+
+def incident_handler(ctx: DispatchContext) -> Handler:
+    """One ``incident.reported`` → the batch handler with one envelope (one code path). 逐条处理（同一代码路径）。"""
+    batch = incident_batch_handler(ctx)
+
+    async def handle(session: AsyncSession, envelope: EventEnvelope[Any]) -> None:
+        await batch(session, [envelope])
 
     return handle
 

@@ -40,6 +40,8 @@ __all__ = [
     "Report",
     "advisory_key",
     "find_duplicate",
+    "lock_cell",
+    "lock_cells",
     "lock_keys",
     "search_box",
 ]
@@ -158,6 +160,21 @@ def advisory_key(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
 
 
+def lock_cell(lng: float, lat: float) -> tuple[int, int]:
+    """The lock cell ``(x, y)`` of a point (cells of :data:`LOCK_CELL_DEG`). 点所在的锁网格单元。"""
+    return math.floor(lng / LOCK_CELL_DEG), math.floor(lat / LOCK_CELL_DEG)
+
+
+def lock_cells(lng: float, lat: float, distance_m: float = DEFAULT_DISTANCE_M) -> list[tuple[int, int]]:
+    """Every lock cell the ``distance_m`` box around a point touches. 半径范围所触及的全部锁网格单元。
+
+    A point within ``distance_m`` of this one lies in one of them. 相距不超过 ``distance_m`` 的点必落在其中。
+    """
+    min_lng, min_lat, max_lng, max_lat = search_box(lng, lat, distance_m)
+    (x0, y0), (x1, y1) = lock_cell(min_lng, min_lat), lock_cell(max_lng, max_lat)
+    return [(x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
+
+
 def lock_keys(
     *,
     matter: str | None,
@@ -178,10 +195,8 @@ def lock_keys(
     """
     keys: set[int] = set()
     if matter is not None and lng is not None and lat is not None:
-        min_lng, min_lat, max_lng, max_lat = search_box(lng, lat, distance_m)
-        for x in range(math.floor(min_lng / LOCK_CELL_DEG), math.floor(max_lng / LOCK_CELL_DEG) + 1):
-            for y in range(math.floor(min_lat / LOCK_CELL_DEG), math.floor(max_lat / LOCK_CELL_DEG) + 1):
-                keys.add(advisory_key(f"dup:{matter}:{x}:{y}"))
+        for x, y in lock_cells(lng, lat, distance_m):
+            keys.add(advisory_key(f"dup:{matter}:{x}:{y}"))
     if phone_hash:
         keys.add(advisory_key(f"caller:{phone_hash}"))
     return sorted(keys)

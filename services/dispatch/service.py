@@ -10,7 +10,9 @@ per transition and one outbox event per transition, with deterministic ids —
 所有函数只用关键字参数、使用调用方的会话且从不提交。案件行、时间线行与发件箱事件同事务写入，
 标识确定：重放事件主题不会产生新案件，也不会重复发布事件。
 
-* :func:`handle_incident` — 立案 + 派遣 / 转人工 / 自办 / 并案 (``incident.reported``).
+* :func:`handle_incidents` — a batch of ``incident.reported`` in a few set-based statements
+  (the consumer's path); :func:`handle_incident` is a batch of one. 批量立案 + 派遣 / 转人工 /
+  自办 / 并案（消费者路径）；:func:`handle_incident` 即一条的批量处理。
 * :func:`perform_action` — one lifecycle action under ``SELECT … FOR UPDATE``; after
   a 退单 the case is re-dispatched to the next candidate (or triage). 执行流转。
 * :func:`assign_case` — a dispatcher's manual decision (手动派遣). 手动派遣。
@@ -23,16 +25,28 @@ per transition and one outbox event per transition, with deterministic ids —
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import any_, false, func, literal, or_, select, text, true, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+import orjson
+from sqlalchemy import Column, Table, TextClause, any_, false, func, literal, or_, select, text, true, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.dispatch.duplicates import DuplicateMatch, OpenCase, Report, find_duplicate, lock_keys, search_box
+from services.dispatch.duplicates import (
+    DuplicateMatch,
+    OpenCase,
+    Report,
+    find_duplicate,
+    lock_cell,
+    lock_cells,
+    lock_keys,
+    search_box,
+)
 from services.dispatch.grid_client import LoadedJurisdiction
 from services.dispatch.lifecycle import (
     CASE_REPORTED,
@@ -63,7 +77,7 @@ from services.dispatch.routing import (
     candidates,
     route,
 )
-from shared.events import CASE_EVENTS, ActorRef, CaseEvent, IncidentReported, make_envelope
+from shared.events import CASE_EVENTS, ActorRef, CaseEvent, EventEnvelope, IncidentReported, make_envelope
 from shared.logging import get_logger
 from shared.outbox import add_events
 
@@ -443,9 +457,70 @@ def _must(result: Applied | Refused) -> Applied:
     return result
 
 
+def _pg_type(column: Column[Any]) -> str:
+    """PostgreSQL type name of a column (for ``CAST(:x AS <type>[])``). 列的 PostgreSQL 类型名。"""
+    return str(column.type.compile(dialect=postgresql.dialect()))
+
+
+def _unnest_insert(table: Table, columns: Sequence[str], *, suffix: str = "") -> TextClause:
+    """``INSERT … SELECT * FROM unnest(<one array per column>) ORDER BY ordinality`` (+ ``suffix``).
+
+    One statement whatever the number of rows (arrays unnested server-side, no per-row binds; see
+    :func:`shared.outbox.add_events`); rows are inserted in list order, so identities (``seq``,
+    transition ``id``) follow it. Array-typed columns (``text[]``) travel as JSON arrays and JSONB
+    columns as JSON text (both via :func:`_json`). 一条语句插入多行：每列一个数组在服务端展开，
+    按列表顺序插入；数组列以 JSON 数组传入，JSONB 列以 JSON 文本传入。
+    """
+    selected: list[str] = []
+    casts: list[str] = []
+    for name in columns:
+        column = table.c[name]
+        if isinstance(column.type, ARRAY):
+            element = str(column.type.item_type.compile(dialect=postgresql.dialect()))
+            casts.append(f"CAST(:p_{name} AS jsonb[])")
+            selected.append(f"CAST(ARRAY(SELECT jsonb_array_elements_text(u.{name})) AS {element}[])")
+        else:
+            casts.append(f"CAST(:p_{name} AS {_pg_type(column)}[])")
+            selected.append(f"u.{name}")
+    names = ", ".join(columns)
+    return text(
+        f"INSERT INTO {table.fullname} ({names}) SELECT {', '.join(selected)} "
+        f"FROM unnest({', '.join(casts)}) WITH ORDINALITY AS u({names}, ord) ORDER BY u.ord {suffix}"
+    )
+
+
+def _json(value: Any) -> str | None:
+    """JSON text as the engine writes JSONB (orjson). 与引擎一致的 JSON 文本。"""
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _unnest_params(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """The column arrays of :func:`_unnest_insert` for ``rows``. 各列数组参数。"""
+    params: dict[str, list[Any]] = {}
+    for name in columns:
+        if isinstance(table.c[name].type, ARRAY | JSONB):
+            params[f"p_{name}"] = [_json(row[name]) for row in rows]
+        else:
+            params[f"p_{name}"] = [row[name] for row in rows]
+    return params
+
+
+_CASE_COLUMNS: tuple[str, ...] = tuple(
+    c.name for c in cases.columns if c.name not in ("seq", "created_at", "updated_at")
+)
+_TRANSITION_COLUMNS: tuple[str, ...] = tuple(
+    c.name for c in case_transitions.columns if c.name not in ("id", "recorded_at")
+)
+#: New cases, many rows in one statement; an incident that has its case already is skipped. 批量立案（已存在则跳过）。
+_INSERT_CASES = _unnest_insert(cases, _CASE_COLUMNS, suffix="ON CONFLICT (incident_id) DO NOTHING RETURNING id")
+#: Timeline rows, many in one statement. 批量写时间线。
+_INSERT_TRANSITIONS = _unnest_insert(case_transitions, _TRANSITION_COLUMNS)
+
+
 async def _write(session: AsyncSession, pending: _Pending) -> None:
+    """Timeline rows (one statement) and outbox events (one statement). 写时间线与发件箱（各一条语句）。"""
     if pending.rows:
-        await session.execute(_INSERT_TRANSITIONS, pending.rows)
+        await session.execute(_INSERT_TRANSITIONS, _unnest_params(case_transitions, _TRANSITION_COLUMNS, pending.rows))
     if pending.events:
         await add_events(session, outbox, CASE_EVENTS, pending.events)
 
@@ -477,89 +552,69 @@ def _routing_facts(record: CaseRecord, decision: RoutingDecision) -> None:
     record.devolved = decision.devolved
 
 
-#: Open, unmerged cases near a point of one matter, or of one 12345 caller (prebuilt: hot path).
-#: 同一事项附近或同一来电人的未结案件（预构建语句，热路径）。
-_OPEN_CASES_NEAR = text(
+#: Duplicate candidates of a whole batch in one statement: for each report ``i``, the open,
+#: unmerged cases of its matter in its bounding box and time window, and those of its 12345
+#: caller; plus (``i = -1``) the cases the batch's incidents already have (a replay). Each
+#: report's lookups are LATERAL subqueries kept apart by ``OFFSET 0``, so they stay index scans
+#: per report (the partial indexes) — a join of the unnested arrays against ``cases`` would be
+#: planned as a hash join over a scan of every open case. 整批一条语句取并案候选：每条报告 i
+#: 的同事项范围内、时间窗内的未结案件，及同一来电人的未结案件；另取（i = -1）本批事件已有的
+#: 案件（重放）。每条报告的查找为 LATERAL 子查询（OFFSET 0 防止被展开），保持逐条索引扫描。
+_DUPLICATE_CANDIDATES = text(
     f"""
-    SELECT id, matter, reported_at, lng, lat, grid, source, phone_hash
-    FROM {cases.fullname}
-    WHERE state <> 'closed' AND merged_into IS NULL
-      AND matter = :matter AND lat BETWEEN :min_lat AND :max_lat AND lng BETWEEN :min_lng AND :max_lng
-    UNION
-    SELECT id, matter, reported_at, lng, lat, grid, source, phone_hash
-    FROM {cases.fullname}
-    WHERE state <> 'closed' AND merged_into IS NULL AND phone_hash = CAST(:phone AS text)
+    SELECT b.i, c.id, c.matter, c.reported_at, c.lng, c.lat, c.grid, c.source, c.phone_hash
+    FROM unnest(CAST(:box_i AS int[]), CAST(:box_matter AS text[]),
+                CAST(:min_lng AS float8[]), CAST(:min_lat AS float8[]),
+                CAST(:max_lng AS float8[]), CAST(:max_lat AS float8[]),
+                CAST(:t_from AS timestamptz[]), CAST(:t_to AS timestamptz[]))
+         AS b(i, matter, min_lng, min_lat, max_lng, max_lat, t_from, t_to)
+    CROSS JOIN LATERAL (
+        SELECT id, matter, reported_at, lng, lat, grid, source, phone_hash FROM {cases.fullname}
+        WHERE state <> 'closed' AND merged_into IS NULL
+          AND matter = b.matter AND lat BETWEEN b.min_lat AND b.max_lat
+          AND lng BETWEEN b.min_lng AND b.max_lng AND reported_at BETWEEN b.t_from AND b.t_to
+        OFFSET 0
+    ) c
+    UNION ALL
+    SELECT p.i, c.id, c.matter, c.reported_at, c.lng, c.lat, c.grid, c.source, c.phone_hash
+    FROM unnest(CAST(:phone_i AS int[]), CAST(:phone AS text[])) AS p(i, phone)
+    CROSS JOIN LATERAL (
+        SELECT id, matter, reported_at, lng, lat, grid, source, phone_hash FROM {cases.fullname}
+        WHERE state <> 'closed' AND merged_into IS NULL AND phone_hash IS NOT NULL AND phone_hash = p.phone
+        OFFSET 0
+    ) c
+    UNION ALL
+    SELECT -1, incident_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    FROM {cases.fullname} WHERE incident_id = ANY(CAST(:incidents AS uuid[]))
     """
-)  # two index scans (never an OR that a generic plan turns into a table scan) 两个索引扫描，避免 OR 退化为全表扫描
+)
 #: Take the advisory locks in the (sorted) order given: one round trip. 按给定（已排序）顺序加咨询锁。
 _LOCK_KEYS = text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k")
-_INSERT_CASE = pg_insert(cases).on_conflict_do_nothing(index_elements=[cases.c.incident_id]).returning(cases.c.id)
-_INSERT_TRANSITIONS = pg_insert(case_transitions)
 
 
-async def _open_cases_near(
-    session: AsyncSession,
-    *,
-    matter: str,
-    lng: float | None,
-    lat: float | None,
-    phone_hash: str | None,
-    distance_m: float,
-) -> list[OpenCase]:
-    """Open, unmerged cases that might be duplicates (bounding box, or the same caller). 可能重复的未结案件。"""
-    if (lng is None or lat is None) and not phone_hash:
-        return []
-    box: tuple[float | None, ...] = (None, None, None, None)
-    if lng is not None and lat is not None:
-        box = search_box(lng, lat, distance_m)
-    rows = await session.execute(
-        _OPEN_CASES_NEAR,
-        {
-            "matter": matter,
-            "min_lng": box[0],
-            "min_lat": box[1],
-            "max_lng": box[2],
-            "max_lat": box[3],
-            "phone": phone_hash,
-        },
-    )
-    return [
-        OpenCase(
-            case_id=str(r.id),
-            matter=r.matter,
-            reported_at=r.reported_at,
-            lng=r.lng,
-            lat=r.lat,
-            grid=r.grid,
-            source=r.source,
-            phone_hash=r.phone_hash,
-        )
-        for r in rows
-    ]
+@dataclass
+class _Routed:
+    """One report of a batch, routed in memory, before any database work. 批次中已路由的报告。"""
+
+    event: IncidentReported
+    correlation_id: str
+    at: datetime
+    decision: RoutingDecision
+    record: CaseRecord
+    #: The duplicate check's view of the report; ``None`` when it is not checked (self-handled, no matter).
+    #: 并案检查所用报告；自办或无事项时为 None。
+    report: Report | None
+    pending: _Pending = field(default_factory=_Pending)
+    outcome: str | None = None
 
 
-async def handle_incident(
-    *,
-    session: AsyncSession,
-    event: IncidentReported,
-    jurisdiction: LoadedJurisdiction,
-    now: datetime,
-    correlation_id: str,
-    duplicate_distance_m: float = 50.0,
-    duplicate_window: timedelta = timedelta(hours=24),
-) -> IncidentOutcome:
-    """Create the case of ``event`` (once) and dispatch, triage, record or merge it. 立案并派遣。
-
-    Idempotent: a second call for the same incident changes nothing. The duplicate
-    check is serialised across replicas with ``pg_advisory_xact_lock`` on
-    (matter, coarse cell) keys (and the 12345 caller). 幂等；并案检查用咨询锁跨副本串行。
-    """
+def _route_one(
+    event: IncidentReported, correlation_id: str, jurisdiction: LoadedJurisdiction, now: datetime
+) -> _Routed:
+    """Route ``event`` and build its case record (pure). 路由并构建案件记录（无 I/O）。"""
     case_id = case_id_for(event.event_id)
-    # No existence check up front: a replayed incident is routed again, then the insert below
-    # (ON CONFLICT on incident_id) finds it and nothing is written. 重放时最后的插入冲突，什么也不写。
-    snapshot, calendar = jurisdiction.snapshot, jurisdiction.calendar
     at = max(now, event.reported_at)
-    decision = route(event, snapshot, now=at, calendar=calendar)
+    decision = route(event, jurisdiction.snapshot, now=at, calendar=jurisdiction.calendar)
     record = CaseRecord(
         id=case_id,
         incident_id=event.event_id,
@@ -580,45 +635,151 @@ async def handle_incident(
         phone_hash=event.caller.phone_hash if event.caller and event.source == "12345" else None,
     )
     _routing_facts(record, decision)
-
-    duplicate: DuplicateMatch | None = None
+    report: Report | None = None
     if decision.outcome != "self_handled" and decision.matter is not None:
-        keys = lock_keys(
+        report = Report(
             matter=decision.matter,
+            reported_at=event.reported_at,
             lng=record.lng,
             lat=record.lat,
+            grid=record.grid,
+            source=event.source,
             phone_hash=record.phone_hash,
-            distance_m=duplicate_distance_m,
         )
-        if keys:
-            await session.execute(_LOCK_KEYS, {"keys": keys})
-        nearby = await _open_cases_near(
-            session,
-            matter=decision.matter,
-            lng=record.lng,
-            lat=record.lat,
-            phone_hash=record.phone_hash,
-            distance_m=duplicate_distance_m,
-        )
-        duplicate = find_duplicate(
-            Report(
-                matter=decision.matter,
-                reported_at=event.reported_at,
-                lng=record.lng,
-                lat=record.lat,
-                grid=record.grid,
-                source=event.source,
-                phone_hash=record.phone_hash,
-            ),
-            nearby,
-            distance_m=duplicate_distance_m,
-            window=duplicate_window,
-        )
+    return _Routed(event, correlation_id, at, decision, record, report)
 
-    pending = _Pending()
-    outcome: str
+
+class _BatchCases:
+    """Open, unmerged cases created earlier in the same batch, indexed like the database query.
+
+    本批次中已建立、未结且未并案的案件，按数据库查询的方式索引（事项 + 网格单元；来电人）。
+    """
+
+    def __init__(self, distance_m: float) -> None:
+        self.distance_m = distance_m
+        self.by_cell: dict[tuple[str, int, int], list[OpenCase]] = defaultdict(list)
+        self.by_caller: dict[str, list[OpenCase]] = defaultdict(list)
+
+    def add(self, routed: _Routed) -> None:
+        """Index a new case if later reports may be merged into it. 若后续报告可能并入则登记。"""
+        record = routed.record
+        if record.snapshot.state is CaseState.CLOSED or record.merged_into is not None:
+            return
+        case = OpenCase(
+            case_id=str(record.id),
+            matter=record.snapshot.matter,
+            reported_at=record.snapshot.reported_at,
+            lng=record.lng,
+            lat=record.lat,
+            grid=record.grid,
+            source=record.source,
+            phone_hash=record.phone_hash,
+        )
+        if case.matter is not None and case.lng is not None and case.lat is not None:
+            self.by_cell[(case.matter, *lock_cell(case.lng, case.lat))].append(case)
+        if case.phone_hash:
+            self.by_caller[case.phone_hash].append(case)
+
+    def near(self, report: Report) -> list[OpenCase]:
+        """Cases of this batch ``report`` might duplicate (a superset; :func:`find_duplicate` decides).
+
+        本批次中可能与 ``report`` 重复的案件（超集，由 :func:`find_duplicate` 判定）。"""
+        found: list[OpenCase] = []
+        if report.matter is not None and report.lng is not None and report.lat is not None:
+            for x, y in lock_cells(report.lng, report.lat, self.distance_m):
+                found += self.by_cell.get((report.matter, x, y), ())
+        if report.phone_hash:
+            found += self.by_caller.get(report.phone_hash, ())
+        return found
+
+
+async def _lock_and_fetch(
+    session: AsyncSession,
+    batch: Sequence[_Routed],
+    *,
+    distance_m: float,
+    window: timedelta,
+) -> tuple[dict[int, list[OpenCase]], set[uuid.UUID]]:
+    """Lock the batch's duplicate keys, then fetch every report's candidates and the incidents seen before.
+
+    加锁（本批全部键，排序后一次取得），再一次查询取各报告的并案候选及已立案的事件。
+
+    Locks: the union of :func:`lock_keys` of the checked reports, sorted, taken in one
+    statement — two transactions always take shared keys in the same order (no deadlock).
+    Returns ``({batch index: open cases}, {incident ids that have a case already})``.
+    """
+    checked = [(i, r.report) for i, r in enumerate(batch) if r.report is not None]
+    if not checked:
+        return {}, set()
+    keys = sorted(
+        {
+            key
+            for _, report in checked
+            for key in lock_keys(
+                matter=report.matter,
+                lng=report.lng,
+                lat=report.lat,
+                phone_hash=report.phone_hash,
+                distance_m=distance_m,
+            )
+        }
+    )
+    if keys:
+        await session.execute(_LOCK_KEYS, {"keys": keys})
+    boxes: dict[str, list[Any]] = defaultdict(list)
+    phones: dict[str, list[Any]] = defaultdict(list)
+    for i, report in checked:
+        if report.lng is not None and report.lat is not None:
+            min_lng, min_lat, max_lng, max_lat = search_box(report.lng, report.lat, distance_m)
+            for name, value in (
+                ("box_i", i),
+                ("box_matter", report.matter),
+                ("min_lng", min_lng),
+                ("min_lat", min_lat),
+                ("max_lng", max_lng),
+                ("max_lat", max_lat),
+                ("t_from", report.reported_at - window),
+                ("t_to", report.reported_at + window),
+            ):
+                boxes[name].append(value)
+        if report.phone_hash:
+            phones["phone_i"].append(i)
+            phones["phone"].append(report.phone_hash)
+    params: dict[str, Any] = {
+        name: boxes.get(name, [])
+        for name in ("box_i", "box_matter", "min_lng", "min_lat", "max_lng", "max_lat", "t_from", "t_to")
+    }
+    params.update(phone_i=phones.get("phone_i", []), phone=phones.get("phone", []))
+    params["incidents"] = [r.event.event_id for r in batch]
+    nearby: dict[int, list[OpenCase]] = defaultdict(list)
+    existing: set[uuid.UUID] = set()
+    for row in await session.execute(_DUPLICATE_CANDIDATES, params):
+        if row.i < 0:
+            existing.add(row.id)
+            continue
+        nearby[row.i].append(
+            OpenCase(
+                case_id=str(row.id),
+                matter=row.matter,
+                reported_at=row.reported_at,
+                lng=row.lng,
+                lat=row.lat,
+                grid=row.grid,
+                source=row.source,
+                phone_hash=row.phone_hash,
+            )
+        )
+    return nearby, existing
+
+
+def _stage_new_case(routed: _Routed, duplicate: DuplicateMatch | None) -> None:
+    """Queue the timeline rows and events of a new case: merged, or dispatched / triaged / self-handled.
+
+    暂存新案件的时间线与事件：并案，或派遣 / 转人工 / 自办。"""
+    record, decision, event, at = routed.record, routed.decision, routed.event, routed.at
+    pending, correlation_id = routed.pending, routed.correlation_id
     if duplicate is not None:
-        outcome = "merged"
+        routed.outcome = "merged"
         record.merged_into = uuid.UUID(duplicate.case_id)
         record.triage_reason = None
         record.decided_by = None
@@ -647,83 +808,209 @@ async def handle_incident(
             extra={"reason": duplicate.explanation_zh, "details": {"duplicate_reason": duplicate.reason}},
             correlation_id=correlation_id,
         )
-    else:
-        outcome = decision.outcome
-        _stage(
+        return
+    routed.outcome = decision.outcome
+    _stage(
+        pending,
+        record,
+        event_type=CASE_REPORTED,
+        action=None,
+        actor=Actor(Role.SYSTEM, id=f"intake:{event.source}"),
+        at=event.reported_at,
+        previous_state=None,
+        body={},
+        changes=record.snapshot.model_dump(mode="json"),
+        note=None,
+        extra=None,
+        correlation_id=correlation_id,
+        publish=False,
+    )
+    details = {
+        "decided_by": decision.decided_by,
+        "rule_id": decision.rule_id,
+        "rules_version": decision.rules_version,
+        "jurisdiction_version": decision.jurisdiction_version,
+        "placement": decision.placement.to_dict() if decision.placement else None,
+    }
+    if decision.outcome == "dispatch":
+        assert decision.unit is not None and decision.deadline is not None
+        record.unit_kind = decision.unit_kind
+        record.accept_deadline = decision.accept_deadline
+        record.time_basis = decision.time_basis
+        record.provisional = decision.provisional
+        record.dispatched_at = at
+        body = DispatchBody(
+            expected_version=record.snapshot.version,
+            unit=decision.unit,
+            deadline=decision.deadline,
+            reject_window_ends_at=decision.reject_window_ends_at,
+        )
+        applied = _must(apply(record.snapshot, Action.DISPATCH, body, SYSTEM_ACTOR, at))
+        _stage_applied(
             pending,
             record,
-            event_type=CASE_REPORTED,
-            action=None,
-            actor=Actor(Role.SYSTEM, id=f"intake:{event.source}"),
-            at=event.reported_at,
-            previous_state=None,
-            body={},
-            changes=record.snapshot.model_dump(mode="json"),
-            note=None,
-            extra=None,
+            applied,
             correlation_id=correlation_id,
-            publish=False,
+            extra={"reason": decision.explanation_zh, "details": details},
         )
-        details = {
-            "decided_by": decision.decided_by,
-            "rule_id": decision.rule_id,
-            "rules_version": decision.rules_version,
-            "jurisdiction_version": decision.jurisdiction_version,
-            "placement": decision.placement.to_dict() if decision.placement else None,
-        }
-        if decision.outcome == "dispatch":
-            assert decision.unit is not None and decision.deadline is not None
-            record.unit_kind = decision.unit_kind
-            record.accept_deadline = decision.accept_deadline
-            record.time_basis = decision.time_basis
-            record.provisional = decision.provisional
-            record.dispatched_at = at
-            body = DispatchBody(
-                expected_version=record.snapshot.version,
-                unit=decision.unit,
-                deadline=decision.deadline,
-                reject_window_ends_at=decision.reject_window_ends_at,
-            )
-            applied = _must(apply(record.snapshot, Action.DISPATCH, body, SYSTEM_ACTOR, at))
+        for unit in decision.cohandlers:
+            cohandler = AddCohandlerBody(expected_version=record.snapshot.version, unit=unit)
+            applied = _must(apply(record.snapshot, Action.ADD_COHANDLER, cohandler, SYSTEM_ADMIN, at))
             _stage_applied(
                 pending,
                 record,
                 applied,
                 correlation_id=correlation_id,
-                extra={"reason": decision.explanation_zh, "details": details},
+                extra={"reason": f"规则 {decision.rule_id}"},
             )
-            for unit in decision.cohandlers:
-                cohandler = AddCohandlerBody(expected_version=record.snapshot.version, unit=unit)
-                applied = _must(apply(record.snapshot, Action.ADD_COHANDLER, cohandler, SYSTEM_ADMIN, at))
-                _stage_applied(
-                    pending,
-                    record,
-                    applied,
-                    correlation_id=correlation_id,
-                    extra={"reason": f"规则 {decision.rule_id}"},
+    elif decision.outcome == "triage":
+        body_t = TriageBody(expected_version=record.snapshot.version, reason=decision.triage_reason or "triage")
+        applied = _must(apply(record.snapshot, Action.TRIAGE, body_t, SYSTEM_ACTOR, at))
+        _stage_applied(
+            pending,
+            record,
+            applied,
+            correlation_id=correlation_id,
+            extra={"reason": decision.explanation_zh, "details": details},
+        )
+    else:
+        body_s = SelfHandleBody(expected_version=record.snapshot.version, handler=event.worker_id, note="网格员自办")
+        applied = _must(apply(record.snapshot, Action.SELF_HANDLE, body_s, SYSTEM_ACTOR, at))
+        _stage_applied(pending, record, applied, correlation_id=correlation_id)
+
+
+async def _handle_reports(
+    session: AsyncSession,
+    reports: Sequence[tuple[IncidentReported, str]],
+    *,
+    jurisdiction: LoadedJurisdiction,
+    now: datetime,
+    distance_m: float,
+    window: timedelta,
+) -> list[IncidentOutcome]:
+    """The one code path of incidents (see :func:`handle_incidents`). 立案的唯一代码路径。"""
+    batch = [_route_one(event, correlation_id, jurisdiction, now) for event, correlation_id in reports]
+    nearby, existing = await _lock_and_fetch(session, batch, distance_m=distance_m, window=window)
+    outcomes: list[IncidentOutcome | None] = []
+    new: list[_Routed] = []
+    seen: set[uuid.UUID] = set()
+    earlier = _BatchCases(distance_m)
+    for i, routed in enumerate(batch):
+        incident = routed.event.event_id
+        if incident in existing or incident in seen:  # replayed, or twice in the batch 重放或同批重复
+            outcomes.append(IncidentOutcome(case_id=routed.record.id, status="exists"))
+            continue
+        seen.add(incident)
+        duplicate: DuplicateMatch | None = None
+        if routed.report is not None:
+            duplicate = find_duplicate(
+                routed.report,
+                [*nearby.get(i, ()), *earlier.near(routed.report)],
+                distance_m=distance_m,
+                window=window,
+            )
+        _stage_new_case(routed, duplicate)
+        earlier.add(routed)
+        new.append(routed)
+        outcomes.append(None)
+    inserted: set[uuid.UUID] = set()
+    if new:
+        rows = [r.record.to_row() for r in new]
+        result = await session.execute(_INSERT_CASES, _unnest_params(cases, _CASE_COLUMNS, rows))
+        inserted = set(result.scalars().all())
+    pending = _Pending()
+    for routed in new:
+        if routed.record.id in inserted:  # else another replica created it meanwhile 其他副本已创建
+            pending.rows += routed.pending.rows
+            pending.events += routed.pending.events
+    await _write(session, pending)
+    created = iter(new)
+    result_list: list[IncidentOutcome] = []
+    for outcome in outcomes:
+        if outcome is not None:
+            result_list.append(outcome)
+            continue
+        routed = next(created)
+        record = routed.record
+        if record.id in inserted:
+            result_list.append(
+                IncidentOutcome(
+                    case_id=record.id, status="created", outcome=routed.outcome, merged_into=record.merged_into
                 )
-        elif decision.outcome == "triage":
-            body_t = TriageBody(expected_version=record.snapshot.version, reason=decision.triage_reason or "triage")
-            applied = _must(apply(record.snapshot, Action.TRIAGE, body_t, SYSTEM_ACTOR, at))
-            _stage_applied(
-                pending,
-                record,
-                applied,
-                correlation_id=correlation_id,
-                extra={"reason": decision.explanation_zh, "details": details},
             )
         else:
-            body_s = SelfHandleBody(
-                expected_version=record.snapshot.version, handler=event.worker_id, note="网格员自办"
-            )
-            applied = _must(apply(record.snapshot, Action.SELF_HANDLE, body_s, SYSTEM_ACTOR, at))
-            _stage_applied(pending, record, applied, correlation_id=correlation_id)
+            result_list.append(IncidentOutcome(case_id=record.id, status="exists"))
+    return result_list
 
-    inserted = (await session.execute(_INSERT_CASE, record.to_row())).scalar()
-    if inserted is None:  # another replica created it meanwhile 其他副本已创建
-        return IncidentOutcome(case_id=case_id, status="exists")
-    await _write(session, pending)
-    return IncidentOutcome(case_id=case_id, status="created", outcome=outcome, merged_into=record.merged_into)
+
+async def handle_incidents(
+    *,
+    session: AsyncSession,
+    envelopes: Sequence[EventEnvelope[Any]],
+    jurisdiction: LoadedJurisdiction,
+    now: datetime,
+    duplicate_distance_m: float = 50.0,
+    duplicate_window: timedelta = timedelta(hours=24),
+) -> list[IncidentOutcome]:
+    """Create the cases of a batch of ``incident.reported`` envelopes (in order), with a few set-based statements.
+
+    批量立案（按序）：少量集合语句完成一批事件的立案、派遣、转人工、自办或并案。
+
+    The same result as :func:`handle_incident` called once per envelope, in order, in this
+    transaction — including duplicates *within* the batch (two reports of one spot → one
+    case, one merged), replays (an incident with a case already → ``exists``, nothing
+    written) and deterministic ids. The database work per batch is: one advisory-lock
+    statement (the sorted union of the batch's keys), one query for every report's duplicate
+    candidates (and the incidents that have a case already), one multi-row ``INSERT … ON
+    CONFLICT DO NOTHING RETURNING`` of cases, one of timeline rows, one of outbox rows.
+    与逐条调用 :func:`handle_incident` 结果相同（含批内并案、重放幂等、确定性 id）；
+    每批数据库工作：一次加锁、一次候选查询、案件 / 时间线 / 发件箱各一条多行插入。
+
+    Every envelope's ``data`` must be an :class:`IncidentReported`. Returns one outcome per
+    envelope, in order. 每个信封的 data 必须是 IncidentReported；按序返回处理结果。
+    """
+    reports: list[tuple[IncidentReported, str]] = []
+    for envelope in envelopes:
+        if not isinstance(envelope.data, IncidentReported):
+            raise TypeError(f"not an incident.reported envelope: {envelope.type} {envelope.id}")
+        reports.append((envelope.data, envelope.correlation_id))
+    return await _handle_reports(
+        session,
+        reports,
+        jurisdiction=jurisdiction,
+        now=now,
+        distance_m=duplicate_distance_m,
+        window=duplicate_window,
+    )
+
+
+async def handle_incident(
+    *,
+    session: AsyncSession,
+    event: IncidentReported,
+    jurisdiction: LoadedJurisdiction,
+    now: datetime,
+    correlation_id: str,
+    duplicate_distance_m: float = 50.0,
+    duplicate_window: timedelta = timedelta(hours=24),
+) -> IncidentOutcome:
+    """Create the case of ``event`` (once) and dispatch, triage, record or merge it. 立案并派遣。
+
+    Idempotent: a second call for the same incident changes nothing. The duplicate
+    check is serialised across replicas with ``pg_advisory_xact_lock`` on
+    (matter, coarse cell) keys (and the 12345 caller). A batch of one of
+    :func:`handle_incidents` (the same code path). 幂等；并案检查用咨询锁跨副本串行；
+    即一条事件的批量处理（同一代码路径）。
+    """
+    [outcome] = await _handle_reports(
+        session,
+        [(event, correlation_id)],
+        jurisdiction=jurisdiction,
+        now=now,
+        distance_m=duplicate_distance_m,
+        window=duplicate_window,
+    )
+    return outcome
 
 
 # --------------------------------------------------------------------------- actions 流转

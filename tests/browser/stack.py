@@ -58,6 +58,7 @@ STAFF_SPEC: dict[str, dict[str, str]] = {
     "t-hotline": {"role": "hotline", "township": "*"},
     "u-qx-zfd": {"role": "unit", "township": QINGXI, "unit": "330127101-zfd"},
     "u-bs-zfd": {"role": "unit", "township": BAISHA, "unit": "330127001-zfd"},
+    "u-cgj": {"role": "unit", "township": "*", "unit": "dept-cgj"},
 }
 STAFF = orjson.dumps(STAFF_SPEC).decode()
 API_KEYS = orjson.dumps({s: [k] for s, k in KEYS.items()}).decode()
@@ -140,12 +141,15 @@ class Platform:
         body[TIME_FIELD[source]] = (datetime.now(SHANGHAI) - timedelta(seconds=5)).isoformat(timespec="seconds")
         if source == "12345":
             body["caller"] = {**body["caller"], "phone": "139" + str(uuid.uuid4().int)[:8]}
-        # A fresh spot 60 m further east each time, so nothing merges as a duplicate by accident.
-        # 每条记录向东平移 60 米，避免被误判为重复件而并案。
-        east_m = SPOT_SPACING_M * (len(self.posted) % 12 + 1)
+        # A fresh spot each time — 60 m further east, a new row 60 m further south every 12 records — so
+        # nothing merges as a duplicate by accident (the demo points stay in their township).
+        # 每条记录换一个位置（向东 60 米，每 12 条向南换一行），避免被误判为重复件而并案。
+        n = len(self.posted)
+        east_m, south_m = SPOT_SPACING_M * (n % 12 + 1), SPOT_SPACING_M * (n // 12)
         location = body["location"]
         lng = location["lng"] + east_m / (111_320 * math.cos(math.radians(location["lat"])))
-        body["location"] = {**location, "lng": round(lng, 7)}
+        lat = location["lat"] - south_m / 111_320
+        body["location"] = {**location, "lng": round(lng, 7), "lat": round(lat, 7)}
         body.update(changes)
         response = await self.http.post(
             f"{self.intake.url}/v1/events/{source}", json=body, headers={"X-API-Key": KEYS[source]}

@@ -4,10 +4,11 @@
 
 Covers the issue's scenario: sign in; the triage queue fills when an event is posted (live, over
 the SSE stream); open the case (source record with the caller masked, map, routing explanation,
-timeline, actions with reasons); assign it from triage with the routing suggestion first; watch it
-move to 待签收 without reloading — in this browser and in a second dispatcher's; a unit signs for
-its case (scope and action buttons); the performance view and its xlsx download; the map's
-offline fallback. Screenshots: test-artifacts/browser/ (docs/screenshots/ with UPDATE_DOC_SCREENSHOTS=1).
+timeline, actions with the server's reasons); assign it from triage with the routing suggestion
+first; watch it move to 待签收 without reloading — in this browser and in a second dispatcher's; a
+unit signs for its case (scope and action buttons); units that rejected a case are flagged in
+manual dispatch; the 待回访 queue; the performance view and its xlsx download; the map's offline
+fallback. Screenshots: test-artifacts/browser/ (docs/screenshots/ with UPDATE_DOC_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ async def test_sign_in_triage_fills_live_assign_moves_to_pending_acceptance(
     source = page.locator("[data-card=source]")
     await expect(source).to_contain_text(source_id)
     await expect(source.locator("[data-caller=masked]")).to_contain_text("已脱敏")
+    await expect(source.locator("[data-caller=masked]")).to_have_text(re.compile(r"^1\d{2}\*{4}\d{4}（已脱敏）$"))
     assert not MOBILE.search(await page.inner_text("body")), "a caller's phone number is visible"
     await expect(page.locator("[data-card=map] svg circle[data-point=case]")).to_have_count(1)
     await expect(page.locator("[data-card=map] svg path[data-code='330127101']")).to_have_count(1)
@@ -197,6 +199,59 @@ async def test_unit_sees_its_scope_and_signs_for_its_case(new_session: NewSessio
     await dispatcher.open("#/queues/verify")
     await dispatcher.sign_in("t-disp")
     await expect(row(dispatcher, ours)).to_be_visible()
+
+
+async def test_manual_dispatch_flags_the_units_that_rejected(new_session: NewSession, platform: Platform) -> None:
+    """Rejected by the devolved unit and then by the county department: triage, nothing left to suggest.
+
+    属地单位与县级部门先后退单：转人工分拨，无可建议单位，两个退单单位在列表中不可选。
+    """
+    source_id = await platform.post_record("12345")
+    case = await platform.case_by_source_id(source_id)
+    assert case["unit"] == QINGXI_ZFD, case
+    await platform.act(case["id"], "reject", "u-qx-zfd", reason="桥面属城管局管辖")
+    await platform.act(case["id"], "reject", "u-cgj", reason="属地问题，应由镇里处理")
+
+    session = await new_session()
+    await session.open(f"#/case/{case['id']}")
+    await session.sign_in("t-disp")
+    page = session.page
+    await expect(page.locator(".case-head [data-case-state]")).to_have_attribute("data-case-state", "triage")
+    assign = page.locator("[data-card=assign]")
+    await expect(assign.locator("[data-suggestion]")).to_contain_text("无可用的建议单位")
+    for unit_id in (QINGXI_ZFD, "dept-cgj"):
+        option = assign.locator(f"#assign-unit option[value='{unit_id}']")
+        await expect(option).to_be_disabled()
+        await expect(option).to_contain_text("已退单")
+    await expect(assign.locator("#assign-unit option[data-suggested]")).to_have_count(0)
+    # Another township's unit is still offered, and the server's refusal reasons show as text. 其他单位仍可选。
+    await expect(assign.locator("#assign-unit option[value='330127101-yjgl']")).to_be_enabled()
+    rule = page.locator("[data-card=actions] [data-action=rule_rejection]")
+    await expect(rule).to_have_attribute("data-allowed", "true")
+    await expect(page.locator("[data-card=actions] [data-action=close] .why")).to_have_text("案件待人工分拨，不能结案")
+    await session.shot("10-case-assign-rejected")
+
+
+async def test_callback_queue_lists_closed_hotline_cases_until_the_callback(
+    new_session: NewSession, platform: Platform
+) -> None:
+    source_id = await platform.post_record("12345")
+    case = await platform.case_by_source_id(source_id)
+    await platform.act(case["id"], "accept", "u-qx-zfd")
+    await platform.act(case["id"], "resolve", "u-qx-zfd", result="已劝离流动摊贩。")
+
+    session = await new_session()
+    await session.open("#/queues/callback")
+    await session.sign_in("t-disp")
+    await expect(row(session, source_id)).to_have_count(0)  # resolved, not closed yet
+    await session.mark()
+    await platform.act(case["id"], "verify", "t-disp", passed=True, note="核查属实")
+    await expect(row(session, source_id)).to_be_visible()  # closed: waits for its callback, live
+    await expect(row(session, source_id).locator(".badge")).to_contain_text("已结案")
+    await session.shot("11-queue-callback")
+    await platform.act(case["id"], "callback", "t-hotline", satisfaction="satisfied", solved=True)
+    await expect(row(session, source_id)).to_have_count(0)
+    assert await session.not_reloaded()
 
 
 async def seed_handled_cases(platform: Platform, n: int = 6) -> None:

@@ -15,7 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.db import create_engine, service_metadata, session_factory
 from shared.embedded import TansuBroker
-from shared.events import JURISDICTION_CHANGED, EventEnvelope, JurisdictionChanged, dlq_topic, make_envelope
+from shared.events import (
+    INCIDENT_REPORTED,
+    JURISDICTION_CHANGED,
+    EventEnvelope,
+    JurisdictionChanged,
+    dlq_topic,
+    make_envelope,
+)
 from shared.kafka import ConsumerRunner, KafkaPublisher, ensure_topics, processed_messages_table
 from tests.conftest import read_topic
 from tests.helpers import eventually
@@ -166,3 +173,115 @@ async def test_rebalance_between_two_consumers_applies_each_event_once(
         await a.stop()
         await b.stop()
         await publisher.stop()
+
+
+class BatchRecorder:
+    """Batch handler: applies a whole batch with one statement; a poison county breaks the batch."""
+
+    def __init__(self, poison: str | None = None, delay_s: float = 0.0) -> None:
+        self.poison = poison
+        self.delay_s = delay_s
+        self.sizes: list[int] = []
+
+    async def __call__(self, session: AsyncSession, envs: list[EventEnvelope[Any]]) -> None:
+        self.sizes.append(len(envs))
+        if any(env.data.county_code == self.poison for env in envs):
+            raise RuntimeError("this county breaks the batch")
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        await session.execute(
+            applied.insert(),
+            [{"event_id": e.id, "county": e.data.county_code, "version": e.data.version} for e in envs],
+        )
+
+
+async def test_batch_handler_isolates_a_poison_event_across_concurrent_partitions(
+        engine: AsyncEngine, own_broker: TansuBroker) -> None:
+    """Batches of a 6-partition topic applied side by side; the batch holding the poison event falls
+    back to one event per transaction, the poison one is dead-lettered, every other event applied once.
+    批处理器 + 分区并行：含毒消息的批次逐条重试，毒消息进死信，其余事件各处理一次。"""
+    topic = INCIDENT_REPORTED  # 6 partitions; the runner does not care about the payload type
+    await ensure_topics(own_broker.bootstrap, [topic])
+    good = [envelope(f"36{i:04d}", i) for i in range(60)]
+    bad = envelope("POISON", 99)
+    producer = AIOKafkaProducer(bootstrap_servers=own_broker.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for e in [*good[:30], bad, *good[30:]]:
+            await producer.send(topic, key=str(e.id).encode(), value=e.to_bytes())
+        await producer.send(topic, key=b"x", value=b"not json at all")
+        await producer.flush()
+    finally:
+        await producer.stop()
+    publisher = KafkaPublisher(bootstrap=own_broker.bootstrap, client_id="t")
+    handler = BatchRecorder(poison="POISON")
+    r = ConsumerRunner(group_id="g-batch", topics=[topic], bootstrap=own_broker.bootstrap,
+                       sessions=session_factory(engine), processed=processed, batch_handler=handler,
+                       publisher=publisher, max_batch=500, max_attempts=2, concurrent_partitions=True)
+    r.start()
+    try:
+        await eventually(lambda: _eq(count_applied(engine), 60), timeout_s=30)
+        dead = await read_topic(own_broker.bootstrap, dlq_topic(topic), expect=2)
+        reasons = sorted(dict(d.headers)["dlq_reason"].decode() for d in dead)
+        assert reasons[0].startswith("contract: not JSON")
+        assert reasons[1].startswith("handler failed 2×: RuntimeError: this county breaks the batch")
+        await asyncio.sleep(0.5)
+        assert (await count_applied(engine), r.applied) == (60, 60)
+        assert max(handler.sizes) > 1 and 1 in handler.sizes  # batched, and retried one by one
+        async with engine.connect() as conn:
+            outcome = (await conn.execute(select(processed.c.outcome).where(processed.c.event_id == bad.id))).scalar()
+        assert outcome == "dead_lettered"
+    finally:
+        await r.stop()
+        await publisher.stop()
+
+
+async def test_rebalance_with_concurrent_partitions_applies_each_event_once(
+        engine: AsyncEngine, own_broker: TansuBroker) -> None:
+    """Two runners in concurrent mode on a 6-partition topic; the second joins while batches are in
+    flight: every event applied exactly once. 并行模式下中途加入第二个消费者：每个事件恰好处理一次。"""
+    topic = INCIDENT_REPORTED
+    await ensure_topics(own_broker.bootstrap, [topic])
+    events = [envelope(f"37{i:04d}", i) for i in range(240)]
+
+    async def produce_many(chunk: list[EventEnvelope[Any]]) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=own_broker.bootstrap, acks="all")
+        await producer.start()
+        try:
+            for e in chunk:
+                await producer.send(topic, key=str(e.id).encode(), value=e.to_bytes())
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    publisher = KafkaPublisher(bootstrap=own_broker.bootstrap, client_id="t")
+
+    def concurrent_runner() -> ConsumerRunner:
+        return ConsumerRunner(group_id="g-rebalance-concurrent", topics=[topic], bootstrap=own_broker.bootstrap,
+                              sessions=session_factory(engine), processed=processed,
+                              batch_handler=BatchRecorder(delay_s=0.05), publisher=publisher, max_batch=20,
+                              concurrent_partitions=True)
+
+    a = concurrent_runner()
+    a.start()
+    await produce_many(events[:120])
+    b = concurrent_runner()
+    b.start()  # joins mid-stream: partitions move while batches are in flight
+    await produce_many(events[120:])
+    try:
+        await eventually(lambda: _eq(count_applied(engine), 240), timeout_s=60)
+        await asyncio.sleep(1.0)
+        assert await count_applied(engine) == 240
+        async with engine.connect() as conn:
+            keys = (await conn.execute(select(func.count()).select_from(processed))).scalar_one()
+        assert keys == 240 and a.applied + b.applied == 240
+    finally:
+        await a.stop()
+        await b.stop()
+        await publisher.stop()
+
+
+def test_a_runner_needs_a_handler() -> None:
+    with pytest.raises(ValueError, match="handler"):
+        ConsumerRunner(group_id="g", topics=["t"], bootstrap="127.0.0.1:1", sessions=None,  # type: ignore[arg-type]
+                       processed=processed, publisher=None)  # type: ignore[arg-type]

@@ -1,62 +1,34 @@
 // Manual dispatch from triage (人工分拨 → 手动派遣): choose matter, township, then unit; the
 // routing engine's suggestion comes first and is preselected. Posts POST /v1/cases/{id}/assign.
 //
-// Suggestions, best source first:
-//   1. GET /v1/cases/{id}/candidates?matter=&township= (routing.candidates on the server), when present;
-//   2. the candidates routing recorded when the case was created (explanation.candidates), when the
-//      matter and township are still the same;
-//   3. the default jurisdiction chain computed here from the grid bundle (no override rules).
-// Units that rejected the case (退单, not ruled invalid) are never suggested.
+// The suggestions are the server's: GET /v1/cases/{id}/candidates?matter=&township= answers
+// routing.candidates() on dispatch's current jurisdiction (override rules included), in order, with
+// the units that rejected the case flagged, `suggested` (the first usable candidate) and
+// `rejected_units` (units that may not get the case back). This file only lays them out.
 
-import { api, ApiError } from "./api.js";
+import { api } from "./api.js";
 import { h, mount, toast } from "./dom.js";
-import { allMatters, defaultChain, divisionName, townships, unitName, unitsForTownship } from "./jurisdiction.js";
+import { allMatters, divisionName, townships, unitName, unitsForTownship } from "./jurisdiction.js";
 import { DECIDED_BY_LABELS, TRIAGE_LABELS, label } from "./labels.js";
 import { store } from "./store.js";
 
-let serverCandidates = true; // becomes false once the endpoint is known to be missing
-
-async function fromServer(detail, matterCode, township) {
-  if (!serverCandidates) return null;
+/**
+ * The server's candidates for `matterCode` in `township`:
+ * {items (usable candidates, suggestion first), rejected (Set of unit ids), error (message or null)}.
+ */
+export async function suggestions(detail, matterCode, township) {
   try {
     const res = await api(`/v1/cases/${detail.id}/candidates`, { query: { matter: matterCode, township } });
-    return (res.candidates || []).map((c) => ({ ...c, source: "server" }));
+    const usable = (res.candidates || []).filter((c) => c.unit && c.exists && !c.rejected);
+    const items = [
+      ...usable.filter((c) => c.unit === res.suggested),
+      ...usable.filter((c) => c.unit !== res.suggested),
+    ];
+    return { items, rejected: new Set(res.rejected_units || []), error: null };
   } catch (err) {
-    if (err instanceof ApiError && (err.status === 404 || err.status === 405) && err.body?.detail === "Not Found") {
-      serverCandidates = false;
-    }
-    return null;
+    return { items: [], rejected: new Set(), error: err.message };
   }
 }
-
-function rejectedUnits(detail) {
-  return new Set((detail.snapshot?.rejections || []).filter((r) => r.valid !== false).map((r) => r.unit));
-}
-
-/** Suggested units in order: [{unit, why_zh, decided_by, source}], rejected units removed. */
-export async function suggestions(detail, matterCode, township) {
-  const rejected = rejectedUnits(detail);
-  let list = await fromServer(detail, matterCode, township);
-  let source = "server";
-  const recorded = detail.explanation?.candidates || [];
-  if (!list && recorded.length && (detail.explanation?.matter || null) === (matterCode || null)
-      && (detail.explanation?.placement?.township || null) === (township || null)) {
-    list = recorded.map((c) => ({ ...c, source: "routing" }));
-    source = "routing";
-  }
-  if (!list) {
-    list = defaultChain(township, matterCode).map((c) => ({ ...c, source: "local" }));
-    source = "local";
-  }
-  const items = list.filter((c) => c.unit && c.exists !== false && !c.rejected && !rejected.has(c.unit));
-  return { items, source, rejected };
-}
-
-const SOURCE_NOTE = {
-  server: "依据派遣规则与属地默认（派遣服务计算）",
-  routing: "依据立案时的派遣候选（已排除退单单位）",
-  local: "按属地默认推算（未计入派遣规则）",
-};
 
 /** The manual dispatch card for a triage case. `onDone(answer)` after a successful assignment. */
 export function assignPanel(detail, { onDone } = {}) {
@@ -95,7 +67,7 @@ export function assignPanel(detail, { onDone } = {}) {
     const matterCode = matterSelect.value || detail.matter || null;
     const township = townSelect.value || null;
     mount(unitSelect, h("option", { value: "" }, "正在加载…"));
-    const { items, source, rejected } = await suggestions(detail, matterCode, township);
+    const { items, rejected, error: failed } = await suggestions(detail, matterCode, township);
     if (mine !== generation) return;
     const { own, agencies, departments } = unitsForTownship(township);
     const suggested = new Set(items.map((c) => c.unit));
@@ -118,7 +90,9 @@ export function assignPanel(detail, { onDone } = {}) {
         h("div", { class: "small" }, first.why_zh || ""),
         items.length > 1 ? h("div", { class: "small muted" },
           `候补：${items.slice(1).map((c) => unitName(c.unit)).join("、")}`) : null,
-        h("div", { class: "small muted" }, SOURCE_NOTE[source]));
+        h("div", { class: "small muted" }, "依据派遣规则与属地默认（派遣服务计算）"));
+    } else if (failed) {
+      mount(suggestBox, `暂无法获取建议单位（${failed}），请手动选择。`);
     } else {
       mount(suggestBox, township
         ? (matterCode ? "无可用的建议单位（候选单位均已退单或不存在），请手动选择。" : "请先选择事项，系统将给出建议单位。")

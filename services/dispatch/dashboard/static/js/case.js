@@ -28,18 +28,17 @@ function card(name, title, ...body) {
     h("div", { class: "card-body" }, ...body));
 }
 
-function callerText(incident, source) {
+/** 来电人 as dispatch sends it (masked phone and the anonymous flag; the hash never leaves dispatch). */
+function callerText(incident) {
   const caller = incident?.caller;
-  if (caller) {
-    if (caller.anonymous) return "匿名来电";
-    return caller.phone_masked || "已脱敏";
-  }
-  return source === "12345" ? "已脱敏（不显示来电人信息）" : null;
+  if (!caller) return null;
+  if (caller.anonymous) return "匿名来电";
+  return caller.phone_masked ? `${caller.phone_masked}（已脱敏）` : "未留电话";
 }
 
 function sourceCard(d) {
   const inc = d.incident || {};
-  const caller = callerText(inc, d.source);
+  const caller = callerText(inc);
   return card("source", "来源记录",
     facts([
       ["来源", label(SOURCE_LABELS, d.source)],
@@ -165,7 +164,7 @@ function statusCard(d) {
 }
 
 function actionsCard(d, { withAssignPanel, onDone }) {
-  const list = actionsFor(d, store.me).filter((a) => !(withAssignPanel && a.action === "assign"));
+  const list = actionsFor(d).filter((a) => !(withAssignPanel && a.action === "assign"));
   if (!list.length) {
     return card("actions", "可执行操作", h("div", { class: "muted" }, `${label(ROLE_LABELS, store.me.role)}在本案无可执行操作`));
   }
@@ -174,7 +173,7 @@ function actionsCard(d, { withAssignPanel, onDone }) {
   },
   h("button", {
     type: "button", class: `btn ${a.allowed ? "" : "btn-secondary"}`, disabled: !a.allowed,
-    title: a.reason || `执行${a.label}`,
+    title: a.detail || `执行${a.label}`,
     onclick: async () => {
       if (a.action === "assign") { location.hash = `#/case/${d.id}`; return; }
       const answer = await performAction(d, a.action);

@@ -1,6 +1,6 @@
 // Case queues (案件队列) with live counts. The lists come from GET /v1/cases (already limited to
-// the caller's scope by the server); every case event on the stream triggers a (debounced)
-// reload, so counts and rows change without reloading the page.
+// the caller's scope by the server; 待回访 is GET /v1/cases?callback_pending=true); every case event
+// on the stream triggers a (debounced) reload, so counts and rows change without reloading the page.
 
 import { api } from "./api.js";
 import { debounce, fmtShort, h, mount } from "./dom.js";
@@ -10,7 +10,6 @@ import { emit, on, store } from "./store.js";
 import { deadlineStatus } from "./worktime.js";
 
 const LIMIT = 500;
-const CALLBACK_LIMIT = 100;
 
 /** The queues, in tab order. `roles`: who sees the tab (default: everyone). */
 export const QUEUES = [
@@ -34,9 +33,8 @@ const data = {
   triage: [],
   running: [],
   resolved: [],
-  closedHotline: [],
+  callbackPending: [],
   more: {},
-  callbackPending: new Map(), // case id → {version, pending}
   seen: new Set(),
   fresh: new Set(),
 };
@@ -44,24 +42,6 @@ const data = {
 async function list(query, limit = LIMIT) {
   const res = await api("/v1/cases", { query: { ...query, merged: false, limit } });
   return { items: res.items, more: Boolean(res.next_cursor) };
-}
-
-/** 12345 cases closed without a callback yet (snapshot.satisfaction unset), checked per version. */
-async function callbackPending(closed) {
-  const todo = closed.filter((c) => data.callbackPending.get(c.id)?.version !== c.version);
-  const workers = Array.from({ length: Math.min(6, todo.length) }, async () => {
-    while (todo.length) {
-      const c = todo.shift();
-      try {
-        const detail = await api(`/v1/cases/${c.id}`);
-        data.callbackPending.set(c.id, { version: detail.version, pending: !detail.snapshot?.satisfaction });
-      } catch {
-        data.callbackPending.set(c.id, { version: c.version, pending: false });
-      }
-    }
-  });
-  await Promise.all(workers);
-  return closed.filter((c) => data.callbackPending.get(c.id)?.pending);
 }
 
 /** Reload every list; resolves when done. Concurrent calls share one reload. */
@@ -72,18 +52,18 @@ export function reloadQueues() {
   const wantsCallback = visibleQueues(me).some((q) => q.id === "callback");
   data.loading = (async () => {
     try {
-      const [triage, running, resolved, closed] = await Promise.all([
+      const [triage, running, resolved, callback] = await Promise.all([
         wantsTriage ? list({ state: ["triage", "reported"] }) : { items: [], more: false },
         list({ state: ["dispatched", "accepted", "reopened", "rejected"] }),
         list({ state: ["resolved"] }),
-        wantsCallback ? list({ state: ["closed"], source: "12345" }, CALLBACK_LIMIT) : { items: [], more: false },
+        wantsCallback ? list({ callback_pending: true }) : { items: [], more: false },
       ]);
       data.triage = triage.items;
       data.running = running.items;
       data.resolved = resolved.items;
-      data.closedHotline = await callbackPending(closed.items);
-      data.more = { triage: triage.more, running: running.more, resolved: resolved.more, callback: closed.more };
-      const ids = new Set([...data.triage, ...data.running, ...data.resolved, ...data.closedHotline].map((c) => c.id));
+      data.callbackPending = callback.items;
+      data.more = { triage: triage.more, running: running.more, resolved: resolved.more, callback: callback.more };
+      const ids = new Set([...data.triage, ...data.running, ...data.resolved, ...data.callbackPending].map((c) => c.id));
       if (data.loaded) for (const id of ids) if (!data.seen.has(id)) data.fresh.add(id);
       data.seen = ids;
       data.loaded = true;
@@ -122,7 +102,7 @@ export function queueCases(id, now = new Date()) {
     case "verify":
       return { cases: data.resolved.map(withStatus).sort(byReported), more: data.more.resolved };
     case "callback":
-      return { cases: data.closedHotline.map(withStatus).sort(byReported), more: data.more.callback };
+      return { cases: data.callbackPending.map(withStatus).sort(byReported), more: data.more.callback };
     default:
       return { cases: [], more: false };
   }
@@ -239,7 +219,7 @@ export function followStream() {
 
 export function resetQueues() {
   Object.assign(data, {
-    loaded: false, loading: null, error: null, triage: [], running: [], resolved: [], closedHotline: [], more: {},
-    callbackPending: new Map(), seen: new Set(), fresh: new Set(),
+    loaded: false, loading: null, error: null, triage: [], running: [], resolved: [], callbackPending: [], more: {},
+    seen: new Set(), fresh: new Set(),
   });
 }
