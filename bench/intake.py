@@ -55,6 +55,22 @@ def records(n: int, tag: str) -> list[dict[str, Any]]:
     return out
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its children (uvicorn workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:  # fields[1] is the parent pid
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))]
@@ -220,6 +236,7 @@ async def run(args: argparse.Namespace) -> None:
 
             # (b) batch endpoint until the relay published everything
             batch = records(n, "B")
+            cpu0 = tree_cpu_s(proc.pid)
             t = time.perf_counter()
             sem = asyncio.Semaphore(4)
 
@@ -234,10 +251,11 @@ async def run(args: argparse.Namespace) -> None:
             accepted_s = time.perf_counter() - t
             await wait_published(dsn, n)
             total_s = time.perf_counter() - t
+            b_cpu = tree_cpu_s(proc.pid) - cpu0
             b_rate = n / total_s
             print(
                 f"(b) intake batch endpoint, accepted: {n / accepted_s:10.0f} events/s; "
-                f"until relayed to Kafka: {b_rate:10.0f} events/s"
+                f"until relayed to Kafka: {b_rate:10.0f} events/s; intake CPU {b_cpu / n * 1e6:.0f} µs/event"
             )
             print(f"    ratio (b) / slower floor = {b_rate / slower:.2f}  (aim ≥ 0.50)")
 
@@ -255,12 +273,15 @@ async def run(args: argparse.Namespace) -> None:
                     latencies.append(time.perf_counter() - t0)
                     assert r.status == 202
 
+            cpu0 = tree_cpu_s(proc.pid)
             t = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(50)))
             elapsed = time.perf_counter() - t
+            c_cpu = tree_cpu_s(proc.pid) - cpu0
             print(
                 f"(c) single POSTs, 50 concurrent clients: {len(singles) / elapsed:8.0f} req/s, "
-                f"p50 {statistics.median(latencies) * 1000:6.1f} ms, p99 {pct(latencies, 0.99) * 1000:6.1f} ms"
+                f"p50 {statistics.median(latencies) * 1000:6.1f} ms, p99 {pct(latencies, 0.99) * 1000:6.1f} ms; "
+                f"intake CPU {c_cpu / len(singles) * 1e6:.0f} µs/request"
             )
 
             # (c2) open loop at a fixed rate

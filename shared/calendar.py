@@ -156,8 +156,7 @@ class CalendarRules(BaseModel):
     def _normalise_times(cls, value: Any) -> Any:
         if isinstance(value, list | tuple):
             return [
-                [_time_to_text(t) for t in period] if isinstance(period, list | tuple) else period
-                for period in value
+                [_time_to_text(t) for t in period] if isinstance(period, list | tuple) else period for period in value
             ]
         return value
 

@@ -28,10 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -71,6 +74,45 @@ async def ensure_topics(bootstrap: str, topics: Sequence[str] | None = None, *, 
 
 
 # --------------------------------------------------------------------------- producer
+
+
+_M = np.uint32(0x5BD1E995)
+
+
+def murmur2_many(keys: Sequence[bytes]) -> npt.NDArray[np.uint32]:
+    """Kafka's murmur2 (the Java client's ``Utils.murmur2``, aiokafka's ``DefaultPartitioner``) of
+    many keys at once, vectorised per key length: ~9 µs per key in pure Python, well under 1 µs here.
+    The partition of a key is ``(hash & 0x7FFFFFFF) % partitions``, as every Kafka client computes it.
+    Kafka 默认分区器的 murmur2 哈希，按键长向量化批量计算。"""
+    out = np.empty(len(keys), dtype=np.uint32)
+    by_length: dict[int, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_length.setdefault(len(key), []).append(i)
+    for length, where in by_length.items():
+        data = np.frombuffer(b"".join(keys[i] for i in where), dtype=np.uint8).reshape(len(where), length)
+        h = np.full(len(where), (0x9747B28C ^ length) & 0xFFFFFFFF, dtype=np.uint32)
+        blocks = length // 4
+        if blocks:
+            words = np.ascontiguousarray(data[:, : blocks * 4]).view("<u4")
+            for j in range(blocks):
+                k = words[:, j] * _M
+                k ^= k >> np.uint32(24)
+                k *= _M
+                h *= _M
+                h ^= k
+        tail = blocks * 4
+        if length % 4 >= 3:
+            h ^= data[:, tail + 2].astype(np.uint32) << np.uint32(16)
+        if length % 4 >= 2:
+            h ^= data[:, tail + 1].astype(np.uint32) << np.uint32(8)
+        if length % 4 >= 1:
+            h ^= data[:, tail].astype(np.uint32)
+            h *= _M
+        h ^= h >> np.uint32(13)
+        h *= _M
+        h ^= h >> np.uint32(15)
+        out[where] = h
+    return out
 
 
 def producer_options(*, enable_idempotence: bool) -> dict[str, Any]:
@@ -140,16 +182,52 @@ class KafkaPublisher:
         """
         try:
             producer = await self._ensure()
-            futures = [
-                await producer.send(topic, value=value, key=key, headers=headers)
-                for topic, key, value, headers in messages
-            ]
+            futures = await self._submit(producer, messages)
             await asyncio.wait_for(asyncio.gather(*futures), timeout_s)
         except Exception as exc:
             self._mark(False, f"{type(exc).__name__}: {exc}")
             await self._reset()
             raise
         self._mark(True)
+
+    async def _submit(
+        self, producer: AIOKafkaProducer, messages: Sequence[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]]
+    ) -> list[asyncio.Future[Any]]:
+        """Queue the messages as whole record batches, one per partition (per-message ``send``
+        costs ~50 % more CPU). Partitions are chosen as ``send`` would (murmur2 of the key, here
+        for the whole batch at once), so a key's messages keep their partition and order; the
+        producer keeps one in-flight batch per partition.
+        按分区组批发送；分区选择与逐条 ``send`` 相同（键的 murmur2，整批计算），同键消息保持分区与顺序。"""
+        partitions: dict[str, list[int]] = {}
+        for topic, *_ in messages:
+            if topic not in partitions:
+                partitions[topic] = sorted(await producer.partitions_for(topic))
+        hashes = murmur2_many([key or b"" for _, key, _, _ in messages])
+        builders: dict[tuple[str, int], Any] = {}
+        futures: list[asyncio.Future[Any]] = []
+        for (topic, key, value, headers), hashed in zip(messages, hashes.tolist(), strict=True):
+            all_partitions = partitions[topic]
+            if key is None:
+                partition = random.choice(all_partitions)
+            else:
+                partition = all_partitions[(hashed & 0x7FFFFFFF) % len(all_partitions)]
+            builder = builders.get((topic, partition))
+            if builder is None:
+                builder = builders[topic, partition] = producer.create_batch()
+            if builder.append(key=key, value=value, timestamp=None, headers=headers) is not None:
+                continue
+            # The batch is full: send it and start the next one for this partition.
+            if builder.record_count():
+                futures.append(await producer.send_batch(builder, topic, partition=partition))
+            builder = builders[topic, partition] = producer.create_batch()
+            if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                # Larger than a whole batch on its own: the producer sends it as a single record.
+                del builders[topic, partition]
+                futures.append(await producer.send(topic, value=value, key=key, partition=partition, headers=headers))
+        for (topic, partition), builder in builders.items():
+            if builder.record_count():
+                futures.append(await producer.send_batch(builder, topic, partition=partition))
+        return futures
 
     async def _reset(self) -> None:
         async with self._lock:

@@ -45,7 +45,7 @@ class ServiceSettings(BaseSettings):
     staff_tokens: str = ""
     log_level: str = "INFO"
     log_json: bool = True
-    db_pool_size: int = 10
+    db_pool_size: int = 20
     outbox_batch_size: int = 1000
     outbox_poll_interval_s: float = 0.5
     #: Sent outbox rows are kept this long for audit, then deleted by the relay.

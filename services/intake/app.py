@@ -19,7 +19,7 @@ from services.intake.api import ProducerKeys, router
 from services.intake.models import metadata
 from services.intake.settings import DEV_API_KEYS, IntakeSettings
 from shared.logging import get_logger
-from shared.service import ServiceRuntime, create_service_app
+from shared.service import ServiceRuntime, create_service_app, tune_gc_for_throughput
 
 log = get_logger(__name__)
 
@@ -87,6 +87,10 @@ async def _reply(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
+async def _after_start_up() -> None:
+    tune_gc_for_throughput()
+
+
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
     runtime = ServiceRuntime(settings, service="intake", metadata=metadata)
@@ -98,6 +102,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         description="Producers post 12345 工单, 数字城管 案卷 and 网格员 上报 as JSON (header `X-API-Key`). "
         "Each accepted record is stored verbatim and published, normalised, on `incident.reported`.",
         routers=[router],
+        on_start=_after_start_up,
     )
     app.state.settings = settings
     app.state.producer_keys = ProducerKeys(settings.api_keys or DEV_API_KEYS)

@@ -166,7 +166,10 @@ class BatchBody(BaseModel):
 
 #: A complete example record per source (OpenAPI docs, README, tests): ``deploy/demo/examples/<source>.json``.
 EXAMPLES: dict[str, dict[str, Any]] = {
-    source: json.loads((Path(__file__).resolve().parents[2] / "deploy" / "demo" / "examples" / f"{source}.json")
-                       .read_text(encoding="utf-8"))
+    source: json.loads(
+        (Path(__file__).resolve().parents[2] / "deploy" / "demo" / "examples" / f"{source}.json").read_text(
+            encoding="utf-8"
+        )
+    )
     for source in ("12345", "cityops", "gridworker")
 }

@@ -1,7 +1,7 @@
 """Intake's application service: accept validated records exactly once.
 
-The accepted-event row and its outbox row are written in the caller's
-transaction (the unit of work commits; nothing here commits). Re-posting a
+The accepted-event row and its outbox row are written by one statement, which
+is its own transaction: both land or neither does. Re-posting a
 record answers ``duplicate`` with the first event's id; different content
 under the same source id answers ``conflict``.
 """
@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+import asyncpg
 import orjson
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake.models import accepted_events, outbox
-from shared.events import INCIDENT_REPORTED, IncidentReported, make_envelope
-from shared.outbox import add_events
+from services.intake.models import accepted_events
+from shared.cooperative import cooperative_map
+from shared.events import INCIDENT_REPORTED, EventEnvelope, IncidentReported, make_envelope
+from shared.outbox import outbox_arrays_cooperatively
 
 
 @dataclass(frozen=True)
@@ -38,88 +40,98 @@ class Outcome:
     event_id: uuid.UUID
 
 
+# The verbatim rows and their outbox rows (columns as in shared.outbox.outbox_arrays) in one statement.
+_ACCEPT_SQL = """
+WITH incoming AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],
+                         $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bytea[],
+                         $13::jsonb[])
+        WITH ORDINALITY AS t(event_id, source, source_id, content_hash, raw, normalised, received_at,
+                             api_key_name, topic, event_type, key, value, headers, ord)
+), first_seen AS (
+    SELECT DISTINCT ON (event_id) * FROM incoming ORDER BY event_id, ord
+), accepted AS (
+    INSERT INTO intake.accepted_events (event_id, source, source_id, content_hash, raw, normalised,
+                                        received_at, api_key_name)
+    SELECT event_id, source, source_id, content_hash, raw, normalised, received_at, api_key_name
+    FROM first_seen ORDER BY ord
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+), queued AS (
+    INSERT INTO intake.outbox (event_id, topic, event_type, key, value, headers)
+    SELECT f.event_id, f.topic, f.event_type, f.key, f.value, f.headers
+    FROM first_seen f JOIN accepted a USING (event_id) ORDER BY f.ord
+    ON CONFLICT (event_id) DO NOTHING
+)
+SELECT event_id FROM accepted
+"""
+
+
 async def accept_submissions(
     *,
-    session: AsyncSession,
+    conn: asyncpg.Connection,
     submissions: list[Submission],
     correlation_id: str,
     api_key_name: str | None,
 ) -> list[Outcome]:
-    """Store new records and queue their ``incident.reported`` events; classify the rest."""
+    """Store new records and queue their ``incident.reported`` events; classify the rest.
+
+    存储新记录并把 ``incident.reported`` 写入发件箱；其余判为重复或冲突。
+
+    One statement does it all — the verbatim rows and their outbox rows, inserted together
+    (a statement is atomic: both or neither) — so a request costs one round trip to the
+    database. Within one batch the first occurrence of a record wins; later ones are judged
+    against it.
+    """
     if not submissions:
         return []
-    rows = [
-        {
-            "event_id": s.event.event_id,
-            "source": s.source,
-            "source_id": s.event.source_id,
-            "content_hash": s.content_hash,
-            "raw": s.raw,
-            "received_at": s.event.received_at,
-            "api_key_name": api_key_name,
-        }
-        for s in submissions
-    ]
-    # One statement whatever the batch size: arrays unnested server-side (no per-row binds).
-    result = await session.execute(
-        text(
-            "INSERT INTO intake.accepted_events (event_id, source, source_id, content_hash, raw, normalised, "
-            "received_at, api_key_name) SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:sources AS text[]), "
-            "CAST(:source_ids AS text[]), CAST(:hashes AS text[]), CAST(:raws AS jsonb[]), "
-            "CAST(:normalised AS jsonb[]), CAST(:received AS timestamptz[]), CAST(:keys AS text[])) "
-            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
-        ),
-        {
-            "ids": [r["event_id"] for r in rows],
-            "sources": [r["source"] for r in rows],
-            "source_ids": [r["source_id"] for r in rows],
-            "hashes": [r["content_hash"] for r in rows],
-            "raws": [orjson.dumps(r["raw"]).decode() for r in rows],
-            "normalised": [s.event.model_dump_json() for s in submissions],
-            "received": [r["received_at"] for r in rows],
-            "keys": [r["api_key_name"] for r in rows],
-        },
+
+    def envelope(s: Submission) -> EventEnvelope[IncidentReported]:
+        return make_envelope(
+            event_type="incident.reported",
+            data=s.event,
+            source=f"/intake/{s.source}",
+            correlation_id=correlation_id,
+            subject=str(s.event.event_id),
+            time=s.event.received_at,
+            event_id=s.event.event_id,
+        )
+
+    envelopes = await cooperative_map(envelope, submissions)
+    normalised = await cooperative_map(lambda s: s.event.model_dump_json(), submissions)
+    queued = await outbox_arrays_cooperatively(INCIDENT_REPORTED, envelopes)
+    n = len(submissions)
+    rows = await conn.fetch(
+        _ACCEPT_SQL,
+        [s.event.event_id for s in submissions],
+        [s.source for s in submissions],
+        [s.event.source_id for s in submissions],
+        [s.content_hash for s in submissions],
+        [orjson.dumps(s.raw).decode() for s in submissions],
+        normalised,
+        [s.event.received_at for s in submissions],
+        [api_key_name] * n,
+        *queued[1:],
     )
-    inserted: set[uuid.UUID] = set(result.scalars().all())
-    others = {s.event.event_id for s in submissions} - inserted
+    inserted: set[uuid.UUID] = {r["event_id"] for r in rows}
+    others = list({s.event.event_id for s in submissions} - inserted)
     known_hash: dict[uuid.UUID, str] = {}
     if others:
-        result = await session.execute(
-            select(accepted_events.c.event_id, accepted_events.c.content_hash).where(
-                accepted_events.c.event_id.in_(others)
-            )
+        # Rows a concurrent or earlier request wrote: committed by now (ON CONFLICT waited for them).
+        known = await conn.fetch(
+            "SELECT event_id, content_hash FROM intake.accepted_events WHERE event_id = ANY($1::uuid[])", others
         )
-        known_hash = {row.event_id: row.content_hash for row in result}
-    # Within one batch the first occurrence wins; later ones are judged against it.
+        known_hash = {r["event_id"]: r["content_hash"] for r in known}
     first_hash: dict[uuid.UUID, str] = {}
     outcomes: list[Outcome] = []
-    new_events: list[IncidentReported] = []
     for s in submissions:
         eid = s.event.event_id
         if eid in inserted and eid not in first_hash:
             first_hash[eid] = s.content_hash
             outcomes.append(Outcome("accepted", eid))
-            new_events.append(s.event)
             continue
         reference = first_hash.get(eid) or known_hash.get(eid)
         outcomes.append(Outcome("duplicate" if reference == s.content_hash else "conflict", eid))
-    await add_events(
-        session,
-        outbox,
-        INCIDENT_REPORTED,
-        [
-            make_envelope(
-                event_type="incident.reported",
-                data=e,
-                source=f"/intake/{e.source}",
-                correlation_id=correlation_id,
-                subject=str(e.event_id),
-                time=e.received_at,
-                event_id=e.event_id,
-            )
-            for e in new_events
-        ],
-    )
     return outcomes
 
 

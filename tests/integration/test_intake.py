@@ -248,6 +248,45 @@ async def test_batch_answers_per_item(client: httpx.AsyncClient, kafka: TansuBro
     await events_for(kafka.bootstrap, ids)
 
 
+async def test_batch_first_occurrence_wins_and_later_ones_are_judged_against_it(
+    client: httpx.AsyncClient, kafka: TansuBroker
+) -> None:
+    earlier = record("cityops")
+    assert (await post(client, "cityops", earlier)).status_code == 202
+    first = record("cityops", description="第一次上报：井盖缺失")
+    changed = copy.deepcopy(first)
+    changed["description"] = "同一案卷号，内容不同"
+    earlier_changed = copy.deepcopy(earlier)
+    earlier_changed["description"] = "改过的内容"
+    events = [first, changed, copy.deepcopy(first), copy.deepcopy(earlier), earlier_changed]
+    response = await client.post(
+        "/v1/events/cityops/batch", json={"events": events}, headers={"X-API-Key": KEYS["cityops"]}
+    )
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert [r["status"] for r in result["results"]] == ["accepted", "conflict", "duplicate", "duplicate", "conflict"]
+    assert (result["accepted"], result["duplicates"], result["rejected"]) == (1, 2, 2)
+    first_id = uuid.UUID(result["results"][0]["event_id"])
+    assert {r["event_id"] for r in result["results"][:3]} == {str(first_id)}
+    # Exactly one event on Kafka for the batch's new record, carrying the first occurrence's content.
+    found = await events_for(kafka.bootstrap, {first_id})
+    assert found[first_id][0].data.description == "第一次上报：井盖缺失"
+    records = await read_topic(kafka.bootstrap, INCIDENT_REPORTED, expect=10**9, timeout_s=1.0)
+    assert sum(1 for rec in records if decode_envelope(rec.value).id == first_id) == 1
+
+
+@pytest.mark.parametrize("path", ["/v1/events/12345", "/v1/events/12345/batch"])
+async def test_malformed_json_is_422_naming_the_position(client: httpx.AsyncClient, path: str) -> None:
+    response = await client.post(
+        path,
+        content=b'{"ticket_no": "T1", "title": ',
+        headers={"X-API-Key": KEYS["12345"], "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["type"] == "json_invalid" and error["loc"][0] == "body" and isinstance(error["loc"][1], int)
+
+
 async def test_batch_over_limit_is_413(client: httpx.AsyncClient) -> None:
     events = [record("gridworker") for _ in range(501)]
     response = await client.post(
