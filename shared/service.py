@@ -86,6 +86,7 @@ class ServiceRuntime:
                 metrics=self.metrics,
                 batch_size=self.settings.outbox_batch_size,
                 poll_interval_s=self.settings.outbox_poll_interval_s,
+                linger_s=self.settings.outbox_linger_s,
                 retention=timedelta(hours=self.settings.outbox_retention_hours),
             )
         return self.outbox

@@ -48,6 +48,8 @@ class ServiceSettings(BaseSettings):
     db_pool_size: int = 20
     outbox_batch_size: int = 1000
     outbox_poll_interval_s: float = 0.5
+    #: After a commit wakes the relay, wait this long so one claim carries many requests' events.
+    outbox_linger_s: float = 0.005
     #: Sent outbox rows are kept this long for audit, then deleted by the relay.
     outbox_retention_hours: float = 72.0
     consumer_max_batch: int = 500
