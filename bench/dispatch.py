@@ -191,6 +191,7 @@ async def throughput(args: argparse.Namespace, db_url: str, dsn: str, bootstrap:
                     break
                 await asyncio.sleep(0.01)
             t = time.perf_counter()
+            cpu = time.process_time()
             print(f"    first cases committed {t - started:.1f} s after start (snapshot load, group join)")
             count, last = first, first
             while count < len(events):
@@ -203,12 +204,17 @@ async def throughput(args: argparse.Namespace, db_url: str, dsn: str, bootstrap:
                     print(f"    … {count} cases after {time.perf_counter() - t:.1f} s")
                 last = count
             elapsed = time.perf_counter() - t
+            cpu = time.process_time() - cpu
             b_rate = (count - first) / elapsed
             print(
                 f"  (b) dispatch, incident.reported → committed cases (routing, duplicate check, case, timeline, "
                 f"outbox): {b_rate:,.0f} events/s ({count - first} cases in {elapsed:.1f} s)"
             )
             print(f"      ratio (b) / floor (a) = {b_rate / floor:.3f}  (aim ≥ 2 000 events/s)")
+            print(
+                f"      this process's CPU meanwhile (consumer, relay, bench polling; all threads): "
+                f"{cpu / max(1, count - first) * 1e6:.0f} µs per case ({cpu / elapsed:.0%} of one core)"
+            )
             outcomes = await conn.fetch(
                 "SELECT CASE WHEN merged_into IS NOT NULL THEN 'merged' ELSE state END AS outcome, count(*) "
                 "FROM dispatch.cases GROUP BY 1 ORDER BY 2 DESC"

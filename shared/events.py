@@ -276,6 +276,19 @@ class ContractError(ValueError):
     """A message that does not fit the event contract (goes to the DLQ)."""
 
 
+#: ``EventEnvelope[model]`` per payload model, built once (pydantic's own lookup of a parametrised
+#: generic costs more than validating a small envelope). 各载荷模型的参数化信封类（只构建一次）。
+_ENVELOPE_CLASSES: dict[type[BaseModel], Any] = {}
+
+
+def envelope_class(model: type[BaseModel]) -> Any:
+    """``EventEnvelope[model]`` (cached). 载荷模型对应的信封类（缓存）。"""
+    cls = _ENVELOPE_CLASSES.get(model)
+    if cls is None:
+        cls = _ENVELOPE_CLASSES[model] = EventEnvelope[model]  # type: ignore[valid-type]
+    return cls
+
+
 def decode_envelope(raw: bytes | None) -> EventEnvelope[Any]:
     """Parse bytes into an envelope with a typed payload; raise :class:`ContractError` if it does not fit."""
     if raw is None:
@@ -294,7 +307,8 @@ def decode_envelope(raw: bytes | None) -> EventEnvelope[Any]:
     if version != SCHEMA_VERSION:
         raise ContractError(f"unsupported schema_version {version!r} for {etype}")
     try:
-        return EventEnvelope[model].model_validate(obj)  # type: ignore[valid-type]
+        envelope: EventEnvelope[Any] = envelope_class(model).model_validate(obj)
+        return envelope
     except ValidationError as exc:
         raise ContractError(f"invalid {etype}: {exc.errors(include_url=False)}") from exc
 
@@ -311,7 +325,7 @@ def make_envelope(
 ) -> EventEnvelope[Any]:
     if PAYLOAD_BY_TYPE.get(event_type) is not type(data):
         raise ContractError(f"{type(data).__name__} is not the payload of {event_type}")
-    model: Any = EventEnvelope[type(data)]  # type: ignore[misc]
+    model: Any = envelope_class(type(data))
     return model(
         id=event_id or uuid.uuid4(),
         type=event_type,

@@ -15,11 +15,12 @@ always sees one consistent (bundle, rules) pair. 快照整体替换，路由调�
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from services.dispatch.routing import RoutingMemo
 from shared.calendar import WorkingCalendar, load_calendar
 from shared.jurisdiction import BundleInvalidError, JurisdictionBundle, JurisdictionSnapshot
 from shared.logging import get_logger
@@ -35,10 +36,18 @@ class GridUnavailableError(RuntimeError):
 
 @dataclass(frozen=True)
 class LoadedJurisdiction:
-    """A snapshot and the working calendar of its county. 快照及其区县的工作日历。"""
+    """A snapshot and the working calendar of its county. 快照及其区县的工作日历。
+
+    ``memo`` memoises routing's pure lookups on them (shared by the batches routed with this
+    snapshot; replaced with it). 路由纯查询的记忆化对象，随快照一起替换。
+    """
 
     snapshot: JurisdictionSnapshot
     calendar: WorkingCalendar
+    memo: RoutingMemo = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "memo", RoutingMemo(self.snapshot, self.calendar))
 
 
 def _int(value: Any) -> int | None:

@@ -1106,8 +1106,21 @@ def _finish(
 
 
 def _diff(old: CaseSnapshot, new: CaseSnapshot) -> dict[str, Any]:
-    before, after = old.model_dump(mode="json"), new.model_dump(mode="json")
+    """Snapshot fields whose JSON value differs, with their new JSON values (field order).
+
+    JSON 值有变化的快照字段及其新值。A field holding the very same object in both snapshots
+    (``model_copy`` keeps unchanged values) cannot differ: only the others are dumped and compared.
+    两个快照中为同一对象的字段不可能不同，只序列化比较其余字段。
+    """
+    before_fields = old.__dict__
+    maybe = {key for key, value in new.__dict__.items() if before_fields.get(key, _MISSING) is not value}
+    if not maybe:
+        return {}
+    before, after = old.model_dump(mode="json", include=maybe), new.model_dump(mode="json", include=maybe)
     return {key: value for key, value in after.items() if before.get(key) != value}
+
+
+_MISSING = object()
 
 
 def apply(

@@ -87,11 +87,13 @@ Index("ix_cases_source_id", cases.c.source, cases.c.source_id)
 Index("ix_cases_township_seq", cases.c.township, cases.c.seq)
 Index("ix_cases_unit_seq", cases.c.unit, cases.c.seq)
 Index("ix_cases_state_seq", cases.c.state, cases.c.seq)
-#: Open, unmerged cases by matter and position: the duplicate check. 并案检查索引。
+#: Open, unmerged cases by matter and position: the duplicate check (the longitude range is
+#: filtered inside the index). 并案检查索引（经度范围在索引内过滤）。
 Index(
-    "ix_cases_open_matter_lat",
+    "ix_cases_open_matter_lat_lng",
     cases.c.matter,
     cases.c.lat,
+    cases.c.lng,
     postgresql_where=text("state <> 'closed' AND merged_into IS NULL"),
 )
 Index(

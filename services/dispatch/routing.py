@@ -39,10 +39,12 @@ replay why a case went where it went. 每个决策都有中文说明与结构化
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any, Literal
+
+import numpy as np
 
 from shared.calendar import SHANGHAI, WorkingCalendar
 from shared.events import IncidentReported
@@ -55,6 +57,7 @@ from shared.jurisdiction import (
     RuleFacts,
     Unit,
 )
+from shared.locator import LocateResult
 
 __all__ = [
     "ACCEPT_WORKING_DAYS",
@@ -66,6 +69,7 @@ __all__ = [
     "Placement",
     "PlacementMethod",
     "RoutingDecision",
+    "RoutingMemo",
     "TriageReason",
     "candidates",
     "classify",
@@ -105,6 +109,158 @@ _URGENCY_LABELS = {"normal": "一般件", "urgent": "紧急件", "critical": "�
 _ALL_CODE_LENGTHS: tuple[int, ...] = tuple(
     sorted({n for lengths in CODE_LENGTHS.values() for n in lengths}, reverse=True)
 )
+
+
+# --------------------------------------------------------------------------- memo 记忆化
+
+
+class RoutingMemo:
+    """Memoised pure lookups of one snapshot and calendar, shared by many :func:`route` calls.
+
+    同一快照与日历下纯查询的记忆化（供多次 :func:`route` 调用共享）：坐标落格（按批向量化）、
+    规则匹配、候选链、时限计算与时间格式化。Every cached value is what the uncached call
+    returns (the functions are pure, the snapshot and the calendar immutable), so a decision
+    is the same with or without a memo. Tables are bounded (cleared when full).
+    缓存值与直接调用结果相同；各表有上限，满则清空。
+
+    :meth:`prime_points` locates a whole batch of points at once
+    (:meth:`shared.locator.Locator.locate_many`, the same answers as point by point).
+    一批坐标一次向量化定位（结果与逐点定位相同）。
+    """
+
+    __slots__ = (
+        "_candidates",
+        "_classified",
+        "_deadlines",
+        "_fmt",
+        "_points",
+        "_rules",
+        "_where",
+        "calendar",
+        "snapshot",
+    )
+
+    #: Entries per table before it is cleared. 每张表的条目上限。
+    LIMIT = 4096
+    #: Located points kept (several batches in flight). 保留的已定位坐标数（多个批次同时在途）。
+    POINTS_LIMIT = 16_384
+
+    def __init__(self, snapshot: JurisdictionSnapshot, calendar: WorkingCalendar) -> None:
+        self.snapshot = snapshot
+        self.calendar = calendar
+        self._points: dict[tuple[float, float], LocateResult | None] = {}
+        self._rules: dict[RuleFacts, Rule | None] = {}
+        self._candidates: dict[tuple[str, str, str | None], tuple[Candidate, ...]] = {}
+        self._classified: dict[tuple[str, str], Matter | None] = {}
+        self._deadlines: dict[tuple[datetime, tzinfo | None, float, str], _DeadlineFacts] = {}
+        self._fmt: dict[datetime, str] = {}
+        self._where: dict[Placement, str] = {}
+
+    def serves(self, snapshot: JurisdictionSnapshot, calendar: WorkingCalendar) -> bool:
+        """Whether this memo was built for ``snapshot`` and ``calendar``. 是否属于该快照与日历。"""
+        return self.snapshot is snapshot and self.calendar is calendar
+
+    def _put(self, table: dict[Any, Any], key: Hashable, value: Any) -> None:
+        if len(table) >= self.LIMIT:
+            table.clear()
+        table[key] = value
+
+    def prime_points(self, points: Sequence[tuple[float, float]]) -> None:
+        """Locate ``(lng, lat)`` points in one vectorised query, for :meth:`locate`. 向量化定位一批坐标。"""
+        if not points:
+            return
+        if len(self._points) + len(points) > self.POINTS_LIMIT:
+            self._points = {}
+        lngs = np.fromiter((p[0] for p in points), dtype=np.float64, count=len(points))
+        lats = np.fromiter((p[1] for p in points), dtype=np.float64, count=len(points))
+        hits = self.snapshot.locator.locate_many(lngs, lats)
+        self._points.update(zip(points, hits, strict=True))
+
+    def locate(self, lng: float, lat: float) -> LocateResult | None:
+        """:meth:`JurisdictionSnapshot.locate`, from the primed batch when there. 坐标定位。"""
+        key = (lng, lat)
+        if key in self._points:
+            return self._points[key]
+        return self.snapshot.locate(lng, lat)
+
+    def classify(self, source: str, category_key: str) -> Matter | None:
+        """Step 2 for a source and category key. 定性（记忆化）。"""
+        key = (source, category_key)
+        try:
+            return self._classified[key]
+        except KeyError:
+            pass
+        code = self.snapshot.matter_for_source(source, category_key)
+        found = self.snapshot.matter(code) if code is not None else None
+        self._put(self._classified, key, found)
+        return found
+
+    def first_matching_rule(self, facts: RuleFacts) -> Rule | None:
+        """:meth:`JurisdictionSnapshot.first_matching_rule`. 第一条命中的规则（记忆化）。"""
+        try:
+            return self._rules[facts]
+        except KeyError:
+            pass
+        rule = self.snapshot.first_matching_rule(facts)
+        self._put(self._rules, facts, rule)
+        return rule
+
+    def candidates(self, matter: Matter, township: str, rule: Rule | None) -> tuple[Candidate, ...]:
+        """:func:`_candidates` (rule unit, then the jurisdiction chain). 候选列表（记忆化）。"""
+        key = (matter.code, township, rule.id if rule is not None else None)
+        try:
+            return self._candidates[key]
+        except KeyError:
+            pass
+        listed = tuple(_candidates(self.snapshot, matter, township, rule))
+        self._put(self._candidates, key, listed)
+        return listed
+
+    def deadline_facts(self, now: datetime, hours: float, basis: Literal["working", "natural"]) -> _DeadlineFacts:
+        """Step 5's calendar arithmetic from ``now``. 时限计算（记忆化）。"""
+        key = (now, now.tzinfo, hours, basis)
+        try:
+            return self._deadlines[key]
+        except KeyError:
+            pass
+        calendar = self.calendar
+        due = calendar.deadline(now, hours, basis)
+        accept = min(calendar.add_working_days(now, ACCEPT_WORKING_DAYS), due.due_at)
+        window = calendar.add_working_days(now, REJECT_WINDOW_WORKING_DAYS)
+        provisional = due.provisional or calendar.spans_provisional(now, window)
+        facts = _DeadlineFacts(due.due_at, accept, window, provisional)
+        self._put(self._deadlines, key, facts)
+        return facts
+
+    def fmt(self, moment: datetime) -> str:
+        """:func:`_fmt`. 时间格式化（记忆化）。"""
+        try:
+            return self._fmt[moment]
+        except KeyError:
+            pass
+        text = _fmt(moment)
+        self._put(self._fmt, moment, text)
+        return text
+
+    def where_zh(self, placement: Placement) -> str:
+        """:func:`_where_zh`. 定位说明（记忆化）。"""
+        try:
+            return self._where[placement]
+        except KeyError:
+            pass
+        text = _where_zh(self.snapshot, placement)
+        self._put(self._where, placement, text)
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class _DeadlineFacts:
+    """办结期限, 签收期限, 退单时限 and the provisional flag of one (now, hours, basis). 时限计算结果。"""
+
+    due_at: datetime
+    accept: datetime
+    window: datetime
+    provisional: bool
 
 
 # --------------------------------------------------------------------------- placement 定位
@@ -248,15 +404,21 @@ def _code_township(event: IncidentReported, snapshot: JurisdictionSnapshot) -> t
     return None
 
 
-def locate_event(event: IncidentReported, snapshot: JurisdictionSnapshot) -> Placement | None:
+def locate_event(
+    event: IncidentReported, snapshot: JurisdictionSnapshot, memo: RoutingMemo | None = None
+) -> Placement | None:
     """Step 1 (Where 定位): point in a grid → sent code → point in a village/township → address.
 
     Returns ``None`` when nothing places the event in a township (→ triage ``unlocated``).
-    无法定位到乡镇时返回 None（转人工：无法定位）。
+    无法定位到乡镇时返回 None（转人工：无法定位）。``memo`` (of ``snapshot``) answers the point
+    lookup from its primed batch. 可由记忆化对象按批给出坐标定位结果。
     """
     by_point: Placement | None = None
     if event.location is not None:
-        hit = snapshot.locate(event.location.lng, event.location.lat)
+        if memo is not None and memo.snapshot is snapshot:
+            hit = memo.locate(event.location.lng, event.location.lat)
+        else:
+            hit = snapshot.locate(event.location.lng, event.location.lat)
         if hit is not None and hit.township is not None:
             by_point = Placement(
                 method="point",
@@ -535,15 +697,20 @@ def route(
     calendar: WorkingCalendar,
     exclude_units: Iterable[str] = frozenset(),
     matter: str | None = None,
+    memo: RoutingMemo | None = None,
 ) -> RoutingDecision:
     """Decide where ``event`` goes (派遣决策). Pure; never raises on data problems.
 
     ``now`` (timezone-aware) is the dispatch moment deadlines count from;
     ``exclude_units`` are skipped (退单单位); ``matter`` overrides the mapped matter
     (manual decision 人工指定事项). 纯函数；数据问题转人工，不抛异常。
+    ``memo``: a :class:`RoutingMemo` of this snapshot and calendar shared by many calls (a
+    batch); the decision is the same without it. 批量路由时共享的记忆化对象，不影响结果。
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
+    if memo is None or not memo.serves(snapshot, calendar):
+        memo = RoutingMemo(snapshot, calendar)
     excluded = frozenset(exclude_units)
     base: dict[str, Any] = {
         "decided_at": now,
@@ -554,16 +721,16 @@ def route(
     texts: list[str] = []
 
     # 1. Where 定位
-    placement = locate_event(event, snapshot)
+    placement = locate_event(event, snapshot, memo)
     if placement is not None:
         steps.append({"step": "where", **placement.to_dict()})
-        texts.append(_where_zh(snapshot, placement))
+        texts.append(memo.where_zh(placement))
     else:
         steps.append({"step": "where", "method": None, "tried": _tried(event)})
         texts.append("定位：坐标未落入任何网格，上报编码与地址文本均无法匹配到乡镇")
 
     # 2. What 定性
-    found = snapshot.matter(matter) if matter else classify(event, snapshot)
+    found = snapshot.matter(matter) if matter else memo.classify(event.source, event.category_key)
     if found is not None:
         how = "人工指定" if matter else f"{event.source} 分类 {event.category_key} 映射"
         steps.append({"step": "what", "matter": found.code, "name": found.name, "via": how})
@@ -593,7 +760,7 @@ def route(
     facts_common["devolved"] = devolved
 
     # 3. Override rules 派遣规则
-    rule = snapshot.first_matching_rule(rule_facts(event, placement, found.code))
+    rule = memo.first_matching_rule(rule_facts(event, placement, found.code))
     if rule is not None:
         steps.append(
             {
@@ -614,7 +781,7 @@ def route(
         texts.append(f"规则：无规则命中（规则集版本 {snapshot.rules_version}），按属地默认")
 
     # 4. Default by jurisdiction, skipping units that rejected the case. 属地默认，跳过退单单位。
-    listed = _candidates(snapshot, found, township, rule)
+    listed = memo.candidates(found, township, rule)
     skipped = tuple(c.unit for c in listed if c.unit is not None and c.unit in excluded)
     chosen = next((c for c in listed if c.unit is None or c.unit not in excluded), None)
     facts_common["candidates"] = tuple(listed)
@@ -654,10 +821,8 @@ def route(
     )
     assert hours is not None
     basis: Literal["working", "natural"] = "natural" if event.urgency == "critical" else found.time_basis
-    due = calendar.deadline(now, float(hours), basis)
-    accept = min(calendar.add_working_days(now, ACCEPT_WORKING_DAYS), due.due_at)
-    window = calendar.add_working_days(now, REJECT_WINDOW_WORKING_DAYS)
-    provisional = due.provisional or calendar.spans_provisional(now, window)
+    timing = memo.deadline_facts(now, float(hours), basis)
+    due_at, accept, window, provisional = timing.due_at, timing.accept, timing.window, timing.provisional
     source_of_hours = (
         f"规则 {rule.id} 覆盖"
         if overridden and rule is not None
@@ -666,7 +831,7 @@ def route(
     texts.append(
         f"时限：{source_of_hours} {hours:g} 小时（{_BASIS_LABELS[basis]}"
         + ("，特急件一律按自然时" if event.urgency == "critical" and found.time_basis == "working" else "")
-        + f"），办结期限 {_fmt(due.due_at)}；签收期限 {_fmt(accept)}；退单时限 {_fmt(window)}"
+        + f"），办结期限 {memo.fmt(due_at)}；签收期限 {memo.fmt(accept)}；退单时限 {memo.fmt(window)}"
         + ("（日历暂定）" if provisional else "")
     )
     steps.append(
@@ -676,7 +841,7 @@ def route(
             "overridden_by_rule": overridden,
             "time_basis": basis,
             "urgency": event.urgency,
-            "deadline": due.due_at.isoformat(),
+            "deadline": due_at.isoformat(),
             "accept_deadline": accept.isoformat(),
             "reject_window_ends_at": window.isoformat(),
             "provisional": provisional,
@@ -693,7 +858,7 @@ def route(
             "cohandlers": cohandlers,
             "decided_by": chosen.decided_by,
             "rule_id": rule.id if rule is not None else None,
-            "deadline": due.due_at,
+            "deadline": due_at,
             "deadline_hours": float(hours),
             "time_basis": basis,
             "provisional": provisional,

@@ -24,11 +24,16 @@ per transition and one outbox event per transition, with deterministic ids —
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import hashlib
+import operator
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Literal
 
 import orjson
@@ -74,10 +79,11 @@ from services.dispatch.routing import (
     ACCEPT_WORKING_DAYS,
     REJECT_WINDOW_WORKING_DAYS,
     RoutingDecision,
+    RoutingMemo,
     candidates,
     route,
 )
-from shared.events import CASE_EVENTS, ActorRef, CaseEvent, EventEnvelope, IncidentReported, make_envelope
+from shared.events import CASE_EVENTS, CaseEvent, EventEnvelope, IncidentReported, make_envelope
 from shared.logging import get_logger
 from shared.outbox import add_events
 
@@ -118,14 +124,26 @@ API_ACTIONS: tuple[Action, ...] = (
 _RUNNING_STATES = sorted(str(s) for s in OPEN_STATES - {CaseState.RESOLVED})
 
 
+_CASE_NAMESPACE_BYTES = CASE_NAMESPACE.bytes
+#: Bits :func:`uuid.uuid5` sets: RFC 4122 variant (10xx) and version 5. uuid5 设置的变体与版本位。
+_UUID5_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID5_SET = (0x8000 << 48) | (5 << 76)
+
+
+def _uuid5(namespace: bytes, name: str) -> uuid.UUID:
+    """:func:`uuid.uuid5` of a namespace given as bytes (the same id, about twice as fast). 同 uuid5，更快。"""
+    digest = int.from_bytes(hashlib.sha1(namespace + name.encode()).digest()[:16], "big")
+    return uuid.UUID(int=(digest & _UUID5_CLEAR) | _UUID5_SET)
+
+
 def case_id_for(incident_id: uuid.UUID) -> uuid.UUID:
     """The case id of an incident (deterministic). 事件对应的案件 id（确定性）。"""
-    return uuid.uuid5(CASE_NAMESPACE, str(incident_id))
+    return _uuid5(_CASE_NAMESPACE_BYTES, str(incident_id))
 
 
 def event_id_for(case_id: uuid.UUID, version: int, event_type: str) -> uuid.UUID:
     """The id of the event a transition publishes (deterministic). 流转事件 id（确定性）。"""
-    return uuid.uuid5(case_id, f"{version}:{event_type}")
+    return _uuid5(case_id.bytes, f"{version}:{event_type}")
 
 
 # --------------------------------------------------------------------------- the case record 案件记录
@@ -198,8 +216,11 @@ class CaseRecord:
             seq=row["seq"],
         )
 
-    def to_row(self) -> dict[str, Any]:
-        """Column values (everything but ``seq`` and timestamps). 数据库列值。"""
+    def to_row(self, *, snapshot_json: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Column values (everything but ``seq`` and timestamps). 数据库列值。
+
+        ``snapshot_json``: ``self.snapshot`` dumped as JSON when the caller has it already. 已有的快照 JSON。
+        """
         s = self.snapshot
         return {
             "id": self.id,
@@ -238,7 +259,7 @@ class CaseRecord:
             "placement_method": self.placement_method,
             "devolved": self.devolved,
             "explanation": self.explanation,
-            "snapshot": s.model_dump(mode="json"),
+            "snapshot": snapshot_json if snapshot_json is not None else s.model_dump(mode="json"),
             "incident": self.incident,
         }
 
@@ -255,8 +276,21 @@ class _Pending:
     events: list[Any] = field(default_factory=list)
 
 
-def _actor_ref(actor: Actor) -> ActorRef:
-    return ActorRef(role=str(actor.role), unit=actor.unit, township=actor.township, name=actor.id)
+#: :class:`ActorRef` fields of the actors seen so far (actors repeat: the system, intake per source).
+#: 已出现操作人的 ActorRef 字段（操作人大量重复）。
+_ACTOR_FIELDS: dict[Actor, Mapping[str, Any]] = {}
+
+
+def _actor_fields(actor: Actor) -> Mapping[str, Any]:
+    """The :class:`ActorRef` of ``actor`` as fields to validate (cached, never mutated). 操作人字段（缓存）。"""
+    found = _ACTOR_FIELDS.get(actor)
+    if found is None:
+        if len(_ACTOR_FIELDS) >= 1024:
+            _ACTOR_FIELDS.clear()
+        found = _ACTOR_FIELDS[actor] = MappingProxyType(
+            {"role": str(actor.role), "unit": actor.unit, "township": actor.township, "name": actor.id}
+        )
+    return found
 
 
 def _unit_kind(loaded: LoadedJurisdiction | None, unit_id: str | None, fallback: str | None = None) -> str | None:
@@ -286,7 +320,7 @@ def _case_event(
         "case_id": record.id,
         "version": s.version,
         "occurred_at": at,
-        "actor": _actor_ref(actor),
+        "actor": _actor_fields(actor),
         "state": str(s.state),
         "previous_state": previous_state,
         "incident_id": record.incident_id,
@@ -376,9 +410,15 @@ def _note_of(body: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _extra_for(applied: Applied, before: CaseSnapshot, record: CaseRecord) -> dict[str, Any]:
-    """Action-specific :class:`CaseEvent` fields (what metrics reads per type). 各类事件的专有字段。"""
-    body = applied.body.model_dump(mode="json")
+def _extra_for(
+    applied: Applied, before: CaseSnapshot, record: CaseRecord, body: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Action-specific :class:`CaseEvent` fields (what metrics reads per type). 各类事件的专有字段。
+
+    ``body``: ``applied.body`` dumped as JSON when the caller has it already. 已序列化的请求体（可选）。
+    """
+    if body is None:
+        body = applied.body.model_dump(mode="json")
     new = applied.new_case
     extra: dict[str, Any] = {}
     reason = body.get("reason")
@@ -434,7 +474,7 @@ def _stage_applied(
     before = record.snapshot
     record.snapshot = applied.new_case
     body = applied.body.model_dump(mode="json")
-    merged_extra = {**_extra_for(applied, before, record), **(extra or {})}
+    merged_extra = {**_extra_for(applied, before, record, body), **(extra or {})}
     _stage(
         pending,
         record,
@@ -468,8 +508,9 @@ def _unnest_insert(table: Table, columns: Sequence[str], *, suffix: str = "") ->
     One statement whatever the number of rows (arrays unnested server-side, no per-row binds; see
     :func:`shared.outbox.add_events`); rows are inserted in list order, so identities (``seq``,
     transition ``id``) follow it. Array-typed columns (``text[]``) travel as JSON arrays and JSONB
-    columns as JSON text (both via :func:`_json`). 一条语句插入多行：每列一个数组在服务端展开，
-    按列表顺序插入；数组列以 JSON 数组传入，JSONB 列以 JSON 文本传入。
+    columns as JSON, both as UTF-8 bytes (``bytea``, via :func:`_json`: no text decoding and
+    re-encoding on the way). 一条语句插入多行：每列一个数组在服务端展开，按列表顺序插入；
+    数组列以 JSON 数组、JSONB 列以 JSON 传入，均为 UTF-8 字节（免去文本解码再编码）。
     """
     selected: list[str] = []
     casts: list[str] = []
@@ -477,8 +518,14 @@ def _unnest_insert(table: Table, columns: Sequence[str], *, suffix: str = "") ->
         column = table.c[name]
         if isinstance(column.type, ARRAY):
             element = str(column.type.item_type.compile(dialect=postgresql.dialect()))
-            casts.append(f"CAST(:p_{name} AS jsonb[])")
-            selected.append(f"CAST(ARRAY(SELECT jsonb_array_elements_text(u.{name})) AS {element}[])")
+            casts.append(f"CAST(:p_{name} AS bytea[])")
+            selected.append(
+                f"CAST(ARRAY(SELECT jsonb_array_elements_text(CAST(convert_from(u.{name}, 'UTF8') AS jsonb)))"
+                f" AS {element}[])"
+            )
+        elif isinstance(column.type, JSONB):
+            casts.append(f"CAST(:p_{name} AS bytea[])")
+            selected.append(f"CAST(convert_from(u.{name}, 'UTF8') AS jsonb)")
         else:
             casts.append(f"CAST(:p_{name} AS {_pg_type(column)}[])")
             selected.append(f"u.{name}")
@@ -489,40 +536,66 @@ def _unnest_insert(table: Table, columns: Sequence[str], *, suffix: str = "") ->
     )
 
 
-def _json(value: Any) -> str | None:
-    """JSON text as the engine writes JSONB (orjson). 与引擎一致的 JSON 文本。"""
-    return None if value is None else orjson.dumps(value).decode()
+def _json(value: Any) -> bytes | None:
+    """JSON as the engine writes JSONB (orjson), UTF-8 encoded. 与引擎一致的 JSON（UTF-8 字节）。"""
+    return None if value is None else orjson.dumps(value)
 
 
-def _unnest_params(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-    """The column arrays of :func:`_unnest_insert` for ``rows``. 各列数组参数。"""
-    params: dict[str, list[Any]] = {}
-    for name in columns:
-        if isinstance(table.c[name].type, ARRAY | JSONB):
-            params[f"p_{name}"] = [_json(row[name]) for row in rows]
-        else:
-            params[f"p_{name}"] = [row[name] for row in rows]
-    return params
+class _UnnestColumns:
+    """The columns of one :func:`_unnest_insert` statement and how their values travel. 批量插入的列。
+
+    :meth:`values` turns a row into its statement values (JSON serialised) — done while staging,
+    before any lock is taken; :meth:`params` transposes staged rows into the column arrays.
+    :meth:`values` 在暂存时（加锁之前）把一行转为语句值；:meth:`params` 转置为各列数组。
+    """
+
+    __slots__ = ("_get", "json", "names", "statement")
+
+    def __init__(self, table: Table, columns: Sequence[str], *, suffix: str = "") -> None:
+        self.names = tuple(columns)
+        #: Positions of the columns that travel as JSON. 以 JSON 传输的列位置。
+        self.json = tuple(i for i, name in enumerate(self.names) if isinstance(table.c[name].type, ARRAY | JSONB))
+        self.statement = _unnest_insert(table, self.names, suffix=suffix)
+        self._get = operator.itemgetter(*self.names)
+
+    def values(self, row: Mapping[str, Any]) -> list[Any]:
+        """Statement values of one row, in column order. 一行的语句值（按列序）。"""
+        values = list(self._get(row)) if len(self.names) > 1 else [row[self.names[0]]]
+        for i in self.json:
+            values[i] = _json(values[i])
+        return values
+
+    def params(self, rows: Sequence[Sequence[Any]]) -> dict[str, list[Any]]:
+        """The column arrays of ``rows`` (each from :meth:`values`). 各列数组参数。"""
+        columns: list[Any] = list(zip(*rows, strict=True)) if rows else [() for _ in self.names]
+        return {f"p_{name}": list(column) for name, column in zip(self.names, columns, strict=True)}
 
 
-_CASE_COLUMNS: tuple[str, ...] = tuple(
-    c.name for c in cases.columns if c.name not in ("seq", "created_at", "updated_at")
-)
-_TRANSITION_COLUMNS: tuple[str, ...] = tuple(
-    c.name for c in case_transitions.columns if c.name not in ("id", "recorded_at")
-)
 #: New cases, many rows in one statement; an incident that has its case already is skipped. 批量立案（已存在则跳过）。
-_INSERT_CASES = _unnest_insert(cases, _CASE_COLUMNS, suffix="ON CONFLICT (incident_id) DO NOTHING RETURNING id")
+_CASES = _UnnestColumns(
+    cases,
+    [c.name for c in cases.columns if c.name not in ("seq", "created_at", "updated_at")],
+    suffix="ON CONFLICT (incident_id) DO NOTHING RETURNING id",
+)
 #: Timeline rows, many in one statement. 批量写时间线。
-_INSERT_TRANSITIONS = _unnest_insert(case_transitions, _TRANSITION_COLUMNS)
+_TRANSITIONS = _UnnestColumns(
+    case_transitions, [c.name for c in case_transitions.columns if c.name not in ("id", "recorded_at")]
+)
+
+
+async def _write_staged(
+    session: AsyncSession, transitions: Sequence[Sequence[Any]], events: Sequence[EventEnvelope[Any]]
+) -> None:
+    """Timeline rows (statement values, one statement) and outbox events (one statement). 写时间线与发件箱。"""
+    if transitions:
+        await session.execute(_TRANSITIONS.statement, _TRANSITIONS.params(transitions))
+    if events:
+        await add_events(session, outbox, CASE_EVENTS, events)
 
 
 async def _write(session: AsyncSession, pending: _Pending) -> None:
     """Timeline rows (one statement) and outbox events (one statement). 写时间线与发件箱（各一条语句）。"""
-    if pending.rows:
-        await session.execute(_INSERT_TRANSITIONS, _unnest_params(case_transitions, _TRANSITION_COLUMNS, pending.rows))
-    if pending.events:
-        await add_events(session, outbox, CASE_EVENTS, pending.events)
+    await _write_staged(session, [_TRANSITIONS.values(row) for row in pending.rows], pending.events)
 
 
 # --------------------------------------------------------------------------- incidents 立案与派遣
@@ -604,17 +677,37 @@ class _Routed:
     #: The duplicate check's view of the report; ``None`` when it is not checked (self-handled, no matter).
     #: 并案检查所用报告；自办或无事项时为 None。
     report: Report | None
-    pending: _Pending = field(default_factory=_Pending)
-    outcome: str | None = None
+    #: The report staged as a new case of its own (not merged), before the locks are taken.
+    #: 加锁前按“不并案”预先暂存的新案件。
+    staged: _Staged | None = None
+
+
+@dataclass
+class _Staged:
+    """A new case staged in memory: its record, timeline rows and events, rows as statement values.
+
+    内存中暂存的新案件：案件记录、时间线与事件；行已转为语句值。"""
+
+    record: CaseRecord
+    outcome: str
+    pending: _Pending
+    #: ``record.snapshot`` as JSON. 快照的 JSON。
+    snapshot_json: dict[str, Any]
+    case_values: list[Any] = field(default_factory=list)
+    transition_values: list[list[Any]] = field(default_factory=list)
 
 
 def _route_one(
-    event: IncidentReported, correlation_id: str, jurisdiction: LoadedJurisdiction, now: datetime
+    event: IncidentReported,
+    correlation_id: str,
+    jurisdiction: LoadedJurisdiction,
+    now: datetime,
+    memo: RoutingMemo | None = None,
 ) -> _Routed:
     """Route ``event`` and build its case record (pure). 路由并构建案件记录（无 I/O）。"""
     case_id = case_id_for(event.event_id)
     at = max(now, event.reported_at)
-    decision = route(event, jurisdiction.snapshot, now=at, calendar=jurisdiction.calendar)
+    decision = route(event, jurisdiction.snapshot, now=at, calendar=jurisdiction.calendar, memo=memo)
     record = CaseRecord(
         id=case_id,
         incident_id=event.event_id,
@@ -649,6 +742,24 @@ def _route_one(
     return _Routed(event, correlation_id, at, decision, record, report)
 
 
+def _prime_points(reports: Sequence[tuple[IncidentReported, str]], jurisdiction: LoadedJurisdiction) -> None:
+    """Locate the points of ``reports`` in one vectorised query (pure). 一次向量化定位本批坐标（无 I/O）。"""
+    jurisdiction.memo.prime_points([(e.location.lng, e.location.lat) for e, _ in reports if e.location is not None])
+
+
+def _route_batch(
+    reports: Sequence[tuple[IncidentReported, str]], jurisdiction: LoadedJurisdiction, now: datetime
+) -> list[_Routed]:
+    """:func:`_route_one` for every report, sharing the jurisdiction's :class:`RoutingMemo` (pure).
+
+    批量路由：共享记忆化对象（无 I/O）；坐标应已由 :func:`_prime_points` 一次定位（否则逐点定位）。
+    The decisions are those of :func:`_route_one` one by one; points primed with
+    :func:`_prime_points` are not located again.
+    """
+    memo = jurisdiction.memo
+    return [_route_one(event, correlation_id, jurisdiction, now, memo) for event, correlation_id in reports]
+
+
 class _BatchCases:
     """Open, unmerged cases created earlier in the same batch, indexed like the database query.
 
@@ -660,9 +771,8 @@ class _BatchCases:
         self.by_cell: dict[tuple[str, int, int], list[OpenCase]] = defaultdict(list)
         self.by_caller: dict[str, list[OpenCase]] = defaultdict(list)
 
-    def add(self, routed: _Routed) -> None:
+    def add(self, record: CaseRecord) -> None:
         """Index a new case if later reports may be merged into it. 若后续报告可能并入则登记。"""
-        record = routed.record
         if record.snapshot.state is CaseState.CLOSED or record.merged_into is not None:
             return
         case = OpenCase(
@@ -772,14 +882,29 @@ async def _lock_and_fetch(
     return nearby, existing
 
 
-def _stage_new_case(routed: _Routed, duplicate: DuplicateMatch | None) -> None:
-    """Queue the timeline rows and events of a new case: merged, or dispatched / triaged / self-handled.
+def _stage_new_case(routed: _Routed, duplicate: DuplicateMatch | None) -> _Staged:
+    """Stage a new case: merged, or dispatched / triaged / self-handled; its rows as statement values.
 
-    暂存新案件的时间线与事件：并案，或派遣 / 转人工 / 自办。"""
-    record, decision, event, at = routed.record, routed.decision, routed.event, routed.at
-    pending, correlation_id = routed.pending, routed.correlation_id
+    暂存新案件的时间线与事件：并案，或派遣 / 转人工 / 自办；各行转为语句值。``routed.record``
+    is left as routed (a copy is staged), so a report staged before the duplicate check can be
+    staged again as merged. 暂存的是记录副本，原记录不变，可在并案检查后重新暂存为并案。
+    """
+    staged = _stage_case_record(routed, duplicate)
+    staged.case_values = _CASES.values(staged.record.to_row(snapshot_json=staged.snapshot_json))
+    staged.transition_values = [_TRANSITIONS.values(row) for row in staged.pending.rows]
+    return staged
+
+
+def _stage_case_record(routed: _Routed, duplicate: DuplicateMatch | None) -> _Staged:
+    """The record, timeline rows and events of :func:`_stage_new_case`. 暂存案件记录、时间线与事件。
+
+    The staged snapshot's JSON is kept up to date from each transition's ``changes`` (the JSON
+    values of the fields that differ), so the case row needs no second dump of the snapshot.
+    快照 JSON 随各次流转的 ``changes``（变化字段的 JSON 值）更新，案件行无需再次序列化快照。
+    """
+    record, decision, event, at = copy.copy(routed.record), routed.decision, routed.event, routed.at
+    pending, correlation_id = _Pending(), routed.correlation_id
     if duplicate is not None:
-        routed.outcome = "merged"
         record.merged_into = uuid.UUID(duplicate.case_id)
         record.triage_reason = None
         record.decided_by = None
@@ -803,13 +928,12 @@ def _stage_new_case(routed: _Routed, duplicate: DuplicateMatch | None) -> None:
             at=at,
             previous_state=None,
             body={"merged_into": duplicate.case_id, "reason": duplicate.reason},
-            changes=record.snapshot.model_dump(mode="json"),
+            changes=(snapshot_json := record.snapshot.model_dump(mode="json")),
             note=duplicate.explanation_zh,
             extra={"reason": duplicate.explanation_zh, "details": {"duplicate_reason": duplicate.reason}},
             correlation_id=correlation_id,
         )
-        return
-    routed.outcome = decision.outcome
+        return _Staged(record, "merged", pending, snapshot_json)
     _stage(
         pending,
         record,
@@ -819,7 +943,7 @@ def _stage_new_case(routed: _Routed, duplicate: DuplicateMatch | None) -> None:
         at=event.reported_at,
         previous_state=None,
         body={},
-        changes=record.snapshot.model_dump(mode="json"),
+        changes=(snapshot_json := record.snapshot.model_dump(mode="json")),
         note=None,
         extra=None,
         correlation_id=correlation_id,
@@ -853,6 +977,7 @@ def _stage_new_case(routed: _Routed, duplicate: DuplicateMatch | None) -> None:
             correlation_id=correlation_id,
             extra={"reason": decision.explanation_zh, "details": details},
         )
+        snapshot_json = {**snapshot_json, **applied.changes}
         for unit in decision.cohandlers:
             cohandler = AddCohandlerBody(expected_version=record.snapshot.version, unit=unit)
             applied = _must(apply(record.snapshot, Action.ADD_COHANDLER, cohandler, SYSTEM_ADMIN, at))
@@ -863,6 +988,7 @@ def _stage_new_case(routed: _Routed, duplicate: DuplicateMatch | None) -> None:
                 correlation_id=correlation_id,
                 extra={"reason": f"规则 {decision.rule_id}"},
             )
+            snapshot_json = {**snapshot_json, **applied.changes}
     elif decision.outcome == "triage":
         body_t = TriageBody(expected_version=record.snapshot.version, reason=decision.triage_reason or "triage")
         applied = _must(apply(record.snapshot, Action.TRIAGE, body_t, SYSTEM_ACTOR, at))
@@ -873,10 +999,21 @@ def _stage_new_case(routed: _Routed, duplicate: DuplicateMatch | None) -> None:
             correlation_id=correlation_id,
             extra={"reason": decision.explanation_zh, "details": details},
         )
+        snapshot_json = {**snapshot_json, **applied.changes}
     else:
         body_s = SelfHandleBody(expected_version=record.snapshot.version, handler=event.worker_id, note="网格员自办")
         applied = _must(apply(record.snapshot, Action.SELF_HANDLE, body_s, SYSTEM_ACTOR, at))
         _stage_applied(pending, record, applied, correlation_id=correlation_id)
+        snapshot_json = {**snapshot_json, **applied.changes}
+    return _Staged(record, decision.outcome, pending, snapshot_json)
+
+
+#: Reports routed and staged between two yields to the event loop: routing a large batch is pure CPU
+#: work, and the partitions applied side by side share one event loop — a transaction holding the
+#: duplicate-check locks must not wait for another batch's whole routing between its statements.
+#: 两次让出事件循环之间路由并暂存的报告数：各分区共享一个事件循环，持锁事务的语句之间不应等待
+#: 另一批次的全部路由计算。
+_STAGE_CHUNK = 16
 
 
 async def _handle_reports(
@@ -888,11 +1025,28 @@ async def _handle_reports(
     distance_m: float,
     window: timedelta,
 ) -> list[IncidentOutcome]:
-    """The one code path of incidents (see :func:`handle_incidents`). 立案的唯一代码路径。"""
-    batch = [_route_one(event, correlation_id, jurisdiction, now) for event, correlation_id in reports]
+    """The one code path of incidents (see :func:`handle_incidents`). 立案的唯一代码路径。
+
+    Everything that does not depend on the duplicate check — routing, and staging each report
+    as a new case of its own with its rows serialised — is done before the advisory locks are
+    taken, so a transaction holds them only for the candidate query, the (rare) re-staging as
+    merged and the inserts. 与并案检查无关的工作（路由、按不并案预先暂存并序列化）在加锁前完成，
+    持锁期间只做候选查询、少量并案重新暂存与插入。
+    """
+    _prime_points(reports, jurisdiction)
+    batch: list[_Routed] = []
+    for start in range(0, len(reports), _STAGE_CHUNK):
+        if start:
+            # Let other partitions' transactions (which may hold the locks this batch needs) go on.
+            # 让出事件循环：其他分区的事务（可能持有本批所需的锁）得以继续。
+            await asyncio.sleep(0)
+        chunk = _route_batch(reports[start : start + _STAGE_CHUNK], jurisdiction, now)
+        for routed in chunk:
+            routed.staged = _stage_new_case(routed, None)
+        batch += chunk
     nearby, existing = await _lock_and_fetch(session, batch, distance_m=distance_m, window=window)
     outcomes: list[IncidentOutcome | None] = []
-    new: list[_Routed] = []
+    new: list[_Staged] = []
     seen: set[uuid.UUID] = set()
     earlier = _BatchCases(distance_m)
     for i, routed in enumerate(batch):
@@ -909,33 +1063,35 @@ async def _handle_reports(
                 distance_m=distance_m,
                 window=window,
             )
-        _stage_new_case(routed, duplicate)
-        earlier.add(routed)
-        new.append(routed)
+        staged = (
+            routed.staged if duplicate is None and routed.staged is not None else _stage_new_case(routed, duplicate)
+        )
+        earlier.add(staged.record)
+        new.append(staged)
         outcomes.append(None)
     inserted: set[uuid.UUID] = set()
     if new:
-        rows = [r.record.to_row() for r in new]
-        result = await session.execute(_INSERT_CASES, _unnest_params(cases, _CASE_COLUMNS, rows))
+        result = await session.execute(_CASES.statement, _CASES.params([staged.case_values for staged in new]))
         inserted = set(result.scalars().all())
-    pending = _Pending()
-    for routed in new:
-        if routed.record.id in inserted:  # else another replica created it meanwhile 其他副本已创建
-            pending.rows += routed.pending.rows
-            pending.events += routed.pending.events
-    await _write(session, pending)
+    transitions: list[list[Any]] = []
+    events: list[EventEnvelope[Any]] = []
+    for staged in new:
+        if staged.record.id in inserted:  # else another replica created it meanwhile 其他副本已创建
+            transitions += staged.transition_values
+            events += staged.pending.events
+    await _write_staged(session, transitions, events)
     created = iter(new)
     result_list: list[IncidentOutcome] = []
     for outcome in outcomes:
         if outcome is not None:
             result_list.append(outcome)
             continue
-        routed = next(created)
-        record = routed.record
+        record_staged = next(created)
+        record = record_staged.record
         if record.id in inserted:
             result_list.append(
                 IncidentOutcome(
-                    case_id=record.id, status="created", outcome=routed.outcome, merged_into=record.merged_into
+                    case_id=record.id, status="created", outcome=record_staged.outcome, merged_into=record.merged_into
                 )
             )
         else:

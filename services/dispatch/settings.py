@@ -37,6 +37,10 @@ class DispatchSettings(ServiceSettings):
     overdue_sweep_batch: int = 200
     #: Consumer group of ``incident.reported``. 事件消费组。
     incident_group_id: str = "dispatch"
+    #: Most ``incident.reported`` records in flight at once (all partitions); a backlog is applied
+    #: in partition batches of up to this many, each in one transaction — fewer statements and
+    #: commits per event. 同时在途的事件上限（各分区合计）；积压时按批处理，每批一个事务。
+    incident_max_batch: int = 2000
     #: Prefix of the per-replica consumer group of ``jurisdiction.changed`` (every replica reloads).
     #: 辖区变更消费组前缀（每个副本各自一组，均重新加载）。
     jurisdiction_group_prefix: str = "dispatch-jurisdiction"
