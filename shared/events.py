@@ -179,18 +179,29 @@ class EventEnvelope(BaseModel, Generic[DataT]):
     subject: str | None = Field(None, description="what the event is about; the Kafka key")
     data: DataT
 
-    def to_bytes(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
+    def to_bytes(self, *, data_json: str | bytes | None = None) -> bytes:
+        """The envelope as JSON. ``data_json`` is the payload already serialised
+        (``data.model_dump_json()``), spliced in as is instead of serialising the payload again.
+        信封序列化为 JSON；``data_json`` 为已序列化的载荷，原样嵌入，免去再次序列化。"""
+        if data_json is None:
+            return orjson.dumps(self.model_dump(mode="json"))
+        head = self.model_dump(mode="json", exclude={"data"})
+        head["data"] = orjson.Fragment(data_json)
+        return orjson.dumps(head)
+
+    def header_pairs(self) -> list[tuple[str, str]]:
+        """CloudEvents attributes as Kafka header (name, text) pairs. 作为 Kafka 消息头的 CloudEvents 属性。"""
+        return [
+            ("ce_id", str(self.id)),
+            ("ce_type", self.type),
+            ("ce_source", self.source),
+            ("ce_time", self.time.isoformat()),
+            ("ce_schema_version", str(self.schema_version)),
+            ("correlation_id", self.correlation_id),
+        ]
 
     def headers(self) -> list[tuple[str, bytes]]:
-        return [
-            ("ce_id", str(self.id).encode()),
-            ("ce_type", self.type.encode()),
-            ("ce_source", self.source.encode()),
-            ("ce_time", self.time.isoformat().encode()),
-            ("ce_schema_version", str(self.schema_version).encode()),
-            ("correlation_id", self.correlation_id.encode()),
-        ]
+        return [(name, value.encode()) for name, value in self.header_pairs()]
 
 
 # --------------------------------------------------------------------------- topic registry

@@ -115,7 +115,8 @@ async def accept_submissions(
 
     envelopes = await cooperative_map(envelope, submissions)
     normalised = await cooperative_map(lambda s: s.event.model_dump_json(), submissions)
-    queued = await outbox_arrays_cooperatively(INCIDENT_REPORTED, envelopes)
+    # The payload is serialised once: the stored normalised record and the event on Kafka share it.
+    queued = await outbox_arrays_cooperatively(INCIDENT_REPORTED, envelopes, data_json=normalised)
     columns: list[list[Any]] = [
         [s.event.event_id for s in submissions],
         [s.source for s in submissions],

@@ -45,6 +45,22 @@ def test_envelope_round_trip_and_headers() -> None:
     assert headers["ce_type"] == b"jurisdiction.changed" and headers["correlation_id"] == b"req-1"
 
 
+@pytest.mark.parametrize("source", ["12345", "cityops", "gridworker"])
+def test_envelope_with_the_payload_serialised_once_is_the_same_bytes(source: str) -> None:
+    from services.intake.normalise import normalise
+    from services.intake.schemas import EXAMPLES, SOURCE_MODELS
+
+    when = datetime(2026, 11, 24, 8, 30, tzinfo=UTC)
+    event = normalise(source, SOURCE_MODELS[source].model_validate(EXAMPLES[source]), received_at=when,
+                      phone_salt="salt")
+    env = make_envelope(event_type="incident.reported", data=event, source=f"/intake/{source}",
+                        correlation_id="req-2", subject=str(event.event_id), time=when, event_id=event.event_id)
+    spliced = env.to_bytes(data_json=event.model_dump_json())
+    assert spliced == env.to_bytes()
+    assert decode_envelope(spliced) == env
+    assert env.headers() == [(k, v.encode()) for k, v in env.header_pairs()]
+
+
 @pytest.mark.parametrize("raw, message", [
     (None, "empty"),
     (b"{not json", "not JSON"),
