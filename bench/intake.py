@@ -72,6 +72,14 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
+RUNS_FLOOR = 3
+RUNS_B = 2
+
+
+def _runs(values: list[float]) -> str:
+    return ", ".join(f"{v:.0f}" for v in values)
+
+
 def settle_client_gc() -> None:
     """Keep the load client's own garbage collector out of the figures: the payloads prepared for
     every phase are hundreds of thousands of live objects, and a full collection over them stalls
@@ -101,8 +109,8 @@ async def floor_kafka(bootstrap: str, payloads: list[tuple[bytes, bytes, list[tu
 async def floor_postgres(dsn: str, rows: list[tuple[Any, ...]], outbox_rows: list[tuple[Any, ...]]) -> float:
     conn = await asyncpg.connect(dsn)
     await conn.execute(
-        "CREATE SCHEMA floor; CREATE TABLE floor.accepted_events (LIKE intake.accepted_events "
-        "INCLUDING ALL); CREATE TABLE floor.outbox (LIKE intake.outbox INCLUDING ALL)"
+        "DROP SCHEMA IF EXISTS floor CASCADE; CREATE SCHEMA floor; CREATE TABLE floor.accepted_events "
+        "(LIKE intake.accepted_events INCLUDING ALL); CREATE TABLE floor.outbox (LIKE intake.outbox INCLUDING ALL)"
     )
     t = time.perf_counter()
     for i in range(0, len(rows), 500):
@@ -220,7 +228,10 @@ async def run(args: argparse.Namespace) -> None:
                 for e in events
             ]
             payloads = [(str(e.id).encode(), e.to_bytes(), e.headers()) for e in envs]
-            kafka_floor = await floor_kafka(broker.bootstrap, payloads)
+            # Floors: best of three runs (a floor is what the bare tools can do; one run on a shared
+            # 2-core machine varies by ±25 %).
+            kafka_runs = [await floor_kafka(broker.bootstrap, payloads) for _ in range(RUNS_FLOOR)]
+            kafka_floor = max(kafka_runs)
             rows = [
                 (
                     e.event_id,
@@ -238,36 +249,46 @@ async def run(args: argparse.Namespace) -> None:
                 (o["event_id"], o["topic"], o["event_type"], o["key"], o["value"], orjson.dumps(o["headers"]).decode())
                 for o in ob
             ]
-            pg_floor = await floor_postgres(dsn, rows, ob_rows)
+            pg_runs = [await floor_postgres(dsn, rows, ob_rows) for _ in range(RUNS_FLOOR)]
+            pg_floor = max(pg_runs)
             slower = min(kafka_floor, pg_floor)
-            print(f"(a) floor raw aiokafka produce (acks=all, same settings): {kafka_floor:10.0f} events/s")
-            print(f"(a) floor raw asyncpg insert (event + outbox row, 500/txn): {pg_floor:10.0f} events/s")
-
-            # (b) batch endpoint until the relay published everything
-            batch = records(n, "B")
-            settle_client_gc()
-            cpu0 = tree_cpu_s(proc.pid)
-            t = time.perf_counter()
-            sem = asyncio.Semaphore(4)
-
-            async def post_batch(chunk: list[dict[str, Any]]) -> None:
-                async with sem:
-                    body = orjson.dumps({"events": chunk})
-                    async with client.post("/v1/events/cityops/batch", data=body, headers=HEADERS) as r:
-                        result = await r.json()
-                    assert r.status == 200 and result["accepted"] == len(chunk), str(result)[:300]
-
-            await asyncio.gather(*(post_batch(batch[i : i + 500]) for i in range(0, n, 500)))
-            accepted_s = time.perf_counter() - t
-            await wait_published(dsn, n)
-            total_s = time.perf_counter() - t
-            b_cpu = tree_cpu_s(proc.pid) - cpu0
-            b_rate = n / total_s
             print(
-                f"(b) intake batch endpoint, accepted: {n / accepted_s:10.0f} events/s; "
-                f"until relayed to Kafka: {b_rate:10.0f} events/s; intake CPU {b_cpu / n * 1e6:.0f} µs/event"
+                f"(a) floor raw aiokafka produce (acks=all, same settings): {kafka_floor:10.0f} events/s "
+                f"(best of {_runs(kafka_runs)})"
             )
-            print(f"    ratio (b) / slower floor = {b_rate / slower:.2f}  (aim ≥ 0.50)")
+            print(
+                f"(a) floor raw asyncpg insert (event + outbox row, 500/txn): {pg_floor:10.0f} events/s "
+                f"(best of {_runs(pg_runs)})"
+            )
+
+            # (b) batch endpoint until the relay published everything; best of two runs, as the floors
+            b_runs: list[float] = []
+            for run in range(RUNS_B):
+                batch = records(n, f"B{run}")
+                settle_client_gc()
+                cpu0 = tree_cpu_s(proc.pid)
+                t = time.perf_counter()
+                sem = asyncio.Semaphore(4)
+
+                async def post_batch(chunk: list[dict[str, Any]], sem: asyncio.Semaphore = sem) -> None:
+                    async with sem:
+                        body = orjson.dumps({"events": chunk})
+                        async with client.post("/v1/events/cityops/batch", data=body, headers=HEADERS) as r:
+                            result = await r.json()
+                        assert r.status == 200 and result["accepted"] == len(chunk), str(result)[:300]
+
+                await asyncio.gather(*(post_batch(batch[i : i + 500]) for i in range(0, n, 500)))
+                accepted_s = time.perf_counter() - t
+                await wait_published(dsn, n * (run + 1))
+                total_s = time.perf_counter() - t
+                b_cpu = tree_cpu_s(proc.pid) - cpu0
+                b_runs.append(n / total_s)
+                print(
+                    f"(b) intake batch endpoint, run {run + 1}: accepted {n / accepted_s:10.0f} events/s; "
+                    f"until relayed to Kafka: {b_runs[-1]:10.0f} events/s; intake CPU {b_cpu / n * 1e6:.0f} µs/event"
+                )
+            b_rate = max(b_runs)
+            print(f"    ratio (b) / slower floor = {b_rate / slower:.2f}  (best of {_runs(b_runs)}; aim ≥ 0.50)")
 
             # (c1) single-event POSTs, 50 concurrent clients
             singles = records(args.single, "S")
