@@ -14,7 +14,6 @@ import gc
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -87,7 +86,6 @@ class ServiceRuntime:
                 batch_size=self.settings.outbox_batch_size,
                 poll_interval_s=self.settings.outbox_poll_interval_s,
                 linger_s=self.settings.outbox_linger_s,
-                retention=timedelta(hours=self.settings.outbox_retention_hours),
             )
         return self.outbox
 

@@ -50,8 +50,6 @@ class ServiceSettings(BaseSettings):
     outbox_poll_interval_s: float = 0.5
     #: After a commit wakes the relay, wait this long so one claim carries many requests' events.
     outbox_linger_s: float = 0.005
-    #: Sent outbox rows are kept this long for audit, then deleted by the relay.
-    outbox_retention_hours: float = 72.0
     consumer_max_batch: int = 500
     consumer_max_attempts: int = 3
 

@@ -33,7 +33,8 @@ from services.intake.app import create_app as create_intake
 from services.intake.schemas import EXAMPLES
 from services.intake.settings import IntakeSettings
 from shared.db import create_engine
-from shared.events import incident_event_id
+from shared.events import CASE_EVENTS, decode_envelope, incident_event_id
+from tests.conftest import read_topic
 from tests.helpers import eventually, serve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -221,3 +222,19 @@ async def platform(database_url: str, bootstrap: str, **dispatch_kw: Any) -> Asy
         async with dispatch_instance(grid_app, database_url, bootstrap, **dispatch_kw) as (dispatch_app, dispatch):
             await wait_ready(dispatch)
             yield Stack(database_url, bootstrap, grid_app, grid, intake, dispatch_app, dispatch)
+
+
+async def case_events(bootstrap: str, case_ids: set[str], *, expect: int, timeout_s: float = 20.0) -> list[Any]:
+    """Envelopes on case.events of these cases (waits until ``expect`` of them arrived). 读取案件事件。"""
+    found: list[Any] = []
+
+    async def check() -> bool:
+        found.clear()
+        for rec in await read_topic(bootstrap, CASE_EVENTS, expect=10**9, timeout_s=1.0):
+            env = decode_envelope(rec.value)
+            if str(env.data.case_id) in case_ids:
+                found.append(env)
+        return len(found) >= expect
+
+    await eventually(check, timeout_s=timeout_s, every_s=0.3)
+    return found

@@ -368,19 +368,32 @@ async def test_database_down_answers_503_never_202(kafka: TansuBroker) -> None:
         assert (await client.get("/healthz")).status_code == 200
 
 
-async def test_accepted_rows_and_outbox_commit_together(database_url: str, client: httpx.AsyncClient) -> None:
+async def test_accepted_row_and_its_event_are_written_together_and_published_once(
+    database_url: str, client: httpx.AsyncClient, kafka: TansuBroker
+) -> None:
     body = record("cityops")
-    event_id = (await post(client, "cityops", body)).json()["event_id"]
+    event_id = uuid.UUID((await post(client, "cityops", body)).json()["event_id"])
+    await events_for(kafka.bootstrap, {event_id})
     engine = create_engine(database_url)
-    async with engine.connect() as conn:
-        n_accepted = (
-            await conn.execute(text("SELECT count(*) FROM intake.accepted_events WHERE event_id = :e"), {"e": event_id})
-        ).scalar_one()
-        n_outbox = (
-            await conn.execute(text("SELECT count(*) FROM intake.outbox WHERE event_id = :e"), {"e": event_id})
-        ).scalar_one()
-    await engine.dispose()
-    assert (n_accepted, n_outbox) == (1, 1)
+
+    async def left_the_outbox() -> bool:
+        async with engine.connect() as conn:
+            query = text("SELECT count(*) FROM intake.outbox WHERE event_id = :e")
+            return bool((await conn.execute(query, {"e": event_id})).scalar_one() == 0)
+
+    try:
+        async with engine.connect() as conn:
+            n_accepted = (
+                await conn.execute(
+                    text("SELECT count(*) FROM intake.accepted_events WHERE event_id = :e"), {"e": event_id}
+                )
+            ).scalar_one()
+        assert n_accepted == 1
+        await eventually(left_the_outbox, timeout_s=10)  # published rows leave the outbox
+    finally:
+        await engine.dispose()
+    records = await read_topic(kafka.bootstrap, INCIDENT_REPORTED, expect=10**9, timeout_s=1.0)
+    assert sum(1 for rec in records if decode_envelope(rec.value).id == event_id) == 1
 
 
 async def test_intake_killed_before_publishing_loses_nothing(own_database_url: str) -> None:
