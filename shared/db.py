@@ -124,7 +124,11 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
         assert driver is not None, "the engine's pool hands out asyncpg connections"
         try:
             yield driver
-        except DRIVER_UNAVAILABLE as exc:
+        except Exception as exc:
+            # A connection the server closed under us (restart, failover, terminated backend) says
+            # "connection is closed" on its next use, whatever the error class.
+            if not (isinstance(exc, DRIVER_UNAVAILABLE) or driver.is_closed()):
+                raise
             await conn.invalidate(exc)
             raise OperationalError("(driver connection)", None, exc, connection_invalidated=True) from exc
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import uuid
 from collections.abc import AsyncIterator
@@ -355,6 +356,31 @@ async def test_broker_down_keeps_accepting_and_relay_catches_up(own_database_url
         found = await events_for(own_broker.bootstrap, ids, timeout_s=60)
         assert set(found) == ids
         assert (await client.get("/readyz")).json()["status"] == "ready"
+
+
+async def test_connections_killed_by_the_server_answer_503_then_recover(
+    own_database_url: str, kafka: TansuBroker
+) -> None:
+    """The pooled connections die under the service (a database restart, a failover): the request
+    that meets a dead one answers 503 — never 500, never a lost 202 — and the pool heals."""
+    async with serve(create_app(settings_for(own_database_url, kafka.bootstrap, db_pool_size=2))) as client:
+        warm = await asyncio.gather(*(post(client, "gridworker", record("gridworker")) for _ in range(4)))
+        assert all(r.status_code == 202 for r in warm)
+        admin = create_engine(own_database_url)
+        try:
+            async with admin.connect() as conn:
+                killed = await conn.scalar(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE application_name = 'intake' AND pid <> pg_backend_pid()"
+                    )
+                )
+        finally:
+            await admin.dispose()
+        assert killed >= 1
+        statuses = [(await post(client, "gridworker", record("gridworker"))).status_code for _ in range(6)]
+        assert set(statuses) <= {202, 503}, statuses
+        assert statuses[-1] == 202, statuses  # dead connections were discarded, fresh ones work
 
 
 async def test_database_down_answers_503_never_202(kafka: TansuBroker) -> None:
