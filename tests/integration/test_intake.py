@@ -372,7 +372,7 @@ async def test_connections_killed_by_the_server_answer_503_then_recover(
                 killed = await conn.scalar(
                     text(
                         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE application_name = 'intake' AND pid <> pg_backend_pid()"
+                        "WHERE application_name = 'intake' AND datname = current_database() AND pid <> pg_backend_pid()"
                     )
                 )
         finally:
