@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch.lifecycle import (
@@ -37,7 +36,7 @@ from services.dispatch.lifecycle import (
 )
 from services.dispatch.models import cases
 from services.dispatch.routing import Candidate, candidates, locate_event
-from services.dispatch.service import API_ACTIONS, CaseFilters, CaseRecord, scope_condition
+from services.dispatch.service import API_ACTIONS, CaseFilters, CaseRecord, case_conditions, page_of_cases
 from shared.jurisdiction import JurisdictionSnapshot
 
 __all__ = [
@@ -242,34 +241,13 @@ async def list_callback_pending(
     if (conflict := callback_pending_conflict(filters)) is not None:
         raise FilterConflictError(conflict)
     c = cases.c
-    conditions: list[Any] = [
-        scope_condition(actor),
+    # The list filters (the conflict check above leaves no state, queue or other source), then the
+    # 回访 precondition. 先套用列表筛选（冲突检查已排除状态、队列与其他来源），再加回访前置条件。
+    conditions = [
+        *case_conditions(actor, filters),
         c.state == str(CaseState.CLOSED),
         c.source == HOTLINE_SOURCE,
         c.merged_into.is_(None),
         c.snapshot["satisfaction"].astext.is_(None),
     ]
-    if filters.township:
-        conditions.append(c.township == filters.township)
-    if filters.unit:
-        conditions.append(c.unit == filters.unit)
-    if filters.source_id:
-        conditions.append(c.source_id == filters.source_id)
-    if filters.matter:
-        conditions.append(c.matter == filters.matter)
-    if filters.overdue is not None:
-        conditions.append(c.overdue.is_(filters.overdue))
-    if filters.reported_from is not None:
-        conditions.append(c.reported_at >= filters.reported_from)
-    if filters.reported_to is not None:
-        conditions.append(c.reported_at < filters.reported_to)
-    if cursor is not None:
-        conditions.append(c.seq < cursor)
-    rows = (
-        (await session.execute(select(cases).where(*conditions).order_by(c.seq.desc()).limit(limit + 1)))
-        .mappings()
-        .all()
-    )
-    records = [CaseRecord.from_row(r) for r in rows[:limit]]
-    next_cursor = records[-1].seq if len(rows) > limit and records else None
-    return records, next_cursor
+    return await page_of_cases(session=session, conditions=conditions, cursor=cursor, limit=limit)

@@ -956,6 +956,14 @@ def _stage_case_record(routed: _Routed, duplicate: DuplicateMatch | None) -> _St
         "jurisdiction_version": decision.jurisdiction_version,
         "placement": decision.placement.to_dict() if decision.placement else None,
     }
+    def step(action: Action, body: Any, actor: Actor, extra: Mapping[str, Any] | None = None) -> None:
+        """Apply one system transition, stage it and keep the snapshot JSON current. 系统流转一步。"""
+        nonlocal snapshot_json
+        applied = _must(apply(record.snapshot, action, body, actor, at))
+        _stage_applied(pending, record, applied, correlation_id=correlation_id, extra=extra)
+        snapshot_json = {**snapshot_json, **applied.changes}
+
+    routing_extra = {"reason": decision.explanation_zh, "details": details}
     if decision.outcome == "dispatch":
         assert decision.unit is not None and decision.deadline is not None
         record.unit_kind = decision.unit_kind
@@ -969,42 +977,16 @@ def _stage_case_record(routed: _Routed, duplicate: DuplicateMatch | None) -> _St
             deadline=decision.deadline,
             reject_window_ends_at=decision.reject_window_ends_at,
         )
-        applied = _must(apply(record.snapshot, Action.DISPATCH, body, SYSTEM_ACTOR, at))
-        _stage_applied(
-            pending,
-            record,
-            applied,
-            correlation_id=correlation_id,
-            extra={"reason": decision.explanation_zh, "details": details},
-        )
-        snapshot_json = {**snapshot_json, **applied.changes}
+        step(Action.DISPATCH, body, SYSTEM_ACTOR, routing_extra)
         for unit in decision.cohandlers:
             cohandler = AddCohandlerBody(expected_version=record.snapshot.version, unit=unit)
-            applied = _must(apply(record.snapshot, Action.ADD_COHANDLER, cohandler, SYSTEM_ADMIN, at))
-            _stage_applied(
-                pending,
-                record,
-                applied,
-                correlation_id=correlation_id,
-                extra={"reason": f"规则 {decision.rule_id}"},
-            )
-            snapshot_json = {**snapshot_json, **applied.changes}
+            step(Action.ADD_COHANDLER, cohandler, SYSTEM_ADMIN, {"reason": f"规则 {decision.rule_id}"})
     elif decision.outcome == "triage":
         body_t = TriageBody(expected_version=record.snapshot.version, reason=decision.triage_reason or "triage")
-        applied = _must(apply(record.snapshot, Action.TRIAGE, body_t, SYSTEM_ACTOR, at))
-        _stage_applied(
-            pending,
-            record,
-            applied,
-            correlation_id=correlation_id,
-            extra={"reason": decision.explanation_zh, "details": details},
-        )
-        snapshot_json = {**snapshot_json, **applied.changes}
+        step(Action.TRIAGE, body_t, SYSTEM_ACTOR, routing_extra)
     else:
         body_s = SelfHandleBody(expected_version=record.snapshot.version, handler=event.worker_id, note="网格员自办")
-        applied = _must(apply(record.snapshot, Action.SELF_HANDLE, body_s, SYSTEM_ACTOR, at))
-        _stage_applied(pending, record, applied, correlation_id=correlation_id)
-        snapshot_json = {**snapshot_json, **applied.changes}
+        step(Action.SELF_HANDLE, body_s, SYSTEM_ACTOR)
     return _Staged(record, decision.outcome, pending, snapshot_json)
 
 
@@ -1562,10 +1544,8 @@ def scope_condition(actor: Actor) -> Any:
     return c.township == actor.township
 
 
-async def list_cases(
-    *, session: AsyncSession, actor: Actor, filters: CaseFilters, cursor: int | None, limit: int
-) -> tuple[list[CaseRecord], int | None]:
-    """Visible cases, newest first, cursor-paginated on ``seq``. 可见案件（新→旧，按 seq 游标分页）。"""
+def case_conditions(actor: Actor, filters: CaseFilters) -> list[Any]:
+    """SQL conditions of the cases ``actor`` may see that match ``filters``. 可见且符合筛选的案件条件。"""
     c = cases.c
     conditions: list[Any] = [scope_condition(actor)]
     if filters.township:
@@ -1590,16 +1570,32 @@ async def list_cases(
         conditions.append(c.reported_at < filters.reported_to)
     if filters.merged is not None:
         conditions.append(c.merged_into.is_not(None) if filters.merged else c.merged_into.is_(None))
-    if cursor is not None:
-        conditions.append(c.seq < cursor)
+    return conditions
+
+
+async def page_of_cases(
+    *, session: AsyncSession, conditions: Sequence[Any], cursor: int | None, limit: int
+) -> tuple[list[CaseRecord], int | None]:
+    """Cases matching ``conditions``, newest first, cursor-paginated on ``seq``. 按 seq 游标分页。"""
+    c = cases.c
+    where = [*conditions, c.seq < cursor] if cursor is not None else list(conditions)
     rows = (
-        (await session.execute(select(cases).where(*conditions).order_by(c.seq.desc()).limit(limit + 1)))
+        (await session.execute(select(cases).where(*where).order_by(c.seq.desc()).limit(limit + 1)))
         .mappings()
         .all()
     )
     records = [CaseRecord.from_row(r) for r in rows[:limit]]
     next_cursor = records[-1].seq if len(rows) > limit and records else None
     return records, next_cursor
+
+
+async def list_cases(
+    *, session: AsyncSession, actor: Actor, filters: CaseFilters, cursor: int | None, limit: int
+) -> tuple[list[CaseRecord], int | None]:
+    """Visible cases, newest first, cursor-paginated on ``seq``. 可见案件（新→旧，按 seq 游标分页）。"""
+    return await page_of_cases(
+        session=session, conditions=case_conditions(actor, filters), cursor=cursor, limit=limit
+    )
 
 
 async def get_case(*, session: AsyncSession, case_id: uuid.UUID, actor: Actor) -> CaseRecord:
