@@ -221,7 +221,7 @@ async def throughput(args: argparse.Namespace, db_url: str, dsn: str, bootstrap:
             )
             print("      outcomes: " + ", ".join(f"{r['outcome']} {r['count']}" for r in outcomes))
             rows = await conn.fetchval("SELECT count(*) FROM dispatch.case_transitions")
-            unsent = await conn.fetchval("SELECT count(*) FROM dispatch.outbox")
+            unsent = await conn.fetchval("SELECT count(*) FROM dispatch.outbox_pending")
             print(f"      timeline rows {rows}; outbox rows not yet relayed at that moment {unsent}")
     finally:
         await conn.close()

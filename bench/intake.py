@@ -135,8 +135,8 @@ async def wait_published(dsn: str, timeout_s: float = 300) -> None:
     try:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            # Published rows leave the outbox: every accepted event is on Kafka once it is empty.
-            if await conn.fetchval("SELECT count(*) FROM intake.outbox") == 0:
+            # Published rows leave the pending queue: every accepted event is on Kafka once it is empty.
+            if await conn.fetchval("SELECT count(*) FROM intake.outbox_pending") == 0:
                 return
             await asyncio.sleep(0.02)
         raise TimeoutError("relay did not publish everything")

@@ -214,6 +214,10 @@ class TopicSpec:
     key: str
     partitions: int
     event_types: dict[str, type[BaseModel]] = field(default_factory=dict)
+    #: Consumer groups that must have an event before its producer's outbox lets it go; a topic
+    #: without any (read by per-replica groups) keeps its events for the configured retention.
+    #: 事件须被这些消费组全部提交后，生产方发件箱才释放它；无固定消费组的主题按配置时长保留。
+    consumer_groups: tuple[str, ...] = ()
 
 
 INCIDENT_REPORTED = "incident.reported"
@@ -252,6 +256,7 @@ TOPICS: dict[str, TopicSpec] = {
         key="event id (one record = one case; all its events keep their order)",
         partitions=6,
         event_types={"incident.reported": IncidentReported},
+        consumer_groups=("dispatch",),
     ),
     CASE_EVENTS: TopicSpec(
         name=CASE_EVENTS,
@@ -259,6 +264,7 @@ TOPICS: dict[str, TopicSpec] = {
         key="case id",
         partitions=6,
         event_types={t: CaseEvent for t in CASE_EVENT_TYPES},
+        consumer_groups=("metrics",),
     ),
     JURISDICTION_CHANGED: TopicSpec(
         name=JURISDICTION_CHANGED,
@@ -357,7 +363,9 @@ def render_docs() -> str:
         "a test fails when this file and the models differ.",
         "",
         f"Envelope (schema_version {SCHEMA_VERSION}): CloudEvents-style attributes, also sent as Kafka",
-        "headers `ce_id`, `ce_type`, `ce_source`, `ce_time`, `ce_schema_version`, `correlation_id`.",
+        "headers `ce_id`, `ce_type`, `ce_source`, `ce_time`, `ce_schema_version`, `correlation_id`,",
+        "and the producer's log epoch of the record's partition, `log_epoch` (consumers commit it with",
+        "their offsets so a commit made against a log the broker lost is recognised).",
         "Every consumed topic has a dead-letter topic `<topic>.dlq`: the original value and headers plus",
         "`dlq_reason`, `dlq_consumer`, `dlq_original_topic`, `dlq_original_partition`, `dlq_original_offset`.",
         "",
@@ -374,6 +382,8 @@ def render_docs() -> str:
             "",
             f"- key: {spec.key}",
             f"- partitions: {spec.partitions}",
+            "- kept in the producer's outbox until consumed by: "
+            + (", ".join(f"`{g}`" for g in spec.consumer_groups) or "(per-replica groups: kept for the retention)"),
             f"- dead letters: `{dlq_topic(spec.name)}`",
             "- event types: " + ", ".join(f"`{t}`" for t in spec.event_types),
         ]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
+from aiokafka.structs import OffsetAndMetadata
 from sqlalchemy import Column, DateTime, MetaData, Table, Text, Uuid, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -49,6 +51,10 @@ from shared.logging import bind_correlation, clear_correlation, get_logger
 from shared.observability import PlatformMetrics
 
 log = get_logger(__name__)
+
+#: Header carrying the outbox relay's log epoch of the record's partition (see :mod:`shared.outbox`);
+#: consumers commit it as their offsets' metadata. 记录所在分区的日志纪元；消费者随偏移一并提交。
+LOG_EPOCH_HEADER = "log_epoch"
 
 
 # --------------------------------------------------------------------------- topics
@@ -128,6 +134,10 @@ def producer_options(*, enable_idempotence: bool) -> dict[str, Any]:
     }
 
 
+#: Headers added per (topic, partition) at send time. 按（主题，分区）在发送时追加的消息头。
+ExtraHeaders = Callable[[str, int], Sequence[tuple[str, bytes]]]
+
+
 class KafkaPublisher:
     """An ``AIOKafkaProducer`` that is (re)started lazily, so a service starts and keeps
     accepting work while the broker is down; :attr:`up` reports the broker's state."""
@@ -174,60 +184,93 @@ class KafkaPublisher:
             self.metrics.broker_up.set(1 if up else 0)
 
     async def send_batch(
-        self, messages: Sequence[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]], timeout_s: float = 15.0
-    ) -> None:
+        self,
+        messages: Sequence[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]],
+        timeout_s: float = 15.0,
+        *,
+        extra_headers: ExtraHeaders | None = None,
+    ) -> list[tuple[int, int]]:
         """Send (topic, key, value, headers) tuples and wait until the broker acked every one.
 
-        Raises on any failure; the caller keeps the messages (outbox rows) for the next try.
+        Returns the (partition, offset) the broker gave each message, in the order given.
+        ``extra_headers(topic, partition)`` adds headers that depend on the partition chosen (the
+        outbox relay's log epoch). Raises on any failure; the caller keeps the messages (outbox
+        rows) for the next try. 返回每条消息的（分区，偏移）；失败则抛出，由调用方保留消息。
         """
         try:
             producer = await self._ensure()
-            futures = await self._submit(producer, messages)
-            await asyncio.wait_for(asyncio.gather(*futures), timeout_s)
+            futures, indices, placed = await self._submit(producer, messages, extra_headers)
+            acks = await asyncio.wait_for(asyncio.gather(*futures), timeout_s)
         except Exception as exc:
             self._mark(False, f"{type(exc).__name__}: {exc}")
             await self._reset()
             raise
         self._mark(True)
+        positions: list[tuple[int, int]] = [(-1, -1)] * len(messages)
+        for ack, members in zip(acks, indices, strict=True):
+            # A record batch's ack carries its base offset; its records follow one by one.
+            for i, index in enumerate(members):
+                positions[index] = (placed[index], ack.offset + i)
+        return positions
 
     async def _submit(
-        self, producer: AIOKafkaProducer, messages: Sequence[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]]
-    ) -> list[asyncio.Future[Any]]:
+        self,
+        producer: AIOKafkaProducer,
+        messages: Sequence[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]],
+        extra_headers: ExtraHeaders | None = None,
+    ) -> tuple[list[asyncio.Future[Any]], list[list[int]], list[int]]:
         """Queue the messages as whole record batches, one per partition (per-message ``send``
         costs ~50 % more CPU). Partitions are chosen as ``send`` would (murmur2 of the key, here
         for the whole batch at once), so a key's messages keep their partition and order; the
-        producer keeps one in-flight batch per partition.
+        producer keeps one in-flight batch per partition. Returns the futures, the message indices
+        each future carries (in offset order) and each message's partition.
         按分区组批发送；分区选择与逐条 ``send`` 相同（键的 murmur2，整批计算），同键消息保持分区与顺序。"""
         partitions: dict[str, list[int]] = {}
         for topic, *_ in messages:
             if topic not in partitions:
                 partitions[topic] = sorted(await producer.partitions_for(topic))
         hashes = murmur2_many([key or b"" for _, key, _, _ in messages])
-        builders: dict[tuple[str, int], Any] = {}
+        builders: dict[tuple[str, int], tuple[Any, list[int]]] = {}
+        extras: dict[tuple[str, int], list[tuple[str, bytes]]] = {}
         futures: list[asyncio.Future[Any]] = []
-        for (topic, key, value, headers), hashed in zip(messages, hashes.tolist(), strict=True):
+        indices: list[list[int]] = []
+        placed: list[int] = []
+        for index, ((topic, key, value, headers), hashed) in enumerate(zip(messages, hashes.tolist(), strict=True)):
             all_partitions = partitions[topic]
             if key is None:
                 partition = random.choice(all_partitions)
             else:
                 partition = all_partitions[(hashed & 0x7FFFFFFF) % len(all_partitions)]
-            builder = builders.get((topic, partition))
-            if builder is None:
-                builder = builders[topic, partition] = producer.create_batch()
+            placed.append(partition)
+            if extra_headers is not None:
+                extra = extras.get((topic, partition))
+                if extra is None:
+                    extra = extras[topic, partition] = list(extra_headers(topic, partition))
+                headers = [*headers, *extra]
+            entry = builders.get((topic, partition))
+            if entry is None:
+                entry = builders[topic, partition] = (producer.create_batch(), [])
+            builder, members = entry
             if builder.append(key=key, value=value, timestamp=None, headers=headers) is not None:
+                members.append(index)
                 continue
             # The batch is full: send it and start the next one for this partition.
             if builder.record_count():
                 futures.append(await producer.send_batch(builder, topic, partition=partition))
-            builder = builders[topic, partition] = producer.create_batch()
+                indices.append(members)
+            builder, members = builders[topic, partition] = (producer.create_batch(), [])
             if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 # Larger than a whole batch on its own: the producer sends it as a single record.
                 del builders[topic, partition]
                 futures.append(await producer.send(topic, value=value, key=key, partition=partition, headers=headers))
-        for (topic, partition), builder in builders.items():
+                indices.append([index])
+            else:
+                members.append(index)
+        for (topic, partition), (builder, members) in builders.items():
             if builder.record_count():
                 futures.append(await producer.send_batch(builder, topic, partition=partition))
-        return futures
+                indices.append(members)
+        return futures, indices, placed
 
     async def _reset(self) -> None:
         async with self._lock:
@@ -255,6 +298,13 @@ def processed_messages_table(metadata: MetaData) -> Table:
     )
 
 
+def _epoch_of(record: ConsumerRecord) -> str | None:
+    for name, value in record.headers or ():
+        if name == LOG_EPOCH_HEADER:
+            return bytes(value).decode()
+    return None
+
+
 #: Applies one event in the caller's transaction. 在调用方事务中处理一个事件。
 Handler = Callable[[AsyncSession, EventEnvelope[Any]], Awaitable[None]]
 #: Applies several events (in partition order) in the caller's transaction. 在调用方事务中按序处理多个事件。
@@ -273,6 +323,7 @@ class _RevokeListener(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.runner._draining = False
+        await self.runner._learn_epochs(assigned)
         log.info("partitions assigned", consumer=self.runner.group_id, partitions=sorted(map(str, assigned)))
 
 
@@ -350,12 +401,24 @@ class ConsumerRunner:
         self.running = False
         self.applied = 0
         self.duplicates = 0
+        #: Per partition, the log epoch the next record should carry (from the last commit or the
+        #: last record applied); ``None``: not known. 各分区下一条记录应带的日志纪元。
+        self._epochs: dict[TopicPartition, str | None] = {}
+        #: Per partition, read again from the beginning up to this offset (epochs may change there).
+        self._rewound_until: dict[TopicPartition, int] = {}
+        self.rewinds = 0
+        #: For readiness: last batch applied (monotonic time) and records behind per partition.
+        self.last_progress = time.monotonic()
+        self.lag: dict[TopicPartition, int] = {}
 
     # -- lifecycle
     def start(self) -> None:
         self._task = asyncio.create_task(self._run_forever(), name=f"consumer:{self.group_id}")
 
     async def stop(self) -> None:
+        """Finish the batch in hand (applied and committed), leave the group, close. With the broker
+        already gone the offsets stay uncommitted and the next run re-reads (deduplicated); nothing
+        is raised. 完成在途批次并提交后退出；代理已不在时不抛错（下次重读并去重）。"""
         self._stopping.set()
         if self._task is not None:
             try:
@@ -364,6 +427,8 @@ class ConsumerRunner:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
+            except Exception as exc:
+                log.warning("consumer stopped with an error", consumer=self.group_id, error=repr(exc))
 
     async def _run_forever(self) -> None:
         backoff = 0.5
@@ -472,17 +537,77 @@ class ConsumerRunner:
                     log.warning("partition batch failed", consumer=self.group_id, error=repr(task.exception()))
 
     def _update_lag(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        if self.metrics is None:
-            return
         for tp, records in batches.items():
             high = consumer.highwater(tp)
             if high is not None and records:
-                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, high - records[-1].offset - 1))
+                self.lag[tp] = max(0, high - records[-1].offset - 1)
+                if self.metrics is not None:
+                    self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(self.lag[tp])
+
+    # -- log epochs: a commit or a position made against a log the broker lost is not trusted
+    async def _learn_epochs(self, assigned: set[TopicPartition]) -> None:
+        """On assignment: the epoch each partition's committed offset was made against (its metadata).
+
+        分配分区时读取已提交偏移所附的日志纪元。读取失败时视为未知（不做判断）。"""
+        for tp in assigned:
+            self._epochs.pop(tp, None)
+            self._rewound_until.pop(tp, None)
+        if not assigned:
+            return
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000)
+        try:
+            await asyncio.wait_for(admin.start(), 5)
+            committed = await asyncio.wait_for(
+                admin.list_consumer_group_offsets(self.group_id, partitions=sorted(assigned)), 5
+            )
+        except Exception as exc:
+            log.warning("could not read committed epochs", consumer=self.group_id, error=repr(exc))
+            return
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+        for tp, om in committed.items():
+            if om.offset >= 0 and om.metadata:
+                self._epochs[tp] = om.metadata
+
+    def _log_changed(self, tp: TopicPartition, records: list[ConsumerRecord]) -> bool:
+        """True when these records come from another log than the position was taken in (pure
+        bookkeeping, no I/O): the broker lost the partition and the producer republished it under
+        a new epoch, so the position (or commit) points into a different sequence of records.
+        Records the consumer reads again after rewinding may change epoch freely.
+        位置（或提交）所指的日志已被代理丢失并以新纪元重发：需从头再读。"""
+        expected = self._epochs.get(tp)
+        until = self._rewound_until.get(tp, -1)
+        changed = False
+        for record in records:
+            epoch = _epoch_of(record)
+            if epoch is None:
+                continue
+            if expected is not None and epoch != expected and record.offset >= until:
+                changed = True
+                break
+            expected = epoch
+        if not changed:
+            self._epochs[tp] = expected
+        return changed
+
+    async def _rewind(self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        log.warning(
+            "partition's log changed under the consumer; reading it again from the beginning",
+            consumer=self.group_id, topic=tp.topic, partition=tp.partition, offset=records[0].offset,
+        )
+        self.rewinds += 1
+        self._epochs[tp] = None
+        self._rewound_until[tp] = records[-1].offset + 1
+        await consumer.seek_to_beginning(tp)
 
     # -- processing
     async def _process_partition(
         self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord]
     ) -> None:
+        if self._log_changed(tp, records):
+            await self._rewind(consumer, tp, records)
+            return
         decoded: list[tuple[ConsumerRecord, EventEnvelope[Any]]] = []
         for record in records:
             try:
@@ -501,8 +626,9 @@ class ConsumerRunner:
                 log.warning("batch failed; applying one by one", consumer=self.group_id, error=repr(exc))
                 await self._apply_one_by_one(decoded)
                 break
+        self.last_progress = time.monotonic()
         try:
-            await consumer.commit({tp: records[-1].offset + 1})
+            await consumer.commit({tp: OffsetAndMetadata(records[-1].offset + 1, self._epochs.get(tp) or "")})
         except CommitFailedError as exc:  # rebalanced meanwhile: the new owner re-reads, dedup skips
             log.warning("offset commit failed after rebalance", consumer=self.group_id, error=repr(exc))
         if self.after_commit is not None:

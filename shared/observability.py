@@ -43,6 +43,12 @@ class PlatformMetrics:
         self.outbox_backlog = Gauge("outbox_backlog", "Outbox rows not yet published to Kafka", registry=registry)
         self.outbox_published = Counter("outbox_published_total", "Outbox rows published", ["topic"], registry=registry)
         self.outbox_errors = Counter("outbox_relay_errors_total", "Relay failures (broker down…)", registry=registry)
+        self.outbox_retained = Gauge(
+            "outbox_retained", "Published outbox rows kept until every consumer group has them", registry=registry
+        )
+        self.outbox_republished = Counter(
+            "outbox_republished_total", "Retained rows published again because the broker lost them", registry=registry
+        )
         self.produce_latency = Histogram(
             "kafka_produce_latency_seconds",
             "Time from send to broker ack, per relay batch",

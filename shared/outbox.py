@@ -1,15 +1,29 @@
-"""Transactional outbox (发件箱): events leave a service only through here.
+"""Transactional outbox (发件箱): events leave a service only through here, and PostgreSQL keeps
+each one until every consumer has it — the broker only carries it.
 
-A service writes its state change and an outbox row in the same database
-transaction (:func:`add_events`). The :class:`OutboxRelay` publishes the rows
-to Kafka in id order, waits for the broker's ack (acks=all), and only then
-deletes them (Kafka keeps the events; the outbox holds only what is not yet
-published). Several replicas each run a relay; a transaction-scoped
-advisory lock lets one of them publish at a time, so a key's events reach Kafka
-in the order they were written (rows are still claimed ``FOR UPDATE SKIP
-LOCKED``). A crash between ack and delete republishes the batch; consumers
-deduplicate by event id. The broker being down only
-grows the backlog (``outbox_backlog`` on ``/metrics``); nothing is lost.
+A service writes its state change, an outbox row and a *pending* marker in the same database
+transaction (:func:`add_events`). The :class:`OutboxRelay` publishes pending rows to Kafka in id
+order and waits for the broker's ack (acks=all). The ack does not delete the row: the pending
+marker goes, and the row is *retained* with the partition and offsets the broker gave it
+(``outbox_published``, one record per partition per batch) until every consumer group of its
+topic has committed past them (see :mod:`shared.outbox_retention`), so a broker that forgets
+(Tansu keeps everything in memory; a Kafka disk can be lost) is refilled from PostgreSQL.
+
+Every record carries its partition's *log epoch* (header ``log_epoch``), a token the relay keeps
+per partition in ``outbox_partitions`` and renews when it finds the broker's log of that
+partition was lost: an ack at an offset not above the last one recorded, or (checked
+periodically by the retention keeper) the record at a recorded offset gone or different. Then
+the partition's retained rows become pending again and are republished in their original order.
+Consumers commit the epoch with their offsets, which tells a commit made against the lost log
+from one made against the new one (:class:`shared.kafka.ConsumerRunner`).
+
+Several replicas each run a relay; a transaction-scoped advisory lock lets one of them publish
+at a time, so a key's events reach Kafka in the order they were written (pending markers are
+still claimed ``FOR UPDATE SKIP LOCKED``). A crash between ack and commit republishes the batch;
+consumers deduplicate by event id. The broker being down only grows the backlog
+(``outbox_backlog`` on ``/metrics``); nothing is lost.
+发件箱：业务变更、发件箱行与待发标记同一事务写入；中继按序发布，代理确认后行并不删除，而是连同分区与
+偏移保留，直至所有消费组提交越过它；代理丢失数据时从 PostgreSQL 按原顺序重发。
 """
 
 from __future__ import annotations
@@ -17,23 +31,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 import zlib
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Column,
     DateTime,
     Identity,
+    Index,
+    Integer,
     LargeBinary,
     MetaData,
     Table,
     Text,
     Uuid,
     func,
-    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -42,16 +60,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from shared.cooperative import cooperative_map
 from shared.db import driver_connection
 from shared.events import EventEnvelope
-from shared.kafka import KafkaPublisher
+from shared.kafka import LOG_EPOCH_HEADER, KafkaPublisher
 from shared.logging import get_logger
 from shared.observability import PlatformMetrics
+
+if TYPE_CHECKING:
+    from shared.outbox_retention import RetentionKeeper
 
 log = get_logger(__name__)
 
 
 def outbox_table(metadata: MetaData) -> Table:
-    """The outbox of one service, in its own schema."""
-    table = Table(
+    """The outbox of one service, in its own schema: every event until all its consumers have it."""
+    return Table(
         "outbox",
         metadata,
         Column("id", BigInteger, Identity(always=False), primary_key=True),
@@ -63,7 +84,50 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("headers", JSONB, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
-    return table
+
+
+def outbox_pending_table(metadata: MetaData) -> Table:
+    """Outbox rows not yet published (the relay's queue, narrow so claiming and clearing is cheap).
+    待发布队列（窄表）。"""
+    return Table("outbox_pending", metadata, Column("id", BigInteger, primary_key=True, autoincrement=False))
+
+
+def outbox_published_table(metadata: MetaData) -> Table:
+    """Where the broker put published rows: one record per partition per relay batch, the rows'
+    ids in offset order from ``first_offset``. Kept until every consumer group committed past
+    ``last_offset``. 已发布行的位置：每批每分区一条，消费组全部越过后删除。"""
+    return Table(
+        "outbox_published",
+        metadata,
+        Column("id", BigInteger, Identity(always=False), primary_key=True),
+        Column("topic", Text, nullable=False),
+        Column("partition", Integer, nullable=False),
+        Column("first_offset", BigInteger, nullable=False),
+        Column("last_offset", BigInteger, nullable=False),
+        Column("outbox_ids", ARRAY(BigInteger), nullable=False),
+        Column("published_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Index(None, "topic", "partition", "last_offset"),
+    )
+
+
+def outbox_partitions_table(metadata: MetaData) -> Table:
+    """The broker's log per partition as the relay last saw it: its epoch and the last offset
+    acked. 每个分区的日志纪元与最后确认的偏移。"""
+    return Table(
+        "outbox_partitions",
+        metadata,
+        Column("topic", Text, primary_key=True),
+        Column("partition", Integer, primary_key=True),
+        Column("epoch", Text, nullable=False),
+        Column("last_offset", BigInteger, nullable=False),
+    )
+
+
+def outbox_tables(metadata: MetaData) -> Table:
+    """Declare the outbox and its three companions in ``metadata``; returns the outbox."""
+    for make in (outbox_pending_table, outbox_published_table, outbox_partitions_table):
+        make(metadata)
+    return outbox_table(metadata)
 
 
 def outbox_row(topic: str, envelope: EventEnvelope[Any], *, data_json: str | None = None) -> dict[str, Any]:
@@ -113,31 +177,46 @@ def _columns(rows: list[dict[str, Any]]) -> list[list[Any]]:
 
 
 async def add_events(session: AsyncSession, table: Table, topic: str, envelopes: Sequence[EventEnvelope[Any]]) -> int:
-    """Write events to the outbox inside the caller's transaction.
+    """Write events to the outbox (and its pending queue) inside the caller's transaction.
 
-    Idempotent on the event id while the event waits to be published. A consumer that replays
-    its input publishes nothing twice because its own processed-message key (and the event's
-    deterministic id) stop it first; consumers downstream deduplicate by event id. Returns rows added.
+    Idempotent on the event id while the event is kept. A consumer that replays its input
+    publishes nothing twice because its own processed-message key (and the event's deterministic
+    id) stop it first; consumers downstream deduplicate by event id. Returns rows added.
     """
     if not envelopes:
         return 0
     arrays = outbox_arrays(topic, envelopes)
     names = [f"a{i}" for i in range(len(arrays))]
     casts = ", ".join(f"CAST(:{n} AS {t})" for n, t in zip(names, OUTBOX_ARRAY_TYPES, strict=True))
+    schema = table.schema
     # One statement whatever the batch size: arrays unnested server-side (no per-row binds).
     result = await session.execute(
         text(
-            f'INSERT INTO "{table.schema}".outbox ({", ".join(OUTBOX_COLUMNS)}) SELECT * FROM unnest({casts}) '
-            "ON CONFLICT (event_id) DO NOTHING RETURNING id"
+            f'WITH queued AS (INSERT INTO "{schema}".outbox ({", ".join(OUTBOX_COLUMNS)}) '
+            f"SELECT * FROM unnest({casts}) ON CONFLICT (event_id) DO NOTHING RETURNING id) "
+            f'INSERT INTO "{schema}".outbox_pending (id) SELECT id FROM queued RETURNING id'
         ),
         dict(zip(names, arrays, strict=True)),
     )
     return len(result.all())
 
 
+@dataclass
+class PartitionLog:
+    """The relay's view of one partition's log: its epoch and the last offset the broker acked."""
+
+    epoch: str
+    last_offset: int
+
+
+def new_epoch() -> str:
+    return uuid.uuid4().hex
+
+
 class OutboxRelay:
-    """Publishes the outbox to Kafka. Every replica runs one; one at a time holds the relay lock
-    and publishes (in id order, so a key's events keep their order), the others stand by."""
+    """Publishes the outbox to Kafka and keeps what it published until consumed. Every replica runs
+    one; one at a time holds the relay lock and publishes (in id order, so a key's events keep
+    their order), the others stand by. 发件箱中继：按序发布并保留至被消费；多副本时同一时刻一个发布。"""
 
     def __init__(
         self,
@@ -149,6 +228,8 @@ class OutboxRelay:
         batch_size: int = 1000,
         poll_interval_s: float = 0.5,
         linger_s: float = 0.005,
+        keeper: RetentionKeeper | None = None,
+        keep_interval_s: float = 2.0,
     ) -> None:
         self.engine = engine
         self.table = table
@@ -157,28 +238,46 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self.linger_s = linger_s
+        self.keeper = keeper
+        self.keep_interval_s = keep_interval_s
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._kept_at = 0.0
         self.published = 0
+        self.republished = 0
         self.last_error: str | None = None
-        outbox = f'"{table.schema}".outbox'
+        schema = f'"{table.schema}"'
         # One relay of a service publishes at a time (a transaction-scoped advisory lock taken in
         # the claim itself): two claiming side by side would each hold a run of ids, and the later
         # run could reach Kafka first — a case's events out of order. The others stand by and take
         # over on their next wake or poll. 同一服务同一时刻只有一个中继在发布（事务级咨询锁），保证同键事件顺序。
         self.lock_key = zlib.crc32(f"outbox-relay:{table.schema}".encode())
         # The lock is an init plan (evaluated once): a standby relay's claim stops at once instead
-        # of walking the whole outbox. 锁作为一次性子计划求值：备用中继的认领立即结束，不扫描整个发件箱。
+        # of walking the whole queue. 锁作为一次性子计划求值：备用中继的认领立即结束。
         self._claim_sql = (
-            f"SELECT id, topic, key, value, headers FROM {outbox} "
+            f"SELECT p.id, o.topic, o.key, o.value, o.headers FROM {schema}.outbox_pending p "
+            f"JOIN {schema}.outbox o ON o.id = p.id "
             f"WHERE (SELECT pg_try_advisory_xact_lock({self.lock_key})) "
-            "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+            "ORDER BY p.id LIMIT $1 FOR UPDATE OF p SKIP LOCKED"
         )
-        # Published rows are deleted (Kafka keeps the events): marking them instead rewrote every
-        # ~1 kB row and three indexes — as much database work as inserting it (measured: +10 %
-        # events/s relayed by intake when deleting). 已发布的行直接删除（事件由 Kafka 保存）。
-        self._delete_sql = f"DELETE FROM {outbox} WHERE id = ANY($1::bigint[])"
+        self._state_sql = f"SELECT topic, partition, epoch, last_offset FROM {schema}.outbox_partitions"
+        self._done_sql = f"DELETE FROM {schema}.outbox_pending WHERE id = ANY($1::bigint[])"
+        self._record_sql = (
+            f"INSERT INTO {schema}.outbox_published (topic, partition, first_offset, last_offset, outbox_ids) "
+            "VALUES ($1, $2, $3, $4, $5::bigint[])"
+        )
+        self._state_upsert_sql = (
+            f"INSERT INTO {schema}.outbox_partitions (topic, partition, epoch, last_offset) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (topic, partition) DO UPDATE SET epoch = EXCLUDED.epoch, last_offset = EXCLUDED.last_offset"
+        )
+        #: Make a partition's retained rows pending again (its log was lost). 分区日志丢失：保留行重新待发。
+        self.requeue_sql = (
+            f"WITH gone AS (DELETE FROM {schema}.outbox_published WHERE topic = $1 AND partition = $2 "
+            "RETURNING outbox_ids) "
+            f"INSERT INTO {schema}.outbox_pending (id) SELECT unnest(outbox_ids) FROM gone "
+            "ON CONFLICT (id) DO NOTHING RETURNING id"
+        )
 
     def wake(self) -> None:
         """Tell the relay new rows were committed (saves waiting for the next poll)."""
@@ -197,6 +296,8 @@ class OutboxRelay:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
+        if self.keeper is not None:
+            await self.keeper.close()
 
     async def run(self) -> None:
         backoff = self.poll_interval_s
@@ -209,6 +310,7 @@ class OutboxRelay:
                 sent = await self.relay_once()
                 self.last_error = None
                 backoff = self.poll_interval_s
+                await self._keep_if_due()
                 if sent >= self.batch_size:
                     continue  # more waiting: go on without sleeping
             except asyncio.CancelledError:
@@ -224,8 +326,23 @@ class OutboxRelay:
                 # Woken by a commit: linger a moment so one batch carries many requests' events.
                 await asyncio.sleep(self.linger_s)
 
+    async def _keep_if_due(self) -> None:
+        """Every ``keep_interval_s``: check the broker still holds what was published, and let go
+        of what every consumer has. 定期核对代理日志并释放已被全部消费的行。"""
+        if self.keeper is None or self._stopping.is_set():
+            return
+        now = time.monotonic()
+        if now - self._kept_at < self.keep_interval_s:
+            return
+        self._kept_at = now
+        requeued = await self.keeper.keep_once(self)
+        if requeued:
+            self.republished += requeued
+            self.wake()
+
     async def relay_once(self) -> int:
-        """Publish one batch: claim (SKIP LOCKED) → send → await acks → delete → commit.
+        """Publish one batch: claim (SKIP LOCKED) → send → await acks → record where each row went
+        (or, for a partition whose log the broker lost, requeue its retained rows) → commit.
 
         On the driver connection (asyncpg directly): the relay is on every service's hot path and
         SQLAlchemy's per-row result processing would cost more than the claim itself.
@@ -234,8 +351,17 @@ class OutboxRelay:
             rows = await conn.fetch(self._claim_sql, self.batch_size)
             if not rows:
                 return 0
+            logs = {(r["topic"], r["partition"]): PartitionLog(r["epoch"], r["last_offset"])
+                    for r in await conn.fetch(self._state_sql)}
+            epochs: dict[tuple[str, int], str] = {}
+
+            def epoch_header(topic: str, partition: int) -> list[tuple[str, bytes]]:
+                known = logs.get((topic, partition))
+                epochs[topic, partition] = known.epoch if known else new_epoch()
+                return [(LOG_EPOCH_HEADER, epochs[topic, partition].encode())]
+
             started = time.perf_counter()
-            await self.publisher.send_batch(
+            positions = await self.publisher.send_batch(
                 [
                     (
                         r["topic"],
@@ -244,21 +370,64 @@ class OutboxRelay:
                         [(k, v.encode()) for k, v in r["headers"]],
                     )
                     for r in rows
-                ]
+                ],
+                extra_headers=epoch_header,
             )
             if self.metrics:
                 self.metrics.produce_latency.observe(time.perf_counter() - started)
-            await conn.execute(self._delete_sql, [r["id"] for r in rows])
-        self.published += len(rows)
+            placed: dict[tuple[str, int], list[tuple[int, int]]] = {}
+            for row, (partition, offset) in zip(rows, positions, strict=True):
+                placed.setdefault((row["topic"], partition), []).append((offset, row["id"]))
+            done: list[int] = []
+            for (topic, partition), items in placed.items():
+                items.sort()
+                known = logs.get((topic, partition))
+                last = items[-1][0]
+                if known is not None and items[0][0] <= known.last_offset:
+                    # The broker gave an offset we already had: this partition's log is a new one.
+                    # Everything retained for it goes out again (this batch too, under a new epoch).
+                    # 代理给出的偏移不大于已记录的：该分区日志已丢失，保留行连同本批以新纪元重发。
+                    requeued = await conn.fetch(self.requeue_sql, topic, partition)
+                    log.warning(
+                        "broker lost a partition's log; republishing what it held",
+                        topic=topic, partition=partition, offset=items[0][0], recorded=known.last_offset,
+                        republishing=len(requeued) + len(items),
+                    )
+                    self.republished += len(requeued)
+                    await conn.execute(self._state_upsert_sql, topic, partition, new_epoch(), last)
+                    continue
+                await conn.execute(
+                    self._record_sql, topic, partition, items[0][0], last, [row_id for _, row_id in items]
+                )
+                await conn.execute(self._state_upsert_sql, topic, partition, epochs[topic, partition], last)
+                done.extend(row_id for _, row_id in items)
+            await conn.execute(self._done_sql, done)
+        self.published += len(done)
         if self.metrics:
             for topic in {r["topic"] for r in rows}:
                 self.metrics.outbox_published.labels(topic).inc(sum(1 for r in rows if r["topic"] == topic))
+        if len(done) < len(rows):
+            self.wake()
         return len(rows)
 
     async def backlog(self) -> int:
-        t = self.table
+        """Events waiting to be published (pending). 待发布事件数。"""
+        schema = self.table.schema
         async with self.engine.connect() as conn:
-            n = (await conn.execute(select(func.count()).select_from(t))).scalar_one()
+            n = (await conn.execute(text(f'SELECT count(*) FROM "{schema}".outbox_pending'))).scalar_one()
         if self.metrics:
             self.metrics.outbox_backlog.set(n)
+        return int(n)
+
+    async def retained(self) -> int:
+        """Published events kept until every consumer has them. 已发布、待全部消费后释放的事件数。"""
+        schema = self.table.schema
+        async with self.engine.connect() as conn:
+            n = (
+                await conn.execute(
+                    text(f'SELECT coalesce(sum(cardinality(outbox_ids)), 0) FROM "{schema}".outbox_published')
+                )
+            ).scalar_one()
+        if self.metrics:
+            self.metrics.outbox_retained.set(n)
         return int(n)

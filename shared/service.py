@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
@@ -28,7 +30,8 @@ from shared.db import UnitOfWork, create_engine, is_database_unavailable, ping, 
 from shared.kafka import BatchHandler, ConsumerRunner, Handler, KafkaPublisher, processed_messages_table
 from shared.logging import bind_correlation, clear_correlation, configure_logging, get_logger
 from shared.observability import PlatformMetrics, install_metrics
-from shared.outbox import OutboxRelay, outbox_table
+from shared.outbox import OutboxRelay, outbox_tables
+from shared.outbox_retention import RetentionKeeper
 from shared.settings import ServiceSettings
 
 log = get_logger(__name__)
@@ -71,13 +74,21 @@ class ServiceRuntime:
         self.readiness: dict[str, ReadinessCheck] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._stoppers: list[Callable[[], Awaitable[None]]] = []
+        self._broker_checked_at = -1.0
+        self._broker_error: str | None = None
 
     # -- building blocks
     def use_outbox(self) -> Table:
         """Declare the service's outbox table (in its metadata) and its relay."""
         if self.outbox is None:
             existing = self.metadata.tables.get(f"{self.metadata.schema}.outbox")
-            self.outbox = existing if existing is not None else outbox_table(self.metadata)
+            self.outbox = existing if existing is not None else outbox_tables(self.metadata)
+            keeper = RetentionKeeper(
+                engine=self.engine,
+                schema=str(self.metadata.schema),
+                bootstrap=self.settings.kafka_bootstrap_servers,
+                retention_s=self.settings.outbox_retention_s,
+            )
             self.relay = OutboxRelay(
                 engine=self.engine,
                 table=self.outbox,
@@ -86,6 +97,8 @@ class ServiceRuntime:
                 batch_size=self.settings.outbox_batch_size,
                 poll_interval_s=self.settings.outbox_poll_interval_s,
                 linger_s=self.settings.outbox_linger_s,
+                keeper=keeper,
+                keep_interval_s=self.settings.outbox_keep_interval_s,
             )
         return self.outbox
 
@@ -158,7 +171,10 @@ class ServiceRuntime:
 
     async def stop(self) -> None:
         for consumer in self.consumers:  # finish in-flight work and commit first
-            await consumer.stop()
+            try:
+                await consumer.stop()
+            except Exception as exc:
+                log.warning("consumer did not stop cleanly", consumer=consumer.group_id, error=repr(exc))
         for stopper in reversed(self._stoppers):
             with contextlib.suppress(Exception):
                 await stopper()
@@ -168,30 +184,60 @@ class ServiceRuntime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self.relay is not None:
-            await self.relay.stop()
-        await self.publisher.stop()
+            try:
+                await self.relay.stop()
+            except Exception as exc:
+                log.warning("outbox relay did not stop cleanly", error=repr(exc))
+        with contextlib.suppress(Exception):
+            await self.publisher.stop()
         await self.engine.dispose()
 
     # -- health
+    async def _broker_unreachable(self) -> str | None:
+        """``None`` when a bootstrap broker accepts a connection now, else why not (cached 1 s).
+        代理是否可连（缓存 1 秒）。"""
+        now = time.monotonic()
+        if now - self._broker_checked_at < 1.0:
+            return self._broker_error
+        error: str | None = "no bootstrap server"
+        for server in self.settings.kafka_bootstrap_servers.split(","):
+            host, _, port = server.strip().rpartition(":")
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(host or "127.0.0.1", int(port)), 1.0)
+            except (OSError, TimeoutError, ValueError) as exc:
+                error = f"broker unreachable at {server.strip()}: {type(exc).__name__}"
+                continue
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            error = None
+            break
+        self._broker_checked_at, self._broker_error = now, error
+        return error
+
+    async def _relay_check(self, db_ok: bool, broker_error: str | None) -> Check:
+        assert self.relay is not None
+        counts = ""
+        if db_ok:
+            with contextlib.suppress(Exception):
+                backlog, retained = await self.relay.backlog(), await self.relay.retained()
+                counts = f"; {backlog} waiting to be published, {retained} published and kept until consumed"
+        problem = broker_error or self.relay.last_error
+        if problem:
+            return Check(False, f"{problem}{counts} (kept in PostgreSQL; published when the broker is back)", False)
+        return Check(True, f"publishing{counts}", required=False)
+
     async def readiness_report(self) -> tuple[bool, dict[str, Any]]:
         checks: dict[str, Check] = {}
         db_ok = await ping(self.engine)
         checks["database"] = Check(db_ok, "reachable" if db_ok else "unreachable")
+        broker_error = await self._broker_unreachable()
         if self.relay is not None:
-            backlog: int | None = None
-            if db_ok:
-                with contextlib.suppress(Exception):
-                    backlog = await self.relay.backlog()
-            broker_ok = self.relay.last_error is None
-            checks["broker"] = Check(
-                broker_ok,
-                (self.relay.last_error or "publishing")
-                + (f"; outbox backlog {backlog}" if backlog is not None else ""),
-                required=False,
-            )
+            checks["broker"] = await self._relay_check(db_ok, broker_error)
+        now = time.monotonic()
         for consumer in self.consumers:
-            checks[f"consumer:{consumer.group_id}"] = Check(
-                consumer.running, "consuming" if consumer.running else "not connected to the broker", required=False
+            checks[f"consumer:{consumer.group_id}"] = _consumer_check(
+                consumer, broker_error, now, self.settings.consumer_stall_after_s
             )
         for name, check in self.readiness.items():
             try:
@@ -206,6 +252,22 @@ class ServiceRuntime:
             "service": self.service,
             "checks": {k: {"ok": c.ok, "required": c.required, "detail": c.detail} for k, c in checks.items()},
         }
+
+
+def _consumer_check(consumer: ConsumerRunner, broker_error: str | None, now: float, stall_after_s: float) -> Check:
+    """How one consumer group is doing: unreachable, not connected, stalled, behind, or consuming.
+    消费组状态：代理不可达、未连接、停滞、落后或正常消费。"""
+    if broker_error:
+        return Check(False, f"{broker_error}; resumes from its committed position when the broker is back", False)
+    if not consumer.running:
+        return Check(False, "not connected to the broker", required=False)
+    behind = sum(consumer.lag.values())
+    idle = now - consumer.last_progress
+    if behind and idle > stall_after_s:
+        return Check(False, f"stalled: {behind} behind, nothing applied for {idle:.0f} s", required=False)
+    if behind:
+        return Check(True, f"consuming; {behind} behind", required=False)
+    return Check(True, "consuming", required=False)
 
 
 class RequestIdMiddleware:
@@ -298,12 +360,14 @@ def create_service_app(
         if runtime.relay is not None:
             with contextlib.suppress(Exception):
                 await runtime.relay.backlog()
+                await runtime.relay.retained()
         if before_scrape is not None:
             await before_scrape()
 
     install_metrics(app, runtime.metrics, scrape)
 
     @app.exception_handler(SQLAlchemyError)
+    @app.exception_handler(asyncpg.PostgresError)
     @app.exception_handler(OSError)
     async def database_errors(request: Request, exc: Exception) -> JSONResponse:
         if is_database_unavailable(exc):

@@ -50,6 +50,13 @@ class ServiceSettings(BaseSettings):
     outbox_poll_interval_s: float = 0.5
     #: After a commit wakes the relay, wait this long so one claim carries many requests' events.
     outbox_linger_s: float = 0.005
+    #: How often the relay checks that the broker still holds what it published and releases
+    #: rows every consumer group has. 核对代理与释放已消费行的间隔。
+    outbox_keep_interval_s: float = 2.0
+    #: How long published rows of topics without a fixed consumer group are kept (7 days).
+    outbox_retention_s: float = 7 * 24 * 3600
+    #: Readiness calls a consumer stalled when it is behind and applied nothing for this long.
+    consumer_stall_after_s: float = 30.0
     consumer_max_batch: int = 500
     consumer_max_attempts: int = 3
 

@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from shared.db import service_metadata
 from shared.kafka import processed_messages_table
-from shared.outbox import outbox_table
+from shared.outbox import outbox_tables
 
 metadata = service_metadata("dispatch")
 
@@ -129,5 +129,5 @@ case_transitions = Table(
     UniqueConstraint("case_id", "version"),
 )
 
-outbox = outbox_table(metadata)
+outbox = outbox_tables(metadata)
 processed_messages = processed_messages_table(metadata)

@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.db import service_metadata
-from shared.outbox import outbox_table
+from shared.outbox import outbox_tables
 
 metadata = service_metadata("grid")
 
@@ -84,4 +84,4 @@ rule_sets = Table(
     CheckConstraint("change IN ('bundle', 'rules')", name="change"),
 )
 
-outbox = outbox_table(metadata)
+outbox = outbox_tables(metadata)

@@ -40,7 +40,8 @@ class Outcome:
     event_id: uuid.UUID
 
 
-# The verbatim rows and their outbox rows (columns as in shared.outbox.outbox_arrays) in one statement.
+# The verbatim rows, their outbox rows (columns as in shared.outbox.outbox_arrays) and the relay's pending
+# markers in one statement.
 _ACCEPT_SQL = """
 WITH incoming AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],
@@ -62,6 +63,9 @@ WITH incoming AS (
     SELECT f.event_id, f.topic, f.event_type, f.key, f.value, f.headers
     FROM first_seen f JOIN accepted a USING (event_id) ORDER BY f.ord
     ON CONFLICT (event_id) DO NOTHING
+    RETURNING id
+), pending AS (
+    INSERT INTO intake.outbox_pending (id) SELECT id FROM queued
 )
 SELECT event_id FROM accepted
 """
@@ -78,6 +82,9 @@ WITH accepted AS (
     INSERT INTO intake.outbox (event_id, topic, event_type, key, value, headers)
     SELECT event_id, $9, $10, $11, $12, $13 FROM accepted
     ON CONFLICT (event_id) DO NOTHING
+    RETURNING id
+), pending AS (
+    INSERT INTO intake.outbox_pending (id) SELECT id FROM queued
 )
 SELECT event_id FROM accepted
 """

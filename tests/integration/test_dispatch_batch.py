@@ -101,7 +101,8 @@ async def state(engine: AsyncEngine) -> dict[str, list[Any]]:
 
 async def wipe(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
-        await conn.execute(text("TRUNCATE dispatch.case_transitions, dispatch.cases, dispatch.outbox"))
+        await conn.execute(text("TRUNCATE dispatch.case_transitions, dispatch.cases, dispatch.outbox, "
+                                "dispatch.outbox_pending, dispatch.outbox_published"))
 
 
 async def one_by_one(engine: AsyncEngine, loaded: LoadedJurisdiction, events: list[IncidentReported]) -> list[Any]:

@@ -402,10 +402,16 @@ async def test_accepted_row_and_its_event_are_written_together_and_published_onc
     await events_for(kafka.bootstrap, {event_id})
     engine = create_engine(database_url)
 
-    async def left_the_outbox() -> bool:
+    async def published_and_kept() -> bool:
+        # Published: no longer pending, and kept (with where it went) until dispatch has it.
         async with engine.connect() as conn:
-            query = text("SELECT count(*) FROM intake.outbox WHERE event_id = :e")
-            return bool((await conn.execute(query, {"e": event_id})).scalar_one() == 0)
+            query = text(
+                "SELECT count(p.id), count(k.id) FROM intake.outbox o "
+                "LEFT JOIN intake.outbox_pending p ON p.id = o.id "
+                "LEFT JOIN intake.outbox_published k ON o.id = ANY(k.outbox_ids) WHERE o.event_id = :e"
+            )
+            pending, kept = (await conn.execute(query, {"e": event_id})).one()
+            return bool(pending == 0 and kept == 1)
 
     try:
         async with engine.connect() as conn:
@@ -415,7 +421,7 @@ async def test_accepted_row_and_its_event_are_written_together_and_published_onc
                 )
             ).scalar_one()
         assert n_accepted == 1
-        await eventually(left_the_outbox, timeout_s=10)  # published rows leave the outbox
+        await eventually(published_and_kept, timeout_s=10)
     finally:
         await engine.dispose()
     records = await read_topic(kafka.bootstrap, INCIDENT_REPORTED, expect=10**9, timeout_s=1.0)

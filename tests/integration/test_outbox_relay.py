@@ -13,7 +13,7 @@ from sqlalchemy import text
 from shared.db import create_engine, service_metadata
 from shared.embedded import TansuBroker
 from shared.kafka import KafkaPublisher, ensure_topics
-from shared.outbox import OutboxRelay, outbox_table
+from shared.outbox import OutboxRelay, outbox_tables
 from tests.conftest import read_topic
 from tests.helpers import eventually
 
@@ -25,7 +25,7 @@ async def test_two_replicas_relaying_keep_each_keys_order(own_database_url: str,
     topic = f"test.relay.order.{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka.bootstrap, [topic])
     metadata = service_metadata("relaytest")
-    table = outbox_table(metadata)
+    table = outbox_tables(metadata)
     engine = create_engine(own_database_url)
     async with engine.begin() as conn:
         await conn.execute(text("CREATE SCHEMA relaytest"))
@@ -44,6 +44,7 @@ async def test_two_replicas_relaying_keep_each_keys_order(own_database_url: str,
                 for i in range(ROWS)
             ],
         )
+        await conn.execute(text("INSERT INTO relaytest.outbox_pending (id) SELECT id FROM relaytest.outbox"))
     replicas = [
         OutboxRelay(
             engine=create_engine(own_database_url),
@@ -61,7 +62,7 @@ async def test_two_replicas_relaying_keep_each_keys_order(own_database_url: str,
 
     async def all_sent() -> bool:
         async with engine.connect() as conn:
-            unsent = await conn.scalar(text("SELECT count(*) FROM relaytest.outbox"))
+            unsent = await conn.scalar(text("SELECT count(*) FROM relaytest.outbox_pending"))
         return unsent == 0
 
     try:

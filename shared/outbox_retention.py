@@ -1,0 +1,269 @@
+"""Retention of published outbox rows (留存): PostgreSQL is the log of record, the broker only carries it.
+
+A published row stays in its service's outbox until every consumer group of its topic has
+committed past the offset the broker gave it (:data:`shared.events.TOPICS` names the groups);
+topics read only by per-replica groups keep their rows for ``OUTBOX_RETENTION_S``. The
+:class:`RetentionKeeper` runs inside the relay's loop every few seconds and does two things:
+
+1. **Checks that the broker still holds what was published.** For each partition with retained
+   rows it reads the record at the highest recorded offset: gone (offset out of range, partition
+   or topic missing) or a different event there means the broker lost that partition's log (a
+   Tansu restart forgets everything; a Kafka disk can be lost). The partition's retained rows
+   become pending again and the relay republishes them in their original order, under a new
+   log epoch. A broker that cannot be reached proves nothing either way: nothing changes.
+2. **Lets go of what every consumer has.** A group's commit counts only when its metadata is the
+   partition's current epoch (consumers commit the ``log_epoch`` header of what they applied), so
+   a commit made against a lost log — a consumer's commit that reached the restarted broker — can
+   never release rows the new log's readers have not seen.
+
+Network calls happen first; the database changes follow in one short transaction that holds the
+relay's advisory lock and re-checks each partition's epoch, so a standby replica never acts.
+留存：已发布行保留至所有消费组（按当前日志纪元）提交越过其偏移；定期核对代理是否仍持有已发布记录，
+丢失则按原顺序重发。
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import OffsetOutOfRangeError
+
+from shared.db import driver_connection
+from shared.events import TOPICS
+from shared.logging import get_logger
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from shared.outbox import OutboxRelay
+
+log = get_logger(__name__)
+
+Verdict = Literal["intact", "lost", "unknown"]
+
+
+@dataclass(frozen=True)
+class Retained:
+    """A partition with retained rows: its epoch and the newest published record (offset, event id)."""
+
+    topic: str
+    partition: int
+    epoch: str
+    last_offset: int
+    last_event_id: str
+
+
+@dataclass(frozen=True)
+class Commit:
+    offset: int
+    metadata: str
+
+
+def releasable_before(retained: Retained, commits: list[Commit | None]) -> int:
+    """The offset below which every consumer group has the partition's rows (pure).
+
+    A group with no commit, or one whose metadata is another epoch (made against a log the
+    broker lost), holds everything back. 所有消费组（当前纪元）都已提交越过的偏移；任一组未提交或纪元不符则为 0。
+    """
+    if not commits:
+        return 0
+    valid = [c.offset for c in commits if c is not None and c.offset >= 0 and c.metadata == retained.epoch]
+    return min(valid) if len(valid) == len(commits) else 0
+
+
+def judge(retained: Retained, offset: int | None, event_id: str | None) -> Verdict:
+    """Whether the broker still holds the newest retained record (pure): ``offset`` and
+    ``event_id`` are what it returned when asked for ``retained.last_offset``; ``None`` offset:
+    out of range or missing partition. 代理是否仍持有最新保留记录。"""
+    if offset is None:
+        return "lost"
+    return "intact" if offset == retained.last_offset and event_id == retained.last_event_id else "lost"
+
+
+class RetentionKeeper:
+    """Checks the broker against the outbox's record and releases consumed rows; see the module."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        schema: str,
+        bootstrap: str,
+        retention_s: float,
+        fetch_timeout_s: float = 3.0,
+    ) -> None:
+        self.engine = engine
+        self.schema = schema
+        self.bootstrap = bootstrap
+        self.retention_s = retention_s
+        self.fetch_timeout_s = fetch_timeout_s
+        self._reader: AIOKafkaConsumer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+        s = f'"{schema}"'
+        self._retained_sql = (
+            "SELECT DISTINCT ON (p.topic, p.partition) p.topic, p.partition, p.last_offset, "
+            "o.event_id::text AS event_id, s.epoch "
+            f"FROM {s}.outbox_published p "
+            f"JOIN {s}.outbox o ON o.id = p.outbox_ids[cardinality(p.outbox_ids)] "
+            f"JOIN {s}.outbox_partitions s ON s.topic = p.topic AND s.partition = p.partition "
+            "ORDER BY p.topic, p.partition, p.last_offset DESC"
+        )
+        self._epoch_sql = f"SELECT epoch FROM {s}.outbox_partitions WHERE topic = $1 AND partition = $2 FOR UPDATE"
+        self._lost_sql = (
+            f"UPDATE {s}.outbox_partitions SET epoch = $3, last_offset = -1 WHERE topic = $1 AND partition = $2"
+        )
+        self._release_sql = (
+            f"WITH gone AS (DELETE FROM {s}.outbox_published WHERE topic = $1 AND partition = $2 "
+            "AND last_offset < $3 RETURNING outbox_ids) "
+            f"DELETE FROM {s}.outbox o USING (SELECT unnest(outbox_ids) AS id FROM gone) g WHERE o.id = g.id"
+        )
+        self._expire_sql = (
+            f"WITH gone AS (DELETE FROM {s}.outbox_published WHERE NOT (topic = ANY($1::text[])) "
+            "AND published_at < now() - make_interval(secs => $2) RETURNING outbox_ids) "
+            f"DELETE FROM {s}.outbox o USING (SELECT unnest(outbox_ids) AS id FROM gone) g WHERE o.id = g.id"
+        )
+
+    async def close(self) -> None:
+        reader, admin, self._reader, self._admin = self._reader, self._admin, None, None
+        if reader is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(reader.stop(), 5)
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(admin.close(), 5)
+
+    async def keep_once(self, relay: OutboxRelay) -> int:
+        """One pass: verify, then requeue lost partitions and release consumed rows. Returns rows requeued."""
+        async with driver_connection(self.engine) as conn:
+            retained = [
+                Retained(r["topic"], r["partition"], r["epoch"], r["last_offset"], r["event_id"])
+                for r in await conn.fetch(self._retained_sql)
+            ]
+        verdicts: dict[tuple[str, int], Verdict] = {}
+        releasable: dict[tuple[str, int], int] = {}
+        if retained:
+            try:
+                verdicts = await self._verify(retained)
+                releasable = await self._releasable(retained)
+            except Exception as exc:  # the broker is away: nothing is proven, nothing changes
+                log.info("outbox retention check skipped", error=repr(exc))
+                await self.close()
+                verdicts, releasable = {}, {}
+        return await self._apply(relay, retained, verdicts, releasable)
+
+    async def _apply(
+        self,
+        relay: OutboxRelay,
+        retained: list[Retained],
+        verdicts: dict[tuple[str, int], Verdict],
+        releasable: dict[tuple[str, int], int],
+    ) -> int:
+        from shared.outbox import new_epoch
+
+        requeued = 0
+        async with driver_connection(self.engine) as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", relay.lock_key):
+                return 0  # another replica's relay is publishing; it keeps the outbox
+            for r in retained:
+                tp = (r.topic, r.partition)
+                if verdicts.get(tp) not in ("lost",) and not releasable.get(tp):
+                    continue
+                if await conn.fetchval(self._epoch_sql, r.topic, r.partition) != r.epoch:
+                    continue  # the relay renewed this partition meanwhile
+                if verdicts.get(tp) == "lost":
+                    rows = await conn.fetch(relay.requeue_sql, r.topic, r.partition)
+                    await conn.execute(self._lost_sql, r.topic, r.partition, new_epoch())
+                    requeued += len(rows)
+                    log.warning(
+                        "broker no longer holds what was published; republishing",
+                        topic=r.topic, partition=r.partition, offset=r.last_offset, republishing=len(rows),
+                    )
+                else:
+                    await conn.execute(self._release_sql, r.topic, r.partition, releasable[tp])
+            await conn.execute(
+                self._expire_sql, [t for t, spec in TOPICS.items() if spec.consumer_groups], self.retention_s
+            )
+        if requeued and relay.metrics:
+            relay.metrics.outbox_republished.inc(requeued)
+        return requeued
+
+    async def _clients(self) -> tuple[AIOKafkaConsumer, AIOKafkaAdminClient]:
+        if self._reader is None or self._admin is None:
+            await self.close()
+            reader = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="none",
+                metadata_max_age_ms=2000,
+                request_timeout_ms=int(self.fetch_timeout_s * 1000) + 2000,
+            )
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.bootstrap, request_timeout_ms=int(self.fetch_timeout_s * 1000)
+            )
+            try:
+                await asyncio.wait_for(reader.start(), self.fetch_timeout_s)
+                await asyncio.wait_for(admin.start(), self.fetch_timeout_s)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await reader.stop()
+                with contextlib.suppress(Exception):
+                    await admin.close()
+                raise
+            self._reader, self._admin = reader, admin
+        return self._reader, self._admin
+
+    async def _verify(self, retained: list[Retained]) -> dict[tuple[str, int], Verdict]:
+        """Read the newest retained record of each partition back from the broker. 回读每个分区的最新保留记录。"""
+        reader, _ = await self._clients()
+        topics = await asyncio.wait_for(reader.topics(), self.fetch_timeout_s)
+        verdicts: dict[tuple[str, int], Verdict] = {}
+        for r in retained:
+            partitions = reader.partitions_for_topic(r.topic) if r.topic in topics else None
+            if not partitions or r.partition not in partitions:
+                verdicts[r.topic, r.partition] = judge(r, None, None)
+                continue
+            verdicts[r.topic, r.partition] = await self._read_one(reader, r)
+        return verdicts
+
+    async def _read_one(self, reader: AIOKafkaConsumer, r: Retained) -> Verdict:
+        tp = TopicPartition(r.topic, r.partition)
+        reader.assign([tp])
+        reader.seek(tp, r.last_offset)
+        try:
+            batch = await reader.getmany(tp, timeout_ms=int(self.fetch_timeout_s * 1000), max_records=1)
+        except OffsetOutOfRangeError:
+            return judge(r, None, None)
+        records = batch.get(tp) or []
+        if not records:
+            return "unknown"  # no answer in time: prove nothing
+        record = records[0]
+        event_id = next((v.decode() for k, v in (record.headers or ()) if k == "ce_id"), None)
+        return judge(r, record.offset, event_id)
+
+    async def _releasable(self, retained: list[Retained]) -> dict[tuple[str, int], int]:
+        """Per partition, the offset below which every consumer group has committed (current epoch)."""
+        _, admin = await self._clients()
+        by_topic: dict[str, list[Retained]] = {}
+        for r in retained:
+            by_topic.setdefault(r.topic, []).append(r)
+        out: dict[tuple[str, int], int] = {}
+        for topic, items in by_topic.items():
+            groups = TOPICS[topic].consumer_groups if topic in TOPICS else ()
+            if not groups:
+                continue
+            tps = [TopicPartition(topic, r.partition) for r in items]
+            commits: dict[str, dict[TopicPartition, Commit]] = {}
+            for group in groups:
+                answer = await asyncio.wait_for(
+                    admin.list_consumer_group_offsets(group, partitions=tps), self.fetch_timeout_s
+                )
+                commits[group] = {tp: Commit(om.offset, om.metadata or "") for tp, om in answer.items()}
+            for r, tp in zip(items, tps, strict=True):
+                out[topic, r.partition] = releasable_before(r, [commits[g].get(tp) for g in groups])
+        return out
