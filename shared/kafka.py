@@ -40,21 +40,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
-from aiokafka.structs import OffsetAndMetadata
-from sqlalchemy import Column, DateTime, MetaData, Table, Text, Uuid, func
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, Table, Text, Uuid, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db import is_database_unavailable
 from shared.events import TOPICS, ContractError, EventEnvelope, decode_envelope, dlq_topic
+from shared.log_epochs import EpochTracker
 from shared.logging import bind_correlation, clear_correlation, get_logger
 from shared.observability import PlatformMetrics
 
 log = get_logger(__name__)
-
-#: Header carrying the outbox relay's log epoch of the record's partition (see :mod:`shared.outbox`);
-#: consumers commit it as their offsets' metadata. 记录所在分区的日志纪元；消费者随偏移一并提交。
-LOG_EPOCH_HEADER = "log_epoch"
 
 
 # --------------------------------------------------------------------------- topics
@@ -70,11 +66,17 @@ async def ensure_topics(bootstrap: str, topics: Sequence[str] | None = None, *, 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
     await asyncio.wait_for(admin.start(), timeout_s)
     try:
-        existing = set(await admin.list_topics())
+        # All topics (naming none: Tansu would auto-create a named missing topic with its default count).
+        existing = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(None)}
         missing = [NewTopic(n, num_partitions=p, replication_factor=1) for n, p in wanted.items() if n not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
+        fewer = {n: (existing[n], p) for n, p in wanted.items() if n in existing and existing[n] < p}
+        if fewer:
+            # A broker that auto-created a topic (a consumer asked for it first) gave it its own count.
+            # Correct either way (keys keep one partition each); only parallelism is lower.
+            log.warning("topics have fewer partitions than the registry's", topics=fewer)
     finally:
         await admin.close()
 
@@ -279,6 +281,13 @@ class KafkaPublisher:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), 5)
 
+    async def reconnect(self) -> None:
+        """Drop the producer: the next send starts a new one, with fresh metadata, after creating
+        the registry's topics. Called when the broker is found to have lost its logs: a producer
+        with the old metadata would send to topics the broker no longer has (Tansu acks such
+        records and keeps none of them). 代理丢失日志后重建生产者（刷新元数据并重建主题）。"""
+        await self._reset()
+
     async def stop(self) -> None:
         await self._reset()
 
@@ -287,7 +296,10 @@ class KafkaPublisher:
 
 
 def processed_messages_table(metadata: MetaData) -> Table:
-    """Idempotency keys of consumed events, in the consuming service's schema."""
+    """Idempotency keys of consumed events, in the consuming service's schema; declares the
+    consumers' positions beside it (:func:`consumer_positions_table`)."""
+    if f"{metadata.schema}.consumer_positions" not in metadata.tables:
+        consumer_positions_table(metadata)
     return Table(
         "processed_messages",
         metadata,
@@ -298,11 +310,21 @@ def processed_messages_table(metadata: MetaData) -> Table:
     )
 
 
-def _epoch_of(record: ConsumerRecord) -> str | None:
-    for name, value in record.headers or ():
-        if name == LOG_EPOCH_HEADER:
-            return bytes(value).decode()
-    return None
+def consumer_positions_table(metadata: MetaData) -> Table:
+    """Where each consumer group is in each partition, and what it applied last there (epoch and
+    event id): kept in PostgreSQL because a broker may forget commits, or keep a commit made
+    against a log it then lost (see :mod:`shared.log_epochs`). 各消费组在各分区的位置及最后处理的记录。"""
+    return Table(
+        "consumer_positions",
+        metadata,
+        Column("consumer", Text, primary_key=True),
+        Column("topic", Text, primary_key=True),
+        Column("partition", Integer, primary_key=True),
+        Column("next_offset", BigInteger, nullable=False),
+        Column("epoch", Text, nullable=True),
+        Column("last_event_id", Text, nullable=True),
+        Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
 
 
 #: Applies one event in the caller's transaction. 在调用方事务中处理一个事件。
@@ -323,7 +345,7 @@ class _RevokeListener(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.runner._draining = False
-        await self.runner._learn_epochs(assigned)
+        await self.runner._resume(assigned)
         log.info("partitions assigned", consumer=self.runner.group_id, partitions=sorted(map(str, assigned)))
 
 
@@ -379,6 +401,7 @@ class ConsumerRunner:
         if handler is None and batch_handler is None:
             raise ValueError("ConsumerRunner needs a handler or a batch_handler")
         self.processed = processed
+        self.positions = processed.metadata.tables[f"{processed.schema}.consumer_positions"]
         self.handler = handler
         self.batch_handler = batch_handler
         self.publisher = publisher
@@ -401,11 +424,8 @@ class ConsumerRunner:
         self.running = False
         self.applied = 0
         self.duplicates = 0
-        #: Per partition, the log epoch the next record should carry (from the last commit or the
-        #: last record applied); ``None``: not known. 各分区下一条记录应带的日志纪元。
-        self._epochs: dict[TopicPartition, str | None] = {}
-        #: Per partition, read again from the beginning up to this offset (epochs may change there).
-        self._rewound_until: dict[TopicPartition, int] = {}
+        #: Per partition, the log epoch and event id of the last record applied (see shared.log_epochs).
+        self._epochs = EpochTracker()
         self.rewinds = 0
         #: For readiness: last batch applied (monotonic time) and records behind per partition.
         self.last_progress = time.monotonic()
@@ -545,69 +565,76 @@ class ConsumerRunner:
                     self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(self.lag[tp])
 
     # -- log epochs: a commit or a position made against a log the broker lost is not trusted
-    async def _learn_epochs(self, assigned: set[TopicPartition]) -> None:
-        """On assignment: the epoch each partition's committed offset was made against (its metadata).
-
-        分配分区时读取已提交偏移所附的日志纪元。读取失败时视为未知（不做判断）。"""
+    async def _resume(self, assigned: set[TopicPartition]) -> None:
+        """On assignment: continue each partition where this group's last applied record was, as
+        PostgreSQL recorded it (the broker's commit may be gone, or made against a log it lost);
+        the epoch and event id recorded with it let the first records read be checked (see
+        :mod:`shared.log_epochs`). Without a recorded position the broker's commit (or the
+        earliest offset) stands. 分配时从数据库记录的位置继续，并据所记纪元核对所读日志。"""
+        consumer = self._consumer
         for tp in assigned:
-            self._epochs.pop(tp, None)
-            self._rewound_until.pop(tp, None)
-        if not assigned:
+            self._epochs.forget(tp)
+        if not assigned or consumer is None:
             return
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000)
+        t = self.positions
         try:
-            await asyncio.wait_for(admin.start(), 5)
-            committed = await asyncio.wait_for(
-                admin.list_consumer_group_offsets(self.group_id, partitions=sorted(assigned)), 5
-            )
-        except Exception as exc:
-            log.warning("could not read committed epochs", consumer=self.group_id, error=repr(exc))
+            async with self.sessions() as session:
+                rows = (await session.execute(
+                    select(t.c.topic, t.c.partition, t.c.next_offset, t.c.epoch, t.c.last_event_id)
+                    .where(t.c.consumer == self.group_id)
+                )).all()
+        except Exception as exc:  # cannot know where we were: read from the beginning (deduplicated)
+            log.warning("consumer positions unreadable; reading from the beginning", consumer=self.group_id,
+                        error=repr(exc))
+            await consumer.seek_to_beginning(*assigned)
             return
-        finally:
-            with contextlib.suppress(Exception):
-                await admin.close()
-        for tp, om in committed.items():
-            if om.offset >= 0 and om.metadata:
-                self._epochs[tp] = om.metadata
+        for topic, partition, next_offset, epoch, last_event_id in rows:
+            tp = TopicPartition(topic, partition)
+            if tp in assigned:
+                self._epochs.learn(tp, epoch, last_event_id)
+                consumer.seek(tp, next_offset)
 
-    def _log_changed(self, tp: TopicPartition, records: list[ConsumerRecord]) -> bool:
-        """True when these records come from another log than the position was taken in (pure
-        bookkeeping, no I/O): the broker lost the partition and the producer republished it under
-        a new epoch, so the position (or commit) points into a different sequence of records.
-        Records the consumer reads again after rewinding may change epoch freely.
-        位置（或提交）所指的日志已被代理丢失并以新纪元重发：需从头再读。"""
-        expected = self._epochs.get(tp)
-        until = self._rewound_until.get(tp, -1)
-        changed = False
-        for record in records:
-            epoch = _epoch_of(record)
-            if epoch is None:
-                continue
-            if expected is not None and epoch != expected and record.offset >= until:
-                changed = True
-                break
-            expected = epoch
-        if not changed:
-            self._epochs[tp] = expected
-        return changed
+    async def _save_position(self, tp: TopicPartition, next_offset: int) -> None:
+        """Record where the group is in ``tp`` and what it applied last there. 记录消费位置。"""
+        epoch, last_event_id = self._epochs.last.get(tp, (None, None))
+        values = {"consumer": self.group_id, "topic": tp.topic, "partition": tp.partition,
+                  "next_offset": next_offset, "epoch": epoch, "last_event_id": last_event_id}
+        stmt = pg_insert(self.positions).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["consumer", "topic", "partition"],
+            set_={k: stmt.excluded[k] for k in ("next_offset", "epoch", "last_event_id")} | {"updated_at": func.now()},
+        )
+        while True:
+            try:
+                async with self.sessions() as session, session.begin():
+                    await session.execute(stmt)
+                return
+            except Exception as exc:
+                if not is_database_unavailable(exc):
+                    raise
+                await asyncio.sleep(1.0)
 
-    async def _rewind(self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+    async def _rewind(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
+        """The position points into a log it was not taken in: read the partition from its beginning."""
         log.warning(
-            "partition's log changed under the consumer; reading it again from the beginning",
-            consumer=self.group_id, topic=tp.topic, partition=tp.partition, offset=records[0].offset,
+            "partition's log is not the one the position was taken in; reading it again from the beginning",
+            consumer=self.group_id, topic=tp.topic, partition=tp.partition,
         )
         self.rewinds += 1
-        self._epochs[tp] = None
-        self._rewound_until[tp] = records[-1].offset + 1
         await consumer.seek_to_beginning(tp)
 
     # -- processing
     async def _process_partition(
         self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord]
     ) -> None:
-        if self._log_changed(tp, records):
-            await self._rewind(consumer, tp, records)
+        if self._epochs.check(tp, records).action == "rewind":
+            await self._rewind(consumer, tp)
             return
+        await self._apply_and_commit(consumer, tp, records)
+
+    async def _apply_and_commit(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord]
+    ) -> None:
         decoded: list[tuple[ConsumerRecord, EventEnvelope[Any]]] = []
         for record in records:
             try:
@@ -627,8 +654,10 @@ class ConsumerRunner:
                 await self._apply_one_by_one(decoded)
                 break
         self.last_progress = time.monotonic()
+        self._epochs.applied(tp, records)
+        await self._save_position(tp, records[-1].offset + 1)
         try:
-            await consumer.commit({tp: OffsetAndMetadata(records[-1].offset + 1, self._epochs.get(tp) or "")})
+            await consumer.commit({tp: records[-1].offset + 1})
         except CommitFailedError as exc:  # rebalanced meanwhile: the new owner re-reads, dedup skips
             log.warning("offset commit failed after rebalance", consumer=self.group_id, error=repr(exc))
         if self.after_commit is not None:

@@ -26,7 +26,8 @@ def outbox_retained_until_consumed(schema: str) -> None:
     )
     op.execute(
         f'CREATE TABLE "{schema}".outbox_partitions (topic text NOT NULL, partition integer NOT NULL, '
-        "epoch text NOT NULL, last_offset bigint NOT NULL, PRIMARY KEY (topic, partition))"
+        "epoch text NOT NULL, last_offset bigint NOT NULL, since timestamptz NOT NULL DEFAULT now(), "
+        "PRIMARY KEY (topic, partition))"
     )
 
 
@@ -38,3 +39,17 @@ def outbox_retained_until_consumed_downgrade(schema: str) -> None:
     )
     for table in ("outbox_partitions", "outbox_published", "outbox_pending"):
         op.execute(f'DROP TABLE "{schema}".{table}')
+
+
+def consumer_positions(schema: str) -> None:
+    """Each consumer group's position per partition, with the epoch and event id it applied last
+    (see :mod:`shared.log_epochs`). 消费组在各分区的位置。"""
+    op.execute(
+        f'CREATE TABLE "{schema}".consumer_positions (consumer text NOT NULL, topic text NOT NULL, '
+        "partition integer NOT NULL, next_offset bigint NOT NULL, epoch text, last_event_id text, "
+        "updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (consumer, topic, partition))"
+    )
+
+
+def consumer_positions_downgrade(schema: str) -> None:
+    op.execute(f'DROP TABLE "{schema}".consumer_positions')

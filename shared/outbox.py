@@ -60,7 +60,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from shared.cooperative import cooperative_map
 from shared.db import driver_connection
 from shared.events import EventEnvelope
-from shared.kafka import LOG_EPOCH_HEADER, KafkaPublisher
+from shared.kafka import KafkaPublisher
+from shared.log_epochs import LOG_EPOCH_HEADER
 from shared.logging import get_logger
 from shared.observability import PlatformMetrics
 
@@ -120,6 +121,7 @@ def outbox_partitions_table(metadata: MetaData) -> Table:
         Column("partition", Integer, primary_key=True),
         Column("epoch", Text, nullable=False),
         Column("last_offset", BigInteger, nullable=False),
+        Column("since", DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
 
 
@@ -269,7 +271,9 @@ class OutboxRelay:
         )
         self._state_upsert_sql = (
             f"INSERT INTO {schema}.outbox_partitions (topic, partition, epoch, last_offset) VALUES ($1, $2, $3, $4) "
-            "ON CONFLICT (topic, partition) DO UPDATE SET epoch = EXCLUDED.epoch, last_offset = EXCLUDED.last_offset"
+            "ON CONFLICT (topic, partition) DO UPDATE SET epoch = EXCLUDED.epoch, last_offset = EXCLUDED.last_offset, "
+            f"since = CASE WHEN {schema}.outbox_partitions.epoch = EXCLUDED.epoch "
+            f"THEN {schema}.outbox_partitions.since ELSE now() END"
         )
         #: Make a partition's retained rows pending again (its log was lost). 分区日志丢失：保留行重新待发。
         self.requeue_sql = (
@@ -338,6 +342,7 @@ class OutboxRelay:
         requeued = await self.keeper.keep_once(self)
         if requeued:
             self.republished += requeued
+            await self.publisher.reconnect()
             self.wake()
 
     async def relay_once(self) -> int:
@@ -403,6 +408,8 @@ class OutboxRelay:
                 done.extend(row_id for _, row_id in items)
             await conn.execute(self._done_sql, done)
         self.published += len(done)
+        if len(done) < len(rows):  # a partition's log was lost: new producer, topics made again
+            await self.publisher.reconnect()
         if self.metrics:
             for topic in {r["topic"] for r in rows}:
                 self.metrics.outbox_published.labels(topic).inc(sum(1 for r in rows if r["topic"] == topic))

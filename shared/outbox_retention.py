@@ -11,10 +11,9 @@ topics read only by per-replica groups keep their rows for ``OUTBOX_RETENTION_S`
    Tansu restart forgets everything; a Kafka disk can be lost). The partition's retained rows
    become pending again and the relay republishes them in their original order, under a new
    log epoch. A broker that cannot be reached proves nothing either way: nothing changes.
-2. **Lets go of what every consumer has.** A group's commit counts only when its metadata is the
-   partition's current epoch (consumers commit the ``log_epoch`` header of what they applied), so
-   a commit made against a lost log — a consumer's commit that reached the restarted broker — can
-   never release rows the new log's readers have not seen.
+2. **Lets go of what every consumer has**: rows below every group's committed offset, in a
+   partition just read back whole, whose epoch is older than a grace period (see
+   :func:`releasable_before`: a commit in flight when the broker restarted can land in the new log).
 
 Network calls happen first; the database changes follow in one short transaction that holds the
 relay's advisory lock and re-checks each partition's epoch, so a standby replica never acts.
@@ -35,6 +34,7 @@ from aiokafka.errors import OffsetOutOfRangeError
 
 from shared.db import driver_connection
 from shared.events import TOPICS
+from shared.log_epochs import EVENT_ID_HEADER, header
 from shared.logging import get_logger
 
 if TYPE_CHECKING:
@@ -56,24 +56,24 @@ class Retained:
     epoch: str
     last_offset: int
     last_event_id: str
+    #: Seconds since this partition's epoch began (the log was new, or found lost).
+    epoch_age_s: float
 
 
-@dataclass(frozen=True)
-class Commit:
-    offset: int
-    metadata: str
+def releasable_before(retained: Retained, verdict: Verdict, commits: list[int | None], grace_s: float) -> int:
+    """The offset below which every consumer group has the partition's rows (pure); 0: none.
 
-
-def releasable_before(retained: Retained, commits: list[Commit | None]) -> int:
-    """The offset below which every consumer group has the partition's rows (pure).
-
-    A group with no commit, or one whose metadata is another epoch (made against a log the
-    broker lost), holds everything back. 所有消费组（当前纪元）都已提交越过的偏移；任一组未提交或纪元不符则为 0。
+    Only a log just read back whole counts (``intact``), and only once its epoch is older than
+    ``grace_s``: a consumer's commit in flight when the broker restarted can land in the new log
+    (Tansu takes it) and claim offsets the group has not read there; its own next commits replace
+    it within seconds. A commit beyond what was published is such a commit too. A group with no
+    commit holds everything back. 仅在日志完整、纪元已超过宽限期时按各组提交的最小偏移释放。
     """
-    if not commits:
+    if verdict != "intact" or retained.epoch_age_s < grace_s or not commits:
         return 0
-    valid = [c.offset for c in commits if c is not None and c.offset >= 0 and c.metadata == retained.epoch]
-    return min(valid) if len(valid) == len(commits) else 0
+    if any(c is None or c < 0 or c > retained.last_offset + 1 for c in commits):
+        return 0
+    return min(c for c in commits if c is not None)
 
 
 def judge(retained: Retained, offset: int | None, event_id: str | None) -> Verdict:
@@ -96,18 +96,23 @@ class RetentionKeeper:
         bootstrap: str,
         retention_s: float,
         fetch_timeout_s: float = 3.0,
+        grace_s: float = 30.0,
     ) -> None:
         self.engine = engine
         self.schema = schema
         self.bootstrap = bootstrap
         self.retention_s = retention_s
         self.fetch_timeout_s = fetch_timeout_s
+        self.grace_s = grace_s
         self._reader: AIOKafkaConsumer | None = None
+        #: What the last check found per partition (for the log). 最近一次核对所见。
+        self.findings: dict[tuple[str, int], str] = {}
+        self._silent: dict[tuple[str, int, int], int] = {}
         self._admin: AIOKafkaAdminClient | None = None
         s = f'"{schema}"'
         self._retained_sql = (
             "SELECT DISTINCT ON (p.topic, p.partition) p.topic, p.partition, p.last_offset, "
-            "o.event_id::text AS event_id, s.epoch "
+            "o.event_id::text AS event_id, s.epoch, extract(epoch FROM now() - s.since)::float8 AS age "
             f"FROM {s}.outbox_published p "
             f"JOIN {s}.outbox o ON o.id = p.outbox_ids[cardinality(p.outbox_ids)] "
             f"JOIN {s}.outbox_partitions s ON s.topic = p.topic AND s.partition = p.partition "
@@ -115,7 +120,8 @@ class RetentionKeeper:
         )
         self._epoch_sql = f"SELECT epoch FROM {s}.outbox_partitions WHERE topic = $1 AND partition = $2 FOR UPDATE"
         self._lost_sql = (
-            f"UPDATE {s}.outbox_partitions SET epoch = $3, last_offset = -1 WHERE topic = $1 AND partition = $2"
+            f"UPDATE {s}.outbox_partitions SET epoch = $3, last_offset = -1, since = now() "
+            "WHERE topic = $1 AND partition = $2"
         )
         self._release_sql = (
             f"WITH gone AS (DELETE FROM {s}.outbox_published WHERE topic = $1 AND partition = $2 "
@@ -141,7 +147,7 @@ class RetentionKeeper:
         """One pass: verify, then requeue lost partitions and release consumed rows. Returns rows requeued."""
         async with driver_connection(self.engine) as conn:
             retained = [
-                Retained(r["topic"], r["partition"], r["epoch"], r["last_offset"], r["event_id"])
+                Retained(r["topic"], r["partition"], r["epoch"], r["last_offset"], r["event_id"], r["age"])
                 for r in await conn.fetch(self._retained_sql)
             ]
         verdicts: dict[tuple[str, int], Verdict] = {}
@@ -149,7 +155,7 @@ class RetentionKeeper:
         if retained:
             try:
                 verdicts = await self._verify(retained)
-                releasable = await self._releasable(retained)
+                releasable = await self._releasable(retained, verdicts)
             except Exception as exc:  # the broker is away: nothing is proven, nothing changes
                 log.info("outbox retention check skipped", error=repr(exc))
                 await self.close()
@@ -182,6 +188,7 @@ class RetentionKeeper:
                     log.warning(
                         "broker no longer holds what was published; republishing",
                         topic=r.topic, partition=r.partition, offset=r.last_offset, republishing=len(rows),
+                        expected=r.last_event_id, found=self.findings.get(tp),
                     )
                 else:
                     await conn.execute(self._release_sql, r.topic, r.partition, releasable[tp])
@@ -220,12 +227,17 @@ class RetentionKeeper:
 
     async def _verify(self, retained: list[Retained]) -> dict[tuple[str, int], Verdict]:
         """Read the newest retained record of each partition back from the broker. 回读每个分区的最新保留记录。"""
-        reader, _ = await self._clients()
-        topics = await asyncio.wait_for(reader.topics(), self.fetch_timeout_s)
+        reader, admin = await self._clients()
+        # Every topic (naming none: a named topic that is missing would be auto-created by Tansu).
+        described = await asyncio.wait_for(admin.describe_topics(None), self.fetch_timeout_s)
+        partitions_of = {
+            t["topic"]: {p["partition"] for p in t["partitions"]} for t in described if not t.get("error_code")
+        }
         verdicts: dict[tuple[str, int], Verdict] = {}
         for r in retained:
-            partitions = reader.partitions_for_topic(r.topic) if r.topic in topics else None
-            if not partitions or r.partition not in partitions:
+            partitions = partitions_of.get(r.topic, set())
+            if r.partition not in partitions:
+                self.findings[r.topic, r.partition] = f"partitions now {sorted(partitions)}"
                 verdicts[r.topic, r.partition] = judge(r, None, None)
                 continue
             verdicts[r.topic, r.partition] = await self._read_one(reader, r)
@@ -238,16 +250,28 @@ class RetentionKeeper:
         try:
             batch = await reader.getmany(tp, timeout_ms=int(self.fetch_timeout_s * 1000), max_records=1)
         except OffsetOutOfRangeError:
+            self.findings[r.topic, r.partition] = "offset out of range"
             return judge(r, None, None)
         records = batch.get(tp) or []
         if not records:
-            return "unknown"  # no answer in time: prove nothing
+            # A reachable broker that twice returns nothing where a record should be does not have
+            # it (Tansu acks records sent to a topic it lost and keeps none). Once proves nothing.
+            # 代理可达却两次读不到应有的记录：视为丢失；一次不作判断。
+            key = (r.topic, r.partition, r.last_offset)
+            self._silent[key] = self._silent.get(key, 0) + 1
+            if self._silent[key] < 2:
+                return "unknown"
+            self.findings[r.topic, r.partition] = "nothing returned at the recorded offset, twice"
+            return judge(r, None, None)
+        self._silent.pop((r.topic, r.partition, r.last_offset), None)
         record = records[0]
-        event_id = next((v.decode() for k, v in (record.headers or ()) if k == "ce_id"), None)
-        return judge(r, record.offset, event_id)
+        self.findings[r.topic, r.partition] = f"found {header(record, EVENT_ID_HEADER)} at {record.offset}"
+        return judge(r, record.offset, header(record, EVENT_ID_HEADER))
 
-    async def _releasable(self, retained: list[Retained]) -> dict[tuple[str, int], int]:
-        """Per partition, the offset below which every consumer group has committed (current epoch)."""
+    async def _releasable(
+        self, retained: list[Retained], verdicts: dict[tuple[str, int], Verdict]
+    ) -> dict[tuple[str, int], int]:
+        """Per partition, the offset below which every consumer group has committed."""
         _, admin = await self._clients()
         by_topic: dict[str, list[Retained]] = {}
         for r in retained:
@@ -258,12 +282,15 @@ class RetentionKeeper:
             if not groups:
                 continue
             tps = [TopicPartition(topic, r.partition) for r in items]
-            commits: dict[str, dict[TopicPartition, Commit]] = {}
+            commits: dict[str, dict[TopicPartition, int]] = {}
             for group in groups:
                 answer = await asyncio.wait_for(
                     admin.list_consumer_group_offsets(group, partitions=tps), self.fetch_timeout_s
                 )
-                commits[group] = {tp: Commit(om.offset, om.metadata or "") for tp, om in answer.items()}
+                commits[group] = {tp: om.offset for tp, om in answer.items()}
             for r, tp in zip(items, tps, strict=True):
-                out[topic, r.partition] = releasable_before(r, [commits[g].get(tp) for g in groups])
+                verdict = verdicts.get((topic, r.partition), "unknown")
+                out[topic, r.partition] = releasable_before(
+                    r, verdict, [commits[g].get(tp) for g in groups], self.grace_s
+                )
         return out

@@ -88,6 +88,7 @@ class ServiceRuntime:
                 schema=str(self.metadata.schema),
                 bootstrap=self.settings.kafka_bootstrap_servers,
                 retention_s=self.settings.outbox_retention_s,
+                grace_s=self.settings.outbox_release_grace_s,
             )
             self.relay = OutboxRelay(
                 engine=self.engine,

@@ -53,6 +53,9 @@ class ServiceSettings(BaseSettings):
     #: How often the relay checks that the broker still holds what it published and releases
     #: rows every consumer group has. 核对代理与释放已消费行的间隔。
     outbox_keep_interval_s: float = 2.0
+    #: A log's commits release retained rows only once its epoch is this old (a commit in flight when
+    #: the broker restarted may land in the new log; the group's next commits replace it).
+    outbox_release_grace_s: float = 30.0
     #: How long published rows of topics without a fixed consumer group are kept (7 days).
     outbox_retention_s: float = 7 * 24 * 3600
     #: Readiness calls a consumer stalled when it is behind and applied nothing for this long.

@@ -285,3 +285,74 @@ def test_a_runner_needs_a_handler() -> None:
     with pytest.raises(ValueError, match="handler"):
         ConsumerRunner(group_id="g", topics=["t"], bootstrap="127.0.0.1:1", sessions=None,  # type: ignore[arg-type]
                        processed=processed, publisher=None)  # type: ignore[arg-type]
+
+
+async def produce_with_epochs(broker: TansuBroker, parts: list[tuple[str, list[EventEnvelope[Any]]]]) -> None:
+    """Publish like the outbox relay: each envelope with its log epoch header (one key: one partition)."""
+    publisher = KafkaPublisher(bootstrap=broker.bootstrap, client_id="epochs")
+    try:
+        for epoch, envelopes in parts:
+            await publisher.send_batch([
+                (JURISDICTION_CHANGED, b"330127", e.to_bytes(), [*e.headers(), ("log_epoch", epoch.encode())])
+                for e in envelopes
+            ])
+    finally:
+        await publisher.stop()
+
+
+@pytest.mark.parametrize("concurrent", [False, True])
+async def test_an_epoch_change_in_a_whole_log_is_read_on(
+        engine: AsyncEngine, own_broker: TansuBroker, concurrent: bool) -> None:
+    """A producer that renews its epoch in a log the broker kept: every event is applied once
+    (where a fetch starts exactly at the change, the partition is read again: duplicates skipped)."""
+    events = [envelope("330127", v) for v in range(30)]
+    await ensure_topics(own_broker.bootstrap, [JURISDICTION_CHANGED])
+    await produce_with_epochs(own_broker, [("e1", events[:12]), ("e2", events[12:20]), ("e3", events[20:])])
+    publisher = KafkaPublisher(bootstrap=own_broker.bootstrap, client_id="t")
+    r = runner(engine, own_broker, Recorder(), f"g-epochs-{concurrent}", publisher)
+    r.concurrent_partitions = concurrent
+    r.start()
+    try:
+        await eventually(lambda: _equals(count_applied(engine), 30), timeout_s=30)
+    finally:
+        await r.stop()
+        await publisher.stop()
+    assert r.applied == 30
+    async with engine.connect() as conn:
+        versions = (await conn.execute(select(applied.c.version).order_by(applied.c.version))).scalars().all()
+    assert versions == list(range(30))
+
+
+async def _equals(value: Any, expected: int) -> bool:
+    return bool(await value == expected)
+
+
+async def test_a_position_in_a_lost_log_is_read_again_from_the_beginning(
+        engine: AsyncEngine, own_broker: TansuBroker) -> None:
+    """The broker restarts empty; the producer republishes what it kept (one more event first, then
+    all under a new epoch, in their order). The consumer's position (recorded in PostgreSQL) points
+    into the new log: it notices the epoch changed under it, reads the partition again from the
+    beginning, and applies every event exactly once."""
+    events = [envelope("330127", v) for v in range(40)]
+    await produce_with_epochs(own_broker, [("old", events[:25])])
+    publisher = KafkaPublisher(bootstrap=own_broker.bootstrap, client_id="t")
+    first = runner(engine, own_broker, Recorder(), "g-lost", publisher)
+    first.start()
+    try:
+        await eventually(lambda: _equals(count_applied(engine), 25), timeout_s=30)
+    finally:
+        await first.stop()
+    own_broker.kill()
+    own_broker.start()
+    # Events 0–9 were released (consumed); 10–24 retained and republished, then 25–39 are new.
+    await ensure_topics(own_broker.bootstrap, [JURISDICTION_CHANGED])
+    await produce_with_epochs(own_broker, [("new", events[10:])])
+    second = runner(engine, own_broker, Recorder(), "g-lost", publisher)
+    second.start()
+    try:
+        await eventually(lambda: _equals(count_applied(engine), 40), timeout_s=30)
+    finally:
+        await second.stop()
+        await publisher.stop()
+    assert second.rewinds == 1
+    assert second.applied == 15 and second.duplicates == 15
