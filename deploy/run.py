@@ -5,8 +5,12 @@
 * Kafka: ``KAFKA_BOOTSTRAP_SERVERS`` when set, else a Tansu broker on 127.0.0.1:9092
   (memory only: the outbox tables are the durable record, and relays republish).
 * Runs every service's migrations, creates the topics, starts intake 8001, dispatch 8002,
-  grid 8003, metrics 8004, loads the demo county into grid, prints where everything
-  listens and the dev credentials, and stops it all cleanly on Ctrl-C.
+  grid 8003, metrics 8004 (``ZHPT_PORT_BASE`` moves all four), loads the demo county into
+  grid, prints where everything listens and the dev credentials.
+* Owns its embedded parts: each runs in a session of its own, so Ctrl-C reaches only this
+  launcher, which stops them in order — the services first (they finish what they hold and
+  commit), then the broker, then PostgreSQL. An embedded broker that dies is started again
+  on the same port; the services' outboxes republish whatever it forgot.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from shared.embedded import EmbeddedPostgres, TansuBroker, port_open  # noqa: E4
 from shared.kafka import ensure_topics  # noqa: E402
 from shared.migrations import upgrade_all  # noqa: E402
 
-SERVICES = {"intake": 8001, "dispatch": 8002, "grid": 8003, "metrics": 8004}
+PORT_BASE = int(os.environ.get("ZHPT_PORT_BASE", "8001"))
+SERVICES = {name: PORT_BASE + i for i, name in enumerate(("intake", "dispatch", "grid", "metrics"))}
 DATA_DIR = Path(os.environ.get("ZHPT_DATA_DIR", ROOT / "var")).resolve()
 
 
@@ -86,6 +91,7 @@ def start_services(env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the launcher only; it stops them in order
         )
     return procs
 
@@ -111,7 +117,7 @@ def load_demo_county() -> None:
     bundle = (ROOT / "deploy" / "demo" / "county.json").read_bytes()
     try:
         response = httpx.put(
-            "http://127.0.0.1:8003/v1/jurisdiction",
+            f"http://127.0.0.1:{SERVICES['grid']}/v1/jurisdiction",
             content=bundle,
             timeout=30,
             headers={"Authorization": "Bearer dev-admin", "Content-Type": "application/json"},
@@ -134,12 +140,13 @@ def banner() -> None:
         f"    {t:<24} {v['role']:<15} township {v['township']}" + (f", unit {v['unit']}" if v.get("unit") else "")
         for t, v in DEV_STAFF_TOKENS.items()
     )
+    intake, dispatch, grid, metrics = (SERVICES[n] for n in ("intake", "dispatch", "grid", "metrics"))
     say(f"""
 综合指挥平台 is running (Ctrl-C stops everything):
-  intake    http://127.0.0.1:8001   (API docs: /docs)
-  dispatch  http://127.0.0.1:8002   (调度台 dashboard: http://127.0.0.1:8002/dashboard/)
-  grid      http://127.0.0.1:8003
-  metrics   http://127.0.0.1:8004
+  intake    http://127.0.0.1:{intake}   (API docs: /docs)
+  dispatch  http://127.0.0.1:{dispatch}   (调度台 dashboard: http://127.0.0.1:{dispatch}/dashboard/)
+  grid      http://127.0.0.1:{grid}
+  metrics   http://127.0.0.1:{metrics}
   every service: /healthz /readyz /metrics
 
 Producer keys (header X-API-Key): dev-12345, dev-cityops, dev-gridworker
@@ -147,10 +154,46 @@ Staff tokens (header Authorization: Bearer <token>):
 {tokens}
 
 Try:
-  curl -s -X POST http://127.0.0.1:8001/v1/events/12345 -H 'X-API-Key: dev-12345' \\
+  curl -s -X POST http://127.0.0.1:{intake}/v1/events/12345 -H 'X-API-Key: dev-12345' \\
        -H 'Content-Type: application/json' -d @deploy/demo/examples/12345.json
 Logs: {DATA_DIR}/*.log
 """)
+
+
+def stop_all(
+    procs: dict[str, subprocess.Popen[bytes]], broker: TansuBroker | None, pg: EmbeddedPostgres | None
+) -> None:
+    """Services first (each drains its consumers, commits, stops its relay), then the broker, then
+    PostgreSQL. 先停服务（排空并提交），再停代理，最后停数据库。"""
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for name, proc in procs.items():
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            say(f"  {name} did not stop in 30 s: killing (its outbox and offsets keep what it held)")
+            proc.kill()
+            proc.wait(5)
+    if broker is not None:
+        broker.stop()
+    if pg is not None:
+        pg.stop()
+
+
+def supervise(procs: dict[str, subprocess.Popen[bytes]], broker: TansuBroker | None) -> None:
+    """Until Ctrl-C: restart an embedded broker that died; a service that exits stops the platform."""
+    while True:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                raise SystemExit(f"! {name} exited with {proc.returncode}; see {DATA_DIR / (name + '.log')}")
+        if broker is not None and not broker.running:
+            say(f"! the embedded broker exited; starting it again on {broker.bootstrap} (outboxes republish)")
+            try:
+                broker.start()
+            except (RuntimeError, TimeoutError, OSError) as exc:
+                say(f"  broker did not start yet ({exc}); trying again")
+        time.sleep(0.5)
 
 
 def main() -> None:
@@ -158,30 +201,12 @@ def main() -> None:
     database_url, pg = start_database()
     bootstrap, broker = start_broker()
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    stopping = False
 
-    def stop(signum: int | None = None, frame: FrameType | None = None) -> None:
-        nonlocal stopping
-        if stopping:
-            return
-        stopping = True
-        say("\nstopping…")
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for name, proc in procs.items():
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                say(f"  {name} did not stop in 20 s: killing")
-                proc.kill()
-        if broker is not None:
-            broker.stop()
-        if pg is not None:
-            pg.stop()
-        say("stopped.")
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGTERM, on_term)
+    code: int | str | None = 0
     try:
         say("• migrating schemas intake, grid, dispatch, metrics")
         upgrade_all(database_url)
@@ -192,22 +217,28 @@ def main() -> None:
             "DATABASE_URL": database_url,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "LOG_JSON": os.environ.get("LOG_JSON", "true"),
+            "DISPATCH_GRID_URL": f"http://127.0.0.1:{SERVICES['grid']}",
+            "METRICS_GRID_URL": f"http://127.0.0.1:{SERVICES['grid']}",
+            "DISPATCH_METRICS_URL": f"http://127.0.0.1:{SERVICES['metrics']}",
         }
         procs.update(start_services(env))
         wait_healthy(procs)
         load_demo_county()
         banner()
-        while not stopping:
-            for name, proc in procs.items():
-                if proc.poll() is not None and not stopping:
-                    say(f"! {name} exited with {proc.returncode}; see {DATA_DIR / (name + '.log')}")
-                    stop()
-                    sys.exit(1)
-            time.sleep(0.5)
+        supervise(procs, broker)
     except KeyboardInterrupt:
         pass
+    except SystemExit as exc:
+        code = exc.code
     finally:
-        stop()
+        # A second Ctrl-C must not cut the orderly stop short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        say("\nstopping… (services drain and commit, then the broker, then PostgreSQL)")
+        stop_all(procs, broker, pg)
+        say("stopped.")
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -57,12 +57,15 @@ class TansuBroker:
 
     def start(self, timeout: float = 15.0) -> None:
         url = f"tcp://127.0.0.1:{self.port}"
+        if self._log is not None:
+            self._log.close()
         self._log = open(self.log_path, "ab") if self.log_path else None
         self._proc = subprocess.Popen(
             [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url],
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             env={**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")},
+            start_new_session=True,  # a terminal's Ctrl-C stops it only when its owner says so
         )
         deadline = time.monotonic() + timeout
         while not port_open("127.0.0.1", self.port):
