@@ -85,13 +85,23 @@ DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    if isinstance(exc, DBAPIError):
-        orig = getattr(exc, "orig", None)
-        name = type(orig).__name__ if orig is not None else ""
-        return isinstance(exc, OperationalError | InterfaceError) or "Connection" in name or "CannotConnect" in name
-    return isinstance(exc, DATABASE_UNAVAILABLE)
+    """True when ``exc`` (or what it wraps) means the database is away for now, not that the
+    statement is wrong: connection errors, SQLSTATE class 08 (connection exception) and 57P
+    (shutting down, starting up — ``CannotConnectNowError`` — or crashed). → 503 + Retry-After.
+    数据库暂不可用（连接异常、正在关闭或启动）而非语句错误。"""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, DATABASE_UNAVAILABLE) or isinstance(current, DRIVER_UNAVAILABLE):
+            return True
+        state = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(state, str) and (state.startswith("08") or state.startswith("57P")):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
 
 
 #: asyncpg errors meaning the connection or the server is gone (the pooled connection is discarded).
