@@ -343,10 +343,17 @@ async def test_readyz_is_503_until_the_grid_has_a_jurisdiction(own_database_url:
             dispatch_settings(own_database_url, kafka.bootstrap), grid_transport=httpx.ASGITransport(app=grid_app)
         )
         async with serve(app) as client:
-            response = await client.get("/readyz")
-            assert response.status_code == 503
-            check = response.json()["checks"]["jurisdiction"]
-            assert check["ok"] is False and "404" in check["detail"]
+
+            async def refused_for_want_of_a_jurisdiction() -> bool:
+                # Wait for the state (grid answered 404), not for a moment: before grid's first
+                # answer the detail says "loading". 等待状态（网格答 404），而非某一时刻。
+                response = await client.get("/readyz")
+                assert response.status_code == 503
+                check = response.json()["checks"]["jurisdiction"]
+                assert check["ok"] is False
+                return "404" in check["detail"]
+
+            await eventually(refused_for_want_of_a_jurisdiction, timeout_s=30)
             runtime = app.state.dispatch.runtime
             assert not any(c.group_id.startswith("dispatch-test") for c in runtime.consumers)
             imported = await grid.put(

@@ -355,7 +355,11 @@ async def test_broker_down_keeps_accepting_and_relay_catches_up(own_database_url
         own_broker.start()  # a fresh (empty) broker on the same port
         found = await events_for(own_broker.bootstrap, ids, timeout_s=60)
         assert set(found) == ids
-        assert (await client.get("/readyz")).json()["status"] == "ready"
+
+        async def ready_again() -> bool:
+            return bool((await client.get("/readyz")).json()["status"] == "ready")
+
+        await eventually(ready_again, timeout_s=30)
 
 
 async def test_connections_killed_by_the_server_answer_503_then_recover(
