@@ -237,7 +237,7 @@ class ServiceRuntime:
             checks["broker"] = await self._relay_check(db_ok, broker_error)
         now = time.monotonic()
         for consumer in self.consumers:
-            checks[f"consumer:{consumer.group_id}"] = _consumer_check(
+            checks[f"consumer:{consumer.group_id}"] = consumer_check(
                 consumer, broker_error, now, self.settings.consumer_stall_after_s
             )
         for name, check in self.readiness.items():
@@ -255,7 +255,7 @@ class ServiceRuntime:
         }
 
 
-def _consumer_check(consumer: ConsumerRunner, broker_error: str | None, now: float, stall_after_s: float) -> Check:
+def consumer_check(consumer: ConsumerRunner, broker_error: str | None, now: float, stall_after_s: float) -> Check:
     """How one consumer group is doing: unreachable, not connected, stalled, behind, or consuming.
     消费组状态：代理不可达、未连接、停滞、落后或正常消费。"""
     if broker_error:

@@ -356,3 +356,18 @@ async def test_a_position_in_a_lost_log_is_read_again_from_the_beginning(
         await publisher.stop()
     assert second.rewinds == 1
     assert second.applied == 15 and second.duplicates == 15
+
+
+async def test_stop_with_the_broker_already_gone_raises_nothing(engine: AsyncEngine, own_broker: TansuBroker) -> None:
+    """Shutdown after the broker died (a Ctrl-C that reached the broker first): the consumer stops
+    without raising; its position was recorded after each batch, so nothing is re-read or lost."""
+    events = [envelope("330127", v) for v in range(10)]
+    await produce(own_broker.bootstrap, [(e.subject or "", e.to_bytes()) for e in events])
+    publisher = KafkaPublisher(bootstrap=own_broker.bootstrap, client_id="t")
+    r = runner(engine, own_broker, Recorder(), "g-gone", publisher)
+    r.start()
+    await eventually(lambda: _equals(count_applied(engine), 10), timeout_s=30)
+    own_broker.kill()
+    await r.stop()
+    await publisher.stop()
+    assert r.applied == 10
