@@ -55,7 +55,7 @@ class ServiceRuntime:
         self.metadata = metadata
         self.registry = CollectorRegistry()
         self.metrics = PlatformMetrics(self.registry, service)
-        self.staff = StaffDirectory(settings.staff_tokens)
+        self.staff = StaffDirectory(settings.staff_tokens, dev_credentials=settings.dev_credentials)
         self.engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, application_name=service)
         self.sessions = session_factory(self.engine)
         self.publisher = KafkaPublisher(
@@ -150,7 +150,7 @@ class ServiceRuntime:
     # -- lifecycle
     async def start(self) -> None:
         if self.staff.dev_mode:
-            log.warning("STAFF_TOKENS is empty: dev staff tokens are active (dev-admin …)")
+            log.warning("ZHPT_DEV_CREDENTIALS: dev staff tokens are active (dev-admin …); never in production")
         if self.relay is not None:
             self.relay.start()
         for consumer in self.consumers:

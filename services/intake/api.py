@@ -56,11 +56,19 @@ class ProducerKeys:
     """``X-API-Key`` → source. Built once from ``INTAKE_API_KEYS`` (JSON: source → [keys])."""
 
     def __init__(self, raw_json: str) -> None:
-        data = orjson.loads(raw_json)
+        shape = 'INTAKE_API_KEYS must be a JSON object {"<source>": ["<key>", ...]}'
+        try:
+            data = orjson.loads(raw_json)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"INTAKE_API_KEYS is not valid JSON ({exc}); {shape}") from None
+        if not isinstance(data, dict) or not data:
+            raise ValueError(shape)
         self.source_of: dict[str, str] = {}
         for source, keys in data.items():
             if source not in SOURCE_MODELS:
                 raise ValueError(f"INTAKE_API_KEYS: unknown source {source!r}")
+            if not isinstance(keys, list) or not all(isinstance(k, str) and k.strip() == k and k for k in keys):
+                raise ValueError(f"INTAKE_API_KEYS[{source!r}]: a list of non-blank keys expected")
             for key in keys:
                 self.source_of[key] = source
 

@@ -87,6 +87,19 @@ async def _reply(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
+def _dev_or_refuse(settings: IntakeSettings, field: str, dev_value: str) -> str:
+    """The setting, or its dev value when it is blank and dev credentials are asked for; else a clear error.
+    配置值；为空时仅在显式开启开发凭据时使用开发值，否则拒绝启动。"""
+    value: str = getattr(settings, field)
+    if value.strip():
+        return value
+    name = f"INTAKE_{field.upper()}"
+    if not settings.dev_credentials:
+        raise ValueError(f"{name} is empty: set it, or ZHPT_DEV_CREDENTIALS=true for the dev value (development only)")
+    log.warning(f"ZHPT_DEV_CREDENTIALS: {name} is the dev value; never in production")
+    return dev_value
+
+
 async def _after_start_up() -> None:
     tune_gc_for_throughput()
 
@@ -105,10 +118,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         on_start=_after_start_up,
     )
     app.state.settings = settings
-    app.state.producer_keys = ProducerKeys(settings.api_keys or DEV_API_KEYS)
-    if not settings.api_keys:
-        log.warning("INTAKE_API_KEYS is empty: dev producer keys are active (dev-12345, dev-cityops, dev-gridworker)")
-    app.state.phone_salt = settings.phone_hash_salt or DEV_PHONE_SALT
+    app.state.producer_keys = ProducerKeys(_dev_or_refuse(settings, "api_keys", DEV_API_KEYS))
+    app.state.phone_salt = _dev_or_refuse(settings, "phone_hash_salt", DEV_PHONE_SALT)
     app.state.validation_context = lambda: {"future_tolerance": schemas.FUTURE_TOLERANCE}
     app.state.intake_counter = Counter(
         "intake_events_total", "Producer records by outcome", ["source", "outcome"], registry=runtime.registry

@@ -105,6 +105,8 @@ class MetricsState:
             self.runtime.spawn(self._retry_until_synced(), "metrics-schemes-sync")
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.directory.refresh(), self.settings.grid_timeout_s + 1)
+        if self.directory.refused:  # a wrong credential is a configuration error: refuse to start, loudly
+            raise RuntimeError(self.directory.refused)
         self.runtime.spawn(self.directory.run(refresh_first=False), "metrics-units")
         self.runtime.spawn(self._revision_loop(), "metrics-revisions")
         self.runtime.spawn(self._refresh_provisional(), "metrics-provisional")
@@ -122,7 +124,7 @@ def create_app(
     directory = UnitDirectory(
         sessions=runtime.sessions,
         grid_url=settings.grid_url,
-        token=settings.grid_token,
+        token=settings.service_bearer(settings.grid_token, setting="METRICS_GRID_TOKEN"),
         timeout_s=settings.grid_timeout_s,
         refresh_s=settings.units_refresh_s,
         transport=grid_transport,
