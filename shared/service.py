@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from sqlalchemy import MetaData, Table
@@ -25,11 +25,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import StaffDirectory
 from shared.db import UnitOfWork, create_engine, is_database_unavailable, ping, session_factory
+from shared.errors import document_errors, validation_error_handler
 from shared.kafka import BatchHandler, ConsumerRunner, Handler, KafkaPublisher, processed_messages_table
 from shared.logging import bind_correlation, clear_correlation, configure_logging, get_logger
 from shared.observability import PlatformMetrics, install_metrics
 from shared.outbox import OutboxRelay, outbox_table
 from shared.settings import ServiceSettings
+from shared.web import SecurityHeadersMiddleware, clean_request_id, offline_app
 
 log = get_logger(__name__)
 
@@ -219,7 +221,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        request_id = headers.get(b"x-request-id", b"").decode() or str(uuid.uuid4())
+        request_id = clean_request_id(headers.get(b"x-request-id", b""))  # bounded: echoed and logged
         scope.setdefault("state", {})["request_id"] = request_id
         bind_correlation(correlation_id=request_id)
 
@@ -289,10 +291,12 @@ def create_service_app(
             await runtime.stop()
             log.info("service stopped", service=runtime.service)
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app = offline_app(title=title, description=description, version="1.0.0", lifespan=lifespan)  # /docs: no CDN
     app.state.runtime = runtime
     app.state.staff = runtime.staff
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
 
     async def scrape() -> None:
         if runtime.relay is not None:
@@ -319,4 +323,20 @@ def create_service_app(
     app.include_router(health_router(runtime))
     for router in routers:
         app.include_router(router)
+    _document_errors(app)
     return app
+
+
+def _document_errors(app: FastAPI) -> None:
+    """The OpenAPI document declares the shared error model and real status codes on every operation
+    (also routes added after this call). OpenAPI 文档为每个接口声明统一错误模型与状态码。"""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = build()
+        if not document.get("x-errors-documented"):
+            document_errors(document)
+            document["x-errors-documented"] = True
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
@@ -18,6 +17,7 @@ from services.intake import schemas
 from services.intake.api import ProducerKeys, router
 from services.intake.models import metadata
 from services.intake.settings import DEV_API_KEYS, IntakeSettings
+from shared.errors import validation_error_handler
 from shared.logging import get_logger
 from shared.service import ServiceRuntime, create_service_app, tune_gc_for_throughput
 
@@ -131,6 +131,6 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         parts = request.url.path.split("/")
         if len(parts) > 3 and parts[1:3] == ["v1", "events"] and parts[3] in ("12345", "cityops", "gridworker"):
             app.state.intake_counter.labels(parts[3], "rejected").inc()
-        return await request_validation_exception_handler(request, exc)
+        return await validation_error_handler(request, exc)
 
     return app
