@@ -109,6 +109,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     runtime = ServiceRuntime(settings, service="intake", metadata=metadata)
     runtime.use_outbox()
     schemas.set_future_tolerance(settings.future_tolerance_s)
+    schemas.set_earliest_reported_at(settings.earliest_reported_at)
     app = create_service_app(
         runtime,
         title="Intake 事件受理",
@@ -120,7 +121,10 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.producer_keys = ProducerKeys(_dev_or_refuse(settings, "api_keys", DEV_API_KEYS))
     app.state.phone_salt = _dev_or_refuse(settings, "phone_hash_salt", DEV_PHONE_SALT)
-    app.state.validation_context = lambda: {"future_tolerance": schemas.FUTURE_TOLERANCE}
+    app.state.validation_context = lambda: {
+        "future_tolerance": schemas.FUTURE_TOLERANCE,
+        "earliest": schemas.EARLIEST_REPORTED_AT,
+    }
     app.state.intake_counter = Counter(
         "intake_events_total", "Producer records by outcome", ["source", "outcome"], registry=runtime.registry
     )
