@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from services.metrics.exports import XLSX_MEDIA_TYPE, score_table, to_csv, to_xlsx
-from services.metrics.periods import Period, parse_period, period_between
+from services.metrics.periods import Period, parse_period, period_between, plausible_moment
 from services.metrics.queries import GROUP_KEYS, Filters, case_contributions, grouped_indicators
 from services.metrics.schemes import UNIT_KIND_LABELS, AssessmentScheme
 from services.metrics.scoring import (
@@ -122,7 +122,10 @@ def _as_of(period: Period, as_of: datetime | None) -> datetime:
         return period.default_as_of(_now())
     if as_of.tzinfo is None:
         raise HTTPException(UNPROCESSABLE, "as_of must carry a time zone, e.g. +08:00")
-    return as_of
+    try:
+        return plausible_moment(as_of, "as_of")
+    except ValueError as exc:
+        raise HTTPException(UNPROCESSABLE, str(exc)) from exc
 
 
 def _period_json(period: Period) -> dict[str, str]:
