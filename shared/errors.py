@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from fastapi import Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
 class FieldError(BaseModel):
@@ -35,6 +38,9 @@ class ErrorResponse(BaseModel):
     detail: str | list[FieldError]
 
 
+#: Largest value of a PostgreSQL ``integer`` column: integer parameters that reach one are bounded by it.
+MAX_INT32 = 2**31 - 1
+
 #: Descriptions of the error codes (错误码说明).
 ERROR_DESCRIPTIONS: dict[int, str] = {
     401: "missing or unknown credential 未认证",
@@ -44,6 +50,7 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     413: "body too large 请求体过大",
     415: "content type is not application/json 内容类型不支持",
     422: "invalid parameters or body; each failing field is named 参数或请求体无效",
+    502: "the upstream service did not answer (dashboard proxy) 上游服务不可达",
     503: "database unavailable, retry later (Retry-After) 暂不可用",
 }
 
@@ -63,6 +70,42 @@ def field_errors(errors: Any) -> list[dict[str, Any]]:
         }
         for e in errors
     ]
+
+
+def is_bad_data(exc: BaseException) -> bool:
+    """Whether the database refused a value (SQLSTATE class 22: out of range, untranslatable, …) —
+    input that slipped past validation, a 422 rather than a 500. 数据库拒收的取值（输入问题）。"""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, asyncpg.exceptions.DataError | OverflowError):
+            return True
+        if isinstance(current, asyncpg.PostgresError) and str(getattr(current, "sqlstate", "")).startswith("22"):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
+
+
+#: The answer to :func:`is_bad_data`: never the value itself (it may be personal).
+BAD_DATA_DETAIL = "a value cannot be stored (out of range or not representable) 取值无法存储"
+
+
+async def bad_data_handler(request: Request, exc: Exception) -> JSONResponse:
+    """422 for a value the database refused (the safety net behind validation)."""
+    return JSONResponse({"detail": BAD_DATA_DETAIL}, status_code=422)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """Starlette/FastAPI ``HTTPException`` → the error model; FastAPI's 400 for a body it cannot decode
+    (not UTF-8, not JSON) is a 422 naming the body, like every other invalid input."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        return JSONResponse(
+            {"detail": [{"loc": ["body"], "msg": "body is not valid UTF-8 JSON", "type": "json_invalid"}]},
+            status_code=422,
+        )
+    return await http_exception_handler(request, exc)
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -15,17 +15,26 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from sqlalchemy import MetaData, Table
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import StaffDirectory
 from shared.db import UnitOfWork, create_engine, is_database_unavailable, ping, session_factory
-from shared.errors import document_errors, validation_error_handler
+from shared.errors import (
+    BAD_DATA_DETAIL,
+    bad_data_handler,
+    document_errors,
+    http_error_handler,
+    is_bad_data,
+    validation_error_handler,
+)
 from shared.kafka import BatchHandler, ConsumerRunner, Handler, KafkaPublisher, processed_messages_table
 from shared.logging import bind_correlation, clear_correlation, configure_logging, get_logger
 from shared.observability import PlatformMetrics, install_metrics
@@ -297,6 +306,8 @@ def create_service_app(
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(asyncpg.exceptions.DataError, bad_data_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
 
     async def scrape() -> None:
         if runtime.relay is not None:
@@ -317,6 +328,9 @@ def create_service_app(
                 status_code=503,
                 headers={"Retry-After": "5"},
             )
+        if is_bad_data(exc):
+            log.warning("database refused a value", error=type(exc).__name__)
+            return JSONResponse({"detail": BAD_DATA_DETAIL}, status_code=422)
         log.exception("database error")
         return JSONResponse({"detail": "internal error"}, status_code=500)
 

@@ -42,6 +42,7 @@ from services.grid.service import (
 )
 from services.grid.settings import GridSettings
 from shared.auth import StaffPrincipal, require_roles
+from shared.errors import MAX_INT32, error_responses
 from shared.geo import Crs, to_wgs84
 from shared.jurisdiction import (
     Division,
@@ -250,6 +251,7 @@ async def put_jurisdiction(request: Request, principal: StaffPrincipal = Depends
 
 @router.get(
     "/v1/jurisdiction",
+    responses=error_responses(404),
     tags=[TAG_REGISTRY],
     summary="Export a county's jurisdiction bundle 导出辖区数据包",
     description="The same format `PUT /v1/jurisdiction` takes, so export → import is a round trip "
@@ -260,7 +262,9 @@ async def put_jurisdiction(request: Request, principal: StaffPrincipal = Depends
 async def get_jurisdiction(
     request: Request,
     county: CountyQuery = None,
-    version: Annotated[int | None, Query(ge=1, description="a stored bundle version 历史数据包版本")] = None,
+    version: Annotated[
+        int | None, Query(ge=1, le=MAX_INT32, description="a stored bundle version 历史数据包版本")
+    ] = None,
     _: StaffPrincipal = Depends(staff),
 ) -> Response:
     if version is None:
@@ -369,7 +373,7 @@ async def get_rule_history(request: Request, code: CountyCode, _: StaffPrincipal
 async def get_rule_version(
     request: Request,
     code: CountyCode,
-    version: Annotated[int, Path(ge=1)],
+    version: Annotated[int, Path(ge=1, le=MAX_INT32)],
     _: StaffPrincipal = Depends(staff),
 ) -> dict[str, Any]:
     async with _runtime(request).uow() as uow:
@@ -379,7 +383,9 @@ async def get_rule_version(
     return rule_set
 
 
-@router.get("/v1/rules", tags=[TAG_BROWSE], summary="Current override rules 当前派遣规则")
+@router.get(
+    "/v1/rules", responses=error_responses(404), tags=[TAG_BROWSE], summary="Current override rules 当前派遣规则"
+)
 async def get_rules(request: Request, county: CountyQuery = None, _: StaffPrincipal = Depends(staff)) -> Response:
     snapshot = await _snapshot_for(request, county)
     return _orjson(
@@ -453,7 +459,9 @@ async def locate(
 # --------------------------------------------------------------------------- browse 浏览
 
 
-@router.get("/v1/divisions", tags=[TAG_BROWSE], summary="List divisions 区划列表 (no geometry)")
+@router.get(
+    "/v1/divisions", responses=error_responses(404), tags=[TAG_BROWSE], summary="List divisions 区划列表 (no geometry)"
+)
 async def get_divisions(
     request: Request,
     county: CountyQuery = None,
@@ -503,7 +511,7 @@ async def get_division(
     return _orjson(body)
 
 
-@router.get("/v1/units", tags=[TAG_BROWSE], summary="Handling units 承办单位")
+@router.get("/v1/units", responses=error_responses(404), tags=[TAG_BROWSE], summary="Handling units 承办单位")
 async def get_units(
     request: Request,
     county: CountyQuery = None,
@@ -523,7 +531,12 @@ async def get_units(
     )
 
 
-@router.get("/v1/matters", tags=[TAG_BROWSE], summary="The matter catalogue 事项清单 (with devolution 下放)")
+@router.get(
+    "/v1/matters",
+    responses=error_responses(404),
+    tags=[TAG_BROWSE],
+    summary="The matter catalogue 事项清单 (with devolution 下放)",
+)
 async def get_matters(
     request: Request,
     county: CountyQuery = None,

@@ -49,6 +49,7 @@ from services.metrics.units import unit_names
 from services.metrics.worktime import recompute_working_durations
 from shared.auth import StaffPrincipal, require_roles
 from shared.calendar import natural_hours_between
+from shared.errors import MAX_INT32
 
 if TYPE_CHECKING:
     from services.metrics.app import MetricsState
@@ -306,7 +307,10 @@ async def list_schemes(request: Request, _: StaffPrincipal = Depends(reader)) ->
 
 @router.get("/v1/schemes/{scheme_id}", tags=[TAG_SCHEMES], summary="One scheme and its versions 方案及其版本")
 async def get_scheme_route(
-    request: Request, scheme_id: str, version: int | None = None, _: StaffPrincipal = Depends(reader)
+    request: Request,
+    scheme_id: str,
+    version: Annotated[int | None, Query(ge=1, le=MAX_INT32)] = None,
+    _: StaffPrincipal = Depends(reader),
 ) -> dict[str, Any]:
     scheme = await _scheme_or_404(request, scheme_id, version)
     async with _state(request).runtime.uow() as uow:

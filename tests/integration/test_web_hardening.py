@@ -25,6 +25,7 @@ from services.metrics.app import create_app as create_metrics
 from services.metrics.settings import MetricsSettings
 
 STAFF = orjson.dumps({"t-admin": {"role": "admin", "township": "*"}}).decode()
+ADMIN = {"Authorization": "Bearer t-admin"}
 COMMON: dict[str, Any] = {
     "database_url": "postgresql+asyncpg://nobody@127.0.0.1:1/none",
     "staff_tokens": STAFF,
@@ -188,3 +189,13 @@ async def test_a_422_names_the_field_and_never_echoes_the_input(clients: dict[st
     assert all(set(e) == {"loc", "msg", "type"} for e in body["detail"])
     assert ["body", "received_at"] in [e["loc"] for e in body["detail"]]
     assert "13812345678" not in response.text
+
+
+async def test_a_body_that_is_not_utf8_json_is_422_not_400(clients: dict[str, httpx.AsyncClient]) -> None:
+    response = await clients["metrics"].put(
+        "/v1/ratings/2026-11/330127101/u1",
+        content=b"9[-\xff\xfeax\x00",
+        headers={**ADMIN, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body"]

@@ -35,6 +35,7 @@ from starlette.background import BackgroundTask
 
 from shared.auth import StaffPrincipal, current_staff
 from shared.calendar import SHANGHAI, WorkingCalendar, load_calendar
+from shared.errors import error_responses
 
 __all__ = ["DASHBOARD_PATH", "STATIC_DIR", "DashboardState", "mount_dashboard"]
 
@@ -58,6 +59,7 @@ _FORWARD_RESPONSE = (
     "x-request-id",
 )
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _SAFE_PATH = re.compile(r"^v1/[A-Za-z0-9._~:@!$&'()*+,;=/-]*$")
 #: The calendar endpoint answers at most this many days. 日历接口最多返回的天数。
 MAX_CALENDAR_DAYS = 800
@@ -172,21 +174,30 @@ def calendar_json(calendar: WorkingCalendar, start: date, end: date) -> dict[str
 def _router(metrics: _Upstream, grid: _Upstream) -> APIRouter:
     router = APIRouter(include_in_schema=True, tags=["dashboard 调度台"])
 
-    @router.api_route(
-        f"{DASHBOARD_PATH}/api/metrics/{{path:path}}",
-        methods=_METHODS,
-        summary="Same-origin proxy to the metrics service 绩效服务代理",
-    )
     async def metrics_proxy(request: Request, path: str) -> Response:
         return await metrics.forward(request, path)
 
-    @router.api_route(
-        f"{DASHBOARD_PATH}/api/grid/{{path:path}}",
-        methods=_METHODS,
-        summary="Same-origin proxy to the grid service 网格服务代理",
-    )
     async def grid_proxy(request: Request, path: str) -> Response:
         return await grid.forward(request, path)
+
+    for name, endpoint, summary in (
+        ("metrics", metrics_proxy, "Same-origin proxy to the metrics service 绩效服务代理"),
+        ("grid", grid_proxy, "Same-origin proxy to the grid service 网格服务代理"),
+    ):
+        for method in _METHODS:  # one operation per method: distinct operation ids
+            router.add_api_route(
+                f"{DASHBOARD_PATH}/api/{name}/{{path:path}}",
+                endpoint,
+                methods=[method],
+                operation_id=f"{name}_proxy_{method.lower()}",
+                summary=summary,
+                description="Forwards method, query, body and `Authorization` to the service's `/v1/…` path and "
+                "answers what it answers (status, `Content-Type`, `Content-Disposition`).",
+                responses={
+                    200: {"content": {"application/json": {}, "text/csv": {}, _XLSX: {}}},
+                    **error_responses(401, 403, 404, 409, 413, 415, 422, 502, 503),
+                },
+            )
 
     @router.get(f"{DASHBOARD_PATH}/api/me", summary="The signed-in staff token's role and scope 当前账号与数据范围")
     async def me(principal: StaffPrincipal = Depends(current_staff)) -> dict[str, Any]:
