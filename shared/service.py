@@ -35,6 +35,7 @@ from shared.errors import (
     is_bad_data,
     validation_error_handler,
 )
+from shared.inputs import NulFreeQueryMiddleware
 from shared.kafka import BatchHandler, ConsumerRunner, Handler, KafkaPublisher, processed_messages_table
 from shared.logging import bind_correlation, clear_correlation, configure_logging, get_logger
 from shared.observability import PlatformMetrics, install_metrics
@@ -304,6 +305,7 @@ def create_service_app(
     app.state.runtime = runtime
     app.state.staff = runtime.staff
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(NulFreeQueryMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(asyncpg.exceptions.DataError, bad_data_handler)

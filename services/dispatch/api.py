@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from services.dispatch.context import DispatchContext, utc_now
 from services.dispatch.lifecycle import Action, Actor, Refused, Role
@@ -52,6 +52,7 @@ from services.dispatch.service import (
     transitions_after,
 )
 from shared.auth import StaffPrincipal, current_staff, require_roles
+from shared.inputs import NulFreeModel
 
 router = APIRouter()
 TAG = "dispatch 派遣"
@@ -376,7 +377,7 @@ async def _json(request: Request) -> Any:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "body is not JSON 请求体不是 JSON") from None
 
 
-class AssignRequest(BaseModel):
+class AssignRequest(NulFreeModel):
     """手动派遣: the unit, optionally the matter, and why. 手动派遣请求体。"""
 
     unit: str = Field(min_length=1)

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from services.metrics.exports import XLSX_MEDIA_TYPE, score_table, to_csv, to_xlsx
 from services.metrics.periods import Period, parse_period, period_between, plausible_moment
@@ -50,6 +50,7 @@ from services.metrics.worktime import recompute_working_durations
 from shared.auth import StaffPrincipal, require_roles
 from shared.calendar import natural_hours_between
 from shared.errors import MAX_INT32
+from shared.inputs import NulFreeModel
 
 if TYPE_CHECKING:
     from services.metrics.app import MetricsState
@@ -361,7 +362,7 @@ async def put_scheme_route(
 # --------------------------------------------------------------------------- ratings 乡镇评价
 
 
-class RatingBody(BaseModel):
+class RatingBody(NulFreeModel):
     """A township's rating of a stationed agency for one period 乡镇对派驻机构的周期评价."""
 
     rating: float = Field(ge=0, le=100, description="0–100")

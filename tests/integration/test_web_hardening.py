@@ -13,9 +13,11 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from services.dispatch.app import create_app as create_dispatch
 from services.dispatch.dashboard import STATIC_DIR
+from services.dispatch.lifecycle import SuperviseBody
 from services.dispatch.settings import DispatchSettings
 from services.grid.app import create_app as create_grid
 from services.grid.settings import GridSettings
@@ -199,3 +201,30 @@ async def test_a_body_that_is_not_utf8_json_is_422_not_400(clients: dict[str, ht
     )
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["loc"] == ["body"]
+
+
+@pytest.mark.parametrize(
+    ("service", "url", "loc"),
+    [
+        ("dispatch", "/v1/cases?source_id=a%00b", ["query", "source_id"]),
+        ("metrics", "/v1/indicators?period=2026-11&unit=u%00", ["query", "unit"]),
+        ("grid", "/v1/units?township=%00", ["query", "township"]),
+        ("metrics", "/v1/schemes/a%00b", ["path"]),
+    ],
+)
+async def test_a_nul_character_in_the_path_or_query_is_422_naming_it(
+    clients: dict[str, httpx.AsyncClient], service: str, url: str, loc: list[str]
+) -> None:
+    response = await clients[service].get(url, headers=ADMIN)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == loc and "NUL" in response.json()["detail"][0]["msg"]
+
+
+async def test_a_nul_character_in_a_staff_body_is_422_naming_the_field(clients: dict[str, httpx.AsyncClient]) -> None:
+    response = await clients["metrics"].put(
+        "/v1/ratings/2026-11/330127101/u1", json={"rating": 90, "note": "好\u0000"}, headers=ADMIN
+    )
+    assert response.status_code == 422, response.text
+    assert "note" in response.text and "NUL" in response.text
+    with pytest.raises(ValidationError, match=r"note: NUL character"):
+        SuperviseBody.model_validate({"expected_version": 1, "note": "督办\u0000"})
