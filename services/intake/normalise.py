@@ -3,7 +3,7 @@
 Pure functions, no I/O. The caller's phone never leaves intake: the event
 carries it masked (``138****5678``) plus a salted hash for linking repeat
 callers; mobile and ID numbers typed into the free text (title, content,
-description) are masked too (:mod:`services.intake.pii`). Every point is
+description, address) are masked too (:mod:`services.intake.pii`). Every point is
 converted to WGS-84 before anything else looks at it.
 """
 
@@ -122,7 +122,7 @@ def _from_hotline(t: HotlineTicket, *, received_at: datetime, phone_salt: str) -
         category_codes={"category_code": t.category_code},
         category_key=t.category_code,
         location=_point(t.location),
-        address=t.address,
+        address=mask_personal_numbers(t.address),
         division_code=t.division_code,
         urgency=t.urgency,
         reporter_kind="caller",
@@ -145,7 +145,7 @@ def _from_cityops(c: CityOpsCase, *, received_at: datetime) -> IncidentReported:
         category_key=f"{c.major_code}-{c.minor_code}",
         category_name=CITYOPS_MAJOR_NAMES.get((c.kind, c.major_code)),
         location=_point(c.location),
-        address=c.address,
+        address=mask_personal_numbers(c.address),
         cell_code=c.cell_code,
         urgency=c.urgency,
         reporter_kind=c.reporter_type,
@@ -165,7 +165,7 @@ def _from_gridworker(r: GridWorkerReport, *, received_at: datetime) -> IncidentR
         category_codes={"event_type": r.event_type},
         category_key=r.event_type,
         location=_point(r.location),
-        address=r.address,
+        address=mask_optional(r.address),
         grid_code=r.grid_code,
         urgency=SEVERITY_TO_URGENCY[r.severity],
         reporter_kind="grid_worker",

@@ -138,7 +138,9 @@ async def test_phone_and_id_numbers_in_free_text_leave_intake_masked(
         "楼下餐馆油烟扰民，已多次反映。我叫李女士，电话13912345678，也可打+86 138-0013-8000；"
         "身份证号330127198805061234，请尽快处理。门牌号12号，工单号2026120400001。"
     )
-    hotline = record("12345", title="油烟扰民 联系15800001111", content=text)
+    hotline = record(
+        "12345", title="油烟扰民 联系15800001111", content=text, address="青溪镇溪口村18号 电话13705711234"
+    )
     cityops = record("cityops", description="公众举报：井盖缺失，举报人 18657001234 身份证 33012719900101123X")
     grid = record("gridworker", description="巡查发现占道经营，摊主电话１３５７１２３４５６７")
     ids: list[uuid.UUID] = []
@@ -163,6 +165,7 @@ async def test_phone_and_id_numbers_in_free_text_leave_intake_masked(
     assert "电话139****5678" in hotline_event.description and "138****8000" in hotline_event.description
     assert "330***********1234" in hotline_event.description
     assert hotline_event.title == "油烟扰民 联系158****1111"
+    assert hotline_event.address == "青溪镇溪口村18号 电话137****1234"
     assert "门牌号12号，工单号2026120400001" in hotline_event.description  # other numbers untouched
     assert "330***********123X" in found[ids[1]][0].data.description
     assert "１３５****４５６７" in found[ids[2]][0].data.description
