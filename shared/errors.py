@@ -161,5 +161,7 @@ def document_errors(document: dict[str, Any]) -> dict[str, Any]:
                         if code.isdigit()
                         else "error"
                     )
-                    response["content"] = {"application/json": {"schema": dict(_ERROR_REF)}}
+                    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+                    if not schema or "HTTPValidationError" in str(schema.get("$ref", "")):
+                        response["content"] = {"application/json": {"schema": dict(_ERROR_REF)}}
     return document

@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.answers import Health, Readiness, documented
 from shared.auth import StaffDirectory
 from shared.db import UnitOfWork, create_engine, is_database_unavailable, ping, session_factory
 from shared.errors import (
@@ -262,11 +263,15 @@ def tune_gc_for_throughput(*, young_threshold: int = 20_000) -> None:
 def health_router(runtime: ServiceRuntime) -> APIRouter:
     router = APIRouter(tags=["health 健康检查"])
 
-    @router.get("/healthz", summary="Process alive 进程存活")
+    @router.get("/healthz", summary="Process alive 进程存活", **documented(Health))
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": runtime.service}
 
-    @router.get("/readyz", summary="Ready to serve 就绪: database reachable, broker state reported")
+    @router.get(
+        "/readyz",
+        summary="Ready to serve 就绪: database reachable, broker state reported",
+        **documented(Readiness, extra={503: {"model": Readiness, "description": "not ready 未就绪"}}),
+    )
     async def readyz() -> JSONResponse:
         ready, report = await runtime.readiness_report()
         return JSONResponse(report, status_code=200 if ready else 503)

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, ValidationError
 
+from services.intake.answers import RawRecord, Renormalised
 from services.intake.normalise import content_hash, normalise
 from services.intake.schemas import (
     EXAMPLES,
@@ -24,6 +25,7 @@ from services.intake.schemas import (
     SourceRecord,
 )
 from services.intake.service import Submission, accept_submissions, get_accepted, received_now
+from shared.answers import documented
 from shared.auth import StaffPrincipal, require_roles
 from shared.cooperative import SLICE, cooperative_map
 from shared.db import driver_connection
@@ -290,6 +292,7 @@ for _source, _summary in (("12345", "12345热线工单"), ("cityops", "数字城
 
 @router.get(
     "/v1/events/{event_id}/raw",
+    **documented(RawRecord),
     tags=["intake 事件受理"],
     summary="What the producer sent, verbatim 原始报文 (admin only; contains personal data)",
 )
@@ -313,6 +316,7 @@ async def get_raw(
 
 @router.post(
     "/v1/events/{event_id}/renormalise",
+    **documented(Renormalised),
     tags=["intake 事件受理"],
     summary="Normalise the stored raw record again 重新标准化 (admin; dry run, publishes nothing)",
 )

@@ -19,6 +19,20 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Reques
 from fastapi.responses import JSONResponse
 from pydantic import Field, ValidationError
 
+from services.metrics.answers import (
+    CaseDurations,
+    Indicators,
+    PeriodRecord,
+    Rating,
+    Ratings,
+    Recomputed,
+    Scheme,
+    Schemes,
+    SchemeWithVersions,
+    ScoreCases,
+    Scores,
+    SignedOff,
+)
 from services.metrics.exports import XLSX_MEDIA_TYPE, score_table, to_csv, to_xlsx
 from services.metrics.periods import Period, parse_period, period_between, plausible_moment
 from services.metrics.queries import GROUP_KEYS, Filters, case_contributions, grouped_indicators
@@ -47,6 +61,7 @@ from services.metrics.signoff import (
 from services.metrics.store import load_fact_row
 from services.metrics.units import unit_names
 from services.metrics.worktime import recompute_working_durations
+from shared.answers import documented
 from shared.auth import StaffPrincipal, require_roles
 from shared.calendar import natural_hours_between
 from shared.errors import MAX_INT32
@@ -154,6 +169,7 @@ def _iso(value: Any) -> Any:
 
 @router.get(
     "/v1/indicators",
+    **documented(Indicators),
     tags=[TAG_INDICATORS],
     summary="Indicators per group for a period 分组指标（签收率、办结率、超期率、满意率、办结时长…）",
 )
@@ -222,6 +238,7 @@ async def get_indicators(
 
 @router.get(
     "/v1/cases/{case_id}/durations",
+    **documented(CaseDurations),
     tags=[TAG_INDICATORS],
     summary="A case's 处置时长 and 结案时长, natural and working hours 案件时长（自然时/工作时）",
 )
@@ -299,14 +316,21 @@ def _scheme_json(scheme: AssessmentScheme) -> dict[str, Any]:
     return body
 
 
-@router.get("/v1/schemes", tags=[TAG_SCHEMES], summary="Active assessment schemes 生效的考核方案")
+@router.get(
+    "/v1/schemes", **documented(Schemes), tags=[TAG_SCHEMES], summary="Active assessment schemes 生效的考核方案"
+)
 async def list_schemes(request: Request, _: StaffPrincipal = Depends(reader)) -> dict[str, Any]:
     async with _state(request).runtime.uow() as uow:
         schemes = await active_schemes(uow.session)
     return {"schemes": [_scheme_json(s) for s in schemes.values()]}
 
 
-@router.get("/v1/schemes/{scheme_id}", tags=[TAG_SCHEMES], summary="One scheme and its versions 方案及其版本")
+@router.get(
+    "/v1/schemes/{scheme_id}",
+    **documented(SchemeWithVersions),
+    tags=[TAG_SCHEMES],
+    summary="One scheme and its versions 方案及其版本",
+)
 async def get_scheme_route(
     request: Request,
     scheme_id: str,
@@ -341,7 +365,7 @@ _SCHEME_EXAMPLE = {
     description="The body is a scheme (as in deploy/assessment/*.yaml). `version` may be omitted (→ latest + 1). "
     "Weights (+ township_rating_weight) must sum to 100; 422 names the field. The new version becomes active; "
     "stored versions never change, and signed-off periods keep the version they were scored with.",
-    responses={409: {"description": "version not above the latest, or id differs from the path"}},
+    **documented(Scheme, extra={409: {"description": "version not above the latest, or id differs from the path"}}),
 )
 async def put_scheme_route(
     request: Request,
@@ -371,6 +395,7 @@ class RatingBody(NulFreeModel):
 
 @router.put(
     "/v1/ratings/{period_id}/{township}/{unit}",
+    **documented(Rating),
     tags=[TAG_SCORES],
     summary="Enter the township's rating of a stationed agency 录入乡镇评价 (以乡镇为主)",
 )
@@ -409,7 +434,12 @@ async def put_rating_route(
     return {"period": period.id, "township": township, "unit": unit, "rating": body.rating, "note": body.note}
 
 
-@router.get("/v1/ratings/{period_id}", tags=[TAG_SCORES], summary="Ratings entered for a period 周期乡镇评价")
+@router.get(
+    "/v1/ratings/{period_id}",
+    **documented(Ratings),
+    tags=[TAG_SCORES],
+    summary="Ratings entered for a period 周期乡镇评价",
+)
 async def get_ratings(request: Request, period_id: str, principal: StaffPrincipal = Depends(reader)) -> dict[str, Any]:
     period = _period(period_id)
     scope = Scope.of(principal)
@@ -504,6 +534,7 @@ def _filter_rows(
 
 @router.get(
     "/v1/scores/{scheme_id}/{period_id}",
+    **documented(Scores),
     tags=[TAG_SCORES],
     summary="Ranking with grades 考核排名（按乡镇、按单位类型）",
     description="Rows ordered by unit kind, township and rank; `rank_in_township` (同乡镇同类) and `rank_in_kind` "
@@ -527,6 +558,7 @@ async def get_scores(
 
 @router.get(
     "/v1/scores/{scheme_id}/{period_id}/{unit}/cases",
+    **documented(ScoreCases),
     tags=[TAG_SCORES],
     summary="The cases behind a unit's score 得分对应的案件（逐案贡献）",
 )
@@ -572,7 +604,10 @@ async def get_score_cases(
     "/v1/periods/{period_id}/sign-off",
     tags=[TAG_SCORES],
     summary="Sign a period off 签发周期 (admin): freeze its published scores",
-    responses={409: {"description": "period not ended yet, or signed off already"}},
+    status_code=201,
+    **documented(
+        SignedOff, status=201, extra={409: {"description": "period not ended yet, or signed off already"}}
+    ),
 )
 async def post_sign_off(
     request: Request, period_id: str, principal: StaffPrincipal = Depends(admin_only)
@@ -586,7 +621,12 @@ async def post_sign_off(
     return JSONResponse(result, status_code=201)
 
 
-@router.get("/v1/periods/{period_id}", tags=[TAG_SCORES], summary="A period's sign-off and revisions 签发与修订记录")
+@router.get(
+    "/v1/periods/{period_id}",
+    **documented(PeriodRecord),
+    tags=[TAG_SCORES],
+    summary="A period's sign-off and revisions 签发与修订记录",
+)
 async def get_period(request: Request, period_id: str, _: StaffPrincipal = Depends(reader)) -> dict[str, Any]:
     period = _period(period_id)
     async with _state(request).runtime.uow() as uow:
@@ -644,6 +684,7 @@ async def export_scores(
 
 @router.post(
     "/v1/admin/recompute-durations",
+    **documented(Recomputed),
     tags=[TAG_ADMIN],
     summary="Recompute every stored working duration 重算全部工作时长 (after a calendar change; admin)",
 )

@@ -33,6 +33,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.background import BackgroundTask
 
+from services.dispatch.answers import CalendarAnswer, Me
+from shared.answers import documented
 from shared.auth import StaffPrincipal, current_staff
 from shared.calendar import SHANGHAI, WorkingCalendar, load_calendar
 from shared.errors import error_responses
@@ -199,7 +201,11 @@ def _router(metrics: _Upstream, grid: _Upstream) -> APIRouter:
                 },
             )
 
-    @router.get(f"{DASHBOARD_PATH}/api/me", summary="The signed-in staff token's role and scope 当前账号与数据范围")
+    @router.get(
+        f"{DASHBOARD_PATH}/api/me",
+        **documented(Me),
+        summary="The signed-in staff token's role and scope 当前账号与数据范围",
+    )
     async def me(principal: StaffPrincipal = Depends(current_staff)) -> dict[str, Any]:
         return {
             "token_name": principal.token_name,
@@ -211,6 +217,7 @@ def _router(metrics: _Upstream, grid: _Upstream) -> APIRouter:
 
     @router.get(
         f"{DASHBOARD_PATH}/api/calendar",
+        **documented(CalendarAnswer),
         summary="Working days and hours (Asia/Shanghai) for working-time countdowns 工作日历",
     )
     async def calendar(
