@@ -34,7 +34,7 @@ from services.metrics.answers import (
     SignedOff,
 )
 from services.metrics.exports import XLSX_MEDIA_TYPE, score_table, to_csv, to_xlsx
-from services.metrics.periods import Period, parse_period, period_between, plausible_moment
+from services.metrics.periods import PERIOD_ID_PATTERN, Period, parse_period, period_between, plausible_moment
 from services.metrics.queries import GROUP_KEYS, Filters, case_contributions, grouped_indicators
 from services.metrics.schemes import UNIT_KIND_LABELS, AssessmentScheme
 from services.metrics.scoring import (
@@ -125,6 +125,17 @@ def _state(request: Request) -> MetricsState:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+#: A period id as the path names it (see :mod:`services.metrics.periods`; 2000–2099). 周期编号。
+PeriodId = Annotated[
+    str,
+    Path(
+        pattern=PERIOD_ID_PATTERN,
+        description="2026-11-20, 2026-W47, 2026-11, 2026-Q4, 2026 or FROM..TO (2000–2099)",
+        examples=["2026-11"],
+    ),
+]
 
 
 def _period(period_id: str) -> Period:
@@ -401,7 +412,7 @@ class RatingBody(NulFreeModel):
 )
 async def put_rating_route(
     request: Request,
-    period_id: str,
+    period_id: PeriodId,
     township: str,
     unit: str,
     body: RatingBody,
@@ -440,7 +451,9 @@ async def put_rating_route(
     tags=[TAG_SCORES],
     summary="Ratings entered for a period 周期乡镇评价",
 )
-async def get_ratings(request: Request, period_id: str, principal: StaffPrincipal = Depends(reader)) -> dict[str, Any]:
+async def get_ratings(
+    request: Request, period_id: PeriodId, principal: StaffPrincipal = Depends(reader)
+) -> dict[str, Any]:
     period = _period(period_id)
     scope = Scope.of(principal)
     async with _state(request).runtime.uow() as uow:
@@ -544,7 +557,7 @@ def _filter_rows(
 async def get_scores(
     request: Request,
     scheme_id: str,
-    period_id: str,
+    period_id: PeriodId,
     township: str | None = None,
     kind: str | None = None,
     as_of: datetime | None = None,
@@ -565,7 +578,7 @@ async def get_scores(
 async def get_score_cases(
     request: Request,
     scheme_id: str,
-    period_id: str,
+    period_id: PeriodId,
     unit: str,
     township: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
@@ -610,7 +623,7 @@ async def get_score_cases(
     ),
 )
 async def post_sign_off(
-    request: Request, period_id: str, principal: StaffPrincipal = Depends(admin_only)
+    request: Request, period_id: PeriodId, principal: StaffPrincipal = Depends(admin_only)
 ) -> JSONResponse:
     period = _period(period_id)
     try:
@@ -627,7 +640,7 @@ async def post_sign_off(
     tags=[TAG_SCORES],
     summary="A period's sign-off and revisions 签发与修订记录",
 )
-async def get_period(request: Request, period_id: str, _: StaffPrincipal = Depends(reader)) -> dict[str, Any]:
+async def get_period(request: Request, period_id: PeriodId, _: StaffPrincipal = Depends(reader)) -> dict[str, Any]:
     period = _period(period_id)
     async with _state(request).runtime.uow() as uow:
         signoff = await signoff_of(uow.session, period.id)

@@ -32,12 +32,28 @@ from datetime import date, datetime, time, timedelta
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
-__all__ = ["EARLIEST", "LATEST", "TZ", "Period", "PeriodKind", "parse_period", "period_between", "plausible_moment"]
+__all__ = [
+    "EARLIEST",
+    "LATEST",
+    "PERIOD_ID_PATTERN",
+    "TZ",
+    "Period",
+    "PeriodKind",
+    "parse_period",
+    "period_between",
+    "plausible_moment",
+]
 
 TZ: Final = ZoneInfo("Asia/Shanghai")
 """The platform's time zone. 平台时区。"""
 
 PeriodKind = Literal["day", "week", "month", "quarter", "year", "range"]
+
+PERIOD_ID_PATTERN: Final = (
+    r"^(?:20\d{2}(?:-(?:0[1-9]|1[0-2])(?:-(?:0[1-9]|[12]\d|3[01]))?|-W(?:0[1-9]|[1-4]\d|5[0-3])|-Q[1-4])?"
+    r"|20\d{2}-\d{2}-\d{2}[0-9T:+\-.Z]*\.\.20\d{2}-\d{2}-\d{2}[0-9T:+\-.Z]*)$"
+)
+"""What a period id looks like (the OpenAPI pattern; :func:`parse_period` decides). 周期编号格式。"""
 
 EARLIEST: Final = datetime(2000, 1, 1, tzinfo=TZ)
 """No period starts before this. 周期最早起点。"""
