@@ -6,9 +6,9 @@
   connections — no inline script, no ``eval``; it builds every element with ``textContent``)
   and ``Referrer-Policy: no-referrer``. API answers (everything but the static files of the
   dashboard and the docs) carry ``Cache-Control: no-store``: they hold personal and case data.
-* :func:`offline_app` — the FastAPI app with ``/docs`` (Swagger UI) and ``/redoc`` served from
-  the service itself with the assets of the ``fastapi-offline`` package: county intranets have
-  no internet, so no CDN.
+* :func:`offline_app` — the FastAPI app with ``/docs`` (Swagger UI) served from the service
+  itself with the assets of the ``fastapi-offline`` package: county intranets have no internet,
+  so no CDN.
 * :func:`clean_request_id` — an incoming ``X-Request-ID`` is echoed and logged only when it is
   short and plain (letters, digits, ``-_.:``), otherwise a fresh one is used.
 """
@@ -34,12 +34,11 @@ DEFAULT_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-#: Swagger UI's and ReDoc's pages start with one inline script (FastAPI's ``get_swagger_ui_html``),
-#: their widgets use inline styles, ReDoc runs a blob worker; still nothing from outside the service.
+#: Swagger UI's page starts with one inline script (FastAPI's ``get_swagger_ui_html``) and its widgets
+#: use inline styles; still nothing from outside the service.
 DOCS_CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'none'"
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -68,7 +67,7 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        docs = path in ("/docs", "/redoc")
+        docs = path == "/docs"
         static = path.startswith(STATIC_PREFIXES)
 
         async def send_with_headers(message: Message) -> None:
@@ -86,6 +85,7 @@ class SecurityHeadersMiddleware:
 
 
 def offline_app(**kwargs: Any) -> FastAPI:
-    """A FastAPI app whose ``/docs`` and ``/redoc`` load their assets from the service (no CDN).
+    """A FastAPI app whose ``/docs`` loads its assets from the service (no CDN).
     离线接口文档：Swagger UI 与 ReDoc 资源由服务自身提供。"""
-    return FastAPIOffline(static_url=DOCS_ASSETS, **kwargs)
+    # No /redoc: ReDoc fetches its logo from a CDN; /docs (Swagger UI) is the one documentation page.
+    return FastAPIOffline(static_url=DOCS_ASSETS, redoc_url=None, **kwargs)
