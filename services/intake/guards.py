@@ -6,7 +6,8 @@ exhaust the interpreter's stack). A record is refused, naming the field, when
 * a string or a key anywhere holds a NUL character (``\\u0000``): PostgreSQL text and
   jsonb cannot store it (文本含 NUL 字符);
 * it nests deeper than :data:`MAX_DEPTH` levels (嵌套过深);
-* its unknown extra keys (kept verbatim in intake's raw record, never sent on) are larger than
+* its unknown extra keys — at the top or inside a declared object such as ``caller`` — (kept
+  verbatim in intake's raw record, never sent on) are larger than
   :data:`MAX_EXTRA_BYTES` when serialised, nest deeper than :data:`MAX_EXTRA_DEPTH`, or hold a
   number outside ±2^53 (the range every JSON reader keeps exactly) (未知字段超限).
 """
@@ -34,11 +35,12 @@ def _path(parts: tuple[str | int, ...]) -> str:
     return text or "record"
 
 
-def record_problem(raw: dict[str, Any], *, known: Collection[str]) -> str | None:
+def record_problem(raw: dict[str, Any], *, known: Collection[tuple[str, ...]]) -> str | None:
     """The first reason to refuse ``raw`` (a message naming the field), or ``None``.
 
-    ``known`` are the record's declared top-level fields; every other top-level key is an
-    unknown extra. 返回拒收原因（指明字段），无问题则为 ``None``。
+    ``known`` are the paths of the record's declared keys (``("caller", "phone")``; ``"*"`` for a
+    list item: ``("attachments", "*", "url")``); any other key of a declared object is an unknown
+    extra. 返回拒收原因（指明字段），无问题则为 ``None``。
     """
     extra_bytes = 0
     # (value, path, depth, depth below an unknown key or -1 outside one)
@@ -48,7 +50,8 @@ def record_problem(raw: dict[str, Any], *, known: Collection[str]) -> str | None
         if depth > MAX_DEPTH:
             return f"{_path(path)}: nested deeper than {MAX_DEPTH} levels"
         if extra_depth > MAX_EXTRA_DEPTH:
-            return f"{_path(path[:1])}: an unknown key may nest at most {MAX_EXTRA_DEPTH} levels"
+            where = _path(path[: len(path) - extra_depth])
+            return f"{where}: an unknown key may nest at most {MAX_EXTRA_DEPTH} levels"
         in_extra = extra_depth >= 0
         if isinstance(value, str):
             if "\x00" in value:
@@ -59,7 +62,11 @@ def record_problem(raw: dict[str, Any], *, known: Collection[str]) -> str | None
             for key, item in value.items():
                 if "\x00" in key:
                     return f"{_path(path)}: a key holds a NUL character (\\u0000)"
-                child_extra = extra_depth + 1 if in_extra else (0 if depth == 0 and key not in known else -1)
+                if in_extra:
+                    child_extra = extra_depth + 1
+                else:
+                    declared = (*("*" if isinstance(p, int) else p for p in path), key) in known
+                    child_extra = -1 if declared else 0
                 if child_extra >= 0:
                     extra_bytes += len(key.encode("utf-8", "surrogatepass")) + 4
                 stack.append((item, (*path, key), depth + 1, child_extra))

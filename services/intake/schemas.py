@@ -11,7 +11,9 @@ plausible window (not before ``EARLIEST_REPORTED_AT``, not more than
 
 from __future__ import annotations
 
+import functools
 import json
+import typing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -75,6 +77,27 @@ Urgency = Literal["normal", "urgent", "critical"]
 SourceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w\-./:#]+$")]
 
 
+@functools.cache
+def declared_paths(model: type[BaseModel]) -> frozenset[tuple[str, ...]]:
+    """Paths of a model's declared keys, nested models included (``"*"`` for list items). 声明字段路径。"""
+    paths: set[tuple[str, ...]] = set()
+    stack: list[tuple[type[BaseModel], tuple[str, ...]]] = [(model, ())]
+    while stack:
+        current, prefix = stack.pop()
+        for name, field in current.model_fields.items():
+            paths.add((*prefix, name))
+            pending: list[tuple[Any, tuple[str, ...]]] = [(field.annotation, (*prefix, name))]
+            while pending:
+                annotation, at = pending.pop()
+                if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                    stack.append((annotation, at))
+                    continue
+                origin = typing.get_origin(annotation)
+                inner = (*at, "*") if origin in (list, tuple, set) else at
+                pending.extend((arg, inner) for arg in typing.get_args(annotation))
+    return frozenset(paths)
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
 
@@ -83,7 +106,7 @@ class _Record(BaseModel):
     def _guard(cls, data: Any) -> Any:
         """NUL characters, excessive nesting and oversized unknown keys → 422 naming the field."""
         if isinstance(data, dict):
-            problem = record_problem(data, known=cls.model_fields)
+            problem = record_problem(data, known=declared_paths(cls))
             if problem is not None:
                 raise PydanticCustomError("unsafe_input", "{problem}", {"problem": problem})
         return data

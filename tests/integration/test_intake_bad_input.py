@@ -173,3 +173,19 @@ async def test_phone_and_id_numbers_in_free_text_leave_intake_masked(
     assert raw.status_code == 200
     assert raw.json()["raw"]["content"] == text  # the raw record keeps them (admin only)
     assert "13912345678" not in str(raw.json()["normalised"])
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"caller": {"name": "王女士", "phone": "13812345678", "blob": "x" * 900_000}}, "bytes"),
+        ({"attachments": [{"url": "https://img.example/1.jpg", "meta": 2**80}]}, "attachments[0].meta"),
+        ({"caller": {"name": "王女士", "memo": {"a": {"b": {"c": {"d": {"e": 1}}}}}}}, "caller.memo"),
+    ],
+)
+async def test_unknown_keys_inside_declared_objects_are_bounded_too(
+    client: httpx.AsyncClient, change: dict[str, Any], says: str
+) -> None:
+    response = await post(client, "12345", record("12345", **change))
+    assert response.status_code == 422, response.text[:300]
+    assert says in messages(response)
