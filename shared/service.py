@@ -309,8 +309,8 @@ def create_service_app(
     app = offline_app(title=title, description=description, version="1.0.0", lifespan=lifespan)  # /docs: no CDN
     app.state.runtime = runtime
     app.state.staff = runtime.staff
+    app.add_middleware(NulFreeQueryMiddleware)  # inside the request id: its 422 carries one too
     app.add_middleware(RequestIdMiddleware)
-    app.add_middleware(NulFreeQueryMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(asyncpg.exceptions.DataError, bad_data_handler)
@@ -352,12 +352,12 @@ def _document_errors(app: FastAPI) -> None:
     """The OpenAPI document declares the shared error model and real status codes on every operation
     (also routes added after this call). OpenAPI 文档为每个接口声明统一错误模型与状态码。"""
     build = app.openapi
+    done: list[dict[str, Any]] = []  # the document already completed (FastAPI rebuilds it when routes change)
 
     def openapi() -> dict[str, Any]:
         document = build()
-        if not document.get("x-errors-documented"):
-            document_errors(document)
-            document["x-errors-documented"] = True
+        if not done or done[0] is not document:
+            done[:] = [document_errors(document)]
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -230,3 +230,10 @@ async def test_a_nul_character_in_a_staff_body_is_422_naming_the_field(clients: 
     assert "note" in response.text and "NUL" in response.text
     with pytest.raises(ValidationError, match=r"note: NUL character"):
         SuperviseBody.model_validate({"expected_version": 1, "note": "督办\u0000"})
+
+
+async def test_a_refused_request_still_carries_its_request_id(clients: dict[str, httpx.AsyncClient]) -> None:
+    response = await clients["dispatch"].get("/v1/cases?q=%00", headers={**ADMIN, "X-Request-ID": "probe-42"})
+    assert response.status_code == 422
+    assert response.headers["x-request-id"] == "probe-42"
+    assert response.headers["cache-control"] == "no-store"
