@@ -40,6 +40,8 @@ class ErrorResponse(BaseModel):
 
 #: Largest value of a PostgreSQL ``integer`` column: integer parameters that reach one are bounded by it.
 MAX_INT32 = 2**31 - 1
+#: Largest value of a PostgreSQL ``bigint`` (ids, cursors, offsets).
+MAX_INT64 = 2**63 - 1
 
 #: Descriptions of the error codes (错误码说明).
 ERROR_DESCRIPTIONS: dict[int, str] = {

@@ -54,6 +54,7 @@ from services.dispatch.service import (
 )
 from shared.answers import documented
 from shared.auth import StaffPrincipal, current_staff, require_roles
+from shared.errors import MAX_INT64
 from shared.inputs import NulFreeModel
 
 router = APIRouter()
@@ -167,7 +168,9 @@ async def get_cases(
         bool | None,
         Query(description="`true`: closed 12345 cases with no 回访 recorded yet (the 待回访 queue) 待回访"),
     ] = None,
-    cursor: Annotated[int | None, Query(description="`next_cursor` of the previous page 翻页游标")] = None,
+    cursor: Annotated[
+        int | None, Query(ge=0, le=MAX_INT64, description="`next_cursor` of the previous page 翻页游标")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     if queue not in (None, "", "triage"):
@@ -489,7 +492,7 @@ async def stream(
     request: Request,
     principal: StaffPrincipal = Depends(current_staff),
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    after: Annotated[int | None, Query(ge=0, description="start after this transition id")] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_INT64, description="start after this transition id")] = None,
     max_events: Annotated[int | None, Query(ge=1)] = None,
     max_seconds: Annotated[float | None, Query(gt=0)] = None,
 ) -> StreamingResponse:
@@ -498,6 +501,8 @@ async def stream(
     start = after
     if last_event_id is not None and last_event_id.strip().isdigit():
         start = int(last_event_id.strip())
+        if start > MAX_INT64:  # checked before the stream starts: a 422, not a broken stream
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Last-Event-ID is not a transition id")
     if start is None:
         async with ctx.runtime.uow() as uow:
             start = await last_transition_id(session=uow.session)

@@ -52,6 +52,7 @@ from services.metrics.worktime import recompute_working_durations
 from shared.answers import documented
 from shared.auth import StaffPrincipal, require_roles
 from shared.calendar import natural_hours_between
+from shared.errors import MAX_INT64
 
 if TYPE_CHECKING:
     from services.metrics.app import MetricsState
@@ -424,7 +425,7 @@ async def get_score_cases(
     unit: str,
     township: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
     principal: StaffPrincipal = Depends(reader),
 ) -> dict[str, Any]:
     period = _period(period_id)

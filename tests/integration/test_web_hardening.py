@@ -237,3 +237,21 @@ async def test_a_refused_request_still_carries_its_request_id(clients: dict[str,
     assert response.status_code == 422
     assert response.headers["x-request-id"] == "probe-42"
     assert response.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    ("service", "url", "headers"),
+    [
+        ("dispatch", "/dashboard/api/calendar?from=9999-01-01&to=9999-12-31", {}),
+        ("dispatch", "/dashboard/api/calendar?from=0001-01-01&to=0001-12-31", {}),
+        ("dispatch", f"/v1/cases?cursor={2**70}", {}),
+        ("dispatch", f"/v1/stream?after={2**70}&max_events=1", {}),
+        ("dispatch", "/v1/stream?max_events=1", {"Last-Event-ID": str(2**70)}),
+        ("metrics", f"/v1/scores/hotline_three_rates/2026-11/u1/cases?offset={2**70}", {}),
+    ],
+)
+async def test_out_of_range_numbers_and_dates_are_422_before_any_work(
+    clients: dict[str, httpx.AsyncClient], service: str, url: str, headers: dict[str, str]
+) -> None:
+    response = await clients[service].get(url, headers={**ADMIN, **headers})
+    assert response.status_code == 422, response.text[:300]

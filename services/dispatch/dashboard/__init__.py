@@ -65,6 +65,8 @@ _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _SAFE_PATH = re.compile(r"^v1/[A-Za-z0-9._~:@!$&'()*+,;=/-]*$")
 #: The calendar endpoint answers at most this many days. 日历接口最多返回的天数。
 MAX_CALENDAR_DAYS = 800
+#: … within these years. 日历接口可查询的年份范围。
+CALENDAR_YEARS = (2000, 2099)
 
 
 def _upstream_path(path: str) -> str:
@@ -229,6 +231,11 @@ def _router(metrics: _Upstream, grid: _Upstream) -> APIRouter:
         today = datetime.now(SHANGHAI).date()
         start = from_ or today - timedelta(days=45)
         end = to or today + timedelta(days=120)
+        if not (CALENDAR_YEARS[0] <= start.year and end.year <= CALENDAR_YEARS[1]):
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"from/to must lie in {CALENDAR_YEARS[0]}–{CALENDAR_YEARS[1]} 日期超出范围",
+            )
         if end < start or (end - start).days > MAX_CALENDAR_DAYS:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT, f"from..to must be 0..{MAX_CALENDAR_DAYS} days 日期区间无效"
