@@ -49,9 +49,7 @@ class ServiceSettings(BaseSettings):
     staff_tokens: str = ""
     #: ``ZHPT_DEV_CREDENTIALS=true``: empty credential settings mean the dev ones (``make run``, tests);
     #: production never sets it. 开发凭据开关：仅开发环境显式开启。
-    dev_credentials: bool = Field(
-        False, validation_alias=AliasChoices("zhpt_dev_credentials", "dev_credentials")
-    )
+    dev_credentials: bool = Field(False, validation_alias=AliasChoices("zhpt_dev_credentials", "dev_credentials"))
     #: ``SERVICE_TOKEN``: the staff token (one of ``STAFF_TOKENS``) the services and the launcher use
     #: to call each other (dispatch and metrics read grid with it). 服务间调用令牌。
     service_token: str = ""

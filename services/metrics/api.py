@@ -461,9 +461,7 @@ async def get_score_cases(
     tags=[TAG_SCORES],
     summary="Sign a period off 签发周期 (admin): freeze its published scores",
     status_code=201,
-    **documented(
-        SignedOff, status=201, extra={409: {"description": "period not ended yet, or signed off already"}}
-    ),
+    **documented(SignedOff, status=201, extra={409: {"description": "period not ended yet, or signed off already"}}),
 )
 async def post_sign_off(
     request: Request, period_id: PeriodId, principal: StaffPrincipal = Depends(admin_only)

@@ -147,9 +147,11 @@ async def new_session(browser: Browser, platform: Platform) -> AsyncIterator[Cal
         # script, a foreign source) shows in the console and fails the test. 违反 CSP 即失败。
         page.on(
             "console",
-            lambda msg: session.errors.append(msg.text)
-            if msg.type == "error" and "Content Security Policy" in msg.text
-            else None,
+            lambda msg: (
+                session.errors.append(msg.text)
+                if msg.type == "error" and "Content Security Policy" in msg.text
+                else None
+            ),
         )
         sessions.append(session)
         return session
