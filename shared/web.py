@@ -28,6 +28,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 DOCS_ASSETS = "/static-offline-docs"
 #: Paths whose answers are static files (cacheable); everything else is an API answer (no-store).
 STATIC_PREFIXES = ("/dashboard/", DOCS_ASSETS + "/")
+#: … except the dashboard's own API (who am I, the calendar, the proxies). 调度台接口不缓存。
+API_UNDER_STATIC = "/dashboard/api/"
 
 #: The dashboard and every API answer: own origin only, nothing inline, no frames.
 DEFAULT_CSP = (
@@ -68,7 +70,7 @@ class SecurityHeadersMiddleware:
             return
         path: str = scope.get("path", "")
         docs = path == "/docs"
-        static = path.startswith(STATIC_PREFIXES)
+        static = path.startswith(STATIC_PREFIXES) and not path.startswith(API_UNDER_STATIC)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
