@@ -105,7 +105,7 @@ def plausible_moment(moment: datetime, what: str = "time") -> datetime:
     except OverflowError:  # an offset that pushes the time outside datetime's range
         inside = False
     if not inside:
-        raise ValueError(f"{what} {moment.isoformat()} is outside {EARLIEST.year}–{LATEST.year - 1}")
+        raise ValueError(f"{what} {moment:%Y-%m-%d} is outside {EARLIEST.year}–{LATEST.year - 1}")
     return moment
 
 
