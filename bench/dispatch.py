@@ -179,6 +179,7 @@ async def throughput(args: argparse.Namespace, db_url: str, dsn: str, bootstrap:
         log_level="WARNING",
         overdue_sweep_interval_s=0,
         incident_group_id=f"bench-{uuid.uuid4().hex[:6]}",
+        dev_credentials=True,
     )
     app = create_app(settings, grid_transport=httpx.MockTransport(grid))
     conn = await asyncpg.connect(dsn)
@@ -286,9 +287,12 @@ async def latency(args: argparse.Namespace, db_url: str, bootstrap: str) -> None
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "LOG_LEVEL": "WARNING",
         "STAFF_TOKENS": "",
+        "ZHPT_DEV_CREDENTIALS": "true",
     }
     grid_port, intake_port, dispatch_port = free_port(), free_port(), free_port()
-    grid_app = create_grid(GridSettings(database_url=db_url, kafka_bootstrap_servers=bootstrap, log_level="WARNING"))
+    grid_app = create_grid(
+        GridSettings(database_url=db_url, kafka_bootstrap_servers=bootstrap, log_level="WARNING", dev_credentials=True)
+    )
     intake = subprocess_service("services.intake.app:create_app", intake_port, env)
     dispatch = subprocess_service(
         "services.dispatch.app:create_app",

@@ -170,6 +170,7 @@ async def run(args: argparse.Namespace) -> None:
         "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
         "LOG_LEVEL": "WARNING",
         "INTAKE_OUTBOX_POLL_INTERVAL_S": "0.05",
+        "ZHPT_DEV_CREDENTIALS": "true",
     }
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before the measurements
         [

@@ -124,6 +124,7 @@ async def run(args: argparse.Namespace) -> None:
             "DATABASE_URL": db_url,
             "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
             "STAFF_TOKENS": json.dumps(TOKENS),
+            "SERVICE_TOKEN": "b-disp",
             "LOG_LEVEL": "WARNING",
             "DISPATCH_GRID_URL": "http://127.0.0.1:9",  # no grid: actions need no snapshot
             "DISPATCH_OVERDUE_SWEEP_INTERVAL_S": "0",

@@ -153,6 +153,7 @@ def start_service(url: str, **extra_env: str) -> tuple[subprocess.Popen[bytes], 
         "METRICS_GRID_TIMEOUT_S": "1",
         "METRICS_DB_POOL_SIZE": "4",
         "STAFF_TOKENS": "",
+        "ZHPT_DEV_CREDENTIALS": "true",
         "LOG_LEVEL": "WARNING",
         **extra_env,
     }

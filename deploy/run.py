@@ -29,7 +29,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared.auth import DEV_STAFF_TOKENS  # noqa: E402
+from shared.auth import DEV_SERVICE_TOKEN, DEV_STAFF_TOKENS  # noqa: E402
 from shared.embedded import EmbeddedPostgres, TansuBroker, port_open  # noqa: E402
 from shared.kafka import ensure_topics  # noqa: E402
 from shared.migrations import upgrade_all  # noqa: E402
@@ -113,18 +113,32 @@ def wait_healthy(procs: dict[str, subprocess.Popen[bytes]], timeout_s: float = 6
         time.sleep(0.2)
 
 
-def load_demo_county() -> None:
+def service_token() -> str:
+    """The one service credential: ``SERVICE_TOKEN`` (required with custom ``STAFF_TOKENS``), else the dev admin."""
+    token = os.environ.get("SERVICE_TOKEN", "").strip()
+    if token:
+        return token
+    if os.environ.get("STAFF_TOKENS", "").strip():
+        sys.exit("STAFF_TOKENS is set but SERVICE_TOKEN is not: set SERVICE_TOKEN to one of its admin tokens")
+    return DEV_SERVICE_TOKEN
+
+
+def load_demo_county(token: str) -> None:
     bundle = (ROOT / "deploy" / "demo" / "county.json").read_bytes()
     try:
         response = httpx.put(
             f"http://127.0.0.1:{SERVICES['grid']}/v1/jurisdiction",
             content=bundle,
             timeout=30,
-            headers={"Authorization": "Bearer dev-admin", "Content-Type": "application/json"},
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         )
     except httpx.HTTPError as exc:
         say(f"! demo county not loaded: {exc}")
         return
+    if response.status_code in (401, 403):
+        raise SystemExit(
+            f"grid refused SERVICE_TOKEN (HTTP {response.status_code}): it must be an admin token of STAFF_TOKENS"
+        )
     if response.status_code < 300:
         body = response.json()
         say(
@@ -140,6 +154,8 @@ def banner() -> None:
         f"    {t:<24} {v['role']:<15} township {v['township']}" + (f", unit {v['unit']}" if v.get("unit") else "")
         for t, v in DEV_STAFF_TOKENS.items()
     )
+    if os.environ.get("STAFF_TOKENS", "").strip():
+        tokens = "    (STAFF_TOKENS from the environment)"
     intake, dispatch, grid, metrics = (SERVICES[n] for n in ("intake", "dispatch", "grid", "metrics"))
     say(f"""
 综合指挥平台 is running (Ctrl-C stops everything):
@@ -212,8 +228,12 @@ def main() -> None:
         upgrade_all(database_url)
         asyncio.run(ensure_topics(bootstrap))
         say("• topics ready")
+        token = service_token()
         env = {
             **os.environ,
+            # Dev credentials where STAFF_TOKENS / INTAKE_API_KEYS are empty: the launcher asks, production never does.
+            "ZHPT_DEV_CREDENTIALS": "true",
+            "SERVICE_TOKEN": token,
             "DATABASE_URL": database_url,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "LOG_JSON": os.environ.get("LOG_JSON", "true"),
@@ -223,7 +243,7 @@ def main() -> None:
         }
         procs.update(start_services(env))
         wait_healthy(procs)
-        load_demo_county()
+        load_demo_county(token)
         banner()
         supervise(procs, broker)
     except KeyboardInterrupt:

@@ -2,8 +2,11 @@
 
 ``Authorization: Bearer <token>``; tokens come from the setting
 ``STAFF_TOKENS`` (JSON ``{"<token>": {"role": ..., "township": ..., "unit": ...}}``).
-When it is empty the dev tokens below apply (``make run`` prints them) and a
-warning is logged. Production would put an identity provider behind the same
+The dev tokens below apply only when explicitly asked for (``ZHPT_DEV_CREDENTIALS=true``,
+which ``make run`` sets and production never does) and ``STAFF_TOKENS`` is empty; a blank
+or malformed setting otherwise refuses to start (开发令牌须显式开启；配置为空或有误则拒绝启动).
+Every role but ``admin`` must name its township (``"*"`` = the whole county, said
+explicitly). Production would put an identity provider behind the same
 :class:`StaffPrincipal` interface.
 """
 
@@ -19,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 StaffRole = Literal["admin", "dispatcher", "township_admin", "unit", "hotline"]
 
-#: Dev tokens of the demo county (deploy/demo). Used only when STAFF_TOKENS is empty.
+#: Dev tokens of the demo county (deploy/demo). Used only with ZHPT_DEV_CREDENTIALS=true and no STAFF_TOKENS.
 DEV_STAFF_TOKENS: dict[str, dict[str, str]] = {
     "dev-admin": {"role": "admin", "township": "*"},
     "dev-dispatcher": {"role": "dispatcher", "township": "*"},
@@ -31,8 +34,14 @@ DEV_STAFF_TOKENS: dict[str, dict[str, str]] = {
 }
 
 
+#: The dev admin token; the launcher's service credential when dev credentials are on.
+DEV_SERVICE_TOKEN = "dev-admin"
+
+
 class StaffPrincipal(BaseModel):
-    """Who is calling: role, township scope (``*`` = whole county) and, for role ``unit``, the unit."""
+    """Who is calling: role, township scope (``*`` = whole county) and, for role ``unit``, the unit.
+
+    工作人员：角色、乡镇范围（``*`` 为全县）、单位角色所属单位。"""
 
     model_config = ConfigDict(frozen=True)
 
@@ -55,20 +64,58 @@ class StaffPrincipal(BaseModel):
         return self.whole_county or township == self.township
 
 
-class StaffDirectory:
-    """Token → principal. Built once at start-up from settings."""
+class StaffTokensError(ValueError):
+    """``STAFF_TOKENS`` is blank without dev credentials, or malformed. 工作人员令牌配置有误。"""
 
-    def __init__(self, raw_json: str) -> None:
-        self.dev_mode = not raw_json.strip()
-        raw: Any = DEV_STAFF_TOKENS if self.dev_mode else orjson.loads(raw_json)
-        if not isinstance(raw, dict):
-            raise ValueError("STAFF_TOKENS must be a JSON object {token: {role, township, unit}}")
-        self._by_token: dict[str, StaffPrincipal] = {}
-        for token, spec in raw.items():
-            try:
-                self._by_token[token] = StaffPrincipal(token_name=_token_name(token), **spec)
-            except (ValidationError, TypeError) as exc:
-                raise ValueError(f"STAFF_TOKENS[{_token_name(token)}]: {exc}") from exc
+
+_SHAPE = 'STAFF_TOKENS must be a JSON object {"<token>": {"role": ..., "township": ..., "unit": ...}}'
+
+
+def parse_staff_tokens(raw_json: str, *, dev_credentials: bool = False) -> dict[str, StaffPrincipal]:
+    """The setting → token → principal, or :class:`StaffTokensError` saying what is wrong.
+
+    Blank (empty or only whitespace) means the dev tokens only when ``dev_credentials``.
+    解析 ``STAFF_TOKENS``：为空时仅在显式开启开发凭据时使用开发令牌，否则报错。"""
+    raw: Any
+    if not raw_json.strip():
+        if not dev_credentials:
+            raise StaffTokensError(
+                "STAFF_TOKENS is empty: set it (" + _SHAPE[len("STAFF_TOKENS must be ") :] + "), "
+                "or set ZHPT_DEV_CREDENTIALS=true for the dev tokens (development only)"
+            )
+        raw = DEV_STAFF_TOKENS
+    else:
+        try:
+            raw = orjson.loads(raw_json)
+        except orjson.JSONDecodeError as exc:
+            raise StaffTokensError(f"STAFF_TOKENS is not valid JSON ({exc}); {_SHAPE}") from None
+    if not isinstance(raw, dict) or not raw:
+        raise StaffTokensError(_SHAPE + " with at least one token")
+    by_token: dict[str, StaffPrincipal] = {}
+    for token, spec in raw.items():
+        name = _token_name(token)
+        if not token.strip() or token != token.strip():
+            raise StaffTokensError(f"STAFF_TOKENS[{name!r}]: a token must be non-blank, without surrounding spaces")
+        if not isinstance(spec, dict):
+            raise StaffTokensError(f"STAFF_TOKENS[{name!r}]: {{role, township, unit}} expected")
+        if spec.get("role") != "admin" and not str(spec.get("township") or "").strip():
+            raise StaffTokensError(
+                f"STAFF_TOKENS[{name!r}]: role {spec.get('role')!r} must name its township "
+                '("township": "<code>", or "*" for the whole county)'
+            )
+        try:
+            by_token[token] = StaffPrincipal(token_name=name, **spec)
+        except (ValidationError, TypeError) as exc:
+            raise StaffTokensError(f"STAFF_TOKENS[{name!r}]: {exc}") from None
+    return by_token
+
+
+class StaffDirectory:
+    """Token → principal. Built once at start-up from settings. 令牌目录（启动时构建）。"""
+
+    def __init__(self, raw_json: str, *, dev_credentials: bool = False) -> None:
+        self.dev_mode = dev_credentials and not raw_json.strip()
+        self._by_token = parse_staff_tokens(raw_json, dev_credentials=dev_credentials)
 
     def lookup(self, token: str) -> StaffPrincipal | None:
         return self._by_token.get(token)

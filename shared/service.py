@@ -12,27 +12,39 @@ import asyncio
 import contextlib
 import gc
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from sqlalchemy import MetaData, Table
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.answers import Health, Readiness, documented
 from shared.auth import StaffDirectory
 from shared.db import UnitOfWork, create_engine, is_database_unavailable, ping, session_factory
+from shared.errors import (
+    BAD_DATA_DETAIL,
+    bad_data_handler,
+    document_errors,
+    http_error_handler,
+    is_bad_data,
+    validation_error_handler,
+)
+from shared.inputs import NulFreeQueryMiddleware
 from shared.kafka import BatchHandler, ConsumerRunner, Handler, KafkaPublisher, processed_messages_table
 from shared.logging import bind_correlation, clear_correlation, configure_logging, get_logger
 from shared.observability import PlatformMetrics, install_metrics
 from shared.outbox import OutboxRelay, outbox_tables
 from shared.outbox_retention import RetentionKeeper
 from shared.settings import ServiceSettings
+from shared.web import SecurityHeadersMiddleware, clean_request_id, offline_app
 
 log = get_logger(__name__)
 
@@ -58,7 +70,7 @@ class ServiceRuntime:
         self.metadata = metadata
         self.registry = CollectorRegistry()
         self.metrics = PlatformMetrics(self.registry, service)
-        self.staff = StaffDirectory(settings.staff_tokens)
+        self.staff = StaffDirectory(settings.staff_tokens, dev_credentials=settings.dev_credentials)
         self.engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, application_name=service)
         self.sessions = session_factory(self.engine)
         self.publisher = KafkaPublisher(
@@ -164,7 +176,7 @@ class ServiceRuntime:
     # -- lifecycle
     async def start(self) -> None:
         if self.staff.dev_mode:
-            log.warning("STAFF_TOKENS is empty: dev staff tokens are active (dev-admin …)")
+            log.warning("ZHPT_DEV_CREDENTIALS: dev staff tokens are active (dev-admin …); never in production")
         if self.relay is not None:
             self.relay.start()
         for consumer in self.consumers:
@@ -282,7 +294,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        request_id = headers.get(b"x-request-id", b"").decode() or str(uuid.uuid4())
+        request_id = clean_request_id(headers.get(b"x-request-id", b""))  # bounded: echoed and logged
         scope.setdefault("state", {})["request_id"] = request_id
         bind_correlation(correlation_id=request_id)
 
@@ -313,11 +325,15 @@ def tune_gc_for_throughput(*, young_threshold: int = 20_000) -> None:
 def health_router(runtime: ServiceRuntime) -> APIRouter:
     router = APIRouter(tags=["health 健康检查"])
 
-    @router.get("/healthz", summary="Process alive 进程存活")
+    @router.get("/healthz", summary="Process alive 进程存活", **documented(Health))
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": runtime.service}
 
-    @router.get("/readyz", summary="Ready to serve 就绪: database reachable, broker state reported")
+    @router.get(
+        "/readyz",
+        summary="Ready to serve 就绪: database reachable, broker state reported",
+        **documented(Readiness, extra={503: {"model": Readiness, "description": "not ready 未就绪"}}),
+    )
     async def readyz() -> JSONResponse:
         ready, report = await runtime.readiness_report()
         return JSONResponse(report, status_code=200 if ready else 503)
@@ -352,10 +368,15 @@ def create_service_app(
             await runtime.stop()
             log.info("service stopped", service=runtime.service)
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app = offline_app(title=title, description=description, version="1.0.0", lifespan=lifespan)  # /docs: no CDN
     app.state.runtime = runtime
     app.state.staff = runtime.staff
+    app.add_middleware(NulFreeQueryMiddleware)  # inside the request id: its 422 carries one too
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(asyncpg.exceptions.DataError, bad_data_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
 
     async def scrape() -> None:
         if runtime.relay is not None:
@@ -378,10 +399,29 @@ def create_service_app(
                 status_code=503,
                 headers={"Retry-After": "5"},
             )
+        if is_bad_data(exc):
+            log.warning("database refused a value", error=type(exc).__name__)
+            return JSONResponse({"detail": BAD_DATA_DETAIL}, status_code=422)
         log.exception("database error")
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
     app.include_router(health_router(runtime))
     for router in routers:
         app.include_router(router)
+    _document_errors(app)
     return app
+
+
+def _document_errors(app: FastAPI) -> None:
+    """The OpenAPI document declares the shared error model and real status codes on every operation
+    (also routes added after this call). OpenAPI 文档为每个接口声明统一错误模型与状态码。"""
+    build = app.openapi
+    done: list[dict[str, Any]] = []  # the document already completed (FastAPI rebuilds it when routes change)
+
+    def openapi() -> dict[str, Any]:
+        document = build()
+        if not done or done[0] is not document:
+            done[:] = [document_errors(document)]
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

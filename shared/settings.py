@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from shared.auth import DEV_SERVICE_TOKEN, parse_staff_tokens
 
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
@@ -33,7 +36,8 @@ class _PlatformEnvSource(EnvSettingsSource):
 class ServiceSettings(BaseSettings):
     """Settings every service has. Subclasses set ``model_config`` (env prefix) and ``service_name``."""
 
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+    #: Errors never echo the input: it holds secrets (tokens, keys, passwords in URLs).
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", hide_input_in_errors=True)
     service_name: ClassVar[str] = "service"
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -41,8 +45,14 @@ class ServiceSettings(BaseSettings):
     #: Apache Kafka supports the idempotent producer; Tansu refuses InitProducerId,
     #: so it is off by default and on in docker-compose.yml. Correctness never depends on it.
     kafka_enable_idempotence: bool = False
-    #: JSON ``{"<token>": {"role": ..., "township": ..., "unit": ...}}``; empty → dev tokens.
+    #: JSON ``{"<token>": {"role": ..., "township": ..., "unit": ...}}``; required unless dev credentials.
     staff_tokens: str = ""
+    #: ``ZHPT_DEV_CREDENTIALS=true``: empty credential settings mean the dev ones (``make run``, tests);
+    #: production never sets it. 开发凭据开关：仅开发环境显式开启。
+    dev_credentials: bool = Field(False, validation_alias=AliasChoices("zhpt_dev_credentials", "dev_credentials"))
+    #: ``SERVICE_TOKEN``: the staff token (one of ``STAFF_TOKENS``) the services and the launcher use
+    #: to call each other (dispatch and metrics read grid with it). 服务间调用令牌。
+    service_token: str = ""
     log_level: str = "INFO"
     log_json: bool = True
     db_pool_size: int = 20
@@ -62,6 +72,23 @@ class ServiceSettings(BaseSettings):
     consumer_stall_after_s: float = 30.0
     consumer_max_batch: int = 500
     consumer_max_attempts: int = 3
+
+    @model_validator(mode="after")
+    def _credentials(self) -> ServiceSettings:
+        """Refuse a blank or malformed ``STAFF_TOKENS`` unless dev credentials are asked for."""
+        parse_staff_tokens(self.staff_tokens, dev_credentials=self.dev_credentials)
+        return self
+
+    def service_bearer(self, explicit: str = "", *, setting: str = "SERVICE_TOKEN") -> str:
+        """The token this service calls others with: ``explicit`` (a per-service override),
+        else ``SERVICE_TOKEN``, else the dev admin token under dev credentials; none → a clear error.
+        服务间调用所用令牌；未配置时报错说明。"""
+        token = explicit.strip() or self.service_token.strip()
+        if token:
+            return token
+        if self.dev_credentials and not self.staff_tokens.strip():
+            return DEV_SERVICE_TOKEN
+        raise ValueError(f"{setting} is empty: set SERVICE_TOKEN to a token of STAFF_TOKENS that may read grid")
 
     @classmethod
     def settings_customise_sources(

@@ -70,8 +70,11 @@ class Platform:
         return f"http://127.0.0.1:{self.ports[name]}"
 
     def env(self) -> dict[str, str]:
+        credentials = ("STAFF_TOKENS", "INTAKE_API_KEYS", "SERVICE_TOKEN")
+        inherited = {k: v for k, v in os.environ.items() if k not in credentials}
         return {
-            **os.environ,
+            **inherited,
+            "ZHPT_DEV_CREDENTIALS": "true",
             "DATABASE_URL": self.database_url,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "DISPATCH_GRID_URL": self.url("grid"),
@@ -81,8 +84,6 @@ class Platform:
             "OUTBOX_POLL_INTERVAL_S": "0.1",
             "OUTBOX_KEEP_INTERVAL_S": "0.5",
             "OUTBOX_RELEASE_GRACE_S": "3",
-            "STAFF_TOKENS": "",
-            "INTAKE_API_KEYS": "",
             "LOG_JSON": "true",
             "LOG_LEVEL": "INFO",
             **self.env_extra,

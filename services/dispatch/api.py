@@ -23,8 +23,9 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from services.dispatch.answers import ActionResult, Candidates, CaseDetail, CaseList, Timeline
 from services.dispatch.context import DispatchContext, utc_now
 from services.dispatch.lifecycle import Action, Actor, Refused, Role
 from services.dispatch.queries import (
@@ -51,7 +52,10 @@ from services.dispatch.service import (
     perform_action,
     transitions_after,
 )
+from shared.answers import documented
 from shared.auth import StaffPrincipal, current_staff, require_roles
+from shared.errors import MAX_INT64
+from shared.inputs import NulFreeModel
 
 router = APIRouter()
 TAG = "dispatch 派遣"
@@ -145,7 +149,7 @@ def case_json(record: CaseRecord, *, detail: bool = False) -> dict[str, Any]:
 # --------------------------------------------------------------------------- queries 查询
 
 
-@router.get("/v1/cases", tags=[TAG], summary="List cases in the caller's scope 案件列表")
+@router.get("/v1/cases", **documented(CaseList), tags=[TAG], summary="List cases in the caller's scope 案件列表")
 async def get_cases(
     request: Request,
     principal: StaffPrincipal = Depends(current_staff),
@@ -164,7 +168,9 @@ async def get_cases(
         bool | None,
         Query(description="`true`: closed 12345 cases with no 回访 recorded yet (the 待回访 queue) 待回访"),
     ] = None,
-    cursor: Annotated[int | None, Query(description="`next_cursor` of the previous page 翻页游标")] = None,
+    cursor: Annotated[
+        int | None, Query(ge=0, le=MAX_INT64, description="`next_cursor` of the previous page 翻页游标")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     if queue not in (None, "", "triage"):
@@ -203,6 +209,7 @@ async def get_cases(
 
 @router.get(
     "/v1/cases/{case_id}",
+    **documented(CaseDetail),
     tags=[TAG],
     summary="One case with its routing explanation 案件详情（含派遣说明）",
     description="Besides the case: `allowed_actions` (what the signed-in staff may do now), `action_reasons` "
@@ -239,11 +246,14 @@ async def get_one(
     "`rejected` (the unit rejected the case and may not get it back). `suggested`: the first candidate that "
     "exists and did not reject it; `rejected_units`: every unit that may not get the case back. "
     "按路由顺序给出候选单位，标出退单单位；`suggested` 为系统建议。",
-    responses={
-        404: {"description": "no such case, or outside the caller's scope 案件不存在或不在范围内"},
-        422: {"description": "unknown matter or township 事项或乡镇未知"},
-        503: {"description": "no jurisdiction snapshot loaded yet 辖区尚未加载"},
-    },
+    **documented(
+        Candidates,
+        extra={
+            404: {"description": "no such case, or outside the caller's scope 案件不存在或不在范围内"},
+            422: {"description": "unknown matter or township 事项或乡镇未知"},
+            503: {"description": "no jurisdiction snapshot loaded yet 辖区尚未加载"},
+        },
+    ),
 )
 async def get_candidates(
     request: Request,
@@ -292,7 +302,9 @@ def _timeline_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/cases/{case_id}/timeline", tags=[TAG], summary="Every transition of a case 案件时间线")
+@router.get(
+    "/v1/cases/{case_id}/timeline", **documented(Timeline), tags=[TAG], summary="Every transition of a case 案件时间线"
+)
 async def get_case_timeline(
     request: Request, case_id: uuid.UUID, principal: StaffPrincipal = Depends(current_staff)
 ) -> dict[str, Any]:
@@ -376,7 +388,7 @@ async def _json(request: Request) -> Any:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "body is not JSON 请求体不是 JSON") from None
 
 
-class AssignRequest(BaseModel):
+class AssignRequest(NulFreeModel):
     """手动派遣: the unit, optionally the matter, and why. 手动派遣请求体。"""
 
     unit: str = Field(min_length=1)
@@ -390,7 +402,7 @@ class AssignRequest(BaseModel):
     "/v1/cases/{case_id}/assign",
     tags=[TAG],
     summary="Assign a case by hand 手动派遣 (dispatcher; triage or reported cases)",
-    responses=_ACTION_RESPONSES,
+    **documented(ActionResult, extra=_ACTION_RESPONSES),
 )
 async def assign(
     request: Request,
@@ -417,7 +429,7 @@ async def assign(
     description="Actions: " + ", ".join(f"`{a}`" for a in API_ACTIONS) + ". Body: the action's fields plus "
     "`expected_version` (optimistic concurrency) and optional `occurred_at` (history import). "
     "After `reject` the case is re-dispatched to the next candidate, or goes to triage.",
-    responses=_ACTION_RESPONSES,
+    **documented(ActionResult, extra=_ACTION_RESPONSES),
 )
 async def act(
     request: Request, case_id: uuid.UUID, action: str, principal: StaffPrincipal = Depends(current_staff)
@@ -467,12 +479,20 @@ def _sse(row: dict[str, Any]) -> bytes:
     description="Each event: `id` (transition id; send it back as `Last-Event-ID` to resume), `event` "
     "(event type), `data` (JSON). Without `Last-Event-ID` (or `after`) the stream starts at the newest change. "
     "`max_events` / `max_seconds` end the response (for polling clients and tests).",
+    response_model=None,
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "text/event-stream 事件流",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
 )
 async def stream(
     request: Request,
     principal: StaffPrincipal = Depends(current_staff),
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    after: Annotated[int | None, Query(ge=0, description="start after this transition id")] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_INT64, description="start after this transition id")] = None,
     max_events: Annotated[int | None, Query(ge=1)] = None,
     max_seconds: Annotated[float | None, Query(gt=0)] = None,
 ) -> StreamingResponse:
@@ -481,6 +501,8 @@ async def stream(
     start = after
     if last_event_id is not None and last_event_id.strip().isdigit():
         start = int(last_event_id.strip())
+        if start > MAX_INT64:  # checked before the stream starts: a 422, not a broken stream
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Last-Event-ID is not a transition id")
     if start is None:
         async with ctx.runtime.uow() as uow:
             start = await last_transition_id(session=uow.session)

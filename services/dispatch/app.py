@@ -25,7 +25,7 @@ from services.dispatch.api import router
 from services.dispatch.consumers import incident_batch_handler, jurisdiction_handler
 from services.dispatch.context import DispatchContext, utc_now
 from services.dispatch.dashboard import mount_dashboard
-from services.dispatch.grid_client import JurisdictionSource
+from services.dispatch.grid_client import GridRefusedError, GridUnavailableError, JurisdictionSource
 from services.dispatch.models import metadata
 from services.dispatch.service import sweep_overdue
 from services.dispatch.settings import DispatchSettings
@@ -49,7 +49,7 @@ def create_app(
     runtime.use_outbox()
     source = JurisdictionSource(
         grid_url=settings.grid_url,
-        token=settings.grid_token,
+        token=settings.service_bearer(settings.grid_token, setting="DISPATCH_GRID_TOKEN"),
         county_code=settings.county_code,
         transport=grid_transport,
     )
@@ -87,7 +87,8 @@ def create_app(
     )
 
     async def first_load() -> None:
-        await source.load_until_ready(settings.grid_retry_s)
+        if source.snapshot is None:
+            await source.load_until_ready(settings.grid_retry_s)
         # The snapshot, the app and the libraries live as long as the process: keep them out of
         # the cyclic collector's passes, and collect young objects less often — the incident hot
         # path allocates many short-lived objects, almost all freed by reference counting
@@ -125,6 +126,14 @@ def create_app(
                 log.warning("overdue sweep failed", error=repr(exc))
 
     async def on_start() -> None:
+        # One attempt now: a refused credential stops the start, loudly; grid not up yet → retried in
+        # the background. 先试一次：令牌被拒则启动失败并说明原因；网格服务未就绪则后台重试。
+        with contextlib.suppress(GridUnavailableError, TimeoutError):
+            try:
+                await asyncio.wait_for(source.reload(), settings.grid_retry_s + 5)
+            except GridRefusedError as exc:
+                log.error("dispatch cannot start", error=str(exc))
+                raise RuntimeError(str(exc)) from None
         loaders.append(asyncio.ensure_future(first_load()))
         if settings.overdue_sweep_interval_s > 0:
             runtime.spawn(sweep_loop(), "dispatch-overdue-sweep")

@@ -27,11 +27,16 @@ from shared.logging import get_logger
 
 log = get_logger(__name__)
 
-__all__ = ["GridUnavailableError", "JurisdictionSource", "LoadedJurisdiction", "parse_response"]
+__all__ = ["GridRefusedError", "GridUnavailableError", "JurisdictionSource", "LoadedJurisdiction", "parse_response"]
 
 
 class GridUnavailableError(RuntimeError):
     """The grid service did not give a usable jurisdiction (down, 404, invalid). 网格服务不可用。"""
+
+
+class GridRefusedError(GridUnavailableError):
+    """Grid answered 401/403: the service token is wrong — a configuration error, not an outage.
+    网格服务拒绝了服务令牌（配置错误）。"""
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,11 @@ class JurisdictionSource:
                 )
         except httpx.HTTPError as exc:
             raise GridUnavailableError(f"grid service unreachable: {type(exc).__name__}: {exc}") from exc
+        if response.status_code in (401, 403):
+            raise GridRefusedError(
+                f"grid refused the service token (HTTP {response.status_code}): set SERVICE_TOKEN "
+                "(or DISPATCH_GRID_TOKEN) to a token of grid's STAFF_TOKENS that may read the jurisdiction"
+            )
         if response.status_code != 200:
             raise GridUnavailableError(f"grid service answered {response.status_code}: {response.text[:300]}")
         try:
@@ -178,6 +188,9 @@ class JurisdictionSource:
         while True:
             try:
                 return await self.reload()
+            except GridRefusedError as exc:
+                log.error("jurisdiction not loaded: the service credential is refused", error=str(exc))
+                await asyncio.sleep(retry_s)
             except GridUnavailableError as exc:
                 log.warning("jurisdiction not loaded yet; retrying", error=str(exc), retry_s=retry_s)
                 await asyncio.sleep(retry_s)

@@ -43,6 +43,8 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, ValidationError
 
+from shared.inputs import NulFreeModel
+
 __all__ = [
     "CASE_REPORTED",
     "DEFAULT_MAX_REJECTIONS",
@@ -310,7 +312,7 @@ class CaseSnapshot(BaseModel):
 # --------------------------------------------------------------------------- action bodies
 
 
-class ActionBody(BaseModel):
+class ActionBody(NulFreeModel):
     """Common body (请求体): optimistic-concurrency version and optional historical time."""
 
     model_config = _FROZEN

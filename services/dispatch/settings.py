@@ -17,8 +17,8 @@ class DispatchSettings(ServiceSettings):
 
     #: Where the grid service answers ``GET /v1/jurisdiction``. 网格服务地址。
     grid_url: str = "http://127.0.0.1:8003"
-    #: Bearer token dispatch uses to read the grid service. 读取网格服务所用令牌。
-    grid_token: str = "dev-admin"
+    #: Bearer token dispatch uses to read the grid service; empty → ``SERVICE_TOKEN``. 读取网格服务所用令牌。
+    grid_token: str = ""
     #: Where the metrics service answers (the dashboard's same-origin proxy). 绩效服务地址（调度台代理）。
     metrics_url: str = "http://127.0.0.1:8004"
     #: County to load (``?county=``); empty → the grid's only county. 加载的区县；为空则取唯一区县。

@@ -23,6 +23,21 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter
 
+from services.grid.answers import (
+    Bundle,
+    BundleImported,
+    Counties,
+    CountyDetail,
+    CurrentRules,
+    DivisionDetail,
+    Divisions,
+    Located,
+    Matters,
+    RuleHistory,
+    RuleSet,
+    RulesReplaced,
+    Units,
+)
 from services.grid.registry import SnapshotRegistry
 from services.grid.service import (
     ChangeOutcome,
@@ -41,7 +56,9 @@ from services.grid.service import (
     utc_now,
 )
 from services.grid.settings import GridSettings
+from shared.answers import documented
 from shared.auth import StaffPrincipal, require_roles
+from shared.errors import MAX_INT32
 from shared.geo import Crs, to_wgs84
 from shared.jurisdiction import (
     Division,
@@ -213,7 +230,7 @@ _WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     "other counties are untouched. The same content again answers `changed: false` with the existing version. "
     "A bundle with problems is rejected whole (422, every problem with its path); nothing changes. "
     "Each import bumps `version` and `rules_version` and publishes `jurisdiction.changed` (change=bundle).",
-    responses=_WRITE_RESPONSES,
+    **documented(BundleImported, extra=_WRITE_RESPONSES),
 )
 async def put_jurisdiction(request: Request, principal: StaffPrincipal = Depends(admin)) -> JSONResponse:
     data, problems = await _json_body(request)
@@ -250,6 +267,7 @@ async def put_jurisdiction(request: Request, principal: StaffPrincipal = Depends
 
 @router.get(
     "/v1/jurisdiction",
+    **documented(Bundle, 404),
     tags=[TAG_REGISTRY],
     summary="Export a county's jurisdiction bundle 导出辖区数据包",
     description="The same format `PUT /v1/jurisdiction` takes, so export → import is a round trip "
@@ -260,7 +278,9 @@ async def put_jurisdiction(request: Request, principal: StaffPrincipal = Depends
 async def get_jurisdiction(
     request: Request,
     county: CountyQuery = None,
-    version: Annotated[int | None, Query(ge=1, description="a stored bundle version 历史数据包版本")] = None,
+    version: Annotated[
+        int | None, Query(ge=1, le=MAX_INT32, description="a stored bundle version 历史数据包版本")
+    ] = None,
     _: StaffPrincipal = Depends(staff),
 ) -> Response:
     if version is None:
@@ -286,7 +306,7 @@ async def get_jurisdiction(
 # --------------------------------------------------------------------------- counties & rules 区县与规则
 
 
-@router.get("/v1/counties", tags=[TAG_REGISTRY], summary="Counties in the registry 已登记区县")
+@router.get("/v1/counties", **documented(Counties), tags=[TAG_REGISTRY], summary="Counties in the registry 已登记区县")
 async def get_counties(request: Request, _: StaffPrincipal = Depends(staff)) -> dict[str, Any]:
     async with _runtime(request).uow() as uow:
         states = await list_counties(session=uow.session)
@@ -295,6 +315,7 @@ async def get_counties(request: Request, _: StaffPrincipal = Depends(staff)) -> 
 
 @router.get(
     "/v1/counties/{code}",
+    **documented(CountyDetail),
     tags=[TAG_REGISTRY],
     summary="A county: current versions and history 区县当前版本与历史",
 )
@@ -316,7 +337,7 @@ async def get_county_detail(request: Request, code: CountyCode, _: StaffPrincipa
     "the county's current bundle; any problem rejects the whole set (422, every problem). Stored as a new "
     "rule-set version (old versions stay retrievable); publishes `jurisdiction.changed` (change=rules). "
     "The same rules again answer `changed: false`.",
-    responses={**_WRITE_RESPONSES, 404: {"description": "unknown county 区县未登记"}},
+    **documented(RulesReplaced, extra={**_WRITE_RESPONSES, 404: {"description": "unknown county 区县未登记"}}),
 )
 async def put_rules(request: Request, code: CountyCode, principal: StaffPrincipal = Depends(admin)) -> JSONResponse:
     data, problems = await _json_body(request)
@@ -352,7 +373,12 @@ async def put_rules(request: Request, code: CountyCode, principal: StaffPrincipa
     return JSONResponse({**_change_body(outcome), "rules": len(rules)})
 
 
-@router.get("/v1/counties/{code}/rules", tags=[TAG_REGISTRY], summary="Rule-set history 规则集版本历史")
+@router.get(
+    "/v1/counties/{code}/rules",
+    **documented(RuleHistory),
+    tags=[TAG_REGISTRY],
+    summary="Rule-set history 规则集版本历史",
+)
 async def get_rule_history(request: Request, code: CountyCode, _: StaffPrincipal = Depends(staff)) -> dict[str, Any]:
     async with _runtime(request).uow() as uow:
         history = await list_rule_sets(session=uow.session, county_code=code)
@@ -363,13 +389,14 @@ async def get_rule_history(request: Request, code: CountyCode, _: StaffPrincipal
 
 @router.get(
     "/v1/counties/{code}/rules/{version}",
+    **documented(RuleSet),
     tags=[TAG_REGISTRY],
     summary="One stored rule-set version 某一规则集版本",
 )
 async def get_rule_version(
     request: Request,
     code: CountyCode,
-    version: Annotated[int, Path(ge=1)],
+    version: Annotated[int, Path(ge=1, le=MAX_INT32)],
     _: StaffPrincipal = Depends(staff),
 ) -> dict[str, Any]:
     async with _runtime(request).uow() as uow:
@@ -379,7 +406,9 @@ async def get_rule_version(
     return rule_set
 
 
-@router.get("/v1/rules", tags=[TAG_BROWSE], summary="Current override rules 当前派遣规则")
+@router.get(
+    "/v1/rules", **documented(CurrentRules, 404), tags=[TAG_BROWSE], summary="Current override rules 当前派遣规则"
+)
 async def get_rules(request: Request, county: CountyQuery = None, _: StaffPrincipal = Depends(staff)) -> Response:
     snapshot = await _snapshot_for(request, county)
     return _orjson(
@@ -402,7 +431,10 @@ async def get_rules(request: Request, county: CountyQuery = None, _: StaffPrinci
     description="Converts GCJ-02 (火星坐标) / BD-09 (百度坐标) to WGS-84 first. Answers the grid, village, "
     "township and county (codes and names). A point outside every grid → 404, unless `fallback=true`, "
     "which accepts the village or township polygon that holds it.",
-    responses={404: {"description": "outside every grid 不在任何网格内"}, 422: {"description": "invalid lng/lat/crs"}},
+    **documented(
+        Located,
+        extra={404: {"description": "outside every grid 不在任何网格内"}, 422: {"description": "invalid lng/lat/crs"}},
+    ),
 )
 async def locate(
     request: Request,
@@ -453,7 +485,9 @@ async def locate(
 # --------------------------------------------------------------------------- browse 浏览
 
 
-@router.get("/v1/divisions", tags=[TAG_BROWSE], summary="List divisions 区划列表 (no geometry)")
+@router.get(
+    "/v1/divisions", **documented(Divisions, 404), tags=[TAG_BROWSE], summary="List divisions 区划列表 (no geometry)"
+)
 async def get_divisions(
     request: Request,
     county: CountyQuery = None,
@@ -472,6 +506,7 @@ async def get_divisions(
 
 @router.get(
     "/v1/divisions/{code}",
+    **documented(DivisionDetail),
     tags=[TAG_BROWSE],
     summary="A division, its parent chain and children 区划详情（上级链与下级）",
 )
@@ -503,7 +538,7 @@ async def get_division(
     return _orjson(body)
 
 
-@router.get("/v1/units", tags=[TAG_BROWSE], summary="Handling units 承办单位")
+@router.get("/v1/units", **documented(Units, 404), tags=[TAG_BROWSE], summary="Handling units 承办单位")
 async def get_units(
     request: Request,
     county: CountyQuery = None,
@@ -523,7 +558,12 @@ async def get_units(
     )
 
 
-@router.get("/v1/matters", tags=[TAG_BROWSE], summary="The matter catalogue 事项清单 (with devolution 下放)")
+@router.get(
+    "/v1/matters",
+    **documented(Matters, 404),
+    tags=[TAG_BROWSE],
+    summary="The matter catalogue 事项清单 (with devolution 下放)",
+)
 async def get_matters(
     request: Request,
     county: CountyQuery = None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: The demo bundle. 示范县数据包。
 DEMO_BUNDLE = ROOT / "deploy" / "demo" / "county.json"
 DEFAULT_URL = "http://127.0.0.1:8003"
-DEFAULT_TOKEN = "dev-admin"
+DEFAULT_TOKEN = os.environ.get("SERVICE_TOKEN", "").strip() or "dev-admin"
 
 __all__ = ["DEFAULT_TOKEN", "DEFAULT_URL", "DEMO_BUNDLE", "LoadError", "load_demo", "main", "put_bundle", "read_bundle"]
 
@@ -109,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point. 命令行入口。"""
     parser = argparse.ArgumentParser(description="Import the demo county bundle into the grid service 导入示范县")
     parser.add_argument("--url", default=DEFAULT_URL, help=f"grid service base URL (default {DEFAULT_URL})")
-    parser.add_argument("--token", default=DEFAULT_TOKEN, help="admin staff token (default dev-admin)")
+    parser.add_argument(
+        "--token", default=DEFAULT_TOKEN, help="admin staff token (default SERVICE_TOKEN, else dev-admin)"
+    )
     parser.add_argument("--file", type=Path, default=DEMO_BUNDLE, help="bundle file (default deploy/demo/county.json)")
     parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the service (default 30)")
     args = parser.parse_args(argv)

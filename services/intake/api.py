@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, ValidationError
 
+from services.intake.answers import RawRecord, Renormalised
 from services.intake.normalise import content_hash, normalise
 from services.intake.schemas import (
     EXAMPLES,
@@ -24,6 +25,7 @@ from services.intake.schemas import (
     SourceRecord,
 )
 from services.intake.service import Submission, accept_submissions, get_accepted, received_now
+from shared.answers import documented
 from shared.auth import StaffPrincipal, require_roles
 from shared.cooperative import SLICE, cooperative_map
 from shared.db import driver_connection
@@ -56,11 +58,19 @@ class ProducerKeys:
     """``X-API-Key`` → source. Built once from ``INTAKE_API_KEYS`` (JSON: source → [keys])."""
 
     def __init__(self, raw_json: str) -> None:
-        data = orjson.loads(raw_json)
+        shape = 'INTAKE_API_KEYS must be a JSON object {"<source>": ["<key>", ...]}'
+        try:
+            data = orjson.loads(raw_json)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"INTAKE_API_KEYS is not valid JSON ({exc}); {shape}") from None
+        if not isinstance(data, dict) or not data:
+            raise ValueError(shape)
         self.source_of: dict[str, str] = {}
         for source, keys in data.items():
             if source not in SOURCE_MODELS:
                 raise ValueError(f"INTAKE_API_KEYS: unknown source {source!r}")
+            if not isinstance(keys, list) or not all(isinstance(k, str) and k.strip() == k and k for k in keys):
+                raise ValueError(f"INTAKE_API_KEYS[{source!r}]: a list of non-blank keys expected")
             for key in keys:
                 self.source_of[key] = source
 
@@ -282,6 +292,7 @@ for _source, _summary in (("12345", "12345热线工单"), ("cityops", "数字城
 
 @router.get(
     "/v1/events/{event_id}/raw",
+    **documented(RawRecord),
     tags=["intake 事件受理"],
     summary="What the producer sent, verbatim 原始报文 (admin only; contains personal data)",
 )
@@ -305,6 +316,7 @@ async def get_raw(
 
 @router.post(
     "/v1/events/{event_id}/renormalise",
+    **documented(Renormalised),
     tags=["intake 事件受理"],
     summary="Normalise the stored raw record again 重新标准化 (admin; dry run, publishes nothing)",
 )

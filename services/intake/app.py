@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
@@ -18,6 +17,7 @@ from services.intake import schemas
 from services.intake.api import ProducerKeys, router
 from services.intake.models import metadata
 from services.intake.settings import DEV_API_KEYS, IntakeSettings
+from shared.errors import validation_error_handler
 from shared.logging import get_logger
 from shared.service import ServiceRuntime, create_service_app, tune_gc_for_throughput
 
@@ -87,6 +87,19 @@ async def _reply(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
+def _dev_or_refuse(settings: IntakeSettings, field: str, dev_value: str) -> str:
+    """The setting, or its dev value when it is blank and dev credentials are asked for; else a clear error.
+    配置值；为空时仅在显式开启开发凭据时使用开发值，否则拒绝启动。"""
+    value: str = getattr(settings, field)
+    if value.strip():
+        return value
+    name = f"INTAKE_{field.upper()}"
+    if not settings.dev_credentials:
+        raise ValueError(f"{name} is empty: set it, or ZHPT_DEV_CREDENTIALS=true for the dev value (development only)")
+    log.warning(f"ZHPT_DEV_CREDENTIALS: {name} is the dev value; never in production")
+    return dev_value
+
+
 async def _after_start_up() -> None:
     tune_gc_for_throughput()
 
@@ -96,6 +109,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     runtime = ServiceRuntime(settings, service="intake", metadata=metadata)
     runtime.use_outbox()
     schemas.set_future_tolerance(settings.future_tolerance_s)
+    schemas.set_earliest_reported_at(settings.earliest_reported_at)
     app = create_service_app(
         runtime,
         title="Intake 事件受理",
@@ -105,11 +119,12 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         on_start=_after_start_up,
     )
     app.state.settings = settings
-    app.state.producer_keys = ProducerKeys(settings.api_keys or DEV_API_KEYS)
-    if not settings.api_keys:
-        log.warning("INTAKE_API_KEYS is empty: dev producer keys are active (dev-12345, dev-cityops, dev-gridworker)")
-    app.state.phone_salt = settings.phone_hash_salt or DEV_PHONE_SALT
-    app.state.validation_context = lambda: {"future_tolerance": schemas.FUTURE_TOLERANCE}
+    app.state.producer_keys = ProducerKeys(_dev_or_refuse(settings, "api_keys", DEV_API_KEYS))
+    app.state.phone_salt = _dev_or_refuse(settings, "phone_hash_salt", DEV_PHONE_SALT)
+    app.state.validation_context = lambda: {
+        "future_tolerance": schemas.FUTURE_TOLERANCE,
+        "earliest": schemas.EARLIEST_REPORTED_AT,
+    }
     app.state.intake_counter = Counter(
         "intake_events_total", "Producer records by outcome", ["source", "outcome"], registry=runtime.registry
     )
@@ -120,6 +135,6 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         parts = request.url.path.split("/")
         if len(parts) > 3 and parts[1:3] == ["v1", "events"] and parts[3] in ("12345", "cityops", "gridworker"):
             app.state.intake_counter.labels(parts[3], "rejected").inc()
-        return await request_validation_exception_handler(request, exc)
+        return await validation_error_handler(request, exc)
 
     return app

@@ -2,7 +2,9 @@
 
 Pure functions, no I/O. The caller's phone never leaves intake: the event
 carries it masked (``138****5678``) plus a salted hash for linking repeat
-callers. Every point is converted to WGS-84 before anything else looks at it.
+callers; mobile and ID numbers typed into the free text (title, content,
+description, address) are masked too (:mod:`services.intake.pii`). Every point is
+converted to WGS-84 before anything else looks at it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Literal
 
 import orjson
 
+from services.intake.pii import mask_optional, mask_personal_numbers
 from services.intake.schemas import CityOpsCase, GridWorkerReport, HotlineTicket, Location, SourceRecord
 from shared.events import CallerRef, GeoPoint, IncidentReported, incident_event_id
 from shared.geo import to_wgs84
@@ -114,12 +117,12 @@ def _from_hotline(t: HotlineTicket, *, received_at: datetime, phone_salt: str) -
         source_id=t.ticket_no,
         reported_at=t.received_at,
         received_at=received_at,
-        title=t.title,
-        description=t.content,
+        title=mask_optional(t.title),
+        description=mask_personal_numbers(t.content),
         category_codes={"category_code": t.category_code},
         category_key=t.category_code,
         location=_point(t.location),
-        address=t.address,
+        address=mask_personal_numbers(t.address),
         division_code=t.division_code,
         urgency=t.urgency,
         reporter_kind="caller",
@@ -137,12 +140,12 @@ def _from_cityops(c: CityOpsCase, *, received_at: datetime) -> IncidentReported:
         source_id=c.case_no,
         reported_at=c.reported_at,
         received_at=received_at,
-        description=c.description,
+        description=mask_personal_numbers(c.description),
         category_codes={"kind": c.kind, "major_code": c.major_code, "minor_code": c.minor_code},
         category_key=f"{c.major_code}-{c.minor_code}",
         category_name=CITYOPS_MAJOR_NAMES.get((c.kind, c.major_code)),
         location=_point(c.location),
-        address=c.address,
+        address=mask_personal_numbers(c.address),
         cell_code=c.cell_code,
         urgency=c.urgency,
         reporter_kind=c.reporter_type,
@@ -158,11 +161,11 @@ def _from_gridworker(r: GridWorkerReport, *, received_at: datetime) -> IncidentR
         source_id=r.report_id,
         reported_at=r.reported_at,
         received_at=received_at,
-        description=r.description,
+        description=mask_personal_numbers(r.description),
         category_codes={"event_type": r.event_type},
         category_key=r.event_type,
         location=_point(r.location),
-        address=r.address,
+        address=mask_optional(r.address),
         grid_code=r.grid_code,
         urgency=SEVERITY_TO_URGENCY[r.severity],
         reporter_kind="grid_worker",

@@ -1,14 +1,19 @@
 """Wire formats (version 1) of the three producer systems, as pydantic models.
 
-Unknown extra keys are allowed: they stay in the raw record (intake's own
-table) and are ignored by normalisation. Timestamps without an offset are
-read as Asia/Shanghai. Validation errors name the failing field (FastAPI's
-422 error list).
+Unknown extra keys are allowed, within bounds (size, depth, numbers: see
+:mod:`services.intake.guards`): they stay in the raw record (intake's own
+table) and are ignored by normalisation. No string may hold a NUL character.
+Timestamps without an offset are read as Asia/Shanghai and must lie in a
+plausible window (not before ``EARLIEST_REPORTED_AT``, not more than
+``FUTURE_TOLERANCE`` ahead). Validation errors name the failing field
+(FastAPI's 422 error list).
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import typing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,7 +28,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
+from services.intake.guards import record_problem
 from shared.geo import in_china_bbox
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -31,18 +38,35 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
+#: No reported time before this is plausible (a year-0001 time would break every later date
+#: computation); set from settings at start-up. 早于此时间的上报时间不合理。
+EARLIEST_REPORTED_AT = datetime(2000, 1, 1, tzinfo=SHANGHAI)
+
+
 def set_future_tolerance(seconds: float) -> None:
     global FUTURE_TOLERANCE
     FUTURE_TOLERANCE = timedelta(seconds=seconds)
 
 
+def set_earliest_reported_at(earliest: datetime) -> None:
+    global EARLIEST_REPORTED_AT
+    EARLIEST_REPORTED_AT = earliest if earliest.tzinfo else earliest.replace(tzinfo=SHANGHAI)
+
+
 def _aware(value: datetime, info: ValidationInfo) -> datetime:
-    """Naive → Asia/Shanghai; reject times more than a few minutes in the future."""
+    """Naive → Asia/Shanghai; reject times before the plausible window or more than a few minutes ahead."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=SHANGHAI)
     context = info.context or {}
     now: datetime = context.get("now") or datetime.now(UTC)
     tolerance: timedelta = context.get("future_tolerance") or FUTURE_TOLERANCE
+    earliest: datetime = context.get("earliest") or EARLIEST_REPORTED_AT
+    try:
+        too_early = value < earliest
+    except OverflowError:  # an offset that pushes the time outside datetime's range
+        too_early = True
+    if too_early:
+        raise ValueError(f"time is before {earliest.isoformat()} (not a plausible report time)")
     if value > now + tolerance:
         raise ValueError(f"time is in the future (more than {int(tolerance.total_seconds())} s ahead of now)")
     return value
@@ -53,8 +77,39 @@ Urgency = Literal["normal", "urgent", "critical"]
 SourceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w\-./:#]+$")]
 
 
+@functools.cache
+def declared_paths(model: type[BaseModel]) -> frozenset[tuple[str, ...]]:
+    """Paths of a model's declared keys, nested models included (``"*"`` for list items). 声明字段路径。"""
+    paths: set[tuple[str, ...]] = set()
+    stack: list[tuple[type[BaseModel], tuple[str, ...]]] = [(model, ())]
+    while stack:
+        current, prefix = stack.pop()
+        for name, field in current.model_fields.items():
+            paths.add((*prefix, name))
+            pending: list[tuple[Any, tuple[str, ...]]] = [(field.annotation, (*prefix, name))]
+            while pending:
+                annotation, at = pending.pop()
+                if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                    stack.append((annotation, at))
+                    continue
+                origin = typing.get_origin(annotation)
+                inner = (*at, "*") if origin in (list, tuple, set) else at
+                pending.extend((arg, inner) for arg in typing.get_args(annotation))
+    return frozenset(paths)
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _guard(cls, data: Any) -> Any:
+        """NUL characters, excessive nesting and oversized unknown keys → 422 naming the field."""
+        if isinstance(data, dict):
+            problem = record_problem(data, known=declared_paths(cls))
+            if problem is not None:
+                raise PydanticCustomError("unsafe_input", "{problem}", {"problem": problem})
+        return data
 
 
 class Location(BaseModel):

@@ -1,4 +1,5 @@
-"""Metrics HTTP routes (thin) 绩效考核接口: indicators, schemes, ratings, scores, sign-off, exports.
+"""Metrics HTTP routes (thin) 绩效考核接口: indicators, scores, sign-off, exports (schemes and ratings:
+:mod:`services.metrics.api_schemes`).
 
 Every route takes a staff bearer token (``shared.auth``). Scope 数据范围: ``admin`` and
 county-wide staff (township ``*``) see everything; township-bound staff see their township's
@@ -15,24 +16,26 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
 
+from services.metrics.answers import (
+    CaseDurations,
+    Indicators,
+    PeriodRecord,
+    Recomputed,
+    ScoreCases,
+    Scores,
+    SignedOff,
+)
 from services.metrics.exports import XLSX_MEDIA_TYPE, score_table, to_csv, to_xlsx
-from services.metrics.periods import Period, parse_period, period_between
+from services.metrics.periods import PERIOD_ID_PATTERN, Period, parse_period, period_between, plausible_moment
 from services.metrics.queries import GROUP_KEYS, Filters, case_contributions, grouped_indicators
 from services.metrics.schemes import UNIT_KIND_LABELS, AssessmentScheme
 from services.metrics.scoring import (
-    SchemeConflictError,
     active_schemes,
     compute_scores,
     get_scheme,
-    list_ratings,
-    put_rating,
-    put_scheme,
-    scheme_versions,
-    validation_errors,
 )
 from services.metrics.signoff import (
     AlreadySignedOffError,
@@ -40,15 +43,16 @@ from services.metrics.signoff import (
     diff_rows,
     latest_revision,
     list_revisions,
-    mark_period,
     sign_off,
     signoff_of,
 )
 from services.metrics.store import load_fact_row
 from services.metrics.units import unit_names
 from services.metrics.worktime import recompute_working_durations
+from shared.answers import documented
 from shared.auth import StaffPrincipal, require_roles
 from shared.calendar import natural_hours_between
+from shared.errors import MAX_INT64
 
 if TYPE_CHECKING:
     from services.metrics.app import MetricsState
@@ -110,6 +114,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+#: A period id as the path names it (see :mod:`services.metrics.periods`; 2000–2099). 周期编号。
+PeriodId = Annotated[
+    str,
+    Path(
+        pattern=PERIOD_ID_PATTERN,
+        description="2026-11-20, 2026-W47, 2026-11, 2026-Q4, 2026 or FROM..TO (2000–2099)",
+        examples=["2026-11"],
+    ),
+]
+
+
 def _period(period_id: str) -> Period:
     try:
         return parse_period(period_id)
@@ -122,7 +137,10 @@ def _as_of(period: Period, as_of: datetime | None) -> datetime:
         return period.default_as_of(_now())
     if as_of.tzinfo is None:
         raise HTTPException(UNPROCESSABLE, "as_of must carry a time zone, e.g. +08:00")
-    return as_of
+    try:
+        return plausible_moment(as_of, "as_of")
+    except ValueError as exc:
+        raise HTTPException(UNPROCESSABLE, str(exc)) from exc
 
 
 def _period_json(period: Period) -> dict[str, str]:
@@ -149,6 +167,7 @@ def _iso(value: Any) -> Any:
 
 @router.get(
     "/v1/indicators",
+    **documented(Indicators),
     tags=[TAG_INDICATORS],
     summary="Indicators per group for a period 分组指标（签收率、办结率、超期率、满意率、办结时长…）",
 )
@@ -217,6 +236,7 @@ async def get_indicators(
 
 @router.get(
     "/v1/cases/{case_id}/durations",
+    **documented(CaseDurations),
     tags=[TAG_INDICATORS],
     summary="A case's 处置时长 and 结案时长, natural and working hours 案件时长（自然时/工作时）",
 )
@@ -282,132 +302,6 @@ async def get_case_durations(
         "solved": fact["solved"],
         "events": fact["event_count"],
     }
-
-
-# --------------------------------------------------------------------------- schemes 考核方案
-
-
-def _scheme_json(scheme: AssessmentScheme) -> dict[str, Any]:
-    body = scheme.model_dump(mode="json")
-    body["total_weight"] = scheme.township_rating_weight + sum(i.weight for i in scheme.indicators)
-    body["headers"] = scheme.headers()
-    return body
-
-
-@router.get("/v1/schemes", tags=[TAG_SCHEMES], summary="Active assessment schemes 生效的考核方案")
-async def list_schemes(request: Request, _: StaffPrincipal = Depends(reader)) -> dict[str, Any]:
-    async with _state(request).runtime.uow() as uow:
-        schemes = await active_schemes(uow.session)
-    return {"schemes": [_scheme_json(s) for s in schemes.values()]}
-
-
-@router.get("/v1/schemes/{scheme_id}", tags=[TAG_SCHEMES], summary="One scheme and its versions 方案及其版本")
-async def get_scheme_route(
-    request: Request, scheme_id: str, version: int | None = None, _: StaffPrincipal = Depends(reader)
-) -> dict[str, Any]:
-    scheme = await _scheme_or_404(request, scheme_id, version)
-    async with _state(request).runtime.uow() as uow:
-        versions = await scheme_versions(uow.session, scheme_id)
-    return {**_scheme_json(scheme), "versions": versions}
-
-
-_SCHEME_EXAMPLE = {
-    "name": "数字城管专业部门考核（本县）",
-    "kind": "standard",
-    "unit_kinds": ["township_office", "enforcement_team", "county_department"],
-    "min_cases": 5,
-    "grade_bands": {"A": 90, "B": 75, "C": 60, "D": 40, "E": 0},
-    "indicators": [
-        {"indicator": "resolution_rate", "weight": 30},
-        {"indicator": "ontime_resolution_rate", "weight": 30},
-        {"indicator": "overdue_rate", "weight": 20, "counts_against": True},
-        {"indicator": "rework_rate", "weight": 20, "counts_against": True},
-    ],
-}
-
-
-@router.put(
-    "/v1/schemes/{scheme_id}",
-    tags=[TAG_SCHEMES],
-    summary="Store a new version of a scheme 新增方案版本 (admin)",
-    description="The body is a scheme (as in deploy/assessment/*.yaml). `version` may be omitted (→ latest + 1). "
-    "Weights (+ township_rating_weight) must sum to 100; 422 names the field. The new version becomes active; "
-    "stored versions never change, and signed-off periods keep the version they were scored with.",
-    responses={409: {"description": "version not above the latest, or id differs from the path"}},
-)
-async def put_scheme_route(
-    request: Request,
-    scheme_id: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_\-]*$")],
-    body: Annotated[dict[str, Any], Body(openapi_examples={"example": {"value": _SCHEME_EXAMPLE}})],
-    principal: StaffPrincipal = Depends(admin_only),
-) -> JSONResponse:
-    try:
-        async with _state(request).runtime.uow() as uow:
-            scheme = await put_scheme(uow.session, scheme_id, body, by=principal.token_name)
-    except ValidationError as exc:
-        return JSONResponse({"detail": validation_errors(exc)}, status_code=422)
-    except SchemeConflictError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    return JSONResponse(_scheme_json(scheme), status_code=200)
-
-
-# --------------------------------------------------------------------------- ratings 乡镇评价
-
-
-class RatingBody(BaseModel):
-    """A township's rating of a stationed agency for one period 乡镇对派驻机构的周期评价."""
-
-    rating: float = Field(ge=0, le=100, description="0–100")
-    note: str | None = Field(None, max_length=2000)
-
-
-@router.put(
-    "/v1/ratings/{period_id}/{township}/{unit}",
-    tags=[TAG_SCORES],
-    summary="Enter the township's rating of a stationed agency 录入乡镇评价 (以乡镇为主)",
-)
-async def put_rating_route(
-    request: Request,
-    period_id: str,
-    township: str,
-    unit: str,
-    body: RatingBody,
-    principal: StaffPrincipal = Depends(rater),
-) -> dict[str, Any]:
-    period = _period(period_id)
-    if not principal.sees_township(township):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"your token rates for township {principal.township!r} only")
-    async with _state(request).runtime.uow() as uow:
-        known = (await unit_names(uow.session, [unit])).get(unit)
-        if known is not None and known.get("kind") not in (None, "stationed_agency"):
-            raise HTTPException(
-                UNPROCESSABLE,
-                f"unit: {unit} is a {known['kind']}; townships rate stationed agencies 派驻机构 only",
-            )
-        if known is not None and known.get("covers") and township not in known["covers"]:
-            raise HTTPException(UNPROCESSABLE, f"township: {unit} does not serve township {township}")
-        await put_rating(
-            uow.session,
-            period_id=period.id,
-            township=township,
-            unit=unit,
-            rating=body.rating,
-            note=body.note,
-            by=principal.token_name,
-        )
-        marked = await mark_period(uow.session, period.id, f"rating:{township}/{unit}")
-    if marked:
-        _state(request).revisions_wake.set()
-    return {"period": period.id, "township": township, "unit": unit, "rating": body.rating, "note": body.note}
-
-
-@router.get("/v1/ratings/{period_id}", tags=[TAG_SCORES], summary="Ratings entered for a period 周期乡镇评价")
-async def get_ratings(request: Request, period_id: str, principal: StaffPrincipal = Depends(reader)) -> dict[str, Any]:
-    period = _period(period_id)
-    scope = Scope.of(principal)
-    async with _state(request).runtime.uow() as uow:
-        rows = await list_ratings(uow.session, period.id, scope.township)
-    return {"period": period.id, "ratings": [r for r in rows if scope.unit is None or r["unit"] == scope.unit]}
 
 
 # --------------------------------------------------------------------------- scores 评分与排名
@@ -496,6 +390,7 @@ def _filter_rows(
 
 @router.get(
     "/v1/scores/{scheme_id}/{period_id}",
+    **documented(Scores),
     tags=[TAG_SCORES],
     summary="Ranking with grades 考核排名（按乡镇、按单位类型）",
     description="Rows ordered by unit kind, township and rank; `rank_in_township` (同乡镇同类) and `rank_in_kind` "
@@ -505,7 +400,7 @@ def _filter_rows(
 async def get_scores(
     request: Request,
     scheme_id: str,
-    period_id: str,
+    period_id: PeriodId,
     township: str | None = None,
     kind: str | None = None,
     as_of: datetime | None = None,
@@ -519,17 +414,18 @@ async def get_scores(
 
 @router.get(
     "/v1/scores/{scheme_id}/{period_id}/{unit}/cases",
+    **documented(ScoreCases),
     tags=[TAG_SCORES],
     summary="The cases behind a unit's score 得分对应的案件（逐案贡献）",
 )
 async def get_score_cases(
     request: Request,
     scheme_id: str,
-    period_id: str,
+    period_id: PeriodId,
     unit: str,
     township: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
     principal: StaffPrincipal = Depends(reader),
 ) -> dict[str, Any]:
     period = _period(period_id)
@@ -564,10 +460,11 @@ async def get_score_cases(
     "/v1/periods/{period_id}/sign-off",
     tags=[TAG_SCORES],
     summary="Sign a period off 签发周期 (admin): freeze its published scores",
-    responses={409: {"description": "period not ended yet, or signed off already"}},
+    status_code=201,
+    **documented(SignedOff, status=201, extra={409: {"description": "period not ended yet, or signed off already"}}),
 )
 async def post_sign_off(
-    request: Request, period_id: str, principal: StaffPrincipal = Depends(admin_only)
+    request: Request, period_id: PeriodId, principal: StaffPrincipal = Depends(admin_only)
 ) -> JSONResponse:
     period = _period(period_id)
     try:
@@ -578,8 +475,13 @@ async def post_sign_off(
     return JSONResponse(result, status_code=201)
 
 
-@router.get("/v1/periods/{period_id}", tags=[TAG_SCORES], summary="A period's sign-off and revisions 签发与修订记录")
-async def get_period(request: Request, period_id: str, _: StaffPrincipal = Depends(reader)) -> dict[str, Any]:
+@router.get(
+    "/v1/periods/{period_id}",
+    **documented(PeriodRecord),
+    tags=[TAG_SCORES],
+    summary="A period's sign-off and revisions 签发与修订记录",
+)
+async def get_period(request: Request, period_id: PeriodId, _: StaffPrincipal = Depends(reader)) -> dict[str, Any]:
     period = _period(period_id)
     async with _state(request).runtime.uow() as uow:
         signoff = await signoff_of(uow.session, period.id)
@@ -636,6 +538,7 @@ async def export_scores(
 
 @router.post(
     "/v1/admin/recompute-durations",
+    **documented(Recomputed),
     tags=[TAG_ADMIN],
     summary="Recompute every stored working duration 重算全部工作时长 (after a calendar change; admin)",
 )

@@ -17,6 +17,7 @@ import httpx
 from fastapi import FastAPI
 
 from services.metrics.api import router
+from services.metrics.api_schemes import router as schemes_router
 from services.metrics.consumers import CaseEventConsumer, jurisdiction_handler
 from services.metrics.models import metadata
 from services.metrics.schemes import AssessmentScheme, load_schemes
@@ -105,6 +106,8 @@ class MetricsState:
             self.runtime.spawn(self._retry_until_synced(), "metrics-schemes-sync")
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.directory.refresh(), self.settings.grid_timeout_s + 1)
+        if self.directory.refused:  # a wrong credential is a configuration error: refuse to start, loudly
+            raise RuntimeError(self.directory.refused)
         self.runtime.spawn(self.directory.run(refresh_first=False), "metrics-units")
         self.runtime.spawn(self._revision_loop(), "metrics-revisions")
         self.runtime.spawn(self._refresh_provisional(), "metrics-provisional")
@@ -122,7 +125,7 @@ def create_app(
     directory = UnitDirectory(
         sessions=runtime.sessions,
         grid_url=settings.grid_url,
-        token=settings.grid_token,
+        token=settings.service_bearer(settings.grid_token, setting="METRICS_GRID_TOKEN"),
         timeout_s=settings.grid_timeout_s,
         refresh_s=settings.units_refresh_s,
         transport=grid_transport,
@@ -173,7 +176,7 @@ def create_app(
         description="办结 time on working and natural clocks 工作时/自然时办结时长, indicators 指标, "
         "assessment schemes 考核方案, township ratings 乡镇评价, rankings 排名, sign-off 签发 with revisions 修订, "
         "CSV/XLSX exports. Staff bearer token on every route; a township sees its own rows, admin sees all.",
-        routers=[router],
+        routers=[router, schemes_router],
         on_start=state.start,
         before_scrape=before_scrape,
     )

@@ -18,6 +18,10 @@ id               kind 类型               example 示例
 
 ISO weeks belong to the ISO year: ``2026-W01`` starts on Monday 2025-12-29.
 ISO 周按 ISO 年计：``2026-W01`` 从 2025-12-29（周一）开始。
+
+A period lies within :data:`EARLIEST` … :data:`LATEST` (2000–2099): ``0001-01`` is no
+assessment period, and its dates would overflow every conversion to UTC downstream.
+周期须落在 2000–2099 年之间。
 """
 
 from __future__ import annotations
@@ -28,12 +32,33 @@ from datetime import date, datetime, time, timedelta
 from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
-__all__ = ["TZ", "Period", "PeriodKind", "parse_period", "period_between"]
+__all__ = [
+    "EARLIEST",
+    "LATEST",
+    "PERIOD_ID_PATTERN",
+    "TZ",
+    "Period",
+    "PeriodKind",
+    "parse_period",
+    "period_between",
+    "plausible_moment",
+]
 
 TZ: Final = ZoneInfo("Asia/Shanghai")
 """The platform's time zone. 平台时区。"""
 
 PeriodKind = Literal["day", "week", "month", "quarter", "year", "range"]
+
+PERIOD_ID_PATTERN: Final = (
+    r"^(?:20\d{2}(?:-(?:0[1-9]|1[0-2])(?:-(?:0[1-9]|[12]\d|3[01]))?|-W(?:0[1-9]|[1-4]\d|5[0-3])|-Q[1-4])?"
+    r"|20\d{2}-\d{2}-\d{2}[0-9T:+\-.Z]*\.\.20\d{2}-\d{2}-\d{2}[0-9T:+\-.Z]*)$"
+)
+"""What a period id looks like (the OpenAPI pattern; :func:`parse_period` decides). 周期编号格式。"""
+
+EARLIEST: Final = datetime(2000, 1, 1, tzinfo=TZ)
+"""No period starts before this. 周期最早起点。"""
+LATEST: Final = datetime(2100, 1, 1, tzinfo=TZ)
+"""No period ends after this. 周期最晚终点。"""
 
 _DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _WEEK = re.compile(r"(\d{4})-W(\d{2})")
@@ -51,6 +76,10 @@ class Period:
     end: datetime
     kind: PeriodKind = "range"
 
+    def __post_init__(self) -> None:
+        plausible_moment(self.start, "start")
+        plausible_moment(self.end, "end")
+
     def __contains__(self, moment: object) -> bool:
         """``moment in period``: start ≤ moment < end. 时刻是否落在周期内。"""
         if not isinstance(moment, datetime):
@@ -67,6 +96,17 @@ class Period:
         默认评价时点：已结束的周期取期末，否则取当前时间。
         """
         return self.end if self.is_closed(now) else _aware(now)
+
+
+def plausible_moment(moment: datetime, what: str = "time") -> datetime:
+    """``moment`` when it lies within :data:`EARLIEST` … :data:`LATEST`, else ``ValueError``. 时间须在合理范围内。"""
+    try:
+        inside = EARLIEST <= _aware(moment) <= LATEST
+    except OverflowError:  # an offset that pushes the time outside datetime's range
+        inside = False
+    if not inside:
+        raise ValueError(f"{what} {moment:%Y-%m-%d} is outside {EARLIEST.year}–{LATEST.year - 1}")
+    return moment
 
 
 def _aware(moment: datetime) -> datetime:

@@ -20,8 +20,8 @@ class MetricsSettings(ServiceSettings):
 
     #: Grid service 网格服务 (unit names, kinds, townships 单位名称、类型、所属乡镇).
     grid_url: str = "http://127.0.0.1:8003"
-    #: Bearer token for ``GET {grid_url}/v1/units``.
-    grid_token: str = "dev-admin"
+    #: Bearer token for ``GET {grid_url}/v1/units``; empty → ``SERVICE_TOKEN``.
+    grid_token: str = ""
     grid_timeout_s: float = 5.0
     #: Units are re-fetched this often, and on every ``jurisdiction.changed`` 辖区变更.
     units_refresh_s: float = 300.0

@@ -90,6 +90,8 @@ class UnitDirectory:
         self._wake = asyncio.Event()
         self.last_error: str | None = None
         self.last_count: int | None = None
+        #: Set when grid answered 401/403: the service credential is wrong (a configuration error).
+        self.refused: str | None = None
 
     def request_refresh(self) -> None:
         """Ask the loop to fetch now (e.g. on ``jurisdiction.changed``). 请求立即刷新。"""
@@ -110,6 +112,18 @@ class UnitDirectory:
         """Fetch and store the directory; ``None`` when grid could not be reached. 拉取并保存。"""
         try:
             rows = await self.fetch()
+        except httpx.HTTPStatusError as exc:
+            self.last_error = f"HTTP {exc.response.status_code} from grid"
+            if exc.response.status_code in (401, 403):
+                self.refused = (
+                    f"grid refused the service token (HTTP {exc.response.status_code}): set SERVICE_TOKEN "
+                    "(or METRICS_GRID_TOKEN) to a token of grid's STAFF_TOKENS that may read units"
+                )
+                self.last_error = self.refused
+                log.error(self.refused)
+            else:
+                log.warning("grid units unavailable; keeping the stored directory", error=self.last_error)
+            return None
         except (httpx.HTTPError, ValueError) as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.warning("grid units unavailable; keeping the stored directory", error=self.last_error)
@@ -129,6 +143,7 @@ class UnitDirectory:
             )
             await session.execute(stmt)  # units gone from grid stay: their past cases keep a name
         self.last_error = None
+        self.refused = None
         self.last_count = len(rows)
         log.info("units directory refreshed", units=len(rows))
         return len(rows)

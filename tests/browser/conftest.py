@@ -143,6 +143,16 @@ async def new_session(browser: Browser, platform: Platform) -> AsyncIterator[Cal
         session = Session(context=context, page=page, platform=platform)
         context.on("request", lambda request: session.requests.append(request.url))
         page.on("pageerror", lambda exc: session.errors.append(str(exc)))
+        # The page runs under the service's Content-Security-Policy: any violation (an inline style or
+        # script, a foreign source) shows in the console and fails the test. 违反 CSP 即失败。
+        page.on(
+            "console",
+            lambda msg: (
+                session.errors.append(msg.text)
+                if msg.type == "error" and "Content Security Policy" in msg.text
+                else None
+            ),
+        )
         sessions.append(session)
         return session
 

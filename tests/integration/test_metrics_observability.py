@@ -157,7 +157,11 @@ def test_original_alerts_are_kept_and_labels_bounded() -> None:
 
 
 def _exposed_names() -> set[str]:
-    app = create_app(MetricsSettings(database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none", log_json=False))
+    app = create_app(
+        MetricsSettings(
+            database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none", log_json=False, dev_credentials=True
+        )
+    )
     registry = app.state.runtime.registry
     names: set[str] = set()
     for family in registry.collect():

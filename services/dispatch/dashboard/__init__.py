@@ -33,8 +33,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.background import BackgroundTask
 
+from services.dispatch.answers import CalendarAnswer, Me
+from shared.answers import documented
 from shared.auth import StaffPrincipal, current_staff
 from shared.calendar import SHANGHAI, WorkingCalendar, load_calendar
+from shared.errors import error_responses
 
 __all__ = ["DASHBOARD_PATH", "STATIC_DIR", "DashboardState", "mount_dashboard"]
 
@@ -58,9 +61,12 @@ _FORWARD_RESPONSE = (
     "x-request-id",
 )
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _SAFE_PATH = re.compile(r"^v1/[A-Za-z0-9._~:@!$&'()*+,;=/-]*$")
 #: The calendar endpoint answers at most this many days. 日历接口最多返回的天数。
 MAX_CALENDAR_DAYS = 800
+#: … within these years. 日历接口可查询的年份范围。
+CALENDAR_YEARS = (2000, 2099)
 
 
 def _upstream_path(path: str) -> str:
@@ -172,23 +178,36 @@ def calendar_json(calendar: WorkingCalendar, start: date, end: date) -> dict[str
 def _router(metrics: _Upstream, grid: _Upstream) -> APIRouter:
     router = APIRouter(include_in_schema=True, tags=["dashboard 调度台"])
 
-    @router.api_route(
-        f"{DASHBOARD_PATH}/api/metrics/{{path:path}}",
-        methods=_METHODS,
-        summary="Same-origin proxy to the metrics service 绩效服务代理",
-    )
     async def metrics_proxy(request: Request, path: str) -> Response:
         return await metrics.forward(request, path)
 
-    @router.api_route(
-        f"{DASHBOARD_PATH}/api/grid/{{path:path}}",
-        methods=_METHODS,
-        summary="Same-origin proxy to the grid service 网格服务代理",
-    )
     async def grid_proxy(request: Request, path: str) -> Response:
         return await grid.forward(request, path)
 
-    @router.get(f"{DASHBOARD_PATH}/api/me", summary="The signed-in staff token's role and scope 当前账号与数据范围")
+    for name, endpoint, summary in (
+        ("metrics", metrics_proxy, "Same-origin proxy to the metrics service 绩效服务代理"),
+        ("grid", grid_proxy, "Same-origin proxy to the grid service 网格服务代理"),
+    ):
+        for method in _METHODS:  # one operation per method: distinct operation ids
+            router.add_api_route(
+                f"{DASHBOARD_PATH}/api/{name}/{{path:path}}",
+                endpoint,
+                methods=[method],
+                operation_id=f"{name}_proxy_{method.lower()}",
+                summary=summary,
+                description="Forwards method, query, body and `Authorization` to the service's `/v1/…` path and "
+                "answers what it answers (status, `Content-Type`, `Content-Disposition`).",
+                responses={
+                    200: {"content": {"application/json": {}, "text/csv": {}, _XLSX: {}}},
+                    **error_responses(401, 403, 404, 409, 413, 415, 422, 502, 503),
+                },
+            )
+
+    @router.get(
+        f"{DASHBOARD_PATH}/api/me",
+        **documented(Me),
+        summary="The signed-in staff token's role and scope 当前账号与数据范围",
+    )
     async def me(principal: StaffPrincipal = Depends(current_staff)) -> dict[str, Any]:
         return {
             "token_name": principal.token_name,
@@ -200,6 +219,7 @@ def _router(metrics: _Upstream, grid: _Upstream) -> APIRouter:
 
     @router.get(
         f"{DASHBOARD_PATH}/api/calendar",
+        **documented(CalendarAnswer),
         summary="Working days and hours (Asia/Shanghai) for working-time countdowns 工作日历",
     )
     async def calendar(
@@ -211,6 +231,11 @@ def _router(metrics: _Upstream, grid: _Upstream) -> APIRouter:
         today = datetime.now(SHANGHAI).date()
         start = from_ or today - timedelta(days=45)
         end = to or today + timedelta(days=120)
+        if not (CALENDAR_YEARS[0] <= start.year and end.year <= CALENDAR_YEARS[1]):
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"from/to must lie in {CALENDAR_YEARS[0]}–{CALENDAR_YEARS[1]} 日期超出范围",
+            )
         if end < start or (end - start).days > MAX_CALENDAR_DAYS:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT, f"from..to must be 0..{MAX_CALENDAR_DAYS} days 日期区间无效"

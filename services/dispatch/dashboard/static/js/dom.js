@@ -13,6 +13,7 @@ export function h(tag, attrs = {}, ...children) {
     else if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2).toLowerCase(), value);
     else if (key === "value") el.value = value;
     else if (key === "checked" || key === "disabled" || key === "selected" || key === "hidden") el[key] = Boolean(value);
+    else if (key === "style") el.style.cssText = String(value); // CSSOM: allowed by the CSP (no inline style attributes)
     else el.setAttribute(key, value === true ? "" : String(value));
   }
   append(el, children);
@@ -42,6 +43,7 @@ export function svg(tag, attrs = {}, ...children) {
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === null || value === undefined || value === false) continue;
     if (key === "text") el.textContent = value;
+    else if (key === "style") el.style.cssText = String(value);
     else el.setAttribute(key, String(value));
   }
   for (const child of children.flat()) {
