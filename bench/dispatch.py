@@ -56,7 +56,8 @@ from services.grid.settings import GridSettings  # noqa: E402
 from services.intake.schemas import EXAMPLES  # noqa: E402
 from shared.embedded import MACHINE_POSTGRES, EmbeddedPostgres, TansuBroker, can_connect_async, free_port  # noqa: E402
 from shared.events import CASE_EVENTS, INCIDENT_REPORTED, IncidentReported, make_envelope  # noqa: E402
-from shared.kafka import ensure_topics, producer_options  # noqa: E402
+from shared.messaging.publisher import producer_options  # noqa: E402
+from shared.messaging.topics import ensure_topics  # noqa: E402
 from shared.migrations import upgrade  # noqa: E402
 
 DEMO = json.loads((ROOT / "deploy" / "demo" / "county.json").read_text(encoding="utf-8"))

@@ -39,9 +39,10 @@ from services.intake.normalise import content_hash, normalise  # noqa: E402
 from services.intake.schemas import EXAMPLES, SOURCE_MODELS  # noqa: E402
 from shared.embedded import MACHINE_POSTGRES, EmbeddedPostgres, TansuBroker, can_connect_async, free_port  # noqa: E402
 from shared.events import INCIDENT_REPORTED, make_envelope  # noqa: E402
-from shared.kafka import ensure_topics, producer_options  # noqa: E402
+from shared.messaging.outbox import outbox_row  # noqa: E402
+from shared.messaging.publisher import producer_options  # noqa: E402
+from shared.messaging.topics import ensure_topics  # noqa: E402
 from shared.migrations import upgrade  # noqa: E402
-from shared.outbox import outbox_row  # noqa: E402
 
 HEADERS = {"X-API-Key": "dev-cityops", "Content-Type": "application/json"}
 

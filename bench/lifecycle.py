@@ -42,9 +42,10 @@ from shared.db import create_engine, session_factory  # noqa: E402
 from shared.embedded import MACHINE_POSTGRES, EmbeddedPostgres, TansuBroker, can_connect_async, free_port  # noqa: E402
 from shared.events import CASE_EVENTS, ActorRef, CaseEvent, IncidentReported, make_envelope  # noqa: E402
 from shared.jurisdiction import JurisdictionBundle, JurisdictionSnapshot  # noqa: E402
-from shared.kafka import KafkaPublisher, ensure_topics, producer_options  # noqa: E402
+from shared.messaging.outbox import OutboxRelay, add_events  # noqa: E402
+from shared.messaging.publisher import KafkaPublisher, producer_options  # noqa: E402
+from shared.messaging.topics import ensure_topics  # noqa: E402
 from shared.migrations import upgrade  # noqa: E402
-from shared.outbox import OutboxRelay, add_events  # noqa: E402
 
 DEMO = json.loads((ROOT / "deploy" / "demo" / "county.json").read_text(encoding="utf-8"))
 UNIT = "330127101-zfd"

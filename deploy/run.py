@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from shared.auth import DEV_SERVICE_TOKEN, DEV_STAFF_TOKENS  # noqa: E402
 from shared.embedded import EmbeddedPostgres, TansuBroker, port_open  # noqa: E402
-from shared.kafka import ensure_topics  # noqa: E402
+from shared.messaging.topics import ensure_topics  # noqa: E402
 from shared.migrations import upgrade_all  # noqa: E402
 
 PORT_BASE = int(os.environ.get("ZHPT_PORT_BASE", "8001"))

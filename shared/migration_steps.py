@@ -10,7 +10,7 @@ from alembic import op
 
 
 def outbox_retained_until_consumed(schema: str) -> None:
-    """The outbox keeps published rows until consumed (see :mod:`shared.outbox`): a narrow pending
+    """The outbox keeps published rows until consumed (see :mod:`shared.messaging.outbox`): a narrow pending
     queue, where each published batch went, and each partition's log epoch. Rows waiting today
     become pending. 发件箱保留已发布行直至被消费：待发队列、发布位置、分区日志纪元。"""
     op.execute(f'CREATE TABLE "{schema}".outbox_pending (id bigint PRIMARY KEY)')
@@ -43,7 +43,7 @@ def outbox_retained_until_consumed_downgrade(schema: str) -> None:
 
 def consumer_positions(schema: str) -> None:
     """Each consumer group's position per partition, with the epoch and event id it applied last
-    (see :mod:`shared.log_epochs`). 消费组在各分区的位置。"""
+    (see :mod:`shared.messaging.epochs`). 消费组在各分区的位置。"""
     op.execute(
         f'CREATE TABLE "{schema}".consumer_positions (consumer text NOT NULL, topic text NOT NULL, '
         "partition integer NOT NULL, next_offset bigint NOT NULL, epoch text, last_event_id text, "

@@ -1,8 +1,8 @@
 """Prometheus helpers: one explicit ``CollectorRegistry`` per app instance.
 
 Every service exposes ``/metrics`` with HTTP request counts and latency,
-plus the outbox, producer and consumer figures of :mod:`shared.outbox` and
-:mod:`shared.kafka`. Labels stay bounded: route templates, never raw paths.
+plus the outbox, producer and consumer figures of :mod:`shared.messaging.outbox` and
+:mod:`shared.messaging`. Labels stay bounded: route templates, never raw paths.
 """
 
 from __future__ import annotations

@@ -38,11 +38,13 @@ from shared.errors import (
     validation_error_handler,
 )
 from shared.inputs import NulFreeQueryMiddleware
-from shared.kafka import BatchHandler, ConsumerRunner, Handler, KafkaPublisher, processed_messages_table
 from shared.logging import bind_correlation, clear_correlation, configure_logging, get_logger
+from shared.messaging.consumer import BatchHandler, ConsumerRunner, Handler
+from shared.messaging.outbox import OutboxRelay, outbox_tables
+from shared.messaging.publisher import KafkaPublisher
+from shared.messaging.retention import RetentionKeeper
+from shared.messaging.tables import processed_messages_table
 from shared.observability import PlatformMetrics, install_metrics
-from shared.outbox import OutboxRelay, outbox_tables
-from shared.outbox_retention import RetentionKeeper
 from shared.settings import ServiceSettings
 from shared.web import SecurityHeadersMiddleware, clean_request_id, offline_app
 
@@ -131,7 +133,7 @@ class ServiceRuntime:
         Give ``handler`` (one event at a time) or ``batch_handler`` (every fresh event of a
         partition batch at once, one transaction); ``concurrent_partitions`` applies the
         partitions of a poll side by side; ``fetch_max_wait_ms`` overrides the runner's
-        (see :class:`~shared.kafka.ConsumerRunner`). 二选一：``handler`` 逐条处理，
+        (see :class:`~shared.messaging.consumer.ConsumerRunner`). 二选一：``handler`` 逐条处理，
         ``batch_handler`` 整批处理（同一事务）；``concurrent_partitions`` 使各分区并行处理；
         ``fetch_max_wait_ms`` 覆盖拉取等待上限。
         """

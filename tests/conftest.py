@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer
 
 from shared.db import async_url
 from shared.embedded import MACHINE_POSTGRES, EmbeddedPostgres, TansuBroker, can_connect
-from shared.kafka import ensure_topics
+from shared.messaging.topics import ensure_topics
 from shared.migrations import upgrade
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

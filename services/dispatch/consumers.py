@@ -15,8 +15,8 @@ from services.dispatch.context import DispatchContext, utc_now
 from services.dispatch.grid_client import GridUnavailableError
 from services.dispatch.service import handle_incidents
 from shared.events import EventEnvelope, IncidentReported, JurisdictionChanged
-from shared.kafka import BatchHandler, Handler
 from shared.logging import get_logger
+from shared.messaging.consumer import BatchHandler, Handler
 
 log = get_logger(__name__)
 

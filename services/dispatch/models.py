@@ -32,8 +32,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from shared.db import service_metadata
-from shared.kafka import processed_messages_table
-from shared.outbox import outbox_tables
+from shared.messaging.outbox import outbox_tables
+from shared.messaging.tables import processed_messages_table
 
 metadata = service_metadata("dispatch")
 

@@ -85,7 +85,7 @@ from services.dispatch.routing import (
 )
 from shared.events import CASE_EVENTS, CaseEvent, EventEnvelope, IncidentReported, make_envelope
 from shared.logging import get_logger
-from shared.outbox import add_events
+from shared.messaging.outbox import add_events
 
 log = get_logger(__name__)
 
@@ -506,7 +506,7 @@ def _unnest_insert(table: Table, columns: Sequence[str], *, suffix: str = "") ->
     """``INSERT … SELECT * FROM unnest(<one array per column>) ORDER BY ordinality`` (+ ``suffix``).
 
     One statement whatever the number of rows (arrays unnested server-side, no per-row binds; see
-    :func:`shared.outbox.add_events`); rows are inserted in list order, so identities (``seq``,
+    :func:`shared.messaging.outbox.add_events`); rows are inserted in list order, so identities (``seq``,
     transition ``id``) follow it. Array-typed columns (``text[]``) travel as JSON arrays and JSONB
     columns as JSON, both as UTF-8 bytes (``bytea``, via :func:`_json`: no text decoding and
     re-encoding on the way). 一条语句插入多行：每列一个数组在服务端展开，按列表顺序插入；

@@ -36,7 +36,7 @@ from shared.jurisdiction import (
     rules_problems,
 )
 from shared.logging import get_logger
-from shared.outbox import add_events
+from shared.messaging.outbox import add_events
 
 log = get_logger(__name__)
 

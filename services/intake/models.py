@@ -6,7 +6,7 @@ from sqlalchemy import Column, DateTime, Table, Text, UniqueConstraint, Uuid, fu
 from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.db import service_metadata
-from shared.outbox import outbox_tables
+from shared.messaging.outbox import outbox_tables
 
 metadata = service_metadata("intake")
 
@@ -26,4 +26,4 @@ accepted_events = Table(
     UniqueConstraint("source", "source_id"),
 )
 
-outbox = outbox_tables(metadata)
+outbox = outbox_tables(metadata, unique_event_id=False)  # accepted_events decides what is new

@@ -10,7 +10,7 @@
 * ``period_signoffs`` — signed-off periods 已签发周期 and the published scores 公布得分;
   ``signoff_changes`` — what changed since (pending a revision check);
   ``score_revisions`` — revisions 修订 shown beside the published scores.
-* ``processed_messages`` — consumer idempotency keys (:mod:`shared.kafka`).
+* ``processed_messages`` — consumer idempotency keys (:mod:`shared.messaging`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.db import service_metadata
-from shared.kafka import processed_messages_table
+from shared.messaging.tables import processed_messages_table
 
 metadata = service_metadata("metrics")
 

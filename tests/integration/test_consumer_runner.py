@@ -23,7 +23,10 @@ from shared.events import (
     dlq_topic,
     make_envelope,
 )
-from shared.kafka import ConsumerRunner, KafkaPublisher, ensure_topics, processed_messages_table
+from shared.messaging.consumer import ConsumerRunner
+from shared.messaging.publisher import KafkaPublisher
+from shared.messaging.tables import processed_messages_table
+from shared.messaging.topics import ensure_topics
 from tests.conftest import read_topic
 from tests.helpers import eventually
 

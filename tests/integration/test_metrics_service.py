@@ -47,7 +47,7 @@ from shared.events import (
     dlq_topic,
     make_envelope,
 )
-from shared.kafka import ensure_topics
+from shared.messaging.topics import ensure_topics
 from tests.conftest import ARTIFACTS, read_topic
 from tests.helpers import eventually, serve
 from tests.unit.test_metrics_rules import FIXTURE, outcome, rich_case

@@ -12,8 +12,9 @@ from sqlalchemy import text
 
 from shared.db import create_engine, service_metadata
 from shared.embedded import TansuBroker
-from shared.kafka import KafkaPublisher, ensure_topics
-from shared.outbox import OutboxRelay, outbox_tables
+from shared.messaging.outbox import OutboxRelay, outbox_tables
+from shared.messaging.publisher import KafkaPublisher
+from shared.messaging.topics import ensure_topics
 from tests.conftest import read_topic
 from tests.helpers import eventually
 

@@ -46,7 +46,7 @@ def test_a_wrong_statement_is_not_unavailability() -> None:
 
 async def test_starting_up_answers_503_with_retry_after() -> None:
     runtime = ServiceRuntime(
-        ServiceSettings(database_url="postgresql://nobody@127.0.0.1:1/none", log_json=False),
+        ServiceSettings(database_url="postgresql://nobody@127.0.0.1:1/none", log_json=False, dev_credentials=True),
         service="probe",
         metadata=service_metadata("probe"),
     )

@@ -8,7 +8,7 @@ import uuid
 
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
-from shared.kafka import murmur2_many
+from shared.messaging.partitioner import murmur2_many
 
 
 def test_murmur2_many_equals_the_kafka_client_hash_for_every_length() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.log_epochs import EpochTracker
+from shared.messaging.epochs import EpochTracker
 
 
 @dataclass

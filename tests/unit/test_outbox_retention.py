@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.outbox_retention import Retained, judge, releasable_before
+from shared.messaging.retention import Retained, judge, releasable_before
 
 
 def retained(last_offset: int = 99, age_s: float = 60.0) -> Retained:

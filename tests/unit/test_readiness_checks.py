@@ -5,7 +5,9 @@ from __future__ import annotations
 from aiokafka import TopicPartition
 
 from shared.db import create_engine, service_metadata, session_factory
-from shared.kafka import ConsumerRunner, KafkaPublisher, processed_messages_table
+from shared.messaging.consumer import ConsumerRunner
+from shared.messaging.publisher import KafkaPublisher
+from shared.messaging.tables import processed_messages_table
 from shared.service import consumer_check
 
 

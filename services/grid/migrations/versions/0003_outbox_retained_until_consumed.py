@@ -1,6 +1,6 @@
 """outbox: published rows are kept until every consumer group has them
 
-PostgreSQL is the log of record; the broker only carries events (see shared.outbox).
+PostgreSQL is the log of record; the broker only carries events (see shared.messaging.outbox).
 发件箱：已发布行保留至所有消费组提交越过。
 
 Revision ID: 0003

@@ -1,6 +1,6 @@
 """consumer positions: where each consumer group is per partition, kept in PostgreSQL
 
-The broker may forget commits or keep one made against a log it lost (see shared.log_epochs).
+The broker may forget commits or keep one made against a log it lost (see shared.messaging.epochs).
 消费组在各分区的位置保存在 PostgreSQL。
 
 Revision ID: 0002

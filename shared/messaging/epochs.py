@@ -2,7 +2,7 @@
 
 A broker that restarts empty (Tansu keeps everything in memory) or loses a disk gives a partition
 a new log, and the producer's outbox republishes what it kept under a new *epoch* (header
-``log_epoch``, see :mod:`shared.outbox`). A consumer's position may then point into the middle of
+``log_epoch``, see :mod:`shared.messaging.outbox`). A consumer's position may then point into the middle of
 a log it has never read: reading on from there would skip republished records. The rule, pure
 bookkeeping with the I/O (seeking) left to the caller:
 

@@ -34,13 +34,13 @@ from aiokafka.errors import OffsetOutOfRangeError
 
 from shared.db import driver_connection
 from shared.events import TOPICS
-from shared.log_epochs import EVENT_ID_HEADER, header
 from shared.logging import get_logger
+from shared.messaging.epochs import EVENT_ID_HEADER, header
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from shared.outbox import OutboxRelay
+    from shared.messaging.outbox import OutboxRelay
 
 log = get_logger(__name__)
 
@@ -169,7 +169,7 @@ class RetentionKeeper:
         verdicts: dict[tuple[str, int], Verdict],
         releasable: dict[tuple[str, int], int],
     ) -> int:
-        from shared.outbox import new_epoch
+        from shared.messaging.outbox import new_epoch
 
         requeued = 0
         async with driver_connection(self.engine) as conn, conn.transaction():

@@ -1,5 +1,4 @@
-"""Kafka plumbing: topic creation, a publisher that survives broker outages,
-and the consumer runner every service uses.
+"""The consumer runner every service uses (消费者运行器).
 
 Consumer runner rules (process at least once, apply exactly once):
 
@@ -28,303 +27,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
-from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, Table, Text, Uuid, func, select
+from aiokafka.errors import CommitFailedError, KafkaError
+from sqlalchemy import Table, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db import is_database_unavailable
-from shared.events import TOPICS, ContractError, EventEnvelope, decode_envelope, dlq_topic
-from shared.log_epochs import EpochTracker
+from shared.events import ContractError, EventEnvelope, decode_envelope, dlq_topic
 from shared.logging import bind_correlation, clear_correlation, get_logger
+from shared.messaging.epochs import EpochTracker
+from shared.messaging.publisher import KafkaPublisher
+from shared.messaging.topics import ensure_topics
 from shared.observability import PlatformMetrics
 
 log = get_logger(__name__)
-
-
-# --------------------------------------------------------------------------- topics
-
-
-async def ensure_topics(bootstrap: str, topics: Sequence[str] | None = None, *, timeout_s: float = 10.0) -> None:
-    """Create the registry's topics (and their ``.dlq``) that do not exist yet."""
-    wanted: dict[str, int] = {}
-    for name in topics or list(TOPICS):
-        partitions = TOPICS[name].partitions if name in TOPICS else 1
-        wanted[name] = partitions
-        wanted[dlq_topic(name)] = 1
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
-    await asyncio.wait_for(admin.start(), timeout_s)
-    try:
-        # All topics (naming none: Tansu would auto-create a named missing topic with its default count).
-        existing = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(None)}
-        missing = [NewTopic(n, num_partitions=p, replication_factor=1) for n, p in wanted.items() if n not in existing]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(missing)
-        fewer = {n: (existing[n], p) for n, p in wanted.items() if n in existing and existing[n] < p}
-        if fewer:
-            # A broker that auto-created a topic (a consumer asked for it first) gave it its own count.
-            # Correct either way (keys keep one partition each); only parallelism is lower.
-            log.warning("topics have fewer partitions than the registry's", topics=fewer)
-    finally:
-        await admin.close()
-
-
-# --------------------------------------------------------------------------- producer
-
-
-_M = np.uint32(0x5BD1E995)
-
-
-def murmur2_many(keys: Sequence[bytes]) -> npt.NDArray[np.uint32]:
-    """Kafka's murmur2 (the Java client's ``Utils.murmur2``, aiokafka's ``DefaultPartitioner``) of
-    many keys at once, vectorised per key length: ~9 µs per key in pure Python, well under 1 µs here.
-    The partition of a key is ``(hash & 0x7FFFFFFF) % partitions``, as every Kafka client computes it.
-    Kafka 默认分区器的 murmur2 哈希，按键长向量化批量计算。"""
-    out = np.empty(len(keys), dtype=np.uint32)
-    by_length: dict[int, list[int]] = {}
-    for i, key in enumerate(keys):
-        by_length.setdefault(len(key), []).append(i)
-    for length, where in by_length.items():
-        data = np.frombuffer(b"".join(keys[i] for i in where), dtype=np.uint8).reshape(len(where), length)
-        h = np.full(len(where), (0x9747B28C ^ length) & 0xFFFFFFFF, dtype=np.uint32)
-        blocks = length // 4
-        if blocks:
-            words = np.ascontiguousarray(data[:, : blocks * 4]).view("<u4")
-            for j in range(blocks):
-                k = words[:, j] * _M
-                k ^= k >> np.uint32(24)
-                k *= _M
-                h *= _M
-                h ^= k
-        tail = blocks * 4
-        if length % 4 >= 3:
-            h ^= data[:, tail + 2].astype(np.uint32) << np.uint32(16)
-        if length % 4 >= 2:
-            h ^= data[:, tail + 1].astype(np.uint32) << np.uint32(8)
-        if length % 4 >= 1:
-            h ^= data[:, tail].astype(np.uint32)
-            h *= _M
-        h ^= h >> np.uint32(13)
-        h *= _M
-        h ^= h >> np.uint32(15)
-        out[where] = h
-    return out
-
-
-def producer_options(*, enable_idempotence: bool) -> dict[str, Any]:
-    """One place for the producer settings the platform uses (and the bench's floor reuses)."""
-    return {
-        "acks": "all",
-        "enable_idempotence": enable_idempotence,
-        "linger_ms": 5,
-        "max_batch_size": 512 * 1024,
-        "max_request_size": 4 * 1024 * 1024,
-        "request_timeout_ms": 10_000,
-        "retry_backoff_ms": 200,
-    }
-
-
-#: Headers added per (topic, partition) at send time. 按（主题，分区）在发送时追加的消息头。
-ExtraHeaders = Callable[[str, int], Sequence[tuple[str, bytes]]]
-
-
-class KafkaPublisher:
-    """An ``AIOKafkaProducer`` that is (re)started lazily, so a service starts and keeps
-    accepting work while the broker is down; :attr:`up` reports the broker's state."""
-
-    def __init__(
-        self,
-        *,
-        bootstrap: str,
-        client_id: str,
-        enable_idempotence: bool = False,
-        metrics: PlatformMetrics | None = None,
-    ) -> None:
-        self.bootstrap = bootstrap
-        self.client_id = client_id
-        self.enable_idempotence = enable_idempotence
-        self.metrics = metrics
-        self._producer: AIOKafkaProducer | None = None
-        self._lock = asyncio.Lock()
-        self.up = False
-        self.last_error: str | None = None
-
-    async def _ensure(self) -> AIOKafkaProducer:
-        async with self._lock:
-            if self._producer is None:
-                producer = AIOKafkaProducer(
-                    bootstrap_servers=self.bootstrap,
-                    client_id=self.client_id,
-                    **producer_options(enable_idempotence=self.enable_idempotence),
-                )
-                try:
-                    await asyncio.wait_for(producer.start(), 10)
-                    await ensure_topics(self.bootstrap)
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        await producer.stop()
-                    raise
-                self._producer = producer
-            return self._producer
-
-    def _mark(self, up: bool, error: str | None = None) -> None:
-        self.up = up
-        self.last_error = error
-        if self.metrics is not None:
-            self.metrics.broker_up.set(1 if up else 0)
-
-    async def send_batch(
-        self,
-        messages: Sequence[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]],
-        timeout_s: float = 15.0,
-        *,
-        extra_headers: ExtraHeaders | None = None,
-    ) -> list[tuple[int, int]]:
-        """Send (topic, key, value, headers) tuples and wait until the broker acked every one.
-
-        Returns the (partition, offset) the broker gave each message, in the order given.
-        ``extra_headers(topic, partition)`` adds headers that depend on the partition chosen (the
-        outbox relay's log epoch). Raises on any failure; the caller keeps the messages (outbox
-        rows) for the next try. 返回每条消息的（分区，偏移）；失败则抛出，由调用方保留消息。
-        """
-        try:
-            producer = await self._ensure()
-            futures, indices, placed = await self._submit(producer, messages, extra_headers)
-            acks = await asyncio.wait_for(asyncio.gather(*futures), timeout_s)
-        except Exception as exc:
-            self._mark(False, f"{type(exc).__name__}: {exc}")
-            await self._reset()
-            raise
-        self._mark(True)
-        positions: list[tuple[int, int]] = [(-1, -1)] * len(messages)
-        for ack, members in zip(acks, indices, strict=True):
-            # A record batch's ack carries its base offset; its records follow one by one.
-            for i, index in enumerate(members):
-                positions[index] = (placed[index], ack.offset + i)
-        return positions
-
-    async def _submit(
-        self,
-        producer: AIOKafkaProducer,
-        messages: Sequence[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]],
-        extra_headers: ExtraHeaders | None = None,
-    ) -> tuple[list[asyncio.Future[Any]], list[list[int]], list[int]]:
-        """Queue the messages as whole record batches, one per partition (per-message ``send``
-        costs ~50 % more CPU). Partitions are chosen as ``send`` would (murmur2 of the key, here
-        for the whole batch at once), so a key's messages keep their partition and order; the
-        producer keeps one in-flight batch per partition. Returns the futures, the message indices
-        each future carries (in offset order) and each message's partition.
-        按分区组批发送；分区选择与逐条 ``send`` 相同（键的 murmur2，整批计算），同键消息保持分区与顺序。"""
-        partitions: dict[str, list[int]] = {}
-        for topic, *_ in messages:
-            if topic not in partitions:
-                partitions[topic] = sorted(await producer.partitions_for(topic))
-        hashes = murmur2_many([key or b"" for _, key, _, _ in messages])
-        builders: dict[tuple[str, int], tuple[Any, list[int]]] = {}
-        extras: dict[tuple[str, int], list[tuple[str, bytes]]] = {}
-        futures: list[asyncio.Future[Any]] = []
-        indices: list[list[int]] = []
-        placed: list[int] = []
-        for index, ((topic, key, value, headers), hashed) in enumerate(zip(messages, hashes.tolist(), strict=True)):
-            all_partitions = partitions[topic]
-            if key is None:
-                partition = random.choice(all_partitions)
-            else:
-                partition = all_partitions[(hashed & 0x7FFFFFFF) % len(all_partitions)]
-            placed.append(partition)
-            if extra_headers is not None:
-                extra = extras.get((topic, partition))
-                if extra is None:
-                    extra = extras[topic, partition] = list(extra_headers(topic, partition))
-                headers = [*headers, *extra]
-            entry = builders.get((topic, partition))
-            if entry is None:
-                entry = builders[topic, partition] = (producer.create_batch(), [])
-            builder, members = entry
-            if builder.append(key=key, value=value, timestamp=None, headers=headers) is not None:
-                members.append(index)
-                continue
-            # The batch is full: send it and start the next one for this partition.
-            if builder.record_count():
-                futures.append(await producer.send_batch(builder, topic, partition=partition))
-                indices.append(members)
-            builder, members = builders[topic, partition] = (producer.create_batch(), [])
-            if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                # Larger than a whole batch on its own: the producer sends it as a single record.
-                del builders[topic, partition]
-                futures.append(await producer.send(topic, value=value, key=key, partition=partition, headers=headers))
-                indices.append([index])
-            else:
-                members.append(index)
-        for (topic, partition), (builder, members) in builders.items():
-            if builder.record_count():
-                futures.append(await producer.send_batch(builder, topic, partition=partition))
-                indices.append(members)
-        return futures, indices, placed
-
-    async def _reset(self) -> None:
-        async with self._lock:
-            producer, self._producer = self._producer, None
-        if producer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), 5)
-
-    async def reconnect(self) -> None:
-        """Drop the producer: the next send starts a new one, with fresh metadata, after creating
-        the registry's topics. Called when the broker is found to have lost its logs: a producer
-        with the old metadata would send to topics the broker no longer has (Tansu acks such
-        records and keeps none of them). 代理丢失日志后重建生产者（刷新元数据并重建主题）。"""
-        await self._reset()
-
-    async def stop(self) -> None:
-        await self._reset()
-
-
-# --------------------------------------------------------------------------- consumer
-
-
-def processed_messages_table(metadata: MetaData) -> Table:
-    """Idempotency keys of consumed events, in the consuming service's schema; declares the
-    consumers' positions beside it (:func:`consumer_positions_table`)."""
-    if f"{metadata.schema}.consumer_positions" not in metadata.tables:
-        consumer_positions_table(metadata)
-    return Table(
-        "processed_messages",
-        metadata,
-        Column("consumer", Text, primary_key=True),
-        Column("event_id", Uuid, primary_key=True),
-        Column("outcome", Text, nullable=False, server_default="applied"),
-        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
-
-
-def consumer_positions_table(metadata: MetaData) -> Table:
-    """Where each consumer group is in each partition, and what it applied last there (epoch and
-    event id): kept in PostgreSQL because a broker may forget commits, or keep a commit made
-    against a log it then lost (see :mod:`shared.log_epochs`). 各消费组在各分区的位置及最后处理的记录。"""
-    return Table(
-        "consumer_positions",
-        metadata,
-        Column("consumer", Text, primary_key=True),
-        Column("topic", Text, primary_key=True),
-        Column("partition", Integer, primary_key=True),
-        Column("next_offset", BigInteger, nullable=False),
-        Column("epoch", Text, nullable=True),
-        Column("last_event_id", Text, nullable=True),
-        Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
 
 
 #: Applies one event in the caller's transaction. 在调用方事务中处理一个事件。
@@ -424,7 +147,7 @@ class ConsumerRunner:
         self.running = False
         self.applied = 0
         self.duplicates = 0
-        #: Per partition, the log epoch and event id of the last record applied (see shared.log_epochs).
+        #: Per partition, the log epoch and event id of the last record applied (see shared.messaging.epochs).
         self._epochs = EpochTracker()
         self.rewinds = 0
         #: For readiness: last batch applied (monotonic time) and records behind per partition.
@@ -569,7 +292,7 @@ class ConsumerRunner:
         """On assignment: continue each partition where this group's last applied record was, as
         PostgreSQL recorded it (the broker's commit may be gone, or made against a log it lost);
         the epoch and event id recorded with it let the first records read be checked (see
-        :mod:`shared.log_epochs`). Without a recorded position the broker's commit (or the
+        :mod:`shared.messaging.epochs`). Without a recorded position the broker's commit (or the
         earliest offset) stands. 分配时从数据库记录的位置继续，并据所记纪元核对所读日志。"""
         consumer = self._consumer
         for tp in assigned:

@@ -6,7 +6,7 @@ transaction (:func:`add_events`). The :class:`OutboxRelay` publishes pending row
 order and waits for the broker's ack (acks=all). The ack does not delete the row: the pending
 marker goes, and the row is *retained* with the partition and offsets the broker gave it
 (``outbox_published``, one record per partition per batch) until every consumer group of its
-topic has committed past them (see :mod:`shared.outbox_retention`), so a broker that forgets
+topic has committed past them (see :mod:`shared.messaging.retention`), so a broker that forgets
 (Tansu keeps everything in memory; a Kafka disk can be lost) is refilled from PostgreSQL.
 
 Every record carries its partition's *log epoch* (header ``log_epoch``), a token the relay keeps
@@ -15,12 +15,12 @@ partition was lost: an ack at an offset not above the last one recorded, or (che
 periodically by the retention keeper) the record at a recorded offset gone or different. Then
 the partition's retained rows become pending again and are republished in their original order.
 Consumers commit the epoch with their offsets, which tells a commit made against the lost log
-from one made against the new one (:class:`shared.kafka.ConsumerRunner`).
+from one made against the new one (:class:`shared.messaging.consumer.ConsumerRunner`).
 
 Several replicas each run a relay; a transaction-scoped advisory lock lets one of them publish
-at a time, so a key's events reach Kafka in the order they were written (pending markers are
-still claimed ``FOR UPDATE SKIP LOCKED``). A crash between ack and commit republishes the batch;
-consumers deduplicate by event id. The broker being down only grows the backlog
+at a time, so a key's events reach Kafka in the order they were written; the lock is all the
+claim needs (no row locks, which would write every claimed row once more). A crash between ack
+and commit republishes the batch; consumers deduplicate by event id. The broker being down only grows the backlog
 (``outbox_backlog`` on ``/metrics``); nothing is lost.
 发件箱：业务变更、发件箱行与待发标记同一事务写入；中继按序发布，代理确认后行并不删除，而是连同分区与
 偏移保留，直至所有消费组提交越过它；代理丢失数据时从 PostgreSQL 按原顺序重发。
@@ -60,24 +60,28 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from shared.cooperative import cooperative_map
 from shared.db import driver_connection
 from shared.events import EventEnvelope
-from shared.kafka import KafkaPublisher
-from shared.log_epochs import LOG_EPOCH_HEADER
 from shared.logging import get_logger
+from shared.messaging.epochs import LOG_EPOCH_HEADER
+from shared.messaging.publisher import KafkaPublisher
 from shared.observability import PlatformMetrics
 
 if TYPE_CHECKING:
-    from shared.outbox_retention import RetentionKeeper
+    from shared.messaging.retention import RetentionKeeper
 
 log = get_logger(__name__)
 
 
-def outbox_table(metadata: MetaData) -> Table:
-    """The outbox of one service, in its own schema: every event until all its consumers have it."""
+def outbox_table(metadata: MetaData, *, unique_event_id: bool = True) -> Table:
+    """The outbox of one service, in its own schema: every event until all its consumers have it.
+
+    ``unique_event_id``: :func:`add_events` relies on it to be idempotent; a service whose own
+    table already decides that an event is new (intake's accepted records) does without it.
+    """
     return Table(
         "outbox",
         metadata,
         Column("id", BigInteger, Identity(always=False), primary_key=True),
-        Column("event_id", Uuid, nullable=False, unique=True),
+        Column("event_id", Uuid, nullable=False, unique=unique_event_id),
         Column("topic", Text, nullable=False),
         Column("event_type", Text, nullable=False),
         Column("key", Text, nullable=True),
@@ -125,11 +129,11 @@ def outbox_partitions_table(metadata: MetaData) -> Table:
     )
 
 
-def outbox_tables(metadata: MetaData) -> Table:
+def outbox_tables(metadata: MetaData, *, unique_event_id: bool = True) -> Table:
     """Declare the outbox and its three companions in ``metadata``; returns the outbox."""
     for make in (outbox_pending_table, outbox_published_table, outbox_partitions_table):
         make(metadata)
-    return outbox_table(metadata)
+    return outbox_table(metadata, unique_event_id=unique_event_id)
 
 
 def outbox_row(topic: str, envelope: EventEnvelope[Any], *, data_json: str | None = None) -> dict[str, Any]:
@@ -261,7 +265,7 @@ class OutboxRelay:
             f"SELECT p.id, o.topic, o.key, o.value, o.headers FROM {schema}.outbox_pending p "
             f"JOIN {schema}.outbox o ON o.id = p.id "
             f"WHERE (SELECT pg_try_advisory_xact_lock({self.lock_key})) "
-            "ORDER BY p.id LIMIT $1 FOR UPDATE OF p SKIP LOCKED"
+            "ORDER BY p.id LIMIT $1"
         )
         self._state_sql = f"SELECT topic, partition, epoch, last_offset FROM {schema}.outbox_partitions"
         self._done_sql = f"DELETE FROM {schema}.outbox_pending WHERE id = ANY($1::bigint[])"
@@ -346,7 +350,7 @@ class OutboxRelay:
             self.wake()
 
     async def relay_once(self) -> int:
-        """Publish one batch: claim (SKIP LOCKED) → send → await acks → record where each row went
+        """Publish one batch: claim (under the relay lock) → send → await acks → record where each row went
         (or, for a partition whose log the broker lost, requeue its retained rows) → commit.
 
         On the driver connection (asyncpg directly): the relay is on every service's hot path and
