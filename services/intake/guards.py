@@ -14,6 +14,7 @@ exhaust the interpreter's stack). A record is refused, naming the field, when
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Collection
 from typing import Any
@@ -28,9 +29,32 @@ MAX_EXTRA_BYTES = 8 * 1024
 MAX_EXTRA_NUMBER = 2**53
 
 
-def _path(parts: tuple[str | int, ...]) -> str:
+#: A node of the declared-keys tree: child name (``"*"`` for list items) → node.
+Trie = dict[str, "Trie"]
+
+
+@functools.cache
+def _trie(known: frozenset[tuple[str, ...]]) -> Trie:
+    """The declared paths as a tree, so each key is judged with one dict lookup. 声明路径树。"""
+    root: Trie = {}
+    for path in known:
+        node = root
+        for part in path:
+            node = node.setdefault(part, {})
+    return root
+
+
+#: A path kept as a chain (parent chain, part): built only when a message names it.
+Chain = tuple[Any, str | int] | None
+
+
+def _path(chain: Chain) -> str:
+    parts: list[str | int] = []
+    while chain is not None:
+        chain, part = chain
+        parts.append(part)
     text = ""
-    for part in parts:
+    for part in reversed(parts):
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
     return text or "record"
 
@@ -42,42 +66,42 @@ def record_problem(raw: dict[str, Any], *, known: Collection[tuple[str, ...]]) -
     list item: ``("attachments", "*", "url")``); any other key of a declared object is an unknown
     extra. 返回拒收原因（指明字段），无问题则为 ``None``。
     """
+    root = _trie(known if isinstance(known, frozenset) else frozenset(known))
     extra_bytes = 0
-    # (value, path, depth, depth below an unknown key or -1 outside one)
-    stack: list[tuple[Any, tuple[str | int, ...], int, int]] = [(raw, (), 0, -1)]
+    # (value, path chain, depth, declared-keys node or None inside an unknown key, depth below it)
+    stack: list[tuple[Any, Chain, int, Trie | None, int]] = [(raw, None, 0, root, -1)]
     while stack:
-        value, path, depth, extra_depth = stack.pop()
+        value, chain, depth, node, extra_depth = stack.pop()
         if depth > MAX_DEPTH:
-            return f"{_path(path)}: nested deeper than {MAX_DEPTH} levels"
+            return f"{_path(chain)}: nested deeper than {MAX_DEPTH} levels"
         if extra_depth > MAX_EXTRA_DEPTH:
-            where = _path(path[: len(path) - extra_depth])
-            return f"{where}: an unknown key may nest at most {MAX_EXTRA_DEPTH} levels"
-        in_extra = extra_depth >= 0
+            for _ in range(extra_depth):
+                chain = chain[0] if chain is not None else None
+            return f"{_path(chain)}: an unknown key may nest at most {MAX_EXTRA_DEPTH} levels"
+        in_extra = node is None
         if isinstance(value, str):
             if "\x00" in value:
-                return f"{_path(path)}: NUL character (\\u0000) is not allowed"
+                return f"{_path(chain)}: NUL character (\\u0000) is not allowed"
             if in_extra:
                 extra_bytes += len(value.encode("utf-8", "surrogatepass")) + 2
         elif isinstance(value, dict):
             for key, item in value.items():
                 if "\x00" in key:
-                    return f"{_path(path)}: a key holds a NUL character (\\u0000)"
-                if in_extra:
-                    child_extra = extra_depth + 1
-                else:
-                    declared = (*("*" if isinstance(p, int) else p for p in path), key) in known
-                    child_extra = -1 if declared else 0
-                if child_extra >= 0:
+                    return f"{_path(chain)}: a key holds a NUL character (\\u0000)"
+                child = None if node is None else node.get(key)
+                if child is None:  # an unknown key, or inside one
                     extra_bytes += len(key.encode("utf-8", "surrogatepass")) + 4
-                stack.append((item, (*path, key), depth + 1, child_extra))
+                    stack.append((item, (chain, key), depth + 1, None, extra_depth + 1 if in_extra else 0))
+                else:
+                    stack.append((item, (chain, key), depth + 1, child, -1))
         elif isinstance(value, list):
-            stack.extend(
-                (item, (*path, i), depth + 1, extra_depth + 1 if in_extra else -1) for i, item in enumerate(value)
-            )
+            items = None if node is None else node.get("*", node)
+            below = extra_depth + 1 if in_extra else -1
+            stack.extend((item, (chain, i), depth + 1, items, below) for i, item in enumerate(value))
             extra_bytes += 2 * in_extra
         elif in_extra and isinstance(value, int | float) and not isinstance(value, bool):
             if not math.isfinite(value) or abs(value) > MAX_EXTRA_NUMBER:
-                return f"{_path(path)}: a number in an unknown key must lie within ±2^53"
+                return f"{_path(chain)}: a number in an unknown key must lie within ±2^53"
             extra_bytes += 24
         elif in_extra:
             extra_bytes += 5

@@ -37,9 +37,14 @@ def _mask_id(match: re.Match[str]) -> str:
     return whole[:3] + "*" * (len(whole) - 7) + whole[-4:]
 
 
+#: Eleven digits at least (separators allowed between them): text without such a run holds no
+#: mobile or ID number, and most complaint text has none (one cheap search instead of two).
+_CANDIDATE = re.compile(r"[0-9０-９](?:[ \-－]?[0-9０-９]){10}")
+
+
 def mask_personal_numbers(text: str) -> str:
     """``text`` with every recognisable mobile and resident ID number masked. 屏蔽手机号与身份证号。"""
-    if not any(ch.isdigit() for ch in text):
+    if _CANDIDATE.search(text) is None:
         return text
     return MOBILE.sub(_mask_mobile, RESIDENT_ID.sub(_mask_id, text))
 
