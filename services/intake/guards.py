@@ -59,16 +59,32 @@ def _path(chain: Chain) -> str:
     return text or "record"
 
 
+def _scalar_problem(value: Any, in_extra: bool) -> tuple[str | None, int]:
+    """A scalar's problem (NUL, a number out of range in an unknown key) and the bytes it adds."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "NUL character (\\u0000) is not allowed", 0
+        return None, (len(value.encode("utf-8", "surrogatepass")) + 2) if in_extra else 0
+    if not in_extra:
+        return None, 0
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value) or abs(value) > MAX_EXTRA_NUMBER:
+            return "a number in an unknown key must lie within ±2^53", 0
+        return None, 24
+    return None, 5
+
+
 def record_problem(raw: dict[str, Any], *, known: Collection[tuple[str, ...]]) -> str | None:
     """The first reason to refuse ``raw`` (a message naming the field), or ``None``.
 
     ``known`` are the paths of the record's declared keys (``("caller", "phone")``; ``"*"`` for a
     list item: ``("attachments", "*", "url")``); any other key of a declared object is an unknown
-    extra. 返回拒收原因（指明字段），无问题则为 ``None``。
+    extra. Only containers go on the work stack; scalars are judged where they are found (most of
+    a record is scalars). 返回拒收原因（指明字段），无问题则为 ``None``。
     """
     root = _trie(known if isinstance(known, frozenset) else frozenset(known))
     extra_bytes = 0
-    # (value, path chain, depth, declared-keys node or None inside an unknown key, depth below it)
+    # (container, path chain, depth, declared-keys node or None inside an unknown key, depth below it)
     stack: list[tuple[Any, Chain, int, Trie | None, int]] = [(raw, None, 0, root, -1)]
     while stack:
         value, chain, depth, node, extra_depth = stack.pop()
@@ -79,32 +95,30 @@ def record_problem(raw: dict[str, Any], *, known: Collection[tuple[str, ...]]) -
                 chain = chain[0] if chain is not None else None
             return f"{_path(chain)}: an unknown key may nest at most {MAX_EXTRA_DEPTH} levels"
         in_extra = node is None
-        if isinstance(value, str):
-            if "\x00" in value:
-                return f"{_path(chain)}: NUL character (\\u0000) is not allowed"
-            if in_extra:
-                extra_bytes += len(value.encode("utf-8", "surrogatepass")) + 2
-        elif isinstance(value, dict):
-            for key, item in value.items():
+        if isinstance(value, dict):
+            entries: Any = value.items()
+            extra_bytes += 2 * in_extra
+        else:
+            entries = enumerate(value)
+            extra_bytes += 2 * in_extra
+        for key, item in entries:
+            if isinstance(key, str):
                 if "\x00" in key:
                     return f"{_path(chain)}: a key holds a NUL character (\\u0000)"
                 child = None if node is None else node.get(key)
-                if child is None:  # an unknown key, or inside one
+                if child is None:
                     extra_bytes += len(key.encode("utf-8", "surrogatepass")) + 4
-                    stack.append((item, (chain, key), depth + 1, None, extra_depth + 1 if in_extra else 0))
-                else:
-                    stack.append((item, (chain, key), depth + 1, child, -1))
-        elif isinstance(value, list):
-            items = None if node is None else node.get("*", node)
-            below = extra_depth + 1 if in_extra else -1
-            stack.extend((item, (chain, i), depth + 1, items, below) for i, item in enumerate(value))
-            extra_bytes += 2 * in_extra
-        elif in_extra and isinstance(value, int | float) and not isinstance(value, bool):
-            if not math.isfinite(value) or abs(value) > MAX_EXTRA_NUMBER:
-                return f"{_path(chain)}: a number in an unknown key must lie within ±2^53"
-            extra_bytes += 24
-        elif in_extra:
-            extra_bytes += 5
+                below = (extra_depth + 1 if in_extra else 0) if child is None else -1
+            else:  # a list item
+                child = None if node is None else node.get("*", node)
+                below = extra_depth + 1 if in_extra else -1
+            if isinstance(item, dict | list):
+                stack.append((item, (chain, key), depth + 1, child, below))
+                continue
+            problem, size = _scalar_problem(item, child is None)
+            if problem is not None:
+                return f"{_path((chain, key))}: {problem}"
+            extra_bytes += size
         if extra_bytes > MAX_EXTRA_BYTES:
             return f"unknown keys: more than {MAX_EXTRA_BYTES} bytes together (they are kept, not used)"
     return None
