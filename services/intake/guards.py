@@ -97,10 +97,11 @@ def record_problem(raw: dict[str, Any], *, known: Collection[tuple[str, ...]]) -
         in_extra = node is None
         if isinstance(value, dict):
             entries: Any = value.items()
-            extra_bytes += 2 * in_extra
-        else:
+        elif isinstance(value, list):
             entries = enumerate(value)
-            extra_bytes += 2 * in_extra
+        else:  # only reached for a scalar that is too deep (refused above)
+            continue
+        extra_bytes += 2 * in_extra
         for key, item in entries:
             if isinstance(key, str):
                 if "\x00" in key:
@@ -113,6 +114,9 @@ def record_problem(raw: dict[str, Any], *, known: Collection[tuple[str, ...]]) -
                 child = None if node is None else node.get("*", node)
                 below = extra_depth + 1 if in_extra else -1
             if isinstance(item, dict | list):
+                stack.append((item, (chain, key), depth + 1, child, below))
+                continue
+            if below > MAX_EXTRA_DEPTH or depth >= MAX_DEPTH:  # a scalar too deep: refused when popped
                 stack.append((item, (chain, key), depth + 1, child, below))
                 continue
             problem, size = _scalar_problem(item, child is None)

@@ -50,6 +50,20 @@ from shared.observability import PlatformMetrics
 log = get_logger(__name__)
 
 
+async def _close_quietly(consumer: AIOKafkaConsumer) -> None:
+    """Stop an aiokafka consumer whatever state the broker is in. With the broker gone its fetcher
+    ends in ``NodeNotReadyError`` and cancels its own tasks, and that cancellation surfaces here:
+    swallowed unless this task itself is being cancelled. 无论代理状态如何安静地关闭消费者。"""
+    try:
+        await asyncio.wait_for(consumer.stop(), 10)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+    except Exception as exc:
+        log.info("consumer closed with an error", error=repr(exc))
+
+
 #: Applies one event in the caller's transaction. 在调用方事务中处理一个事件。
 Handler = Callable[[AsyncSession, EventEnvelope[Any]], Awaitable[None]]
 #: Applies several events (in partition order) in the caller's transaction. 在调用方事务中按序处理多个事件。
@@ -228,8 +242,7 @@ class ConsumerRunner:
                 await self._drain()
             self._draining = False
             self._consumer = None
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(consumer.stop(), 10)
+            await _close_quietly(consumer)
 
     async def _poll_concurrently(self, consumer: AIOKafkaConsumer) -> None:
         """One poll of the concurrent mode: each partition not busy gets its next batch as a task of its own.
