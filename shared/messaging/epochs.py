@@ -24,11 +24,17 @@ sent before it noticed the loss, and those are republished under the new epoch t
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 LOG_EPOCH_HEADER = "log_epoch"
 EVENT_ID_HEADER = "ce_id"
+
+
+def new_epoch() -> str:
+    """A fresh epoch for a partition's log (the producer's side). 新的日志纪元。"""
+    return uuid.uuid4().hex
 
 
 def header(record: Any, name: str) -> str | None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,7 +60,7 @@ from shared.cooperative import cooperative_map
 from shared.db import driver_connection
 from shared.events import EventEnvelope
 from shared.logging import get_logger
-from shared.messaging.epochs import LOG_EPOCH_HEADER
+from shared.messaging.epochs import LOG_EPOCH_HEADER, new_epoch
 from shared.messaging.publisher import KafkaPublisher
 from shared.observability import PlatformMetrics
 
@@ -213,10 +212,6 @@ class PartitionLog:
 
     epoch: str
     last_offset: int
-
-
-def new_epoch() -> str:
-    return uuid.uuid4().hex
 
 
 class OutboxRelay:

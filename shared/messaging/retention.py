@@ -35,7 +35,7 @@ from aiokafka.errors import OffsetOutOfRangeError
 from shared.db import driver_connection
 from shared.events import TOPICS
 from shared.logging import get_logger
-from shared.messaging.epochs import EVENT_ID_HEADER, header
+from shared.messaging.epochs import EVENT_ID_HEADER, header, new_epoch
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -169,8 +169,6 @@ class RetentionKeeper:
         verdicts: dict[tuple[str, int], Verdict],
         releasable: dict[tuple[str, int], int],
     ) -> int:
-        from shared.messaging.outbox import new_epoch
-
         requeued = 0
         async with driver_connection(self.engine) as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", relay.lock_key):
