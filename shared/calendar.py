@@ -1,14 +1,15 @@
 """Working-time calendar 工作日历 shared by dispatch deadlines 处置时限 and metrics durations 时长指标.
 
-Working days 工作日 are weekdays minus statutory holidays 法定节假日 plus make-up working
-days 调休上班, taken from the maintained library ``chinesecalendar`` (import name
-``chinese_calendar``), then adjusted by the county override file 区县覆盖配置
+Working days 工作日 are the national calendar's (:mod:`shared.national_calendar`: the State
+Council's notice 放假安排通知 where loaded or known to ``chinesecalendar``, else the statutory
+holidays by rule and weekends), then adjusted by the county override file 区县覆盖配置
 ``deploy/calendar/overrides.yaml`` (extra holidays 额外休息日, extra working days 额外工作日,
-working hours 工作时间 per county; default 08:30–12:00 and 13:30–17:30 = 7.5 h a day).
+working hours 工作时间 per county; default 08:30–12:00 and 13:30–17:30 = 7.5 h a day; the file
+is modelled in :mod:`shared.calendar_config`).
 
-A year the library does not know (not yet published by the State Council 国务院办公厅, or
-before 2004) falls back to weekdays and is marked *provisional* 暂定: nothing raises, and
-callers store the flag so the figure can be recomputed once the calendar is published.
+A year without a published notice is *provisional* 暂定: its statutory holidays count, the
+调休 swaps are not known yet. Nothing raises; callers store the flag so the figure can be
+recomputed once the notice is loaded.
 
 Time zone 时区: datetimes may be aware (any zone) or naive; naive ones are read as
 Asia/Shanghai wall time. Every datetime returned is aware, in Asia/Shanghai.
@@ -25,19 +26,27 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import threading
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import chinese_calendar
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from shared.calendar_config import (
+    DEFAULT_WORKING_HOURS,
+    MAX_YEAR,
+    MIN_YEAR,
+    OVERRIDES_ENV,
+    CalendarConfig,
+    CalendarConfigError,
+    CalendarRules,
+    HolidayNotice,
+    read_config,
+)
+from shared.national_calendar import NationalCalendar
 
 __all__ = [
     "DEFAULT_OVERRIDES_PATH",
@@ -51,6 +60,7 @@ __all__ = [
     "CalendarConfigError",
     "CalendarRules",
     "Deadline",
+    "HolidayNotice",
     "WorkingCalendar",
     "add_working_days",
     "add_working_hours",
@@ -79,216 +89,17 @@ def _shanghai_tz() -> tzinfo:
 
 #: China Standard Time 北京时间; every returned datetime carries this tzinfo.
 SHANGHAI: Final[tzinfo] = _shanghai_tz()
-#: Environment variable overriding the override-file path 覆盖配置路径.
-OVERRIDES_ENV: Final = "CALENDAR_OVERRIDES"
 #: Repository root, located from this file (``shared/calendar.py`` → repo root).
 _REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 #: Default county override file 区县覆盖配置文件.
 DEFAULT_OVERRIDES_PATH: Final = _REPO_ROOT / "deploy" / "calendar" / "overrides.yaml"
-#: Default working hours 默认工作时间: 08:30–12:00 and 13:30–17:30 (7.5 h).
-DEFAULT_WORKING_HOURS: Final[tuple[tuple[str, str], ...]] = (("08:30", "12:00"), ("13:30", "17:30"))
-#: Years a calendar can compute; outside this an input is treated as bad data (ValueError).
-MIN_YEAR: Final = 1900
-MAX_YEAR: Final = 2200
 
 #: Time basis 计时口径: working time 工作时 or natural time 自然时.
 Basis = Literal["working", "natural"]
 
-_HHMM = re.compile(r"^(\d{1,2}):(\d{2})$")
-_COUNTY_CODE = re.compile(r"^\d{6}$")
 _INITIAL_YEARS: Final = (2000, 2035)  # first table built; grows on demand
 _GROW_PAD_YEARS: Final = 5
 
-
-# --------------------------------------------------------------------------------------------
-# Configuration 配置 (validated with pydantic)
-# --------------------------------------------------------------------------------------------
-
-
-class CalendarConfigError(ValueError):
-    """The override file 覆盖配置文件 is missing, unreadable or invalid; the message names the field."""
-
-
-def _parse_hhmm(value: str) -> int:
-    """``"HH:MM"`` → minutes after midnight (``"24:00"`` allowed as an end)."""
-    m = _HHMM.match(value)
-    if m is None:
-        raise ValueError(f"time {value!r} is not HH:MM")
-    hh, mm = int(m.group(1)), int(m.group(2))
-    if mm > 59 or hh > 24 or (hh == 24 and mm != 0):
-        raise ValueError(f"time {value!r} is out of range 00:00–24:00")
-    return hh * 60 + mm
-
-
-def _time_to_text(value: Any) -> Any:
-    """Normalise one time of a working period before validation; reject YAML base-60 ints."""
-    if isinstance(value, time):
-        return value.strftime("%H:%M")
-    if isinstance(value, bool) or isinstance(value, int | float):
-        raise ValueError(
-            f"time {value!r} is a number; write working-hour times as quoted strings, "
-            'e.g. "13:30" (unquoted YAML reads 13:30 as the base-60 number 810)'
-        )
-    if isinstance(value, str):
-        m = _HHMM.match(value.strip())
-        if m is not None:
-            return f"{int(m.group(1)):02d}:{m.group(2)}"
-        return value.strip()
-    return value
-
-
-class CalendarRules(BaseModel):
-    """Calendar rules of one county 区县日历规则: working hours 工作时间 and local day overrides.
-
-    ``working_hours``: ascending, non-overlapping ``("HH:MM", "HH:MM")`` periods 工作时段.
-    ``extra_holidays``: local closures 额外休息日 (beat the national calendar).
-    ``extra_working_days``: local make-up days 额外工作日 (beat the national calendar).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    working_hours: tuple[tuple[str, str], ...] = DEFAULT_WORKING_HOURS
-    extra_holidays: frozenset[date] = frozenset()
-    extra_working_days: frozenset[date] = frozenset()
-
-    @field_validator("working_hours", mode="before")
-    @classmethod
-    def _normalise_times(cls, value: Any) -> Any:
-        if isinstance(value, list | tuple):
-            return [
-                [_time_to_text(t) for t in period] if isinstance(period, list | tuple) else period for period in value
-            ]
-        return value
-
-    @field_validator("working_hours")
-    @classmethod
-    def _check_periods(cls, value: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
-        if not value:
-            raise ValueError("at least one working period is required")
-        previous_end = -1
-        for start_text, end_text in value:
-            start, end = _parse_hhmm(start_text), _parse_hhmm(end_text)
-            if start >= 24 * 60:
-                raise ValueError(f"period start {start_text!r} must be before 24:00")
-            if end <= start:
-                raise ValueError(f"period {start_text}–{end_text} ends before it starts")
-            if start < previous_end:
-                raise ValueError(
-                    f"period {start_text}–{end_text} overlaps or precedes the previous one; "
-                    "list periods in ascending order without overlap"
-                )
-            previous_end = end
-        return value
-
-    @model_validator(mode="after")
-    def _check_days_disjoint(self) -> CalendarRules:
-        both = self.extra_holidays & self.extra_working_days
-        if both:
-            days = ", ".join(d.isoformat() for d in sorted(both))
-            raise ValueError(f"extra_holidays and extra_working_days both list {days}")
-        return self
-
-    @property
-    def periods_minutes(self) -> tuple[tuple[int, int], ...]:
-        """Working periods as (start, end) minutes after midnight 工作时段（分钟）."""
-        return tuple((_parse_hhmm(s), _parse_hhmm(e)) for s, e in self.working_hours)
-
-    @property
-    def minutes_per_day(self) -> int:
-        """Working minutes in one working day 每个工作日的工作分钟数 (default 450)."""
-        return sum(e - s for s, e in self.periods_minutes)
-
-
-class CalendarConfig(BaseModel):
-    """The whole override file 覆盖配置文件: ``default`` rules and per-county 区县 overrides.
-
-    Under ``counties`` (keyed by the 6-digit county division code 区县区划代码) each field that is
-    present replaces the default's field of the same name; absent fields keep the default.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    default: CalendarRules = CalendarRules()
-    counties: dict[str, CalendarRules] = {}
-
-    @field_validator("counties", mode="before")
-    @classmethod
-    def _county_keys(cls, value: Any) -> Any:
-        if value is None:
-            return {}
-        if isinstance(value, dict):
-            out: dict[str, Any] = {}
-            for key, rules in value.items():
-                code = str(key).strip()
-                if not _COUNTY_CODE.match(code):
-                    raise ValueError(f"county key {key!r} is not a 6-digit county division code")
-                out[code] = {} if rules is None else rules
-            return out
-        return value
-
-    @model_validator(mode="after")
-    def _check_merged(self) -> CalendarConfig:
-        for code in self.counties:
-            try:
-                self.rules_for(code)
-            except ValidationError as exc:
-                raise ValueError(f"counties.{code} conflicts with default: {_describe(exc)}") from exc
-        return self
-
-    def rules_for(self, county: str | None) -> CalendarRules:
-        """Effective rules of a county 区县生效规则: county fields over the default; unknown → default."""
-        if county is None or county not in self.counties:
-            return self.default
-        override = self.counties[county]
-        merged = self.default.model_dump()
-        merged.update({name: getattr(override, name) for name in override.model_fields_set})
-        return CalendarRules.model_validate(merged)
-
-
-def _describe(exc: ValidationError) -> str:
-    """One line per error: ``field.path: message``."""
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-        parts.append(f"{loc}: {err['msg']}")
-    return "; ".join(parts)
-
-
-# --------------------------------------------------------------------------------------------
-# National calendar 国家日历 (chinesecalendar) and provisional years 暂定年份
-# --------------------------------------------------------------------------------------------
-
-
-@cache
-def _national_year(year: int) -> frozenset[date] | None:
-    """Working days 工作日 of a year ``chinesecalendar`` knows; None for a provisional year 暂定年份.
-
-    Same rule as ``chinese_calendar.is_workday`` (a listed make-up day 调休上班, or a weekday that
-    is not a listed holiday 节假日), read from the library's exported ``holidays``/``workdays``
-    tables once per year: ``is_workday`` itself rescans its tables on every call.
-    """
-    try:
-        chinese_calendar.is_workday(date(year, 7, 1))
-    except NotImplementedError:
-        return None
-    holidays, workdays = chinese_calendar.holidays, chinese_calendar.workdays
-    first = date(year, 1, 1).toordinal()
-    last = date(year, 12, 31).toordinal()
-    days = (date.fromordinal(o) for o in range(first, last + 1))
-    return frozenset(d for d in days if d in workdays or (d.weekday() < 5 and d not in holidays))
-
-
-def _library_knows(year: int) -> bool:
-    """True when ``chinesecalendar`` has the State Council schedule 国务院放假安排 for the year."""
-    return _national_year(year) is not None
-
-
-def _national_working_day(d: date) -> bool:
-    """National working day 全国工作日 (library), weekday fallback 按周一至周五 for unknown years."""
-    known = _national_year(d.year)
-    if known is None:
-        return d.weekday() < 5
-    return d in known
 
 
 def _wall(t: datetime) -> datetime:
@@ -313,15 +124,6 @@ def _as_date(d: date | datetime) -> date:
     if isinstance(d, datetime):
         return _wall(d).date()
     return d
-
-
-def is_provisional(d: date | datetime) -> bool:
-    """True when the (Asia/Shanghai) year is not known to ``chinesecalendar`` 暂定: weekday fallback."""
-    return not _library_knows(_as_date(d).year)
-
-
-def _spans_provisional(first: date, last: date) -> bool:
-    return any(not _library_knows(y) for y in range(first.year, last.year + 1))
 
 
 def natural_hours_between(start: datetime, end: datetime) -> float:
@@ -371,6 +173,7 @@ class WorkingCalendar:
         self.config: Final = config if config is not None else CalendarConfig()
         self.county: Final = county
         self.rules: Final = self.config.rules_for(county)
+        self.national: Final = NationalCalendar(self.config.national_notices())
         periods = self.rules.periods_minutes
         self._periods: tuple[tuple[int, int], ...] = periods
         self._day_minutes: int = self.rules.minutes_per_day
@@ -406,7 +209,7 @@ class WorkingCalendar:
             return False
         if d in self.rules.extra_working_days:
             return True
-        return _national_working_day(d)
+        return self.national.is_working_day(d)
 
     def _build(self, first_year: int, last_year: int) -> _Table:
         first = date(first_year, 1, 1).toordinal()
@@ -484,13 +287,21 @@ class WorkingCalendar:
         return bool(self._open[w.hour * 60 + w.minute]) and self._classify(w.date())
 
     def is_provisional(self, d: date | datetime) -> bool:
-        """True when the year is not known to ``chinesecalendar`` 暂定 (weekday fallback)."""
-        return is_provisional(d)
+        """True while the (Asia/Shanghai) year has no published holiday notice 暂定.
+
+        Such a year counts the statutory holidays by rule and weekends; see
+        :mod:`shared.national_calendar`.
+        """
+        return self.national.is_provisional(_as_date(d).year)
 
     def spans_provisional(self, start: datetime, end: datetime) -> bool:
         """True when any year from ``start`` to ``end`` is provisional 暂定 (flag for stored figures)."""
-        a, b = _wall(start).date(), _wall(end).date()
-        return _spans_provisional(min(a, b), max(a, b))
+        a, b = _wall(start).year, _wall(end).year
+        return any(self.national.is_provisional(y) for y in range(min(a, b), max(a, b) + 1))
+
+    def known_years(self, first: int, last: int) -> tuple[int, ...]:
+        """Years of ``first..last`` whose holiday notice is published 已公布年份 (not provisional)."""
+        return tuple(y for y in range(first, last + 1) if not self.national.is_provisional(y))
 
     def working_hours_between(self, start: datetime, end: datetime) -> float:
         """Working hours 工作时 from ``start`` to ``end``: O(1); 0.0 when ``end <= start``.
@@ -611,28 +422,9 @@ class WorkingCalendar:
 # --------------------------------------------------------------------------------------------
 
 
-def _read_config(path: Path) -> CalendarConfig:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CalendarConfigError(
-            f"cannot read calendar overrides file {path} (set {OVERRIDES_ENV} to another path): {exc}"
-        ) from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise CalendarConfigError(f"calendar overrides file {path} is not valid YAML: {exc}") from exc
-    if data is None:
-        data = {}
-    try:
-        return CalendarConfig.model_validate(data)
-    except ValidationError as exc:
-        raise CalendarConfigError(f"invalid calendar overrides file {path}: {_describe(exc)}") from exc
-
-
 @lru_cache(maxsize=64)
 def _load_cached(path: Path, county: str | None) -> WorkingCalendar:
-    return WorkingCalendar(_read_config(path), county)
+    return WorkingCalendar(read_config(path), county)
 
 
 def load_calendar(path: Path | None = None, county: str | None = None) -> WorkingCalendar:
@@ -680,6 +472,11 @@ def is_working_time(t: datetime) -> bool:
 def is_working_day(d: date | datetime) -> bool:
     """True on a working day 工作日 on the default calendar."""
     return default_calendar().is_working_day(d)
+
+
+def is_provisional(d: date | datetime) -> bool:
+    """True while the year has no published holiday notice 暂定, on the default calendar."""
+    return default_calendar().is_provisional(d)
 
 
 def deadline(start: datetime, hours: float, basis: Basis) -> Deadline:

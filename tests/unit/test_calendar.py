@@ -71,8 +71,13 @@ _MAKE_UP_2026 = [date(2026, m, d) for m, d in [(1, 4), (2, 14), (2, 28), (5, 9),
         *[(d, False) for d in _GOLDEN_WEEK_2025],  # 国庆+中秋 2025
         (date(2025, 9, 28), True),  # Sunday, make-up 2025
         (date(2025, 10, 11), True),  # Saturday, make-up 2025
+        (date(2027, 1, 1), False),  # provisional: 元旦 by rule (a Friday)
         (date(2027, 1, 2), False),  # provisional: weekend
         (date(2027, 1, 4), True),  # provisional: weekday
+        *[(date(2027, 2, d), False) for d in range(5, 11)],  # provisional: 春节 by rule, lunar
+        (date(2027, 2, 11), True),
+        *[(date(2027, 10, d), False) for d in range(1, 6)],  # provisional: 国庆 + weekend make-up rest
+        (date(2027, 10, 6), True),
     ],
 )
 def test_is_working_day(day: date, working: bool) -> None:
@@ -150,9 +155,10 @@ def test_is_working_time(t: datetime, expected: bool) -> None:
         ),
         pytest.param(datetime(2026, 3, 10, 9), dt(2026, 3, 10, 10, 30), 1.5, id="naive-mixed"),
         pytest.param(dt(2026, 3, 10, 9, 0, 30), dt(2026, 3, 10, 9, 1), 0.5 / 60, id="seconds"),
-        # Provisional 暂定 2027: weekdays only (1/1 is a Friday, counted).
-        pytest.param(dt(2026, 12, 31, 17), dt(2027, 1, 4, 9), 0.5 + 7.5 + 0.5, id="into-provisional-2027"),
-        pytest.param(dt(2027, 5, 1, 9), dt(2027, 5, 4, 9), 7.5 + 0.5, id="provisional-2027-weekend"),
+        # Provisional 暂定 2027: statutory holidays by rule and weekends (1/1 is a Friday, 元旦).
+        pytest.param(dt(2026, 12, 31, 17), dt(2027, 1, 4, 9), 0.5 + 0.5, id="into-provisional-2027"),
+        # 劳动节 5/1–2 fall on a weekend: the law's make-up rest days are 5/3–4.
+        pytest.param(dt(2027, 5, 1, 9), dt(2027, 5, 5, 9), 0.5, id="provisional-2027-labour-day"),
     ],
 )
 def test_working_hours_between(start: datetime, end: datetime, hours: float) -> None:
@@ -202,7 +208,7 @@ def test_far_years_grow_the_table_and_bad_years_raise() -> None:
         (dt(2026, 3, 10, 10), 0, dt(2026, 3, 10, 10)),
         (dt(2026, 3, 14, 10), 0, dt(2026, 3, 14, 10)),  # 0 h keeps a non-working start
         (datetime(2026, 3, 10, 2, 0, tzinfo=UTC), 1, dt(2026, 3, 10, 11)),
-        (dt(2026, 12, 31, 17), 1, dt(2027, 1, 1, 9)),  # provisional weekday fallback
+        (dt(2026, 12, 31, 17), 1, dt(2027, 1, 4, 9)),  # provisional 2027: 元旦 by rule
     ],
 )
 def test_add_working_hours(start: datetime, hours: float, due: datetime) -> None:
@@ -240,7 +246,7 @@ def test_add_working_hours_far_beyond_table() -> None:
         (dt(2026, 3, 13, 7, 0), 1, dt(2026, 3, 16, 8, 30)),  # before work → 08:30
         (dt(2026, 3, 13, 18, 0), 1, dt(2026, 3, 17, 8, 30)),  # after work → Mon 08:30, +1
         (dt(2026, 3, 10, 10, 15, 30), 2, dt(2026, 3, 12, 10, 15, 30)),  # seconds kept
-        (dt(2026, 12, 31, 10), 1, dt(2027, 1, 1, 10)),  # provisional weekday fallback
+        (dt(2026, 12, 31, 10), 1, dt(2027, 1, 4, 10)),  # provisional 2027: 元旦 by rule
     ],
 )
 def test_add_working_days(start: datetime, days: int, due: datetime) -> None:
@@ -347,10 +353,11 @@ def test_is_provisional(value: date | datetime, provisional: bool) -> None:
 
 
 def test_provisional_year_never_raises() -> None:
-    start = dt(2030, 2, 1, 9)
-    assert CAL.working_hours_between(start, dt(2030, 2, 4, 9)) == 7.5  # Fri 9:00 → Mon 9:00
-    assert CAL.add_working_days(start, 1) == dt(2030, 2, 4, 9)
-    assert CAL.is_working_day(date(2030, 2, 2)) is False
+    start = dt(2030, 3, 1, 9)
+    assert CAL.working_hours_between(start, dt(2030, 3, 4, 9)) == 7.5  # Fri 9:00 → Mon 9:00
+    assert CAL.add_working_days(start, 1) == dt(2030, 3, 4, 9)
+    assert CAL.is_working_day(date(2030, 3, 2)) is False
+    assert CAL.is_working_day(date(2030, 10, 1)) is False  # 国庆 by rule
 
 
 @pytest.mark.parametrize(
@@ -358,7 +365,7 @@ def test_provisional_year_never_raises() -> None:
     [
         (dt(2026, 3, 13, 17), 1.5, "working", Deadline(dt(2026, 3, 16, 9, 30), "working", False)),
         (dt(2026, 3, 13, 17), 2, "natural", Deadline(dt(2026, 3, 13, 19), "natural", False)),
-        (dt(2026, 12, 31, 10), 16, "working", Deadline(dt(2027, 1, 4, 11), "working", True)),
+        (dt(2026, 12, 31, 10), 16, "working", Deadline(dt(2027, 1, 5, 11), "working", True)),
         (dt(2026, 12, 31, 10), 16, "natural", Deadline(dt(2027, 1, 1, 2), "natural", False)),
         (dt(2027, 3, 1, 9), 1, "working", Deadline(dt(2027, 3, 1, 10), "working", True)),
     ],
@@ -473,6 +480,17 @@ def _write(tmp_path: Path, text: str) -> Path:
             id="county-conflicts-with-default",
         ),
         pytest.param("default: [\n", ["not valid YAML"], id="yaml-syntax"),
+        pytest.param(
+            'notices: {2027: {rest_days: ["2026-12-31"]}}\n',
+            ["notices.2027", "2026-12-31 is not in 2027"],
+            id="notice-year",
+        ),
+        pytest.param(
+            'notices: {2027: {rest_days: ["2027-02-06"], working_days: ["2027-02-06"]}}\n',
+            ["notices.2027", "both a rest day and a working day"],
+            id="notice-day-in-both",
+        ),
+        pytest.param("notices: {2027: {working_days: []}}\n", ["notices.2027.rest_days"], id="notice-no-rest-days"),
     ],
 )
 def test_invalid_override_file_names_the_field(tmp_path: Path, text: str, fragments: list[str]) -> None:
@@ -527,3 +545,44 @@ def test_table_agrees_with_library_for_every_known_day() -> None:
     while day <= last:
         assert CAL.is_working_day(day) is chinese_calendar.is_workday(day), day
         day += timedelta(days=1)
+
+
+# --------------------------------------------------------------------------------------------
+# The State Council's notice 放假安排通知 loaded for a year the library does not know
+# --------------------------------------------------------------------------------------------
+
+#: A notice for 2027 as an operator would load it (dates illustrative: 春节 2/6–2/13, make-up
+#: working days Sunday 1/31 and Saturday 2/20; 元旦 1/1–1/3).
+_NOTICE_2027 = """\
+notices:
+  2027:
+    document: 国办发明电〔2026〕X号
+    rest_days: ["2027-01-01", "2027-01-02", "2027-01-03",
+                "2027-02-06", "2027-02-07", "2027-02-08", "2027-02-09",
+                "2027-02-10", "2027-02-11", "2027-02-12", "2027-02-13"]
+    working_days: ["2027-01-31", "2027-02-20"]
+"""
+
+
+def test_a_year_without_notice_counts_statutory_holidays_and_is_provisional() -> None:
+    assert CAL.national.source(2026) == "chinesecalendar"
+    assert CAL.national.source(2027) == "statutory"
+    assert CAL.is_provisional(date(2027, 1, 1)) is True
+    assert CAL.is_working_day(date(2027, 1, 1)) is False  # 元旦, not a plain Friday
+    assert CAL.is_working_day(date(2027, 2, 11)) is True  # the notice's bridge days are not known yet
+
+
+def test_a_loaded_notice_makes_the_year_final(tmp_path: Path) -> None:
+    cal = load_calendar(_write(tmp_path, _NOTICE_2027))
+    assert cal.national.source(2027) == "notice"
+    assert cal.is_provisional(date(2027, 6, 1)) is False
+    assert cal.spans_provisional(dt(2026, 12, 31, 10), dt(2027, 3, 1, 10)) is False
+    assert cal.is_working_day(date(2027, 2, 11)) is False  # a rest day the notice adds
+    assert cal.is_working_day(date(2027, 1, 31)) is True  # make-up Sunday 调休上班
+    assert cal.is_working_day(date(2027, 1, 4)) is True
+    # Friday 2/5 17:00 + 1 h: half an hour that day, the rest after the holiday on Monday 2/15.
+    assert cal.add_working_hours(dt(2027, 2, 5, 17), 1) == dt(2027, 2, 15, 9)
+    assert cal.add_working_days(dt(2027, 2, 19, 10), 1) == dt(2027, 2, 20, 10)  # onto make-up Saturday
+    assert cal.known_years(2026, 2028) == (2026, 2027)
+    # The default calendar (no notice) still treats 2027 as provisional.
+    assert CAL.known_years(2026, 2028) == (2026,)
