@@ -98,6 +98,25 @@ class AccountabilityReport:
     findings: tuple[Finding, ...]
     not_covered: tuple[str, ...] = ("joint_operations",)
 
+    def as_json(self) -> dict[str, object]:
+        """The report as the API answers it and as a sign-off freezes it 冻结快照."""
+        return {
+            "period": self.period_id,
+            "as_of": self.as_of.isoformat(),
+            "findings": [
+                {
+                    "kind": f.kind,
+                    "label": KIND_LABELS[f.kind],
+                    "township": f.township,
+                    "unit": f.unit,
+                    "count": f.count,
+                    "cases": list(f.cases),
+                }
+                for f in self.findings
+            ],
+            "not_covered": list(self.not_covered),
+        }
+
 
 def _moment(value: object) -> datetime | None:
     """An event's time field: ISO text or datetime, naive read as Beijing time; None if unreadable."""
