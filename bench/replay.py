@@ -1,0 +1,756 @@
+"""A synthetic year through the whole platform, stage by stage, beside floors measured in the same run.
+
+一年的合成数据经 受理 → 派遣 → 绩效 全链路，各环节速率与同次运行测得的下限并列。
+
+What runs: the four services as uvicorn processes (``tests/processes.Platform``) on one fresh
+database and a fresh Tansu broker, the demo county (青溪县) imported into grid. A synthetic year
+of reports (12345 工单 ~60 %, 数字城管 案卷 ~28 %, 网格员 上报 ~12 %, spread over the year before today with a
+weekday/daytime shape, random mapped categories at random points, ~4 % near-duplicates of an
+earlier report, ~2 % unmapped) is POSTed to intake's batch endpoints by ``--producers`` concurrent
+producers. Meanwhile an "operator" takes ``--act-share`` of the dispatched cases through
+签收 → 办结 → 核查 with the holding unit's and a dispatcher's tokens, over the real HTTP API.
+
+What it prints:
+- each stage's steady rate (10 %→90 % of its final count): intake accepted, dispatch cases
+  committed, metrics facts written, lifecycle actions applied;
+- CPU per event of each service process (user + system, from /proc), and resident memory sampled
+  through the run (start, quartiles, peak: flat memory means the quartiles do not climb);
+- the floors, measured after the run on the same data: (a) raw aiokafka consume of every
+  ``incident.reported`` record (no group, JSON decode), (b) a raw asyncpg COPY of the rows
+  dispatch wrote per case (cases, timeline, and one outbox row per timeline row) into empty
+  copies of its tables with the same indexes; dispatch's rate is printed as a ratio to (b);
+- the hours 24 M events would take at the slowest stage's rate;
+- with ``--live-rate`` > 0: while the replay runs, live cityops records at that rate into the
+  single-record endpoint, and the time from intake's 202 to ``case.dispatched`` (p50/p99);
+- with ``--two-dispatch``: a second run of the same events on a fresh database and broker with two
+  dispatch processes in one consumer group: its rate beside the first, and whether both runs
+  routed every report the same way (incident → township, unit, matter, state, merged-into; times
+  are not compared: dispatch stamps its own clock today).
+
+Asserts nothing; prints figures. Usage:
+  python bench/replay.py [--events 200000] [--producers 2] [--batch 500] [--act-share 0.2]
+                         [--live-rate 100] [--live-seconds 30] [--two-dispatch] [--seed 2026]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import copy
+import hashlib
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from shared.embedded import MACHINE_POSTGRES, EmbeddedPostgres, TansuBroker, can_connect_async, free_port  # noqa: E402
+from shared.events import CASE_EVENTS, INCIDENT_REPORTED  # noqa: E402
+from shared.messaging.topics import ensure_topics  # noqa: E402
+from shared.migrations import SERVICES, upgrade  # noqa: E402
+from tests.processes import ARTIFACTS, Platform, plain_dsn  # noqa: E402
+
+TZ = ZoneInfo("Asia/Shanghai")
+DEMO = json.loads((ROOT / "deploy" / "demo" / "county.json").read_text(encoding="utf-8"))
+EXAMPLES = {
+    s: json.loads((ROOT / "deploy" / "demo" / "examples" / f"{s}.json").read_text(encoding="utf-8"))
+    for s in ("12345", "cityops", "gridworker")
+}
+KEYS = {"12345": "dev-12345", "cityops": "dev-cityops", "gridworker": "dev-gridworker"}
+AREA = (119.0, 29.54, 119.1, 29.62)  # the demo county's built-up area 建成区
+SHARES = (("12345", 0.60), ("cityops", 0.28), ("gridworker", 0.12))
+TARGET_EVENTS = 24_000_000
+
+
+def _grids() -> list[tuple[str, list[list[float]]]]:
+    """The demo county's grids 网格: code and exterior ring (a grid worker reports inside their own grid)."""
+    out = []
+    for feature in DEMO["divisions"]["features"]:
+        if feature["properties"].get("level") == "grid" and feature["geometry"]["type"] == "Polygon":
+            out.append((feature["properties"]["code"], feature["geometry"]["coordinates"][0]))
+    return out
+
+
+GRIDS = _grids()
+
+
+# --------------------------------------------------------------------------- the synthetic year
+
+
+def _moment(rng: random.Random, first_day: datetime) -> datetime:
+    """A report time in the 365 days from ``first_day``: weekdays busier, mostly 08:00–20:00 Beijing time."""
+    while True:
+        day = first_day + timedelta(days=rng.randrange(365))
+        if day.weekday() >= 5 and rng.random() < 0.45:
+            continue
+        hour = min(23, max(0, int(rng.gauss(13, 4))))
+        return day + timedelta(hours=hour, minutes=rng.randrange(60), seconds=rng.randrange(60))
+
+
+def _point(rng: random.Random) -> tuple[float, float]:
+    return (
+        round(AREA[0] + rng.random() * (AREA[2] - AREA[0]), 6),
+        round(AREA[1] + rng.random() * (AREA[3] - AREA[1]), 6),
+    )
+
+
+def _record(source: str, i: int, at: datetime, key: str, lng: float, lat: float, rng: random.Random) -> dict[str, Any]:
+    body = copy.deepcopy(EXAMPLES[source])
+    stamp = at.isoformat()
+    if source == "12345":
+        body.update(
+            ticket_no=f"RP{i:09d}",
+            received_at=stamp,
+            category_code=key,
+            urgency=rng.choices(["normal", "urgent", "critical"], [90, 9, 1])[0],
+        )
+        body.pop("division_code", None)
+        body["caller"] = {"name": "市民", "phone": f"138{rng.randrange(10**8):08d}", "anonymous": False}
+    elif source == "cityops":
+        major, _, minor = key.partition("-")
+        body.update(case_no=f"RP{i:09d}", reported_at=stamp, major_code=major, minor_code=minor)
+        body.pop("cell_code", None)
+    else:
+        code, ring = rng.choice(GRIDS)  # a point between the grid's centre and one of its corners
+        corner = rng.choice(ring[:-1])
+        centre = (sum(p[0] for p in ring[:-1]) / (len(ring) - 1), sum(p[1] for p in ring[:-1]) / (len(ring) - 1))
+        share = rng.uniform(0.05, 0.8)
+        lng = round(centre[0] + (corner[0] - centre[0]) * share, 6)
+        lat = round(centre[1] + (corner[1] - centre[1]) * share, 6)
+        body.update(
+            report_id=f"RP{i:09d}", reported_at=stamp, event_type=key, self_handled=rng.random() < 0.15, grid_code=code
+        )
+    body["location"] = {"lng": lng, "lat": lat, "crs": "wgs84"}
+    return body
+
+
+def synthetic_year(n: int, seed: int) -> list[tuple[str, dict[str, Any]]]:
+    """``n`` reports of the year before today, in time order, as producers would send them. 合成一年的上报。"""
+    rng = random.Random(seed)
+    today = datetime.now(TZ).replace(hour=0, minute=0, second=0, microsecond=0)
+    first_day = today - timedelta(days=366)
+    mappings = DEMO["source_mappings"]
+    sources = [s for s, _ in SHARES]
+    weights = [w for _, w in SHARES]
+    drafts: list[tuple[datetime, str, str, float, float]] = []
+    for _ in range(n):
+        if drafts and rng.random() < 0.04:  # a near-duplicate of a recent report 近似重复
+            at, source, key, lng, lat = drafts[-rng.randrange(1, min(len(drafts), 50) + 1)]
+            drafts.append(
+                (
+                    at + timedelta(minutes=rng.randrange(1, 90)),
+                    source,
+                    key,
+                    round(lng + rng.uniform(-1e-4, 1e-4), 6),
+                    round(lat + rng.uniform(-1e-4, 1e-4), 6),
+                )
+            )
+            continue
+        source = rng.choices(sources, weights)[0]
+        key = rng.choice(list(mappings[source]))
+        if rng.random() < 0.02:
+            key = {"12345": "999999", "cityops": "99-99", "gridworker": "GW-XX-99"}[source]
+        drafts.append((_moment(rng, first_day), source, key, *_point(rng)))
+    drafts.sort(key=lambda d: d[0])
+    return [(d[1], _record(d[1], i, d[0], d[2], d[3], d[4], rng)) for i, d in enumerate(drafts)]
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its direct children."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+@dataclass
+class Sample:
+    t: float
+    accepted: int
+    cases: int
+    facts: int
+    actions: int
+    rss: dict[str, float]
+
+
+@dataclass
+class Run:
+    samples: list[Sample] = field(default_factory=list)
+    accepted: int = 0
+    actions: int = 0
+    action_errors: int = 0
+    cpu_start: dict[str, float] = field(default_factory=dict)
+    cpu_end: dict[str, float] = field(default_factory=dict)
+    live: list[float] = field(default_factory=list)
+    refused: Counter[str] = field(default_factory=Counter)
+
+
+def steady_rate(samples: list[Sample], attr: str) -> float:
+    """Slope between 10 % and 90 % of the final count (events/s); 0 if too few samples."""
+    final = getattr(samples[-1], attr)
+    if final <= 0:
+        return 0.0
+    lo = next((s for s in samples if getattr(s, attr) >= 0.1 * final), None)
+    hi = next((s for s in samples if getattr(s, attr) >= 0.9 * final), None)
+    if lo is None or hi is None or hi.t <= lo.t:
+        return 0.0
+    return (getattr(hi, attr) - getattr(lo, attr)) / (hi.t - lo.t)
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+# --------------------------------------------------------------------------- the platform
+
+
+def staff_tokens() -> dict[str, dict[str, str]]:
+    """An admin, a county dispatcher, and one token per unit of the demo county."""
+    tokens = {
+        "dev-admin": {"role": "admin", "township": "*"},
+        "bench-dispatcher": {"role": "dispatcher", "township": "*"},
+    }
+    for unit in DEMO["units"]:
+        tokens[f"bench-unit-{unit['id']}"] = {
+            "role": "unit",
+            "township": unit.get("township_code") or "*",
+            "unit": unit["id"],
+        }
+    return tokens
+
+
+def start_extra_dispatch(plat: Platform, label: str, i: int) -> subprocess.Popen[bytes]:
+    """One more dispatch process on the platform's database and broker (same consumer group)."""
+    with open(ARTIFACTS / f"{label}-dispatch-{i + 2}.log", "ab") as log:
+        command = [sys.executable, "-m", "uvicorn", "--factory", "services.dispatch.app:create_app",
+                   "--host", "127.0.0.1", "--port", str(free_port()), "--no-access-log"]  # fmt: skip
+        return subprocess.Popen(
+            command, cwd=ROOT, env=plat.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+@contextlib.asynccontextmanager
+async def platform(
+    server_url: str, label: str, *, dispatchers: int = 1
+) -> AsyncIterator[tuple[Platform, str, list[subprocess.Popen[bytes]]]]:
+    """A fresh database and broker, the four services (and extra dispatch processes), demo county loaded."""
+    admin = await asyncpg.connect(plain_dsn(server_url))
+    name = f"replay_{uuid.uuid4().hex[:8]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    head, _, tail = server_url.partition("?")
+    db_url = head.rsplit("/", 1)[0] + f"/{name}" + (f"?{tail}" if tail else "")
+    broker = TansuBroker()
+    broker.start()
+    extra: list[subprocess.Popen[bytes]] = []
+    plat = Platform(
+        db_url,
+        broker.bootstrap,
+        label=label,
+        env_extra={
+            "STAFF_TOKENS": json.dumps(staff_tokens()),
+            "SERVICE_TOKEN": "dev-admin",
+            "LOG_LEVEL": "WARNING",
+            "OUTBOX_POLL_INTERVAL_S": "0.05",
+            "OUTBOX_RELEASE_GRACE_S": "30",
+            "OUTBOX_KEEP_INTERVAL_S": "5",
+        },
+    )
+    try:
+        for service in SERVICES:
+            await asyncio.to_thread(upgrade, service, db_url)
+        await ensure_topics(broker.bootstrap)
+        plat.start()
+        await plat.wait_healthy()
+        await plat.load_demo_county()
+        extra.extend(start_extra_dispatch(plat, label, i) for i in range(dispatchers - 1))
+        async with httpx.AsyncClient(timeout=5) as http:
+            deadline = time.monotonic() + 120
+            while (await http.get(f"{plat.url('dispatch')}/readyz")).status_code != 200:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("dispatch not ready")
+                await asyncio.sleep(0.5)
+        yield plat, plain_dsn(db_url), extra
+    finally:
+        for proc in extra:
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(30)
+        plat.stop()
+        broker.stop()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def produce(
+    plat: Platform, events: list[tuple[str, dict[str, Any]]], run: Run, *, producers: int, batch: int
+) -> None:
+    """POST the year in batches (per source, in time order) with ``producers`` concurrent clients."""
+    chunks: list[tuple[str, list[dict[str, Any]]]] = []
+    current: dict[str, list[dict[str, Any]]] = {}
+    for source, body in events:
+        bucket = current.setdefault(source, [])
+        bucket.append(body)
+        if len(bucket) >= batch:
+            chunks.append((source, bucket))
+            current[source] = []
+    chunks.extend((s, b) for s, b in current.items() if b)
+    queue: asyncio.Queue[tuple[str, list[dict[str, Any]]]] = asyncio.Queue()
+    for chunk in chunks:
+        queue.put_nowait(chunk)
+
+    async def producer() -> None:
+        async with httpx.AsyncClient(timeout=120) as http:
+            while not queue.empty():
+                source, bodies = queue.get_nowait()
+                while True:
+                    response = await http.post(
+                        f"{plat.url('intake')}/v1/events/{source}/batch",
+                        content=orjson.dumps({"events": bodies}),
+                        headers={"X-API-Key": KEYS[source], "Content-Type": "application/json"},
+                    )
+                    if response.status_code in (429, 502, 503):
+                        await asyncio.sleep(0.2)
+                        continue
+                    results = response.json()["results"]
+                    run.accepted += sum(r["status"] in ("accepted", "duplicate") for r in results)
+                    for r in results:
+                        if r["status"] not in ("accepted", "duplicate"):
+                            errors = r.get("errors") or [{"msg": r.get("detail")}]
+                            run.refused[f"{source} {r['status']}: {str(errors[0].get('msg'))[:80]}"] += 1
+                    break
+
+    await asyncio.gather(*(producer() for _ in range(producers)))
+
+
+async def operate(plat: Platform, dsn: str, run: Run, stop: asyncio.Event, share: float, seed: int) -> None:
+    """Take ``share`` of the dispatched cases through 签收 → 办结 → 核查 over the HTTP API."""
+    rng = random.Random(seed)
+    conn = await asyncpg.connect(dsn)
+    last_seq = 0
+    try:
+        async with httpx.AsyncClient(timeout=30, base_url=plat.url("dispatch")) as http:
+            while not stop.is_set():
+                rows = await conn.fetch(
+                    "SELECT id, seq, unit, version FROM dispatch.cases WHERE seq > $1 AND state = 'dispatched' "
+                    "ORDER BY seq LIMIT 200",
+                    last_seq,
+                )
+                if not rows:
+                    await asyncio.sleep(0.5)
+                    continue
+                last_seq = rows[-1]["seq"]
+                for row in rows:
+                    if rng.random() >= share or stop.is_set():
+                        continue
+                    unit = {"Authorization": f"Bearer bench-unit-{row['unit']}"}
+                    dispatcher = {"Authorization": "Bearer bench-dispatcher"}
+                    version = row["version"]
+                    for action, body, headers in (
+                        ("accept", {}, unit),
+                        ("resolve", {"result": "已处置 handled"}, unit),
+                        ("verify", {"passed": True}, dispatcher),
+                    ):
+                        response = await http.post(
+                            f"/v1/cases/{row['id']}/actions/{action}",
+                            json={**body, "expected_version": version},
+                            headers=headers,
+                        )
+                        if response.status_code != 200:
+                            run.action_errors += 1
+                            break
+                        version = response.json()["case"]["version"]
+                        run.actions += 1
+    finally:
+        await conn.close()
+
+
+async def live_probe(plat: Platform, bootstrap: str, run: Run, rate: int, seconds: int) -> None:
+    """Live cityops records at ``rate``/s while the replay runs: intake 202 → ``case.dispatched``."""
+    consumer = AIOKafkaConsumer(
+        CASE_EVENTS,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=10,
+    )
+    await consumer.start()
+    await consumer.seek_to_end()
+    arrived: dict[str, float] = {}
+    stop = asyncio.Event()
+
+    async def read() -> None:
+        while not stop.is_set():
+            for records in (await consumer.getmany(timeout_ms=50)).values():
+                now = time.perf_counter()
+                for record in records:
+                    value = orjson.loads(record.value)
+                    if value["type"] == "case.dispatched" and value["data"].get("incident_id"):
+                        arrived.setdefault(value["data"]["incident_id"], now)
+
+    reader = asyncio.create_task(read())
+    accepted: dict[str, float] = {}
+    rng = random.Random(99)
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+
+            async def one(i: int) -> None:
+                lng, lat = _point(rng)
+                body = _record(
+                    "cityops",
+                    900_000_000 + i,
+                    datetime.now(TZ),
+                    rng.choice(list(DEMO["source_mappings"]["cityops"])),
+                    lng,
+                    lat,
+                    rng,
+                )
+                response = await http.post(
+                    f"{plat.url('intake')}/v1/events/cityops",
+                    content=orjson.dumps(body),
+                    headers={"X-API-Key": KEYS["cityops"], "Content-Type": "application/json"},
+                )
+                if response.status_code == 202:
+                    accepted[response.json()["event_id"]] = time.perf_counter()
+
+            start = time.perf_counter()
+            tasks = []
+            for i in range(rate * seconds):
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one(i)))
+            await asyncio.gather(*tasks)
+        deadline = time.perf_counter() + 60
+        while time.perf_counter() < deadline and not all(i in arrived for i in accepted):  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+    finally:
+        stop.set()
+        await reader
+        await consumer.stop()
+    run.live = [arrived[i] - t for i, t in accepted.items() if i in arrived]
+    missing = sum(1 for i in accepted if i not in arrived)
+    if missing:
+        print(
+            f"    live: {missing} of {len(accepted)} accepted live records not dispatched within 60 s "
+            "(triage, merged or late)"
+        )
+
+
+async def monitor(
+    plat: Platform, dsn: str, run: Run, stop: asyncio.Event, extra: list[subprocess.Popen[bytes]]
+) -> None:
+    conn = await asyncpg.connect(dsn)
+    t0 = time.perf_counter()
+    try:
+        while True:
+            cases = await conn.fetchval("SELECT count(*) FROM dispatch.cases")
+            facts = await conn.fetchval("SELECT count(*) FROM metrics.case_facts")
+            rss = {name: rss_mb(p.pid) for name, p in plat.procs.items()}
+            for i, p in enumerate(extra):
+                rss[f"dispatch-{i + 2}"] = rss_mb(p.pid)
+            run.samples.append(Sample(time.perf_counter() - t0, run.accepted, cases, facts, run.actions, rss))
+            if stop.is_set():
+                return
+            await asyncio.sleep(1.0)
+    finally:
+        await conn.close()
+
+
+def cpu_all(plat: Platform, extra: list[subprocess.Popen[bytes]]) -> dict[str, float]:
+    out = {name: proc_cpu_s(p.pid) for name, p in plat.procs.items()}
+    for i, p in enumerate(extra):
+        out[f"dispatch-{i + 2}"] = proc_cpu_s(p.pid)
+    return out
+
+
+async def replay(
+    server_url: str,
+    events: list[tuple[str, dict[str, Any]]],
+    args: argparse.Namespace,
+    *,
+    label: str,
+    dispatchers: int,
+    live: bool,
+) -> tuple[Run, str, str]:
+    """One run; returns the measurements, the routing fingerprint and the floors' text."""
+    run = Run()
+    async with platform(server_url, label, dispatchers=dispatchers) as (plat, dsn, extra):
+        stop, acting = asyncio.Event(), asyncio.Event()
+        run.cpu_start = cpu_all(plat, extra)
+        watcher = asyncio.create_task(monitor(plat, dsn, run, stop, extra))
+        operator = asyncio.create_task(operate(plat, dsn, run, acting, args.act_share, args.seed))
+        t0 = time.perf_counter()
+        posting = asyncio.create_task(produce(plat, events, run, producers=args.producers, batch=args.batch))
+        if live and args.live_rate > 0:
+            while run.accepted < 0.2 * len(events) and not posting.done():  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+            await live_probe(plat, plat.bootstrap, run, args.live_rate, args.live_seconds)
+        await posting
+        posted_s = time.perf_counter() - t0
+        conn = await asyncpg.connect(dsn)
+        try:
+            deadline = time.perf_counter() + args.timeout
+            while time.perf_counter() < deadline:
+                cases = await conn.fetchval("SELECT count(*) FROM dispatch.cases")
+                facts = await conn.fetchval("SELECT count(*) FROM metrics.case_facts")
+                if cases >= run.accepted and facts >= cases:
+                    break
+                await asyncio.sleep(1.0)
+            acting.set()
+            await operator
+            await asyncio.sleep(3.0)  # let metrics take the last actions' events
+            stop.set()
+            await watcher
+            run.cpu_end = cpu_all(plat, extra)
+            fingerprint = await routing_fingerprint(conn)
+            floors = "" if not args.floors else await measure_floors(conn, plat.bootstrap, dsn)
+        finally:
+            await conn.close()
+        print(f"  [{label}] posted {len(events):,} reports in {posted_s:.1f} s; accepted {run.accepted:,}")
+        for reason, count in run.refused.most_common(5):
+            print(f"    not accepted: {count:,} × {reason}")
+    return run, fingerprint, floors
+
+
+async def routing_fingerprint(conn: asyncpg.Connection) -> str:
+    """sha256 over every case's routing outcome (times excluded: dispatch stamps its own clock)."""
+    rows = await conn.fetch(
+        "SELECT incident_id, township, unit, matter, state, merged_into FROM dispatch.cases ORDER BY incident_id"
+    )
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(orjson.dumps([str(v) if v is not None else None for v in row.values()]))
+    return f"{digest.hexdigest()[:16]} over {len(rows):,} cases"
+
+
+async def measure_floors(conn: asyncpg.Connection, bootstrap: str, dsn: str) -> str:
+    """(a) raw consume of incident.reported; (b) raw COPY of dispatch's rows into empty indexed copies."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 << 20,
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(INCIDENT_REPORTED, p) for p in consumer.partitions_for_topic(INCIDENT_REPORTED) or ()
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        expected = sum(ends.values())
+        t = time.perf_counter()
+        read = 0
+        while read < expected:
+            for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+                for record in records:
+                    orjson.loads(record.value)
+                    read += 1
+            if time.perf_counter() - t > 600:
+                break
+        consume_rate = read / (time.perf_counter() - t)
+    finally:
+        await consumer.stop()
+
+    cases = await conn.fetch("SELECT * FROM dispatch.cases")
+    transitions = await conn.fetch("SELECT * FROM dispatch.case_transitions")
+    # One outbox row per timeline row, shaped like the relay's (the originals are released once consumed).
+    outbox_rows = [
+        (uuid.uuid4(), CASE_EVENTS, tr["event_type"], str(tr["case_id"]), orjson.dumps(dict(tr), default=str), "{}")
+        for tr in transitions
+    ]
+    schema = f"floor_{uuid.uuid4().hex[:6]}"
+    await conn.execute(f"CREATE SCHEMA {schema}")
+    writer = await asyncpg.connect(dsn)
+    try:
+        for table in ("cases", "case_transitions", "outbox", "outbox_pending"):
+            await conn.execute(f"CREATE TABLE {schema}.{table} (LIKE dispatch.{table} INCLUDING ALL)")
+        t = time.perf_counter()
+        async with writer.transaction():
+            await writer.copy_records_to_table(
+                "cases", schema_name=schema, records=[tuple(r.values()) for r in cases], columns=list(cases[0].keys())
+            )
+            await writer.copy_records_to_table(
+                "case_transitions",
+                schema_name=schema,
+                records=[tuple(r.values()) for r in transitions],
+                columns=list(transitions[0].keys()),
+            )
+            await writer.copy_records_to_table(
+                "outbox",
+                schema_name=schema,
+                records=outbox_rows,
+                columns=["event_id", "topic", "event_type", "key", "value", "headers"],
+            )
+            await writer.execute(f"INSERT INTO {schema}.outbox_pending (id) SELECT id FROM {schema}.outbox")
+        insert_s = time.perf_counter() - t
+    finally:
+        await writer.close()
+        await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    insert_rate = len(cases) / insert_s
+    return json.dumps(
+        {
+            "consume": consume_rate,
+            "consumed": read,
+            "insert": insert_rate,
+            "cases": len(cases),
+            "timeline": len(transitions),
+            "outbox": len(outbox_rows),
+        }
+    )
+
+
+# --------------------------------------------------------------------------- report
+
+
+def report(label: str, run: Run, n: int, floors: dict[str, float] | None) -> float:
+    s = run.samples
+    rates = {
+        "intake accepted": steady_rate(s, "accepted"),
+        "dispatch cases": steady_rate(s, "cases"),
+        "metrics facts": steady_rate(s, "facts"),
+    }
+    print(f"\n[{label}] stage rates (steady, 10 %→90 % of each stage's final count):")
+    for name, rate in rates.items():
+        print(f"  {name:<17} {rate:>9,.0f} /s")
+    print(
+        f"  lifecycle actions {steady_rate(s, 'actions'):>9,.0f} /s"
+        f"  ({run.actions:,} applied, {run.action_errors} refused)"
+    )
+    if floors:
+        print(
+            f"  floor (a) raw aiokafka consume of incident.reported: {floors['consume']:,.0f} /s"
+            f"  → dispatch / (a) = {rates['dispatch cases'] / floors['consume']:.3f}"
+        )
+        print(
+            f"  floor (b) raw asyncpg COPY of dispatch's rows ({floors['cases']:,} cases, {floors['timeline']:,} "
+            f"timeline, {floors['outbox']:,} outbox): {floors['insert']:,.0f} cases/s"
+            f"  → dispatch / (b) = {rates['dispatch cases'] / floors['insert']:.3f}  (aim ≥ 0.5)"
+        )
+    print("  CPU per event (user+system, whole run / reports):")
+    for name in run.cpu_end:
+        used = run.cpu_end[name] - run.cpu_start.get(name, 0.0)
+        print(f"    {name:<11} {used / max(n, 1) * 1e6:>8.0f} µs  ({used:.1f} s)")
+    print("  resident memory, MB (start · 25 % · 50 % · 75 % · end · peak):")
+    for name in s[0].rss:
+        series = [x.rss.get(name, 0.0) for x in s]
+        q = [series[min(len(series) - 1, int(f * (len(series) - 1)))] for f in (0, 0.25, 0.5, 0.75, 1.0)]
+        print(f"    {name:<11} " + " · ".join(f"{v:.0f}" for v in q) + f" · {max(series):.0f}")
+    slowest = min(r for r in rates.values() if r > 0) if any(rates.values()) else 0.0
+    if slowest:
+        print(
+            f"  projected for {TARGET_EVENTS / 1e6:.0f} M events at the slowest stage:"
+            f" {TARGET_EVENTS / slowest / 3600:.1f} h"
+            "  (aim < 2 h)"
+        )
+    if run.live:
+        print(
+            f"  live 202 → case.dispatched during the replay: p50 {statistics.median(run.live) * 1000:.0f} ms, "
+            f"p99 {pct(run.live, 0.99) * 1000:.0f} ms over {len(run.live)}  (aim p99 < 250 ms)"
+        )
+    return rates["dispatch cases"]
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    server_url = os.environ.get("TEST_DATABASE_URL") or (
+        MACHINE_POSTGRES if await can_connect_async(MACHINE_POSTGRES) else ""
+    )
+    pg = None
+    if not server_url:
+        pg = EmbeddedPostgres(Path(tempfile.mkdtemp()) / "pg")
+        server_url = pg.start()
+    try:
+        t = time.perf_counter()
+        events = synthetic_year(args.events, args.seed)
+        print(
+            f"replay bench: {len(events):,} reports of a synthetic year (the 366 days before today), demo county "
+            f"(generated in {time.perf_counter() - t:.1f} s); {args.producers} producers × batches of {args.batch}; "
+            f"operator acts on {args.act_share:.0%} of dispatched cases"
+        )
+        run, fingerprint, floors_text = await replay(
+            server_url, events, args, label="replay-1", dispatchers=1, live=True
+        )
+        floors = json.loads(floors_text) if floors_text else None
+        one = report("one dispatch process", run, len(events), floors)
+        print(f"  routing fingerprint: {fingerprint}")
+        if args.two_dispatch:
+            run2, fingerprint2, _ = await replay(
+                server_url,
+                events,
+                argparse.Namespace(**{**vars(args), "floors": False}),
+                label="replay-2",
+                dispatchers=2,
+                live=False,
+            )
+            two = report("two dispatch processes, one consumer group", run2, len(events), None)
+            print(
+                f"  routing fingerprint: {fingerprint2} — {'identical' if fingerprint2 == fingerprint else 'DIFFERENT'}"
+            )
+            print(f"\ntwo dispatch processes / one: {two / one:.2f}×" if one else "")
+    finally:
+        if pg is not None:
+            pg.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--producers", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--act-share", type=float, default=0.2)
+    parser.add_argument("--live-rate", type=int, default=100)
+    parser.add_argument("--live-seconds", type=int, default=30)
+    parser.add_argument("--two-dispatch", action="store_true")
+    parser.add_argument("--no-floors", dest="floors", action="store_false")
+    parser.add_argument("--timeout", type=float, default=7200.0, help="seconds to wait for dispatch and metrics")
+    parser.add_argument("--seed", type=int, default=2026)
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
