@@ -28,24 +28,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import shapely
 from shapely.geometry import shape
 
+from shared.vocabulary import DivisionLevel
+
 __all__ = [
     "INDEXED_LEVELS",
-    "Level",
     "LocateResult",
     "Locator",
     "LocatorDivision",
 ]
 
-Level = Literal["county", "township", "village", "grid"]
-
 #: Levels that are indexed, finest first. 参与定位的层级（由细到粗）。
-INDEXED_LEVELS: tuple[Level, ...] = ("grid", "village", "township")
+INDEXED_LEVELS: tuple[DivisionLevel, ...] = ("grid", "village", "township")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +61,7 @@ class LocateResult:
     village: str | None
     township: str | None
     county: str | None
-    level: Level
+    level: DivisionLevel
 
     @property
     def code(self) -> str:
@@ -81,7 +80,7 @@ class LocatorDivision:
     """
 
     code: str
-    level: Level
+    level: DivisionLevel
     parent_code: str | None
     geometry: Any = None
 
@@ -147,7 +146,7 @@ class Locator:
         """
         items = list(divisions)
         by_code = {d.code: d for d in items}
-        per_level: dict[Level, list[tuple[str, Any, LocateResult]]] = {lvl: [] for lvl in INDEXED_LEVELS}
+        per_level: dict[DivisionLevel, list[tuple[str, Any, LocateResult]]] = {lvl: [] for lvl in INDEXED_LEVELS}
         for division in items:
             if division.level not in per_level or division.geometry is None:
                 continue
@@ -155,7 +154,7 @@ class Locator:
             if shapely.is_empty(geom) or shapely.get_type_id(geom) not in (3, 6):  # Polygon, MultiPolygon
                 continue
             per_level[division.level].append((division.code, geom, _chain(division, by_code)))
-        self._levels: tuple[tuple[Level, _LevelIndex], ...] = tuple(
+        self._levels: tuple[tuple[DivisionLevel, _LevelIndex], ...] = tuple(
             (lvl, _LevelIndex(per_level[lvl])) for lvl in INDEXED_LEVELS if per_level[lvl]
         )
         self._size = {lvl: len(per_level[lvl]) for lvl in INDEXED_LEVELS}
@@ -194,7 +193,7 @@ class Locator:
         """Number of indexed polygons (all levels). 已索引的多边形数。"""
         return sum(self._size.values())
 
-    def count(self, level: Level) -> int:
+    def count(self, level: DivisionLevel) -> int:
         """Number of indexed polygons of one level. 某一层已索引的多边形数。"""
         return self._size.get(level, 0)
 
@@ -214,7 +213,7 @@ class Locator:
                 return index.results[hit]
         return None
 
-    def locate_indices(self, lngs: np.ndarray, lats: np.ndarray) -> list[tuple[Level, np.ndarray]]:
+    def locate_indices(self, lngs: np.ndarray, lats: np.ndarray) -> list[tuple[DivisionLevel, np.ndarray]]:
         """Raw vectorised lookup: per level, the index of the polygon hit (-1 none).
 
         底层向量化定位：逐层返回命中多边形的下标（-1 表示未命中；已被更细层命中的点也为 -1）。
@@ -225,7 +224,7 @@ class Locator:
         if xs.shape != ys.shape:
             raise ValueError("lngs and lats must have the same length / 经纬度数组长度须一致")
         pending = np.flatnonzero(np.isfinite(xs) & np.isfinite(ys))
-        out: list[tuple[Level, np.ndarray]] = []
+        out: list[tuple[DivisionLevel, np.ndarray]] = []
         for level, index in self._levels:
             hits = np.full(len(xs), -1, dtype=np.int64)
             if len(pending):

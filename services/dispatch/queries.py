@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.dispatch.candidates import Candidate, candidates
 from services.dispatch.lifecycle import (
     HOTLINE_SOURCE,
     TRANSITIONS,
@@ -35,7 +36,7 @@ from services.dispatch.lifecycle import (
     allowed_actions,
 )
 from services.dispatch.models import cases
-from services.dispatch.routing import Candidate, candidates, locate_event
+from services.dispatch.placement import locate_event
 from services.dispatch.service import API_ACTIONS, CaseFilters, CaseRecord, case_conditions, page_of_cases
 from shared.jurisdiction import JurisdictionSnapshot
 

@@ -1,36 +1,25 @@
 """Routing (派遣路由): which unit handles an incident, by when, and why.
 
-A *pure* module: no I/O, no clock (``now`` is passed in), no database. It
-implements the five steps of ``shared/domain/jurisdiction.md`` in order:
-纯函数模块（无 I/O、无时钟、无数据库），按 jurisdiction.md 的五个步骤依次决策：
+A *pure* module: no I/O, no clock (``now`` is passed in), no database. :func:`route`
+takes the five steps of the team's domain notes (jurisdiction.md) in order:
+纯函数模块（无 I/O、无时钟、无数据库），按领域笔记 jurisdiction.md 的五个步骤依次决策：
 
-1. **Where 定位** — the finest grid whose polygon contains the (already WGS-84)
-   point; else the division / grid / cell code the source sent (the finest known
-   division that code names or starts with); else a point that fell only in a
-   village or township polygon; else division names found in the address text
-   (longest wins); else triage ``unlocated``. A report whose point lies in
-   another township than the code it carries (a grid worker reporting outside
-   their grid) is routed by the point and the mismatch is kept visible.
-   坐标落格 → 上报编码 → 坐标落村/镇 → 地址文本 → 转人工（无法定位）；
-   坐标与网格员所属网格不在同一乡镇时按坐标派遣，并保留不一致记录。
-2. **What 定性** — the source's own category code → matter via the bundle's
-   source mappings; no mapping → triage ``uncategorised``. 来源编码 → 事项。
-3. **Override rules 派遣规则** — first matching rule by priority; the rule id
-   and the rule-set version are recorded. 第一条命中的规则，记录规则 id 与版本。
-4. **Default by jurisdiction 属地默认** — devolved (下放) → the township's unit
-   for the matter's township function; not devolved → the stationed agency
-   (派驻机构) of the holding department covering the township; none → the
-   county department itself (吹哨报到). A unit that does not exist → triage
-   ``no_unit``; never an exception. 单位不存在则转人工，绝不抛异常。
+1. **Where 定位** — :mod:`services.dispatch.placement`: point in a grid → the code
+   the source sent → point in a village/township → address text; else triage
+   ``unlocated``. 坐标落格 → 上报编码 → 坐标落村/镇 → 地址文本 → 转人工（无法定位）。
+2. **What 定性** — :mod:`services.dispatch.classification`: the source's own
+   category code → matter; no mapping → triage ``uncategorised``. 来源编码 → 事项。
+3. **Override rules 派遣规则** — :mod:`services.dispatch.rules`: first matching rule
+   by priority; the rule id and the rule-set version are recorded. 第一条命中的规则，记录规则 id 与版本。
+4. **Default by jurisdiction 属地默认** — :mod:`services.dispatch.candidates`: the
+   rule's unit, then devolved (下放) → township unit, stationed agency (派驻机构),
+   county department (吹哨报到); units that rejected the case (退单单位) are skipped
+   and the next candidate is taken. A unit that does not exist → triage ``no_unit``;
+   never an exception. 单位不存在则转人工，绝不抛异常；已退单单位跳过，取下一候选。
 5. **Deadline 时限** — matter deadline for the urgency (a rule's
    ``deadline_hours`` overrides it), in working or natural time by the matter's
    basis (``critical`` always natural), plus the 签收 deadline (1 working day)
    and the 退单 window (2 working days). 办结期限、签收期限、退单时限。
-
-:func:`candidates` gives the ordered list of units that may handle the case
-(rule unit, then the jurisdiction chain); ``exclude_units`` (units that already
-rejected the case, 退单单位) are skipped and the next candidate is taken.
-候选单位有序列表；已退单单位跳过，取下一候选。
 
 Every :class:`RoutingDecision` carries a plain-Chinese ``explanation_zh`` and a
 structured ``explanation`` dict, so a dispatcher can see and an auditor can
@@ -46,52 +35,34 @@ from typing import Any, Literal
 
 import numpy as np
 
+from services.dispatch.candidates import Candidate, DecidedBy, cohandlers_of, unit_candidates, unit_name
+from services.dispatch.classification import matter_for_source
+from services.dispatch.placement import CODE_FIELDS, Placement, locate_event, where_zh
+from services.dispatch.rules import RuleFacts, first_matching_rule, rule_facts
 from shared.calendar import SHANGHAI, WorkingCalendar
 from shared.events import IncidentReported
-from shared.jurisdiction import (
-    CODE_LENGTHS,
-    Division,
-    JurisdictionSnapshot,
-    Matter,
-    Rule,
-    RuleFacts,
-    Unit,
-)
+from shared.jurisdiction import JurisdictionSnapshot, Matter, Rule
 from shared.locator import LocateResult
+from shared.vocabulary import TimeBasis
 
 __all__ = [
     "ACCEPT_WORKING_DAYS",
     "REJECT_WINDOW_WORKING_DAYS",
-    "Candidate",
-    "DecidedBy",
-    "Mismatch",
     "Outcome",
-    "Placement",
-    "PlacementMethod",
     "RoutingDecision",
     "RoutingMemo",
     "TriageReason",
-    "candidates",
-    "classify",
-    "locate_event",
     "route",
-    "rule_facts",
 ]
 
 Outcome = Literal["dispatch", "triage", "self_handled"]
 TriageReason = Literal["unlocated", "uncategorised", "no_unit", "no_candidate_left"]
-DecidedBy = Literal["rule", "devolved", "stationed_agency", "county_department"]
-PlacementMethod = Literal["point", "code", "address"]
 
 #: 签收 within this many working days of dispatch. 签收时限（工作日）。
 ACCEPT_WORKING_DAYS = 1
 #: 退单 allowed within this many working days of dispatch. 退单时限（工作日）。
 REJECT_WINDOW_WORKING_DAYS = 2
 
-#: Code fields an incident may carry, in the order they are tried. 事件可能携带的区划编码字段。
-_CODE_FIELDS: tuple[str, ...] = ("grid_code", "cell_code", "division_code")
-_FIELD_LABELS = {"grid_code": "网格编码", "cell_code": "单元网格编码", "division_code": "区划编码"}
-_LEVEL_LABELS = {"grid": "网格", "village": "村/社区", "township": "乡镇/街道", "county": "区县"}
 _DECIDED_LABELS: dict[str, str] = {
     "rule": "派遣规则",
     "devolved": "属地下放",
@@ -106,9 +77,6 @@ _TRIAGE_LABELS: dict[str, str] = {
 }
 _BASIS_LABELS = {"working": "工作时", "natural": "自然时"}
 _URGENCY_LABELS = {"normal": "一般件", "urgent": "紧急件", "critical": "特急件"}
-_ALL_CODE_LENGTHS: tuple[int, ...] = tuple(
-    sorted({n for lengths in CODE_LENGTHS.values() for n in lengths}, reverse=True)
-)
 
 
 # --------------------------------------------------------------------------- memo 记忆化
@@ -190,29 +158,32 @@ class RoutingMemo:
             return self._classified[key]
         except KeyError:
             pass
-        code = self.snapshot.matter_for_source(source, category_key)
+        code = matter_for_source(self.snapshot, source, category_key)
         found = self.snapshot.matter(code) if code is not None else None
         self._put(self._classified, key, found)
         return found
 
     def first_matching_rule(self, facts: RuleFacts) -> Rule | None:
-        """:meth:`JurisdictionSnapshot.first_matching_rule`. 第一条命中的规则（记忆化）。"""
+        """:func:`~services.dispatch.rules.first_matching_rule`. 第一条命中的规则（记忆化）。"""
         try:
             return self._rules[facts]
         except KeyError:
             pass
-        rule = self.snapshot.first_matching_rule(facts)
+        rule = first_matching_rule(self.snapshot, facts)
         self._put(self._rules, facts, rule)
         return rule
 
     def candidates(self, matter: Matter, township: str, rule: Rule | None) -> tuple[Candidate, ...]:
-        """:func:`_candidates` (rule unit, then the jurisdiction chain). 候选列表（记忆化）。"""
+        """:func:`~services.dispatch.candidates.unit_candidates` (rule unit, then the jurisdiction chain).
+
+        候选列表（记忆化）。
+        """
         key = (matter.code, township, rule.id if rule is not None else None)
         try:
             return self._candidates[key]
         except KeyError:
             pass
-        listed = tuple(_candidates(self.snapshot, matter, township, rule))
+        listed = tuple(unit_candidates(self.snapshot, matter, township, rule))
         self._put(self._candidates, key, listed)
         return listed
 
@@ -243,12 +214,12 @@ class RoutingMemo:
         return text
 
     def where_zh(self, placement: Placement) -> str:
-        """:func:`_where_zh`. 定位说明（记忆化）。"""
+        """:func:`~services.dispatch.placement.where_zh`. 定位说明（记忆化）。"""
         try:
             return self._where[placement]
         except KeyError:
             pass
-        text = _where_zh(self.snapshot, placement)
+        text = where_zh(self.snapshot, placement)
         self._put(self._where, placement, text)
         return text
 
@@ -261,327 +232,6 @@ class _DeadlineFacts:
     accept: datetime
     window: datetime
     provisional: bool
-
-
-# --------------------------------------------------------------------------- placement 定位
-
-
-@dataclass(frozen=True, slots=True)
-class Mismatch:
-    """The point lies in another township than the code the source sent. 坐标与上报编码乡镇不一致。"""
-
-    code_field: str  # grid_code / cell_code / division_code
-    code: str
-    code_township: str | None
-    point_township: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form. 可序列化形式。"""
-        return {
-            "code_field": self.code_field,
-            "code": self.code,
-            "code_township": self.code_township,
-            "point_township": self.point_township,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Placement:
-    """Where an incident is (定位结果): codes of grid/village/township/county and how it was found."""
-
-    method: PlacementMethod
-    level: str  # finest level found: grid / village / township
-    code: str  # finest code found
-    grid: str | None
-    village: str | None
-    township: str | None
-    county: str | None
-    #: point: "grid" / "village" / "township" polygon; code: the field used; address: the matched name.
-    detail: str = ""
-    mismatch: Mismatch | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form. 可序列化形式。"""
-        return {
-            "method": self.method,
-            "level": self.level,
-            "code": self.code,
-            "grid": self.grid,
-            "village": self.village,
-            "township": self.township,
-            "county": self.county,
-            "detail": self.detail,
-            "mismatch": self.mismatch.to_dict() if self.mismatch else None,
-        }
-
-
-def _placement_from_codes(
-    snapshot: JurisdictionSnapshot, code: str, method: PlacementMethod, detail: str
-) -> Placement | None:
-    """A placement for a known division code; ``None`` unless it reaches a township. 由已知编码得定位。"""
-    result = snapshot.codes_of(code)
-    if result is None or result.township is None:
-        return None
-    return Placement(
-        method=method,
-        level=result.level,
-        code=result.code,
-        grid=result.grid,
-        village=result.village,
-        township=result.township,
-        county=result.county,
-        detail=detail,
-    )
-
-
-def _known_prefix(snapshot: JurisdictionSnapshot, code: str) -> Division | None:
-    """The finest known division whose code equals ``code`` or is a prefix of it. 最细的已知前缀区划。
-
-    ``330127101000`` (a township padded to 12 digits) → 330127101; a 14-digit
-    数字城管 cell code → its village; an unknown grid of a known village → the village.
-    """
-    code = code.strip()
-    if not code.isdigit():
-        return None
-    exact = snapshot.division(code)
-    if exact is not None:
-        return exact
-    for n in _ALL_CODE_LENGTHS:
-        if n < len(code):
-            division = snapshot.division(code[:n])
-            if division is not None:
-                return division
-    return None
-
-
-def _from_code(event: IncidentReported, snapshot: JurisdictionSnapshot) -> Placement | None:
-    """Step 1b: the finest division named by the codes the source sent. 按上报编码定位。"""
-    best: Placement | None = None
-    rank = {"grid": 0, "village": 1, "township": 2, "county": 3}
-    for name in _CODE_FIELDS:
-        value = getattr(event, name)
-        if not value:
-            continue
-        division = _known_prefix(snapshot, value)
-        if division is None:
-            continue
-        placement = _placement_from_codes(snapshot, division.code, "code", name)
-        if placement is not None and (best is None or rank[placement.level] < rank[best.level]):
-            best = placement
-    return best
-
-
-def _from_address(text: str | None, snapshot: JurisdictionSnapshot) -> Placement | None:
-    """Step 1c: the longest division name found in the address (below county level). 地址文本匹配。"""
-    if not text:
-        return None
-    division = snapshot.match_address(text)
-    if division is None or division.level == "county":
-        # The county's own name says nothing about the township: look for the longest finer name.
-        division = next(
-            (
-                d
-                for name, code in snapshot.division_names
-                if name in text and (d := snapshot.division(code)) is not None and d.level != "county"
-            ),
-            None,
-        )
-    if division is None:
-        return None
-    return _placement_from_codes(snapshot, division.code, "address", division.name)
-
-
-def _code_township(event: IncidentReported, snapshot: JurisdictionSnapshot) -> tuple[str, str, str | None] | None:
-    """(field, code, township) of the first code the source sent that names a township. 上报编码所属乡镇。"""
-    for name in _CODE_FIELDS:
-        value = getattr(event, name)
-        if not value:
-            continue
-        division = _known_prefix(snapshot, value)
-        township = snapshot.township_of(division.code) if division is not None else None
-        if township is not None:
-            return name, value, township
-    return None
-
-
-def locate_event(
-    event: IncidentReported, snapshot: JurisdictionSnapshot, memo: RoutingMemo | None = None
-) -> Placement | None:
-    """Step 1 (Where 定位): point in a grid → sent code → point in a village/township → address.
-
-    Returns ``None`` when nothing places the event in a township (→ triage ``unlocated``).
-    无法定位到乡镇时返回 None（转人工：无法定位）。``memo`` (of ``snapshot``) answers the point
-    lookup from its primed batch. 可由记忆化对象按批给出坐标定位结果。
-    """
-    by_point: Placement | None = None
-    if event.location is not None:
-        if memo is not None and memo.snapshot is snapshot:
-            hit = memo.locate(event.location.lng, event.location.lat)
-        else:
-            hit = snapshot.locate(event.location.lng, event.location.lat)
-        if hit is not None and hit.township is not None:
-            by_point = Placement(
-                method="point",
-                level=hit.level,
-                code=hit.code,
-                grid=hit.grid,
-                village=hit.village,
-                township=hit.township,
-                county=hit.county,
-                detail=hit.level,
-            )
-    if by_point is not None and by_point.grid is not None:
-        return _with_mismatch(by_point, event, snapshot)
-    by_code = _from_code(event, snapshot)
-    if by_code is not None:
-        if by_point is not None and by_point.township != by_code.township:
-            # The point is inside a township polygon (no grid) that disagrees with the code: the point wins.
-            return _with_mismatch(by_point, event, snapshot)
-        return by_code
-    if by_point is not None:
-        return _with_mismatch(by_point, event, snapshot)
-    return _from_address(event.address, snapshot)
-
-
-def _with_mismatch(placement: Placement, event: IncidentReported, snapshot: JurisdictionSnapshot) -> Placement:
-    """Record a sent code whose township differs from the point's. 记录编码与坐标乡镇不一致。"""
-    sent = _code_township(event, snapshot)
-    if sent is None or placement.township is None or sent[2] == placement.township:
-        return placement
-    field_name, code, township = sent
-    mismatch = Mismatch(code_field=field_name, code=code, code_township=township, point_township=placement.township)
-    return Placement(
-        method=placement.method,
-        level=placement.level,
-        code=placement.code,
-        grid=placement.grid,
-        village=placement.village,
-        township=placement.township,
-        county=placement.county,
-        detail=placement.detail,
-        mismatch=mismatch,
-    )
-
-
-# --------------------------------------------------------------------------- matter, rules, candidates
-
-
-def classify(event: IncidentReported, snapshot: JurisdictionSnapshot) -> Matter | None:
-    """Step 2 (What 定性): the matter mapped from the source's category code, or ``None``. 来源编码 → 事项。"""
-    code = snapshot.matter_for_source(event.source, event.category_key)
-    return snapshot.matter(code) if code is not None else None
-
-
-def rule_facts(event: IncidentReported, placement: Placement | None, matter: str | None) -> RuleFacts:
-    """The facts rules are matched against (keywords: title + description). 规则匹配要素。"""
-    text = "\n".join(part for part in (event.title, event.description) if part)
-    return RuleFacts(
-        matter=matter,
-        township=placement.township if placement else None,
-        grid=placement.grid if placement else None,
-        source=event.source,
-        appeal_type=event.appeal_type,
-        urgency=event.urgency,
-        text=text,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """One unit that may handle the case, and which step names it. 候选承办单位。
-
-    ``unit`` is ``None`` when the step names no unit at all (e.g. the township has
-    no unit for the matter's function); ``exists`` is False when the id is not in
-    the snapshot. 步骤未给出单位时 ``unit`` 为 None；单位不在快照中时 ``exists`` 为 False。
-    """
-
-    unit: str | None
-    decided_by: DecidedBy
-    exists: bool
-    why_zh: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form. 可序列化形式。"""
-        return {"unit": self.unit, "decided_by": self.decided_by, "exists": self.exists, "why_zh": self.why_zh}
-
-
-def _name(snapshot: JurisdictionSnapshot, unit_id: str | None) -> str:
-    unit = snapshot.unit(unit_id) if unit_id else None
-    return unit.name if unit is not None else (unit_id or "（无）")
-
-
-def _division_name(snapshot: JurisdictionSnapshot, code: str | None) -> str:
-    division = snapshot.division(code) if code else None
-    return division.name if division is not None else (code or "（未知）")
-
-
-def _jurisdiction_chain(snapshot: JurisdictionSnapshot, matter: Matter, township: str) -> list[Candidate]:
-    """Step 4 and its fall-backs: devolved unit, stationed agency, county department. 属地默认链。"""
-    town = _division_name(snapshot, township)
-    department = snapshot.county_department(matter.department) or snapshot.unit(matter.department)
-    department_name = department.name if department is not None else matter.department
-    chain: list[Candidate] = []
-    if snapshot.is_devolved(township, matter.code):
-        unit = snapshot.township_function_unit(township, matter.township_function)
-        unit_id = snapshot.township_functions(township).get(matter.township_function)
-        if unit is not None:
-            why = f"事项「{matter.name}」已下放至{town}：由{unit.name}承办（职能 {matter.township_function}）"
-        elif unit_id is not None:
-            why = f"事项「{matter.name}」已下放至{town}，但职能 {matter.township_function} 的单位 {unit_id} 不存在"
-        else:
-            why = f"事项「{matter.name}」已下放至{town}，但{town}没有承担职能 {matter.township_function} 的单位"
-        chain.append(Candidate(unit_id, "devolved", unit is not None, why))
-    agency = snapshot.stationed_agency(matter.department, township)
-    if agency is not None:
-        if chain:
-            why = f"{department_name}派驻{town}的{agency.name}（派驻机构，候补）"
-        else:
-            why = (
-                f"事项「{matter.name}」未下放至{town}：由{department_name}派驻的{agency.name}承办（派驻机构覆盖{town}）"
-            )
-        chain.append(Candidate(agency.id, "stationed_agency", True, why))
-    if chain:
-        why = f"{department_name}（县级部门，吹哨报到，候补）"
-    else:
-        why = (
-            f"事项「{matter.name}」未下放至{town}，且{department_name}无派驻机构覆盖{town}："
-            f"由{department_name}承办（吹哨报到）"
-        )
-    chain.append(Candidate(matter.department, "county_department", department is not None, why))
-    return chain
-
-
-def _candidates(snapshot: JurisdictionSnapshot, matter: Matter, township: str, rule: Rule | None) -> list[Candidate]:
-    """Rule unit first (if the rule names one), then the jurisdiction chain, each unit once. 候选列表。"""
-    out: list[Candidate] = []
-    if rule is not None and rule.action.unit:
-        unit_id = rule.action.unit
-        exists = snapshot.unit(unit_id) is not None
-        desc = f"：{rule.description}" if rule.description else ""
-        why = f"规则 {rule.id}（优先级 {rule.priority}）命中{desc}：由{_name(snapshot, unit_id)}主办"
-        out.append(Candidate(unit_id, "rule", exists, why))
-    seen = {c.unit for c in out}
-    for candidate in _jurisdiction_chain(snapshot, matter, township):
-        if candidate.unit is None or candidate.unit not in seen:
-            out.append(candidate)
-            seen.add(candidate.unit)
-    return out
-
-
-def candidates(
-    event: IncidentReported, snapshot: JurisdictionSnapshot, *, matter: str | None = None
-) -> list[Candidate]:
-    """Ordered candidate units for ``event`` (rule unit, devolved unit, agency, department).
-
-    按顺序的候选承办单位。Empty when the event cannot be located or categorised.
-    ``matter`` overrides the mapped matter (a dispatcher's manual decision). 可指定事项覆盖映射。
-    """
-    placement = locate_event(event, snapshot)
-    found = snapshot.matter(matter) if matter else classify(event, snapshot)
-    if placement is None or placement.township is None or found is None:
-        return []
-    rule = snapshot.first_matching_rule(rule_facts(event, placement, found.code))
-    return _candidates(snapshot, found, placement.township, rule)
 
 
 # --------------------------------------------------------------------------- decision
@@ -609,7 +259,7 @@ class RoutingDecision:
     devolved: bool | None = None
     deadline: datetime | None = None
     deadline_hours: float | None = None
-    time_basis: Literal["working", "natural"] | None = None
+    time_basis: TimeBasis | None = None
     provisional: bool = False
     accept_deadline: datetime | None = None
     reject_window_ends_at: datetime | None = None
@@ -666,27 +316,6 @@ class RoutingDecision:
 
 def _fmt(moment: datetime | None) -> str:
     return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if moment is not None else "—"
-
-
-def _where_zh(snapshot: JurisdictionSnapshot, placement: Placement) -> str:
-    finest = _division_name(snapshot, placement.code)
-    town = _division_name(snapshot, placement.township)
-    if placement.method == "point":
-        inner = finest if finest != town else ""
-        text = f"定位：坐标落在{town}{inner}（{_LEVEL_LABELS[placement.level]} {placement.code}）"
-    elif placement.method == "code":
-        label = _FIELD_LABELS.get(placement.detail, placement.detail)
-        text = f"定位：按上报的{label}定位到{finest}（{placement.code}，属{town}）"
-    else:
-        text = f"定位：地址文本匹配「{placement.detail}」（{placement.code}，属{town}）"
-    if placement.mismatch is not None:
-        m = placement.mismatch
-        label = _FIELD_LABELS.get(m.code_field, m.code_field)
-        text += (
-            f"；注意：上报的{label} {m.code}（属{_division_name(snapshot, m.code_township)}）"
-            f"与坐标所在的{town}不一致，按坐标派遣"
-        )
-    return text
 
 
 def route(
@@ -787,7 +416,7 @@ def route(
     facts_common["candidates"] = tuple(listed)
     facts_common["skipped_units"] = skipped
     if skipped:
-        texts.append("已跳过退单单位：" + "、".join(_name(snapshot, u) for u in skipped))
+        texts.append("已跳过退单单位：" + "、".join(unit_name(snapshot, u) for u in skipped))
     if chosen is None:
         steps.append({"step": "unit", "candidates": [c.to_dict() for c in listed], "skipped": list(skipped)})
         return _triage("no_candidate_left", base, facts_common, steps, texts)
@@ -798,9 +427,9 @@ def route(
     unit = snapshot.unit(chosen.unit)
     assert unit is not None
     texts.append(chosen.why_zh)
-    cohandlers = _cohandlers(snapshot, rule, unit)
+    cohandlers = cohandlers_of(snapshot, rule, unit)
     if cohandlers:
-        texts.append("协办：" + "、".join(_name(snapshot, u) for u in cohandlers))
+        texts.append("协办：" + "、".join(unit_name(snapshot, u) for u in cohandlers))
     steps.append(
         {
             "step": "unit",
@@ -871,17 +500,10 @@ def route(
     )
 
 
-def _cohandlers(snapshot: JurisdictionSnapshot, rule: Rule | None, primary: Unit) -> tuple[str, ...]:
-    """Existing co-handling units of the rule, never the primary unit. 规则的协办单位（去掉主办与不存在者）。"""
-    if rule is None or not rule.action.cohandlers:
-        return ()
-    return tuple(dict.fromkeys(u for u in rule.action.cohandlers if u != primary.id and snapshot.unit(u) is not None))
-
-
 def _tried(event: IncidentReported) -> dict[str, Any]:
     return {
         "point": [event.location.lng, event.location.lat] if event.location else None,
-        **{name: getattr(event, name) for name in _CODE_FIELDS},
+        **{name: getattr(event, name) for name in CODE_FIELDS},
         "address": event.address,
     }
 

@@ -42,6 +42,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.dispatch.candidates import candidates
 from services.dispatch.duplicates import (
     DuplicateMatch,
     OpenCase,
@@ -80,7 +81,6 @@ from services.dispatch.routing import (
     REJECT_WINDOW_WORKING_DAYS,
     RoutingDecision,
     RoutingMemo,
-    candidates,
     route,
 )
 from shared.events import CASE_EVENTS, CaseEvent, EventEnvelope, IncidentReported, make_envelope

@@ -62,16 +62,15 @@ from shared.errors import MAX_INT32
 from shared.geo import Crs, to_wgs84
 from shared.jurisdiction import (
     Division,
-    DivisionLevel,
     JurisdictionBundle,
     JurisdictionSnapshot,
     Problem,
-    UnitKind,
     bundle_digest,
     parse_bundle,
     parse_rules,
 )
 from shared.service import ServiceRuntime
+from shared.vocabulary import DivisionLevel, UnitKind
 
 router = APIRouter()
 

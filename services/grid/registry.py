@@ -19,12 +19,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from shared.jurisdiction import JurisdictionSnapshot, LocateResult
+from shared.jurisdiction import JurisdictionSnapshot
+from shared.jurisdiction.limits import LEVEL_RANK
+from shared.locator import LocateResult
 
-__all__ = ["LEVEL_RANK", "SnapshotRegistry"]
-
-#: Finer levels first (lower rank wins when several counties answer). 层级精细度（小者更细）。
-LEVEL_RANK: Mapping[str, int] = MappingProxyType({"grid": 0, "village": 1, "township": 2, "county": 3})
+__all__ = ["SnapshotRegistry"]
 
 
 class SnapshotRegistry:

@@ -31,7 +31,8 @@ from services.dispatch.lifecycle import (
     _diff,
     apply,
 )
-from services.dispatch.routing import RoutingMemo, locate_event, route
+from services.dispatch.placement import locate_event
+from services.dispatch.routing import RoutingMemo, route
 from services.dispatch.service import (
     _CASES,
     _TRANSITIONS,

@@ -20,9 +20,7 @@ from shared.jurisdiction import (
     JurisdictionSnapshot,
     Problem,
     Rule,
-    RuleFacts,
     bundle_digest,
-    cityops_key_candidates,
     parse_bundle,
     parse_rules,
     rules_problems,
@@ -382,42 +380,6 @@ def test_snapshot_units_and_routing_lookups(snap: JurisdictionSnapshot) -> None:
     matter = snap.matter("SR001")
     assert matter is not None and matter.name == "占道经营" and matter.group == "市容环境"
     assert matter.deadlines.for_urgency("critical") <= 4
-
-
-def test_snapshot_source_mappings(snap: JurisdictionSnapshot) -> None:
-    assert snap.matter_for_source("12345", "010101") == "SR001"
-    assert snap.matter_for_source("12345", " 010101 ") == "SR001"
-    assert snap.matter_for_source("12345", "999999") is None
-    assert snap.matter_for_source("cityops", "01-01") == "WJ001"
-    assert snap.matter_for_source("cityops", "01-001") == "WJ001"
-    assert snap.matter_for_source("cityops", "01-009") == "HB005"  # only the 2-digit code is mapped
-    assert snap.matter_for_source("cityops", "06-10") == "ZJ003"  # only the 3-digit code is mapped
-    assert snap.matter_for_source("cityops", "1-1") == "WJ001"
-    assert snap.matter_for_source("cityops", "05/003") == "SR001"
-    assert snap.matter_for_source("cityops", "99-01") is None
-    assert snap.matter_for_cityops("5", "4") == "SR005"
-    assert snap.matter_for_source("gridworker", "GW-SR-01") == "SR001"
-    assert snap.matter_for_source("gridworker", "gw-sr-01") == "SR001"
-    assert snap.matter_for_source("nosuchsource", "x") is None
-    assert cityops_key_candidates("01-009") == ["01-009", "01-09"]
-    assert cityops_key_candidates("0101") == ["0101", "01-01", "01-001"]
-
-
-def test_snapshot_rules(snap: JurisdictionSnapshot) -> None:
-    priorities = [r.priority for r in snap.rules]
-    assert priorities == sorted(priorities)
-    gas = snap.first_matching_rule(
-        RuleFacts(matter="AQ003", township=QINGXI, source="12345", urgency="critical", text="小区燃气管道有异味")
-    )
-    assert gas is not None and gas.id == "gas-qingxi" and gas.action.unit == f"{QINGXI}-yjgl"
-    assert gas.action.cohandlers == ["pz-pcs-qingxi"]
-    critical = snap.first_matching_rule(RuleFacts(matter="SR001", township=BAISHA, urgency="critical"))
-    assert critical is not None and critical.action.deadline_hours == 1
-    school = snap.first_matching_rule(
-        RuleFacts(matter="SR003", township=BAISHA, grid="330127001001001", urgency="normal")
-    )
-    assert school is not None and school.id == "school-vendors"
-    assert snap.first_matching_rule(RuleFacts(matter="SR001", township=FENGLIN, urgency="normal")) is None
 
 
 def test_snapshot_address_matching(snap: JurisdictionSnapshot) -> None:

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from services.dispatch.routing import RoutingDecision, candidates, locate_event, route
+from services.dispatch.candidates import candidates
+from services.dispatch.placement import locate_event
+from services.dispatch.routing import RoutingDecision, route
 from shared.calendar import WorkingCalendar, load_calendar
 from shared.events import CallerRef, GeoPoint, IncidentReported
 from shared.geo import to_wgs84

@@ -1,0 +1,178 @@
+"""The jurisdiction bundle's pydantic models 辖区数据包模型.
+
+A county's whole jurisdiction — division tree with boundaries, units (承办单位),
+matter catalogue (事项清单), devolution lists (下放清单), township functions,
+source-code mappings and override rules — travels as one JSON document (the
+exchange format of the team's domain notes, jurisdiction.md). These models give
+its shape only; :mod:`shared.jurisdiction.validation` checks its meaning.
+一个区县的完整辖区数据以一个 JSON 文档流转；本模块只描述结构，含义校验见 validation。
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.jurisdiction.limits import AppealType
+from shared.vocabulary import DivisionLevel, Source, TimeBasis, UnitKind, Urgency
+
+__all__ = [
+    "Deadlines",
+    "DivisionCollection",
+    "DivisionFeature",
+    "DivisionProperties",
+    "Geometry",
+    "JurisdictionBundle",
+    "Matter",
+    "Rule",
+    "RuleAction",
+    "RuleConditions",
+    "Unit",
+]
+
+
+class _Closed(BaseModel):
+    """Base for bundle parts whose unknown keys are errors (typos must not pass silently).
+
+    未知字段视为错误（避免拼写错误被静默忽略）。
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Open(BaseModel):
+    """Base for GeoJSON parts and the envelope: unknown keys are ignored. 未知字段忽略。"""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class DivisionProperties(_Open):
+    """Properties of one division feature. 区划要素属性。"""
+
+    code: str
+    name: str
+    level: DivisionLevel
+    parent_code: str | None = None
+
+
+class Geometry(_Open):
+    """A GeoJSON Polygon or MultiPolygon in WGS-84. WGS-84 面或多面几何。"""
+
+    type: Literal["Polygon", "MultiPolygon"]
+    coordinates: list[Any]
+
+
+class DivisionFeature(_Open):
+    """One division (county, township, village or grid). 一个区划要素。"""
+
+    type: Literal["Feature"] = "Feature"
+    properties: DivisionProperties
+    geometry: Geometry | None = None
+
+
+class DivisionCollection(_Open):
+    """The division tree as a GeoJSON FeatureCollection. 区划要素集合。"""
+
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[DivisionFeature] = Field(default_factory=list)
+
+
+class Unit(_Closed):
+    """A handling unit (承办单位).
+
+    ``township_code`` for township offices and enforcement teams; ``department``
+    (id of a ``county_department`` unit) for stationed agencies — a county
+    department names itself; ``covers``: townships a stationed agency serves.
+    镇内设机构、执法队填 ``township_code``；派驻机构填 ``department`` 与 ``covers``。
+    """
+
+    id: str
+    name: str
+    kind: UnitKind
+    township_code: str | None = None
+    department: str | None = None
+    covers: list[str] | None = None
+
+
+class Deadlines(_Closed):
+    """Deadlines in hours by urgency (working hours when the basis is working time).
+
+    按紧急程度的办理时限（小时；工作时制时为工作小时）。
+    """
+
+    normal: float
+    urgent: float
+    critical: float
+
+    def for_urgency(self, urgency: Urgency) -> float:
+        """Deadline hours for ``urgency``. 指定紧急程度的时限。"""
+        value: float = getattr(self, urgency)
+        return value
+
+
+class Matter(_Closed):
+    """A matter of the catalogue (事项). 事项清单中的一项。"""
+
+    code: str
+    name: str
+    department: str
+    township_function: str
+    deadlines: Deadlines
+    time_basis: TimeBasis
+    #: Bounded group label (市容环境, 违法建设 …) used as a metrics label. 事项分组（用作监控标签）。
+    group: str | None = None
+    #: Escalate automatically once overdue. 超期自动升级。
+    auto_escalate_when_overdue: bool = False
+
+
+class RuleConditions(_Closed):
+    """Conditions of an override rule: every listed one must hold (any value of its list).
+
+    规则条件：所列条件须全部满足（列表内任一值即可）；空条件匹配一切。
+    """
+
+    matter: list[str] | None = None
+    township: list[str] | None = None
+    grid: list[str] | None = None
+    source: list[Source] | None = None
+    appeal_type: list[AppealType] | None = None
+    urgency: list[Urgency] | None = None
+    keywords: list[str] | None = None
+
+
+class RuleAction(_Closed):
+    """What a matching rule decides. 规则动作：主办单位、协办单位、时限覆盖。"""
+
+    unit: str | None = None
+    cohandlers: list[str] | None = None
+    deadline_hours: float | None = None
+
+
+class Rule(_Closed):
+    """An override rule (派遣规则); lower ``priority`` first. 优先级数字小者先匹配。"""
+
+    id: str
+    priority: int
+    description: str = ""
+    conditions: RuleConditions = Field(default_factory=RuleConditions)
+    action: RuleAction = Field(default_factory=RuleAction)
+
+
+class JurisdictionBundle(_Open):
+    """A county's whole jurisdiction as one document (see jurisdiction.md). 辖区数据包。
+
+    ``version`` is informative and ignored on import (the grid service numbers
+    versions itself). ``version`` 仅供参考，导入时忽略。
+    """
+
+    version: int | None = None
+    county_code: str
+    name: str
+    divisions: DivisionCollection
+    units: list[Unit] = Field(default_factory=list)
+    matters: list[Matter] = Field(default_factory=list)
+    devolution: dict[str, list[str]] = Field(default_factory=dict)
+    township_functions: dict[str, dict[str, str]] = Field(default_factory=dict)
+    source_mappings: dict[Source, dict[str, str]] = Field(default_factory=dict)
+    rules: list[Rule] = Field(default_factory=list)
