@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from services.dispatch.grid_client import LoadedJurisdiction  # noqa: E402
+from services.dispatch.incidents import handle_incident  # noqa: E402
 from services.dispatch.models import metadata as dispatch_metadata  # noqa: E402
-from services.dispatch.service import handle_incident  # noqa: E402
 from shared.calendar import load_calendar  # noqa: E402
 from shared.db import create_engine, session_factory  # noqa: E402
 from shared.embedded import MACHINE_POSTGRES, EmbeddedPostgres, TansuBroker, can_connect_async, free_port  # noqa: E402

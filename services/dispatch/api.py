@@ -25,33 +25,27 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, s
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import Field
 
+from services.dispatch.actions import API_ACTIONS, ActionOutcome, ActionProblem, perform_action
 from services.dispatch.answers import ActionResult, Candidates, CaseDetail, CaseList, Timeline
 from services.dispatch.context import DispatchContext, utc_now
 from services.dispatch.lifecycle import Action, Actor, Refused, Role
 from services.dispatch.queries import (
     CandidatesProblem,
+    CaseFilters,
     action_reasons,
     callback_pending_conflict,
     caller_json,
     case_candidates,
-    list_callback_pending,
-    role_actions,
-)
-from services.dispatch.service import (
-    API_ACTIONS,
-    ActionOutcome,
-    ActionProblem,
-    CaseFilters,
-    CaseNotFoundError,
-    CaseRecord,
     get_case,
     get_timeline,
     last_transition_id,
+    list_callback_pending,
     list_cases,
     merged_into,
-    perform_action,
+    role_actions,
     transitions_after,
 )
+from services.dispatch.records import CaseNotFoundError, CaseRecord
 from shared.answers import documented
 from shared.auth import StaffPrincipal, current_staff, require_roles
 from shared.errors import MAX_INT64
@@ -85,40 +79,10 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def case_json(record: CaseRecord, *, detail: bool = False) -> dict[str, Any]:
-    """A case as the API shows it. 案件的接口表示。"""
+    """A case as the API shows it (its fields from :meth:`CaseRecord.api_fields`). 案件的接口表示。"""
     s = record.snapshot
-    out: dict[str, Any] = {
-        "id": str(record.id),
-        "incident_id": str(record.incident_id),
-        "source": record.source,
-        "source_id": record.source_id,
-        "state": str(s.state),
-        "version": s.version,
-        "township": s.township or None,
-        "village": record.village,
-        "grid": record.grid,
-        "unit": s.primary_unit,
-        "unit_kind": record.unit_kind,
-        "cohandlers": list(s.cohandlers),
-        "matter": s.matter,
-        "matter_group": record.matter_group,
-        "urgency": record.urgency,
-        "reported_at": _iso(s.reported_at),
-        "dispatched_at": _iso(record.dispatched_at),
-        "deadline": _iso(s.deadline),
-        "accept_deadline": _iso(record.accept_deadline),
-        "reject_window_ends_at": _iso(s.reject_window_ends_at),
-        "time_basis": record.time_basis,
-        "provisional": record.provisional,
-        "overdue": s.overdue,
-        "merged_into": str(record.merged_into) if record.merged_into else None,
-        "triage_reason": record.triage_reason,
-        "decided_by": record.decided_by,
-        "rule_id": record.rule_id,
-        "rules_version": record.rules_version,
-        "jurisdiction_version": record.jurisdiction_version,
-        "explanation_zh": record.explanation.get("explanation_zh"),
-    }
+    out = record.api_fields()
+    out["explanation_zh"] = record.explanation.get("explanation_zh")
     if detail:
         incident = record.incident
         out["explanation"] = record.explanation

@@ -27,8 +27,8 @@ from services.dispatch.context import DispatchContext, utc_now
 from services.dispatch.dashboard import mount_dashboard
 from services.dispatch.grid_client import GridRefusedError, GridUnavailableError, JurisdictionSource
 from services.dispatch.models import metadata
-from services.dispatch.service import sweep_overdue
 from services.dispatch.settings import DispatchSettings
+from services.dispatch.sweep import sweep_overdue
 from shared.events import INCIDENT_REPORTED, JURISDICTION_CHANGED
 from shared.logging import get_logger
 from shared.service import Check, ServiceRuntime, create_service_app, tune_gc_for_throughput

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch.context import DispatchContext, utc_now
 from services.dispatch.grid_client import GridUnavailableError
-from services.dispatch.service import handle_incidents
+from services.dispatch.incidents import handle_incidents
 from shared.events import EventEnvelope, IncidentReported, JurisdictionChanged
 from shared.logging import get_logger
 from shared.messaging.consumer import BatchHandler, Handler

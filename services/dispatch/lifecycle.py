@@ -44,6 +44,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from shared.inputs import NulFreeModel
+from shared.visibility import Viewer, sees_case
 
 __all__ = [
     "CASE_REPORTED",
@@ -1021,17 +1022,16 @@ def can_see(case: CaseSnapshot, actor: Actor) -> bool:
     """Whether the actor may see the case at all (可见范围; otherwise the API answers 404).
 
     A unit sees cases where it is primary, co-handler or the escalated department;
-    township-bound roles see their township; admin, hotline and system see all.
+    township-bound roles see their township; admin, hotline and system see all
+    (the one rule, :func:`shared.visibility.sees_case`).
     """
-    if actor.role in (Role.ADMIN, Role.SYSTEM, Role.HOTLINE):
-        return True
-    if actor.role is Role.UNIT:
-        return bool(actor.unit) and actor.unit in (
-            case.primary_unit,
-            *case.cohandlers,
-            case.escalation_department,
-        )
-    return bool(actor.township) and actor.township in (WHOLE_COUNTY, case.township)
+    return sees_case(
+        Viewer.of(actor),
+        township=case.township,
+        unit=case.primary_unit,
+        cohandlers=case.cohandlers,
+        escalated_to=case.escalation_department,
+    )
 
 
 # --------------------------------------------------------------------------- apply

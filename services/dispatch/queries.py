@@ -1,9 +1,16 @@
-"""Read-side helpers of the dispatch API (派遣接口的读侧查询): nothing here writes or commits.
+"""The reads of dispatch (派遣的读侧查询): nothing here writes or commits.
 
-派遣接口的只读辅助：不写库、不提交。The API layer (``api.py``) stays thin; the
-answers the dashboard needs beyond the case row are computed here, from the
-lifecycle and routing modules, so the page never re-implements a rule:
-调度台不再自行推算规则，以下结果均由服务端依据状态机与路由模块给出：
+派遣的只读查询：不写库、不提交。
+
+* cases and their timeline: :func:`list_cases` / :func:`page_of_cases` (filters
+  :class:`CaseFilters`, scope :func:`scope_condition` — the one visibility rule of
+  :mod:`shared.visibility`), :func:`get_case`, :func:`merged_into`,
+  :func:`get_timeline` / :func:`timeline_entries`, and the SSE stream's
+  :func:`transitions_after` / :func:`last_transition_id`. 案件、时间线与事件流查询。
+
+The API layer (``api.py``) stays thin; the answers the dashboard needs beyond the
+case row are computed here, from the lifecycle and routing modules, so the page
+never re-implements a rule: 调度台不再自行推算规则，以下结果均由服务端依据状态机与路由模块给出：
 
 * :func:`action_reasons` / :func:`role_actions` — for every action the API exposes,
   why the signed-in actor may not take it now (``None``: allowed), and which
@@ -19,40 +26,240 @@ lifecycle and routing modules, so the page never re-implements a rule:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.dispatch.actions import API_ACTIONS
 from services.dispatch.candidates import Candidate, candidates
 from services.dispatch.lifecycle import (
+    CASE_REPORTED,
     HOTLINE_SOURCE,
     TRANSITIONS,
+    Action,
     Actor,
     CaseSnapshot,
     CaseState,
+    Role,
+    TimelineEntry,
     allowed_actions,
+    can_see,
 )
-from services.dispatch.models import cases
+from services.dispatch.models import case_transitions, cases
 from services.dispatch.placement import locate_event
-from services.dispatch.service import API_ACTIONS, CaseFilters, CaseRecord, case_conditions, page_of_cases
+from services.dispatch.records import CaseNotFoundError, CaseRecord
 from shared.jurisdiction import JurisdictionSnapshot
+from shared.visibility import Viewer, case_scope
 
 __all__ = [
     "CandidatesAnswer",
     "CandidatesProblem",
+    "CaseFilters",
     "FilterConflictError",
     "action_reasons",
     "blocked_units",
     "callback_pending_conflict",
     "caller_json",
     "case_candidates",
+    "case_conditions",
+    "get_case",
+    "get_timeline",
+    "last_transition_id",
     "list_callback_pending",
+    "list_cases",
+    "merged_into",
     "merged_reason",
+    "page_of_cases",
     "role_actions",
+    "scope_condition",
+    "timeline_entries",
+    "transitions_after",
 ]
+
+
+# --------------------------------------------------------------------------- cases 案件
+
+
+@dataclass(frozen=True)
+class CaseFilters:
+    """Filters of ``GET /v1/cases``. 案件列表筛选条件。"""
+
+    township: str | None = None
+    unit: str | None = None
+    state: Sequence[str] = ()
+    source: str | None = None
+    source_id: str | None = None
+    matter: str | None = None
+    triage: bool = False
+    overdue: bool | None = None
+    reported_from: datetime | None = None
+    reported_to: datetime | None = None
+    merged: bool | None = None
+
+
+def scope_condition(actor: Actor) -> Any:
+    """SQL condition of the cases ``actor`` may see (:func:`shared.visibility.case_scope`). 可见范围条件。"""
+    c = cases.c
+    return case_scope(
+        Viewer.of(actor), township=c.township, unit=c.unit, cohandlers=c.cohandlers, escalated_to=c.escalated_to
+    )
+
+
+def case_conditions(actor: Actor, filters: CaseFilters) -> list[Any]:
+    """SQL conditions of the cases ``actor`` may see that match ``filters``. 可见且符合筛选的案件条件。"""
+    c = cases.c
+    conditions: list[Any] = [scope_condition(actor)]
+    if filters.township:
+        conditions.append(c.township == filters.township)
+    if filters.unit:
+        conditions.append(c.unit == filters.unit)
+    if filters.state:
+        conditions.append(c.state.in_(list(filters.state)))
+    if filters.triage:
+        conditions.append(c.state == str(CaseState.TRIAGE))
+    if filters.source:
+        conditions.append(c.source == filters.source)
+    if filters.source_id:
+        conditions.append(c.source_id == filters.source_id)
+    if filters.matter:
+        conditions.append(c.matter == filters.matter)
+    if filters.overdue is not None:
+        conditions.append(c.overdue.is_(filters.overdue))
+    if filters.reported_from is not None:
+        conditions.append(c.reported_at >= filters.reported_from)
+    if filters.reported_to is not None:
+        conditions.append(c.reported_at < filters.reported_to)
+    if filters.merged is not None:
+        conditions.append(c.merged_into.is_not(None) if filters.merged else c.merged_into.is_(None))
+    return conditions
+
+
+async def page_of_cases(
+    *, session: AsyncSession, conditions: Sequence[Any], cursor: int | None, limit: int
+) -> tuple[list[CaseRecord], int | None]:
+    """Cases matching ``conditions``, newest first, cursor-paginated on ``seq``. 按 seq 游标分页。"""
+    c = cases.c
+    where = [*conditions, c.seq < cursor] if cursor is not None else list(conditions)
+    rows = (
+        (await session.execute(select(cases).where(*where).order_by(c.seq.desc()).limit(limit + 1)))
+        .mappings()
+        .all()
+    )
+    records = [CaseRecord.from_row(r) for r in rows[:limit]]
+    next_cursor = records[-1].seq if len(rows) > limit and records else None
+    return records, next_cursor
+
+
+async def list_cases(
+    *, session: AsyncSession, actor: Actor, filters: CaseFilters, cursor: int | None, limit: int
+) -> tuple[list[CaseRecord], int | None]:
+    """Visible cases, newest first, cursor-paginated on ``seq``. 可见案件（新→旧，按 seq 游标分页）。"""
+    return await page_of_cases(
+        session=session, conditions=case_conditions(actor, filters), cursor=cursor, limit=limit
+    )
+
+
+async def get_case(*, session: AsyncSession, case_id: uuid.UUID, actor: Actor) -> CaseRecord:
+    """One visible case. Raises :class:`CaseNotFoundError`. 取单个可见案件。"""
+    row = (await session.execute(select(cases).where(cases.c.id == case_id))).mappings().first()
+    if row is None:
+        raise CaseNotFoundError(str(case_id))
+    record = CaseRecord.from_row(row)
+    if not can_see(record.snapshot, actor):
+        raise CaseNotFoundError(str(case_id))
+    return record
+
+
+async def merged_into(*, session: AsyncSession, case_id: uuid.UUID) -> list[uuid.UUID]:
+    """Cases merged into ``case_id``. 并入该案件的重复件。"""
+    rows = await session.execute(select(cases.c.id).where(cases.c.merged_into == case_id).order_by(cases.c.seq))
+    return [r.id for r in rows]
+
+
+async def get_timeline(*, session: AsyncSession, case_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Every transition of a case, by version. 案件时间线（按版本）。"""
+    rows = await session.execute(
+        select(case_transitions).where(case_transitions.c.case_id == case_id).order_by(case_transitions.c.version)
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+def timeline_entries(rows: Sequence[Mapping[str, Any]]) -> list[TimelineEntry]:
+    """Timeline rows (as stored or as the API answers them) → entries :func:`lifecycle.replay` takes.
+
+    时间线行 → :func:`lifecycle.replay` 所需的记录。The creation row (version 1:
+    ``case.reported``, or ``case.merged`` for a merged report) becomes the
+    ``case.reported`` entry holding the whole snapshot. 第一行转为立案记录。
+    """
+    out: list[TimelineEntry] = []
+    for row in rows:
+        first = row["version"] == 1
+        out.append(
+            TimelineEntry(
+                case_id=str(row["case_id"]),
+                version=row["version"],
+                event_type=CASE_REPORTED if first else row["event_type"],
+                action=None if first else Action(row["action"]),
+                actor=Actor(
+                    Role(row["actor_role"]),
+                    unit=row["actor_unit"],
+                    township=row["actor_township"],
+                    id=row["actor_id"],
+                ),
+                at=row["occurred_at"],
+                body=row["body"] if not first else {},
+                changes=row["changes"],
+            )
+        )
+    return out
+
+
+async def transitions_after(
+    *, session: AsyncSession, after_id: int, actor: Actor, limit: int = 500
+) -> list[dict[str, Any]]:
+    """Transitions with ``id > after_id`` of cases ``actor`` may see (SSE). 游标之后的可见流转。"""
+    t, c = case_transitions.c, cases.c
+    rows = await session.execute(
+        select(
+            t.id,
+            t.case_id,
+            t.version,
+            t.action,
+            t.event_type,
+            t.state,
+            t.previous_state,
+            t.actor_role,
+            t.actor_unit,
+            t.occurred_at,
+            t.note,
+            t.deadline,
+            t.event_id,
+            c.township,
+            c.unit,
+            c.matter,
+            c.source,
+            c.source_id,
+            c.overdue,
+            c.merged_into,
+            scope_condition(actor).label("visible"),
+        )
+        .join(cases, c.id == t.case_id)
+        .where(t.id > after_id)
+        .order_by(t.id)
+        .limit(limit)
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def last_transition_id(*, session: AsyncSession) -> int:
+    """The newest transition id (0 when there is none). 最新流转 id。"""
+    value = await session.scalar(select(func.max(case_transitions.c.id)))
+    return int(value or 0)
 
 
 # --------------------------------------------------------------------------- actions 操作可用性

@@ -37,6 +37,7 @@ import numpy as np
 
 from services.dispatch.candidates import Candidate, DecidedBy, cohandlers_of, unit_candidates, unit_name
 from services.dispatch.classification import matter_for_source
+from services.dispatch.deadlines import DeadlineFacts, deadline_facts, time_basis_for
 from services.dispatch.placement import CODE_FIELDS, Placement, locate_event, where_zh
 from services.dispatch.rules import RuleFacts, first_matching_rule, rule_facts
 from shared.calendar import SHANGHAI, WorkingCalendar
@@ -46,8 +47,6 @@ from shared.locator import LocateResult
 from shared.vocabulary import TimeBasis
 
 __all__ = [
-    "ACCEPT_WORKING_DAYS",
-    "REJECT_WINDOW_WORKING_DAYS",
     "Outcome",
     "RoutingDecision",
     "RoutingMemo",
@@ -57,11 +56,6 @@ __all__ = [
 
 Outcome = Literal["dispatch", "triage", "self_handled"]
 TriageReason = Literal["unlocated", "uncategorised", "no_unit", "no_candidate_left"]
-
-#: 签收 within this many working days of dispatch. 签收时限（工作日）。
-ACCEPT_WORKING_DAYS = 1
-#: 退单 allowed within this many working days of dispatch. 退单时限（工作日）。
-REJECT_WINDOW_WORKING_DAYS = 2
 
 _DECIDED_LABELS: dict[str, str] = {
     "rule": "派遣规则",
@@ -120,7 +114,7 @@ class RoutingMemo:
         self._rules: dict[RuleFacts, Rule | None] = {}
         self._candidates: dict[tuple[str, str, str | None], tuple[Candidate, ...]] = {}
         self._classified: dict[tuple[str, str], Matter | None] = {}
-        self._deadlines: dict[tuple[datetime, tzinfo | None, float, str], _DeadlineFacts] = {}
+        self._deadlines: dict[tuple[datetime, tzinfo | None, float, str], DeadlineFacts] = {}
         self._fmt: dict[datetime, str] = {}
         self._where: dict[Placement, str] = {}
 
@@ -187,19 +181,14 @@ class RoutingMemo:
         self._put(self._candidates, key, listed)
         return listed
 
-    def deadline_facts(self, now: datetime, hours: float, basis: Literal["working", "natural"]) -> _DeadlineFacts:
-        """Step 5's calendar arithmetic from ``now``. 时限计算（记忆化）。"""
+    def deadline_facts(self, now: datetime, hours: float, basis: Literal["working", "natural"]) -> DeadlineFacts:
+        """Step 5's calendar arithmetic from ``now`` (:func:`deadlines.deadline_facts`). 时限计算（记忆化）。"""
         key = (now, now.tzinfo, hours, basis)
         try:
             return self._deadlines[key]
         except KeyError:
             pass
-        calendar = self.calendar
-        due = calendar.deadline(now, hours, basis)
-        accept = min(calendar.add_working_days(now, ACCEPT_WORKING_DAYS), due.due_at)
-        window = calendar.add_working_days(now, REJECT_WINDOW_WORKING_DAYS)
-        provisional = due.provisional or calendar.spans_provisional(now, window)
-        facts = _DeadlineFacts(due.due_at, accept, window, provisional)
+        facts = deadline_facts(self.calendar, now, hours, basis)
         self._put(self._deadlines, key, facts)
         return facts
 
@@ -222,16 +211,6 @@ class RoutingMemo:
         text = where_zh(self.snapshot, placement)
         self._put(self._where, placement, text)
         return text
-
-
-@dataclass(frozen=True, slots=True)
-class _DeadlineFacts:
-    """办结期限, 签收期限, 退单时限 and the provisional flag of one (now, hours, basis). 时限计算结果。"""
-
-    due_at: datetime
-    accept: datetime
-    window: datetime
-    provisional: bool
 
 
 # --------------------------------------------------------------------------- decision
@@ -449,7 +428,7 @@ def route(
         rule.action.deadline_hours if overridden and rule is not None else found.deadlines.for_urgency(event.urgency)
     )
     assert hours is not None
-    basis: Literal["working", "natural"] = "natural" if event.urgency == "critical" else found.time_basis
+    basis = time_basis_for(event.urgency, found.time_basis)
     timing = memo.deadline_facts(now, float(hours), basis)
     due_at, accept, window, provisional = timing.due_at, timing.accept, timing.window, timing.provisional
     source_of_hours = (

@@ -19,8 +19,8 @@ from typing import Any
 import orjson
 import pytest
 
+from services.dispatch.actions import API_ACTIONS
 from services.dispatch.queries import caller_json
-from services.dispatch.service import API_ACTIONS
 from shared.embedded import TansuBroker
 from tests.integration.test_dispatch_support import (
     ADMIN,

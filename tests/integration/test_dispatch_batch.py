@@ -18,7 +18,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.dispatch.grid_client import LoadedJurisdiction
-from services.dispatch.service import IncidentOutcome, case_id_for, handle_incident, handle_incidents
+from services.dispatch.identity import case_id_for
+from services.dispatch.incidents import IncidentOutcome, handle_incident, handle_incidents
 from shared.calendar import load_calendar
 from shared.db import create_engine, session_factory
 from shared.events import EventEnvelope, IncidentReported, make_envelope

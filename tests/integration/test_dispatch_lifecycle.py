@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from services.dispatch.lifecycle import CaseSnapshot, replay
-from services.dispatch.service import timeline_entries
+from services.dispatch.queries import timeline_entries
 from shared.embedded import TansuBroker
 from shared.events import CASE_EVENTS, decode_envelope
 from tests.conftest import read_topic

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.dispatch.service import handle_incident
+from services.dispatch.incidents import handle_incident
 from shared.db import create_engine, session_factory
 from shared.embedded import TansuBroker
 from shared.events import IncidentReported

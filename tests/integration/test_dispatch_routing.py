@@ -16,7 +16,8 @@ import pytest
 
 from services.dispatch.app import create_app as create_dispatch
 from services.dispatch.grid_client import JurisdictionSource
-from services.dispatch.service import case_id_for, handle_incident
+from services.dispatch.identity import case_id_for
+from services.dispatch.incidents import handle_incident
 from services.grid.app import create_app as create_grid
 from services.grid.settings import GridSettings
 from shared.db import create_engine, session_factory

@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from services.dispatch.app import create_app as create_dispatch
-from services.dispatch.service import case_id_for
+from services.dispatch.identity import case_id_for
 from services.dispatch.settings import DispatchSettings
 from services.grid.app import create_app as create_grid
 from services.grid.settings import GridSettings

@@ -18,6 +18,7 @@ import pytest
 
 from services.dispatch.duplicates import DuplicateMatch
 from services.dispatch.grid_client import LoadedJurisdiction
+from services.dispatch.identity import CASE_NAMESPACE, case_id_for, event_id_for, uuid5_of
 from services.dispatch.lifecycle import (
     Action,
     Actor,
@@ -31,20 +32,10 @@ from services.dispatch.lifecycle import (
     _diff,
     apply,
 )
+from services.dispatch.new_cases import prime_points, route_batch, route_one, stage_new_case
 from services.dispatch.placement import locate_event
 from services.dispatch.routing import RoutingMemo, route
-from services.dispatch.service import (
-    _CASES,
-    _TRANSITIONS,
-    CASE_NAMESPACE,
-    _prime_points,
-    _route_batch,
-    _route_one,
-    _stage_new_case,
-    _uuid5,
-    case_id_for,
-    event_id_for,
-)
+from services.dispatch.store import CASE_COLUMNS, TRANSITION_COLUMNS
 from shared.calendar import load_calendar
 from shared.events import IncidentReported, decode_envelope, make_envelope
 from shared.jurisdiction import JurisdictionBundle, JurisdictionSnapshot
@@ -101,7 +92,7 @@ def test_uuid5_is_the_standard_one() -> None:
     for i in range(200):
         name = f"{i}:case.dispatched" if i % 2 else str(uuid.uuid4())
         namespace = uuid.uuid4() if i % 3 else CASE_NAMESPACE
-        assert _uuid5(namespace.bytes, name) == uuid.uuid5(namespace, name)
+        assert uuid5_of(namespace.bytes, name) == uuid.uuid5(namespace, name)
     incident = uuid.uuid4()
     assert case_id_for(incident) == uuid.uuid5(CASE_NAMESPACE, str(incident))
     case = case_id_for(incident)
@@ -144,10 +135,10 @@ def test_memo_tables_are_bounded(loaded: LoadedJurisdiction) -> None:
 
 def test_route_batch_is_route_one_per_report(loaded: LoadedJurisdiction) -> None:
     batch = [(e, f"c{i}") for i, e in enumerate(reports(120, seed=5))]
-    _prime_points(batch, loaded)
-    routed = _route_batch(batch, loaded, NOW)
+    prime_points(batch, loaded)
+    routed = route_batch(batch, loaded, NOW)
     for (e, correlation_id), r in zip(batch, routed, strict=True):
-        one = _route_one(e, correlation_id, LoadedJurisdiction(loaded.snapshot, loaded.calendar), NOW)
+        one = route_one(e, correlation_id, LoadedJurisdiction(loaded.snapshot, loaded.calendar), NOW)
         assert r.decision == one.decision
         assert r.record == one.record
         assert r.report == one.report
@@ -188,33 +179,33 @@ def test_snapshot_diff_is_the_json_difference(pair: int) -> None:
 
 def test_staged_rows_are_those_of_the_staged_record(loaded: LoadedJurisdiction) -> None:
     batch = [(e, "c") for e in reports(150, seed=11)]
-    _prime_points(batch, loaded)
-    for routed in _route_batch(batch, loaded, NOW):
+    prime_points(batch, loaded)
+    for routed in route_batch(batch, loaded, NOW):
         pristine = routed.record
-        staged = _stage_new_case(routed, None)
+        staged = stage_new_case(routed, None)
         assert routed.record is pristine and routed.record.snapshot.version == 1  # the routed record untouched
         row = staged.record.to_row()
         assert staged.snapshot_json == staged.record.snapshot.model_dump(mode="json")
-        assert staged.case_values == _CASES.values(row)
+        assert staged.case_values == CASE_COLUMNS.values(row)
         assert [
-            orjson.loads(v) if i in _CASES.json and v is not None else v for i, v in enumerate(staged.case_values)
-        ] == [row[name] for name in _CASES.names]
-        assert staged.transition_values == [_TRANSITIONS.values(r) for r in staged.pending.rows]
+            orjson.loads(v) if i in CASE_COLUMNS.json and v is not None else v for i, v in enumerate(staged.case_values)
+        ] == [row[name] for name in CASE_COLUMNS.names]
+        assert staged.transition_values == [TRANSITION_COLUMNS.values(r) for r in staged.pending.rows]
         assert staged.outcome == routed.decision.outcome
 
 
 def test_a_report_staged_as_new_can_be_staged_again_as_merged(loaded: LoadedJurisdiction) -> None:
     batch = [(e, "c") for e in reports(40, seed=13) if not e.self_handled]
-    _prime_points(batch, loaded)
-    routed = _route_batch(batch, loaded, NOW)[0]
-    first = _stage_new_case(routed, None)
+    prime_points(batch, loaded)
+    routed = route_batch(batch, loaded, NOW)[0]
+    first = stage_new_case(routed, None)
     duplicate = DuplicateMatch(str(uuid.uuid4()), "nearby", 12.0, "与案件并案")
-    merged = _stage_new_case(routed, duplicate)
+    merged = stage_new_case(routed, duplicate)
     assert merged.outcome == "merged" and merged.record.merged_into == uuid.UUID(duplicate.case_id)
     assert [row["event_type"] for row in merged.pending.rows] == ["case.merged"]
     assert first.record.merged_into is None and first.pending.rows[0]["event_type"] == "case.reported"
     assert merged.snapshot_json == merged.record.snapshot.model_dump(mode="json")
-    assert merged.case_values == _CASES.values(merged.record.to_row())
+    assert merged.case_values == CASE_COLUMNS.values(merged.record.to_row())
 
 
 def test_cached_envelope_classes_round_trip(loaded: LoadedJurisdiction) -> None:

@@ -1,0 +1,103 @@
+"""The overdue sweep 超期扫描: flag open cases past their deadline, once, across replicas.
+
+Rows are claimed ``FOR UPDATE SKIP LOCKED``; a matter configured to escalate when
+overdue is escalated (吹哨) in the same transaction. Nothing here commits.
+以 SKIP LOCKED 认领；配置了超期自动吹哨的事项同事务内吹哨。不提交。
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.dispatch.deadlines import report_in_deadline
+from services.dispatch.grid_client import LoadedJurisdiction
+from services.dispatch.identity import SYSTEM_ACTOR, SYSTEM_ADMIN
+from services.dispatch.lifecycle import (
+    OPEN_STATES,
+    Action,
+    Applied,
+    CaseState,
+    EscalateBody,
+    MarkOverdueBody,
+    Refused,
+    apply,
+)
+from services.dispatch.models import cases
+from services.dispatch.records import CaseRecord
+from services.dispatch.staging import Pending, stage_applied
+from services.dispatch.store import save
+
+__all__ = ["sweep_overdue"]
+
+_RUNNING_STATES = sorted(str(s) for s in OPEN_STATES - {CaseState.RESOLVED})
+
+
+async def sweep_overdue(
+    *,
+    session: AsyncSession,
+    now: datetime,
+    jurisdiction: LoadedJurisdiction | None,
+    correlation_id: str,
+    limit: int = 200,
+) -> list[uuid.UUID]:
+    """Flag open cases past their deadline (each once, whatever the number of replicas). 标记超期案件。
+
+    Rows are claimed ``FOR UPDATE SKIP LOCKED`` and re-checked by the lifecycle
+    (already flagged → refused). A matter with ``auto_escalate_when_overdue``
+    is escalated (吹哨) to its county department unless an escalation is pending.
+    行以 SKIP LOCKED 认领；已标记的由状态机拒绝；配置了超期自动吹哨的事项自动吹哨。
+    """
+    c = cases.c
+    rows = (
+        (
+            await session.execute(
+                select(cases)
+                .where(
+                    c.overdue.is_(False),
+                    c.deadline.is_not(None),
+                    c.deadline < now,
+                    c.state.in_(_RUNNING_STATES),
+                    c.merged_into.is_(None),
+                )
+                .order_by(c.deadline)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    flagged: list[uuid.UUID] = []
+    for row in rows:
+        record = CaseRecord.from_row(row)
+        case = record.snapshot
+        at = max(now, case.previous_at)
+        result = apply(case, Action.MARK_OVERDUE, MarkOverdueBody(expected_version=case.version), SYSTEM_ACTOR, at)
+        if isinstance(result, Refused):
+            continue
+        pending = Pending()
+        stage_applied(pending, record, result, correlation_id=correlation_id)
+        matter = jurisdiction.snapshot.matter(case.matter) if jurisdiction and case.matter else None
+        if (
+            jurisdiction is not None
+            and matter is not None
+            and matter.auto_escalate_when_overdue
+            and jurisdiction.snapshot.unit(matter.department) is not None
+        ):
+            body = EscalateBody(
+                expected_version=record.snapshot.version,
+                department=matter.department,
+                reason=f"事项「{matter.name}」超期自动吹哨 / auto-escalated when overdue",
+            )
+            escalated = apply(record.snapshot, Action.ESCALATE, body, SYSTEM_ADMIN, at)
+            if isinstance(escalated, Applied):
+                record.accept_deadline = report_in_deadline(jurisdiction.calendar, at)
+                stage_applied(pending, record, escalated, correlation_id=correlation_id)
+        await save(session, record, pending)
+        flagged.append(record.id)
+    return flagged
+
