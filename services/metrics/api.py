@@ -31,12 +31,12 @@ from services.metrics.answers import (
 from services.metrics.exports import XLSX_MEDIA_TYPE, score_table, to_csv, to_xlsx
 from services.metrics.periods import PERIOD_ID_PATTERN, Period, parse_period, period_between, plausible_moment
 from services.metrics.queries import GROUP_KEYS, Filters, case_contributions, grouped_indicators
-from services.metrics.schemes import UNIT_KIND_LABELS, AssessmentScheme
-from services.metrics.scoring import (
+from services.metrics.scheme_store import (
     active_schemes,
     compute_scores,
     get_scheme,
 )
+from services.metrics.scoring import UNIT_KIND_LABELS, AssessmentScheme
 from services.metrics.signoff import (
     AlreadySignedOffError,
     PeriodNotEndedError,

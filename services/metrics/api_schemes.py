@@ -26,8 +26,7 @@ from services.metrics.api import (
     rater,
     reader,
 )
-from services.metrics.schemes import AssessmentScheme
-from services.metrics.scoring import (
+from services.metrics.scheme_store import (
     SchemeConflictError,
     active_schemes,
     list_ratings,
@@ -36,6 +35,7 @@ from services.metrics.scoring import (
     scheme_versions,
     validation_errors,
 )
+from services.metrics.scoring import AssessmentScheme
 from services.metrics.signoff import mark_period
 from services.metrics.units import unit_names
 from shared.answers import documented

@@ -20,8 +20,8 @@ from services.metrics.api import router
 from services.metrics.api_schemes import router as schemes_router
 from services.metrics.consumers import CaseEventConsumer, jurisdiction_handler
 from services.metrics.models import metadata
-from services.metrics.schemes import AssessmentScheme, load_schemes
-from services.metrics.scoring import sync_scheme_files
+from services.metrics.scheme_store import sync_scheme_files
+from services.metrics.scoring import AssessmentScheme, load_schemes
 from services.metrics.settings import MetricsSettings
 from services.metrics.signoff import process_revisions
 from services.metrics.telemetry import MetricsTelemetry

@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.metrics.models import period_signoffs, score_revisions, signoff_changes
 from services.metrics.periods import Period, parse_period
-from services.metrics.schemes import AssessmentScheme, ScoreRow
-from services.metrics.scoring import active_schemes, compute_scores
+from services.metrics.scheme_store import active_schemes, compute_scores
+from services.metrics.scoring import AssessmentScheme, ScoreRow
 from shared.logging import get_logger
 
 log = get_logger(__name__)
