@@ -149,9 +149,9 @@ def _period_json(period: Period) -> dict[str, str]:
 
 async def _scheme_or_404(request: Request, scheme_id: str, version: int | None = None) -> AssessmentScheme:
     async with _state(request).runtime.uow() as uow:
-        scheme = await get_scheme(uow.session, scheme_id, version)
+        scheme = await get_scheme(session=uow.session, scheme_id=scheme_id, version=version)
         if scheme is None:
-            known = sorted(await active_schemes(uow.session))
+            known = sorted(await active_schemes(session=uow.session))
     if scheme is None:
         what = f"scheme {scheme_id!r}" + (f" version {version}" if version is not None else "")
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown {what}; known schemes: {', '.join(known)}")
@@ -217,8 +217,14 @@ async def get_indicators(
     )
     moment = _as_of(p, as_of)
     async with _state(request).runtime.uow() as uow:
-        rows, total = await grouped_indicators(uow.session, period=p, as_of=moment, group_by=keys, filters=filters)
-        names = await unit_names(uow.session, [r["unit"] for r in rows if r.get("unit")]) if "unit" in keys else {}
+        rows, total = await grouped_indicators(
+            session=uow.session, period=p, as_of=moment, group_by=keys, filters=filters
+        )
+        names = (
+            await unit_names(session=uow.session, ids=[r["unit"] for r in rows if r.get("unit")])
+            if "unit" in keys
+            else {}
+        )
     for row in rows:
         if "unit" in keys:
             row["unit_name"] = (names.get(row["unit"]) or {}).get("name")
@@ -245,7 +251,7 @@ async def get_case_durations(
 ) -> dict[str, Any]:
     state = _state(request)
     async with state.runtime.uow() as uow:
-        fact = await load_fact_row(uow.session, case_id)
+        fact = await load_fact_row(session=uow.session, case_id=case_id)
     scope = Scope.of(principal)
     visible = fact is not None and (
         (scope.unit is None or scope.unit == fact["unit"] or scope.unit in (fact["cohandlers"] or []))
@@ -342,14 +348,14 @@ async def _scores(request: Request, scheme: AssessmentScheme, period: Period, as
     revision_info: dict[str, Any] | None = None
     signed: dict[str, Any] | None = None
     async with _state(request).runtime.uow() as uow:
-        signoff = await signoff_of(uow.session, period.id)
+        signoff = await signoff_of(session=uow.session, period_id=period.id)
         published = (signoff or {}).get("snapshot", {}).get(scheme.id)
         if signoff is not None and published is not None:
             used = AssessmentScheme.model_validate(published["scheme"])
             rows: list[dict[str, Any]] = list(published["rows"])
             moment: str = signoff["as_of"]
             signed = {"signed_at": signoff["signed_at"], "signed_by": signoff["signed_by"]}
-            revision = await latest_revision(uow.session, period.id)
+            revision = await latest_revision(session=uow.session, period_id=period.id)
             if revision is not None:
                 revised_rows = revision["snapshot"].get(scheme.id, {}).get("rows", [])
                 revised = {(r["unit"], r["township"]): r for r in revised_rows}
@@ -363,9 +369,12 @@ async def _scores(request: Request, scheme: AssessmentScheme, period: Period, as
         else:
             used = scheme
             at = _as_of(period, as_of)
-            rows = [r.model_dump(mode="json") for r in await compute_scores(uow.session, scheme, period, at)]
+            rows = [
+                r.model_dump(mode="json")
+                for r in await compute_scores(session=uow.session, scheme=scheme, period=period, as_of=at)
+            ]
             moment = at.isoformat()
-        names = await unit_names(uow.session, sorted({r["unit"] for r in rows if not r.get("unit_name")}))
+        names = await unit_names(session=uow.session, ids=sorted({r["unit"] for r in rows if not r.get("unit_name")}))
     for row in rows:
         row["unit_name"] = row.get("unit_name") or (names.get(row["unit"]) or {}).get("name")
         query = f"?township={quote(row['township'])}" if used.kind == "township_led" else ""
@@ -434,10 +443,10 @@ async def get_score_cases(
     unit = scope.narrow("unit", unit) or unit
     township = scope.narrow("township", township)
     async with _state(request).runtime.uow() as uow:
-        signoff = await signoff_of(uow.session, period.id)
+        signoff = await signoff_of(session=uow.session, period_id=period.id)
         moment = datetime.fromisoformat(signoff["as_of"]) if signoff else period.default_as_of(_now())
         total, cases = await case_contributions(
-            uow.session, period=period, as_of=moment, unit=unit, township=township, limit=limit, offset=offset
+            session=uow.session, period=period, as_of=moment, unit=unit, township=township, limit=limit, offset=offset
         )
     return {
         "scheme": scheme_id,
@@ -469,7 +478,7 @@ async def post_sign_off(
     period = _period(period_id)
     try:
         async with _state(request).runtime.uow() as uow:
-            result = await sign_off(uow.session, period, by=principal.token_name, now=_now())
+            result = await sign_off(session=uow.session, period=period, by=principal.token_name, now=_now())
     except (PeriodNotEndedError, AlreadySignedOffError) as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     return JSONResponse(result, status_code=201)
@@ -484,8 +493,8 @@ async def post_sign_off(
 async def get_period(request: Request, period_id: PeriodId, _: StaffPrincipal = Depends(reader)) -> dict[str, Any]:
     period = _period(period_id)
     async with _state(request).runtime.uow() as uow:
-        signoff = await signoff_of(uow.session, period.id)
-        revisions = await list_revisions(uow.session, period.id) if signoff else []
+        signoff = await signoff_of(session=uow.session, period_id=period.id)
+        revisions = await list_revisions(session=uow.session, period_id=period.id) if signoff else []
     signed = None
     if signoff is not None:
         signed = {k: signoff[k] for k in ("signed_at", "signed_by", "as_of", "dirty")}
@@ -550,6 +559,8 @@ async def post_recompute_durations(
     state = _state(request)
     started = datetime.now(UTC)
     async with state.runtime.engine.begin() as conn:
-        changed = await recompute_working_durations(conn, state.calendar, only_provisional=only_provisional)
+        changed = await recompute_working_durations(
+            conn=conn, calendar=state.calendar, only_provisional=only_provisional
+        )
     seconds = (datetime.now(UTC) - started).total_seconds()
     return {"changed": changed, "seconds": round(seconds, 3), "only_provisional": only_provisional}

@@ -61,7 +61,7 @@ def _scheme_json(scheme: AssessmentScheme) -> dict[str, Any]:
 )
 async def list_schemes(request: Request, _: StaffPrincipal = Depends(reader)) -> dict[str, Any]:
     async with _state(request).runtime.uow() as uow:
-        schemes = await active_schemes(uow.session)
+        schemes = await active_schemes(session=uow.session)
     return {"schemes": [_scheme_json(s) for s in schemes.values()]}
 
 
@@ -79,7 +79,7 @@ async def get_scheme_route(
 ) -> dict[str, Any]:
     scheme = await _scheme_or_404(request, scheme_id, version)
     async with _state(request).runtime.uow() as uow:
-        versions = await scheme_versions(uow.session, scheme_id)
+        versions = await scheme_versions(session=uow.session, scheme_id=scheme_id)
     return {**_scheme_json(scheme), "versions": versions}
 
 
@@ -115,7 +115,7 @@ async def put_scheme_route(
 ) -> JSONResponse:
     try:
         async with _state(request).runtime.uow() as uow:
-            scheme = await put_scheme(uow.session, scheme_id, body, by=principal.token_name)
+            scheme = await put_scheme(session=uow.session, scheme_id=scheme_id, body=body, by=principal.token_name)
     except ValidationError as exc:
         return JSONResponse({"detail": validation_errors(exc)}, status_code=422)
     except SchemeConflictError as exc:
@@ -151,7 +151,7 @@ async def put_rating_route(
     if not principal.sees_township(township):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"your token rates for township {principal.township!r} only")
     async with _state(request).runtime.uow() as uow:
-        known = (await unit_names(uow.session, [unit])).get(unit)
+        known = (await unit_names(session=uow.session, ids=[unit])).get(unit)
         if known is not None and known.get("kind") not in (None, "stationed_agency"):
             raise HTTPException(
                 UNPROCESSABLE,
@@ -160,7 +160,7 @@ async def put_rating_route(
         if known is not None and known.get("covers") and township not in known["covers"]:
             raise HTTPException(UNPROCESSABLE, f"township: {unit} does not serve township {township}")
         await put_rating(
-            uow.session,
+            session=uow.session,
             period_id=period.id,
             township=township,
             unit=unit,
@@ -168,7 +168,7 @@ async def put_rating_route(
             note=body.note,
             by=principal.token_name,
         )
-        marked = await mark_period(uow.session, period.id, f"rating:{township}/{unit}")
+        marked = await mark_period(session=uow.session, period_id=period.id, subject=f"rating:{township}/{unit}")
     if marked:
         _state(request).revisions_wake.set()
     return {"period": period.id, "township": township, "unit": unit, "rating": body.rating, "note": body.note}
@@ -186,5 +186,5 @@ async def get_ratings(
     period = _period(period_id)
     scope = Scope.of(principal)
     async with _state(request).runtime.uow() as uow:
-        rows = await list_ratings(uow.session, period.id, scope.township)
+        rows = await list_ratings(session=uow.session, period_id=period.id, township=scope.township)
     return {"period": period.id, "ratings": [r for r in rows if scope.unit is None or r["unit"] == scope.unit]}

@@ -55,7 +55,7 @@ class MetricsState:
     async def sync_schemes(self) -> None:
         """Store the preset/configured scheme files (new versions only). 同步方案文件。"""
         async with self.runtime.uow() as uow:
-            self.scheme_warnings = await sync_scheme_files(uow.session, self.scheme_files)
+            self.scheme_warnings = await sync_scheme_files(session=uow.session, loaded=self.scheme_files)
         self.schemes_synced = True
 
     async def _retry_until_synced(self) -> None:
@@ -70,7 +70,7 @@ class MetricsState:
         """Re-score signed-off periods marked by late changes. 复核已签发周期。"""
         while True:
             try:
-                recorded = await process_revisions(self.runtime.sessions)
+                recorded = await process_revisions(sessions=self.runtime.sessions)
                 if recorded:
                     self.telemetry.revisions.inc(recorded)
             except asyncio.CancelledError:
@@ -86,7 +86,9 @@ class MetricsState:
         while True:
             try:
                 async with self.runtime.engine.begin() as conn:
-                    changed = await recompute_working_durations(conn, self.calendar, only_provisional=True)
+                    changed = await recompute_working_durations(
+                        conn=conn, calendar=self.calendar, only_provisional=True
+                    )
                 if changed:
                     log.info("provisional working durations recomputed", rows=changed)
                 return

@@ -48,7 +48,7 @@ class SchemeConflictError(ValueError):
     """A scheme version that may not be stored (already exists, or not newer). 方案版本冲突。"""
 
 
-async def sync_scheme_files(session: AsyncSession, loaded: dict[str, AssessmentScheme]) -> list[str]:
+async def sync_scheme_files(*, session: AsyncSession, loaded: dict[str, AssessmentScheme]) -> list[str]:
     """Store the file schemes not stored yet; returns warnings (a stored version differs).
 
     将文件中的方案写入数据库（已存在的版本不覆盖；内容不同则告警，需提升版本号）。
@@ -73,13 +73,13 @@ async def sync_scheme_files(session: AsyncSession, loaded: dict[str, AssessmentS
             .values(scheme_id=scheme.id, version=scheme.version, body=body, origin="file", created_by="file")
             .on_conflict_do_nothing()
         )
-        await _activate_latest(session, scheme.id)
+        await _activate_latest(session=session, scheme_id=scheme.id)
     for warning in warnings:
         log.warning(warning)
     return warnings
 
 
-async def _activate_latest(session: AsyncSession, scheme_id: str) -> None:
+async def _activate_latest(*, session: AsyncSession, scheme_id: str) -> None:
     latest = (
         await session.execute(select(func.max(schemes.c.version)).where(schemes.c.scheme_id == scheme_id))
     ).scalar_one()
@@ -88,7 +88,7 @@ async def _activate_latest(session: AsyncSession, scheme_id: str) -> None:
     )
 
 
-async def active_schemes(session: AsyncSession) -> dict[str, AssessmentScheme]:
+async def active_schemes(*, session: AsyncSession) -> dict[str, AssessmentScheme]:
     """Every scheme's active version, by id. 各方案的生效版本。"""
     rows = (
         await session.execute(select(schemes.c.body).where(schemes.c.active.is_(True)).order_by(schemes.c.scheme_id))
@@ -100,7 +100,7 @@ async def active_schemes(session: AsyncSession) -> dict[str, AssessmentScheme]:
     return out
 
 
-async def get_scheme(session: AsyncSession, scheme_id: str, version: int | None = None) -> AssessmentScheme | None:
+async def get_scheme(*, session: AsyncSession, scheme_id: str, version: int | None = None) -> AssessmentScheme | None:
     """A scheme's active version, or a given version. 取方案（生效版本或指定版本）。"""
     stmt = select(schemes.c.body).where(schemes.c.scheme_id == scheme_id)
     stmt = stmt.where(schemes.c.version == version) if version is not None else stmt.where(schemes.c.active.is_(True))
@@ -108,7 +108,7 @@ async def get_scheme(session: AsyncSession, scheme_id: str, version: int | None 
     return None if body is None else AssessmentScheme.model_validate(body)
 
 
-async def scheme_versions(session: AsyncSession, scheme_id: str) -> list[dict[str, Any]]:
+async def scheme_versions(*, session: AsyncSession, scheme_id: str) -> list[dict[str, Any]]:
     rows = (
         await session.execute(
             select(schemes.c.version, schemes.c.active, schemes.c.origin, schemes.c.created_by, schemes.c.created_at)
@@ -119,7 +119,7 @@ async def scheme_versions(session: AsyncSession, scheme_id: str) -> list[dict[st
     return [{**dict(r), "created_at": r["created_at"].isoformat()} for r in rows]
 
 
-async def put_scheme(session: AsyncSession, scheme_id: str, body: dict[str, Any], *, by: str) -> AssessmentScheme:
+async def put_scheme(*, session: AsyncSession, scheme_id: str, body: dict[str, Any], by: str) -> AssessmentScheme:
     """Validate and store a new version of a scheme; it becomes the active one. 新增方案版本。
 
     ``version`` may be omitted (→ latest + 1); if given it must be above the latest.
@@ -152,7 +152,7 @@ async def put_scheme(session: AsyncSession, scheme_id: str, body: dict[str, Any]
             created_by=by,
         )
     )
-    await _activate_latest(session, scheme.id)
+    await _activate_latest(session=session, scheme_id=scheme.id)
     return scheme
 
 
@@ -165,8 +165,8 @@ def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
 
 
 async def put_rating(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     period_id: str,
     township: str,
     unit: str,
@@ -184,7 +184,7 @@ async def put_rating(
     await session.execute(stmt)
 
 
-async def ratings_for(session: AsyncSession, period_id: str) -> dict[tuple[str, str], float]:
+async def ratings_for(*, session: AsyncSession, period_id: str) -> dict[tuple[str, str], float]:
     rows = (
         await session.execute(
             select(ratings.c.township, ratings.c.unit, ratings.c.rating).where(ratings.c.period_id == period_id)
@@ -193,7 +193,7 @@ async def ratings_for(session: AsyncSession, period_id: str) -> dict[tuple[str, 
     return {(r.township, r.unit): float(r.rating) for r in rows}
 
 
-async def list_ratings(session: AsyncSession, period_id: str, township: str | None) -> list[dict[str, Any]]:
+async def list_ratings(*, session: AsyncSession, period_id: str, township: str | None) -> list[dict[str, Any]]:
     stmt = select(ratings).where(ratings.c.period_id == period_id).order_by(ratings.c.township, ratings.c.unit)
     if township is not None:
         stmt = stmt.where(ratings.c.township == township)
@@ -204,7 +204,7 @@ async def list_ratings(session: AsyncSession, period_id: str, township: str | No
 
 
 async def compute_scores(
-    session: AsyncSession, scheme: AssessmentScheme, period: Period, as_of: datetime
+    *, session: AsyncSession, scheme: AssessmentScheme, period: Period, as_of: datetime
 ) -> list[ScoreRow]:
     """Score and rank every covered unit for a period, as of ``as_of``. 计算某周期的评分与排名。
 
@@ -213,7 +213,7 @@ async def compute_scores(
     unknown kind cannot be matched to a scheme and are left out.
     """
     township_led = scheme.kind == "township_led"
-    grouped = await score_counts(session, period=period, as_of=as_of, by_township=township_led)
+    grouped = await score_counts(session=session, period=period, as_of=as_of, by_township=township_led)
     rows = [
         IndicatorRow(
             unit=g["unit"], unit_kind=g["kind"], township=g["township"], counts=g["counts"], unit_name=g["name"]
@@ -221,5 +221,5 @@ async def compute_scores(
         for g in grouped
         if g["kind"] in _UNIT_KINDS and g["kind"] in scheme.unit_kinds
     ]
-    rating_map = await ratings_for(session, period.id) if township_led else {}
+    rating_map = await ratings_for(session=session, period_id=period.id) if township_led else {}
     return score_units(rows, scheme, rating_map)
