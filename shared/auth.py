@@ -13,7 +13,7 @@ explicitly). Production would put an identity provider behind the same
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import Depends, HTTPException, Request, status
@@ -151,3 +151,10 @@ def require_roles(*roles: StaffRole) -> Callable[..., Coroutine[Any, Any, StaffP
         return principal
 
     return dependency
+
+
+#: Route parameter type for any staff token 任一工作人员令牌: ``principal: Staff``.
+Staff = Annotated[StaffPrincipal, Depends(current_staff)]
+
+#: Route parameter type for an admin token 管理员令牌: ``principal: Admin``.
+Admin = Annotated[StaffPrincipal, Depends(require_roles("admin"))]

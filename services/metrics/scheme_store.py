@@ -30,8 +30,10 @@ log = get_logger(__name__)
 
 __all__ = [
     "SchemeConflictError",
+    "UnknownSchemeError",
     "active_schemes",
     "compute_scores",
+    "find_scheme",
     "get_scheme",
     "list_ratings",
     "put_rating",
@@ -46,6 +48,10 @@ _UNIT_KINDS: Final = frozenset(get_args(UnitKind))
 
 class SchemeConflictError(ValueError):
     """A scheme version that may not be stored (already exists, or not newer). 方案版本冲突。"""
+
+
+class UnknownSchemeError(LookupError):
+    """No such scheme (or no such version of it); the message names the known ones. 方案不存在。"""
 
 
 async def sync_scheme_files(*, session: AsyncSession, loaded: dict[str, AssessmentScheme]) -> list[str]:
@@ -106,6 +112,16 @@ async def get_scheme(*, session: AsyncSession, scheme_id: str, version: int | No
     stmt = stmt.where(schemes.c.version == version) if version is not None else stmt.where(schemes.c.active.is_(True))
     body = (await session.execute(stmt)).scalar_one_or_none()
     return None if body is None else AssessmentScheme.model_validate(body)
+
+
+async def find_scheme(*, session: AsyncSession, scheme_id: str, version: int | None = None) -> AssessmentScheme:
+    """:func:`get_scheme`, or :class:`UnknownSchemeError` naming the active schemes. 取方案，不存在则报错。"""
+    scheme = await get_scheme(session=session, scheme_id=scheme_id, version=version)
+    if scheme is None:
+        known = sorted(await active_schemes(session=session))
+        what = f"scheme {scheme_id!r}" + (f" version {version}" if version is not None else "")
+        raise UnknownSchemeError(f"unknown {what}; known schemes: {', '.join(known)}")
+    return scheme
 
 
 async def scheme_versions(*, session: AsyncSession, scheme_id: str) -> list[dict[str, Any]]:

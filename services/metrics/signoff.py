@@ -35,6 +35,7 @@ __all__ = [
     "list_revisions",
     "mark_changed",
     "mark_period",
+    "period_record",
     "process_revisions",
     "sign_off",
     "signoff_of",
@@ -164,6 +165,18 @@ async def list_revisions(*, session: AsyncSession, period_id: str) -> list[dict[
         )
     ).mappings()
     return [{**dict(r), "created_at": r["created_at"].isoformat()} for r in rows]
+
+
+async def period_record(*, session: AsyncSession, period_id: str) -> dict[str, Any]:
+    """A period's sign-off (who, when, as of when, scheme versions; ``None`` if not signed off) and its
+    revisions. 周期的签发与修订记录。"""
+    signoff = await signoff_of(session=session, period_id=period_id)
+    revisions = await list_revisions(session=session, period_id=period_id) if signoff else []
+    signed = None
+    if signoff is not None:
+        signed = {k: signoff[k] for k in ("signed_at", "signed_by", "as_of", "dirty")}
+        signed["schemes"] = {sid: part["scheme"]["version"] for sid, part in signoff["snapshot"].items()}
+    return {"signed_off": signed, "revisions": revisions}
 
 
 async def mark_changed(*, session: AsyncSession, subject: str, moments: list[datetime]) -> list[str]:
