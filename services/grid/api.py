@@ -104,7 +104,7 @@ class GridContext:
         self.changes.labels(kind, outcome).inc()
 
 
-def grid_context(request: Request) -> GridContext:
+async def grid_context(request: Request) -> GridContext:
     """The app's :class:`GridContext` (dependency). 应用状态。"""
     state = request.app.state
     return GridContext(

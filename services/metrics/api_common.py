@@ -40,7 +40,7 @@ TAG_ADMIN = "admin 管理"
 UNPROCESSABLE = 422
 
 
-def metrics_state(request: Request) -> MetricsState:
+async def metrics_state(request: Request) -> MetricsState:
     """The app's :class:`MetricsState` (dependency). 应用状态。"""
     state: MetricsState = request.app.state.metrics
     return state
