@@ -1,7 +1,7 @@
 """Metrics HTTP routes for assessment schemes and township ratings 考核方案与乡镇评价接口 (thin).
 
-Same rules as :mod:`services.metrics.api` (helpers and tags: :mod:`services.metrics.api_common`): schemes are written by
-``admin``; ratings by ``admin`` or the township's own ``township_admin``.
+Same rules as :mod:`services.metrics.api` (helpers and tags: :mod:`services.metrics.api_common`):
+schemes are written by ``admin``; ratings by ``admin`` or the township's own ``township_admin``.
 """
 
 from __future__ import annotations
