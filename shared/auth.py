@@ -13,7 +13,7 @@ explicitly). Production would put an identity provider behind the same
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import Depends, HTTPException, Request, status
@@ -129,7 +129,7 @@ _bearer = HTTPBearer(auto_error=False, description="Staff token: `Authorization:
 
 
 def current_staff(
-    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> StaffPrincipal:
     directory: StaffDirectory = request.app.state.staff
     if credentials is None or credentials.scheme.lower() != "bearer":
@@ -145,9 +145,16 @@ def current_staff(
 def require_roles(*roles: StaffRole) -> Callable[..., Coroutine[Any, Any, StaffPrincipal]]:
     """Dependency: any staff token whose role is in ``roles`` (all roles when empty)."""
 
-    async def dependency(principal: StaffPrincipal = Depends(current_staff)) -> StaffPrincipal:
+    async def dependency(principal: Annotated[StaffPrincipal, Depends(current_staff)]) -> StaffPrincipal:
         if roles and principal.role not in roles:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {principal.role!r} may not do this")
         return principal
 
     return dependency
+
+
+#: Route parameter type for any staff token 任一工作人员令牌: ``principal: Staff``.
+Staff = Annotated[StaffPrincipal, Depends(current_staff)]
+
+#: Route parameter type for an admin token 管理员令牌: ``principal: Admin``.
+Admin = Annotated[StaffPrincipal, Depends(require_roles("admin"))]

@@ -22,13 +22,11 @@ from typing import Any, Generic, Literal, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared.vocabulary import Crs, Source, TimeBasis, Urgency
+
 SCHEMA_VERSION = 1
 #: Namespace of the deterministic event ids: uuid5(NS, "<source>:<source id>").
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c7c1e-3b1a-5d2e-9a57-2c1d0e8f4b11")
-
-Source = Literal["12345", "cityops", "gridworker"]
-Urgency = Literal["normal", "urgent", "critical"]
-Crs = Literal["wgs84", "gcj02", "bd09", "cgcs2000"]
 
 
 def incident_event_id(source: str, source_id: str) -> uuid.UUID:
@@ -126,7 +124,7 @@ class CaseEvent(_Payload):
     urgency: Urgency | None = None
     reported_at: datetime | None = None
     deadline: datetime | None = None
-    time_basis: Literal["working", "natural"] | None = None
+    time_basis: TimeBasis | None = None
     accept_deadline: datetime | None = None
     provisional: bool = False
     reason: str | None = None

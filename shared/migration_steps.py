@@ -6,7 +6,26 @@ changes (a later change is a new function), so a migration replays the same way 
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
+
+
+def outbox_delete_on_publish(schema: str) -> None:
+    """The relay deletes the outbox rows Kafka acknowledged instead of stamping ``sent_at``: rows already
+    published go, with ``sent_at`` and its two indexes. 发件箱：已发布的行直接删除，不再记录 sent_at。"""
+    op.execute(f"DELETE FROM {schema}.outbox WHERE sent_at IS NOT NULL")
+    op.drop_index("ix_outbox_sent_at", table_name="outbox", schema=schema)
+    op.drop_index("ix_outbox_unsent", table_name="outbox", schema=schema)
+    op.drop_column("outbox", "sent_at", schema=schema)
+
+
+def outbox_delete_on_publish_downgrade(schema: str) -> None:
+    """Back to stamping ``sent_at`` (the column and its two partial indexes; every row counts as unsent)."""
+    op.add_column("outbox", sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True), schema=schema)
+    op.create_index("ix_outbox_unsent", "outbox", ["id"], schema=schema, postgresql_where=sa.text("sent_at IS NULL"))
+    op.create_index(
+        "ix_outbox_sent_at", "outbox", ["sent_at"], schema=schema, postgresql_where=sa.text("sent_at IS NOT NULL")
+    )
 
 
 def outbox_retained_until_consumed(schema: str) -> None:

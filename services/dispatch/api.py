@@ -60,9 +60,19 @@ STREAM_GAP_WAIT_S = 10.0
 STREAM_HEARTBEAT_S = 15.0
 
 
-def _ctx(request: Request) -> DispatchContext:
+# --------------------------------------------------------------------------- dependencies 依赖
+
+
+async def dispatch_context(request: Request) -> DispatchContext:
+    """The app's :class:`DispatchContext` (dependency). 应用上下文。"""
     ctx: DispatchContext = request.app.state.dispatch
     return ctx
+
+
+#: Route parameter types: the app's context, any staff token, a dispatcher's or admin's token.
+Ctx = Annotated[DispatchContext, Depends(dispatch_context)]
+Staff = Annotated[StaffPrincipal, Depends(current_staff)]
+Dispatcher = Annotated[StaffPrincipal, Depends(require_roles("dispatcher", "admin"))]
 
 
 def actor_of(principal: StaffPrincipal) -> Actor:
@@ -115,8 +125,8 @@ def case_json(record: CaseRecord, *, detail: bool = False) -> dict[str, Any]:
 
 @router.get("/v1/cases", **documented(CaseList), tags=[TAG], summary="List cases in the caller's scope 案件列表")
 async def get_cases(
-    request: Request,
-    principal: StaffPrincipal = Depends(current_staff),
+    ctx: Ctx,
+    principal: Staff,
     township: str | None = None,
     unit: str | None = None,
     state: Annotated[list[str] | None, Query(description="one or more states 状态（可多选）")] = None,
@@ -156,7 +166,7 @@ async def get_cases(
     )
     if callback_pending and (conflict := callback_pending_conflict(filters)) is not None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, conflict)
-    async with _ctx(request).runtime.uow() as uow:
+    async with ctx.runtime.uow() as uow:
         if callback_pending:
             records, next_cursor = await list_callback_pending(
                 session=uow.session, actor=actor_of(principal), filters=filters, cursor=cursor, limit=limit
@@ -181,11 +191,9 @@ async def get_cases(
     "some case), `incident.caller` (`phone_masked`, `anonymous`; never the hash) and `duplicates`. "
     "除案件外：当前可执行操作、各操作不可用原因、角色可执行操作、来电人（脱敏）与并入的重复件。",
 )
-async def get_one(
-    request: Request, case_id: uuid.UUID, principal: StaffPrincipal = Depends(current_staff)
-) -> dict[str, Any]:
+async def get_one(ctx: Ctx, case_id: uuid.UUID, principal: Staff) -> dict[str, Any]:
     actor = actor_of(principal)
-    async with _ctx(request).runtime.uow() as uow:
+    async with ctx.runtime.uow() as uow:
         try:
             record = await get_case(session=uow.session, case_id=case_id, actor=actor)
         except CaseNotFoundError:
@@ -220,14 +228,13 @@ async def get_one(
     ),
 )
 async def get_candidates(
-    request: Request,
+    ctx: Ctx,
     case_id: uuid.UUID,
+    principal: Dispatcher,
     matter: Annotated[str | None, Query(description="matter code (default: the case's) 事项")] = None,
     township: Annotated[str | None, Query(description="township code (default: the case's) 乡镇")] = None,
-    principal: StaffPrincipal = Depends(require_roles("dispatcher", "admin")),
 ) -> dict[str, Any]:
     """Routing's candidate units for manual dispatch (see :func:`queries.case_candidates`). 手动派遣候选单位。"""
-    ctx = _ctx(request)
     async with ctx.runtime.uow() as uow:
         try:
             record = await get_case(session=uow.session, case_id=case_id, actor=actor_of(principal))
@@ -269,10 +276,8 @@ def _timeline_json(row: dict[str, Any]) -> dict[str, Any]:
 @router.get(
     "/v1/cases/{case_id}/timeline", **documented(Timeline), tags=[TAG], summary="Every transition of a case 案件时间线"
 )
-async def get_case_timeline(
-    request: Request, case_id: uuid.UUID, principal: StaffPrincipal = Depends(current_staff)
-) -> dict[str, Any]:
-    async with _ctx(request).runtime.uow() as uow:
+async def get_case_timeline(ctx: Ctx, case_id: uuid.UUID, principal: Staff) -> dict[str, Any]:
+    async with ctx.runtime.uow() as uow:
         try:
             await get_case(session=uow.session, case_id=case_id, actor=actor_of(principal))
         except CaseNotFoundError:
@@ -322,11 +327,10 @@ def _answer(outcome: ActionOutcome) -> JSONResponse:
 
 
 async def _act(
-    request: Request, case_id: uuid.UUID, action: Action, body: Any, principal: StaffPrincipal
+    request: Request, ctx: DispatchContext, case_id: uuid.UUID, action: Action, body: Any, principal: StaffPrincipal
 ) -> JSONResponse:
     if not isinstance(body, dict):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "body must be a JSON object 请求体须为 JSON 对象")
-    ctx = _ctx(request)
     try:
         async with ctx.runtime.uow() as uow:
             outcome = await perform_action(
@@ -370,20 +374,20 @@ class AssignRequest(NulFreeModel):
 )
 async def assign(
     request: Request,
+    ctx: Ctx,
     case_id: uuid.UUID,
     body: AssignRequest,
-    principal: StaffPrincipal = Depends(require_roles("dispatcher", "admin")),
+    principal: Dispatcher,
 ) -> JSONResponse:
     data = body.model_dump(mode="json", exclude_none=True)
     if body.expected_version is None:
-        ctx = _ctx(request)
         async with ctx.runtime.uow() as uow:
             try:
                 record = await get_case(session=uow.session, case_id=case_id, actor=actor_of(principal))
             except CaseNotFoundError:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, "no such case 案件不存在") from None
         data["expected_version"] = record.snapshot.version
-    return await _act(request, case_id, Action.ASSIGN, data, principal)
+    return await _act(request, ctx, case_id, Action.ASSIGN, data, principal)
 
 
 @router.post(
@@ -395,16 +399,14 @@ async def assign(
     "After `reject` the case is re-dispatched to the next candidate, or goes to triage.",
     **documented(ActionResult, extra=_ACTION_RESPONSES),
 )
-async def act(
-    request: Request, case_id: uuid.UUID, action: str, principal: StaffPrincipal = Depends(current_staff)
-) -> JSONResponse:
+async def act(request: Request, ctx: Ctx, case_id: uuid.UUID, action: str, principal: Staff) -> JSONResponse:
     try:
         parsed = Action(action)
     except ValueError:
         parsed = None
     if parsed is None or parsed not in API_ACTIONS:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown action {action!r} 未知操作")
-    return await _act(request, case_id, parsed, await _json(request), principal)
+    return await _act(request, ctx, case_id, parsed, await _json(request), principal)
 
 
 # --------------------------------------------------------------------------- SSE 事件流
@@ -454,13 +456,13 @@ def _sse(row: dict[str, Any]) -> bytes:
 )
 async def stream(
     request: Request,
-    principal: StaffPrincipal = Depends(current_staff),
+    ctx: Ctx,
+    principal: Staff,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     after: Annotated[int | None, Query(ge=0, le=MAX_INT64, description="start after this transition id")] = None,
     max_events: Annotated[int | None, Query(ge=1)] = None,
     max_seconds: Annotated[float | None, Query(gt=0)] = None,
 ) -> StreamingResponse:
-    ctx = _ctx(request)
     actor = actor_of(principal)
     start = after
     if last_event_id is not None and last_event_id.strip().isdigit():

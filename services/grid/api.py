@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
@@ -57,7 +58,7 @@ from services.grid.service import (
 )
 from services.grid.settings import GridSettings
 from shared.answers import documented
-from shared.auth import StaffPrincipal, require_roles
+from shared.auth import Admin, Staff
 from shared.errors import MAX_INT32
 from shared.geo import Crs, to_wgs84
 from shared.jurisdiction import (
@@ -84,35 +85,41 @@ CountyQuery = Annotated[
     Query(pattern=r"^\d{6}$", description="county code 区县编码; optional when only one county is loaded"),
 ]
 
-staff = require_roles()
-admin = require_roles("admin")
+
+# --------------------------------------------------------------------------- dependencies / 依赖
+
+
+@dataclass(frozen=True, slots=True)
+class GridContext:
+    """What the grid routes share 路由共享的状态: the runtime, the snapshot registry, settings, the change counter."""
+
+    runtime: ServiceRuntime
+    registry: SnapshotRegistry
+    settings: GridSettings
+    changes: Counter
+
+    def count(self, kind: str, outcome: str) -> None:
+        """Count a bundle import or rule replacement by outcome. 变更计数。"""
+        self.changes.labels(kind, outcome).inc()
+
+
+async def grid_context(request: Request) -> GridContext:
+    """The app's :class:`GridContext` (dependency). 应用状态。"""
+    state = request.app.state
+    return GridContext(
+        runtime=state.runtime, registry=state.registry, settings=state.settings, changes=state.change_counter
+    )
+
+
+#: Route parameter type for the grid app's shared state: ``grid: Grid``.
+Grid = Annotated[GridContext, Depends(grid_context)]
 
 
 # --------------------------------------------------------------------------- helpers / 辅助
 
 
-def _runtime(request: Request) -> ServiceRuntime:
-    runtime: ServiceRuntime = request.app.state.runtime
-    return runtime
-
-
-def _registry(request: Request) -> SnapshotRegistry:
-    registry: SnapshotRegistry = request.app.state.registry
-    return registry
-
-
-def _settings(request: Request) -> GridSettings:
-    settings: GridSettings = request.app.state.settings
-    return settings
-
-
 def _correlation_id(request: Request) -> str:
     return str(request.scope.get("state", {}).get("request_id") or uuid.uuid4())
-
-
-def _count(request: Request, kind: str, outcome: str) -> None:
-    counter: Counter = request.app.state.change_counter
-    counter.labels(kind, outcome).inc()
 
 
 def _rejected(detail: str, problems: list[Problem]) -> JSONResponse:
@@ -123,9 +130,8 @@ def _rejected(detail: str, problems: list[Problem]) -> JSONResponse:
     )
 
 
-async def _json_body(request: Request) -> tuple[Any, list[Problem]]:
-    """The request body as JSON, or a problem saying why it is not. 读取 JSON 请求体。"""
-    limit = _settings(request).max_bundle_bytes
+async def _json_body(request: Request, limit: int) -> tuple[Any, list[Problem]]:
+    """The request body as JSON (at most ``limit`` bytes), or a problem saying why it is not. 读取 JSON 请求体。"""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body of {length} bytes exceeds {limit} bytes")
@@ -138,15 +144,15 @@ async def _json_body(request: Request) -> tuple[Any, list[Problem]]:
         return None, [Problem("$", f"body is not valid JSON: {exc}")]
 
 
-async def _snapshot_for(request: Request, county: str | None) -> JurisdictionSnapshot:
+async def _snapshot_for(grid: GridContext, county: str | None) -> JurisdictionSnapshot:
     """The current snapshot of ``county`` (default: the only county loaded).
 
     区县当前快照（未指定时取唯一已加载的区县）。On a miss the registry is refreshed
     from the database once (an import made by another replica). 未命中时从数据库刷新一次。
     """
-    registry = _registry(request)
+    registry = grid.registry
     if (county is None and len(registry) != 1) or (county is not None and county not in registry):
-        async with _runtime(request).uow() as uow:
+        async with grid.runtime.uow() as uow:
             await refresh_registry(session=uow.session, registry=registry)
     if county is None:
         codes = registry.codes()
@@ -225,16 +231,17 @@ _WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     "/v1/jurisdiction",
     tags=[TAG_REGISTRY],
     summary="Import a county's whole jurisdiction bundle 导入整县辖区数据包 (admin)",
-    description="Body: the bundle (see shared/domain/jurisdiction.md). Replaces that county's jurisdiction; "
-    "other counties are untouched. The same content again answers `changed: false` with the existing version. "
+    description="Body: the bundle, in the format `GET /v1/jurisdiction` exports (described in the team's domain "
+    "notes). Replaces that county's jurisdiction; other counties are untouched. The same content again answers "
+    "`changed: false` with the existing version. "
     "A bundle with problems is rejected whole (422, every problem with its path); nothing changes. "
     "Each import bumps `version` and `rules_version` and publishes `jurisdiction.changed` (change=bundle).",
     **documented(BundleImported, extra=_WRITE_RESPONSES),
 )
-async def put_jurisdiction(request: Request, principal: StaffPrincipal = Depends(admin)) -> JSONResponse:
-    data, problems = await _json_body(request)
+async def put_jurisdiction(request: Request, grid: Grid, principal: Admin) -> JSONResponse:
+    data, problems = await _json_body(request, grid.settings.max_bundle_bytes)
     if problems:
-        _count(request, "bundle", "rejected")
+        grid.count("bundle", "rejected")
         return _rejected("the body is not JSON; nothing was imported 请求体不是 JSON，未导入", problems)
 
     def check() -> tuple[JurisdictionBundle | None, list[Problem], str]:
@@ -243,13 +250,12 @@ async def put_jurisdiction(request: Request, principal: StaffPrincipal = Depends
 
     bundle, problems, digest = await asyncio.to_thread(check)
     if bundle is None or problems:
-        _count(request, "bundle", "rejected")
+        grid.count("bundle", "rejected")
         return _rejected(
             f"bundle rejected: {len(problems)} problem(s); nothing was imported 数据包有误，整体拒绝，未作任何变更",
             problems,
         )
-    runtime = _runtime(request)
-    async with runtime.uow() as uow:
+    async with grid.runtime.uow() as uow:
         outcome = await import_bundle(
             session=uow.session,
             bundle=bundle,
@@ -259,8 +265,8 @@ async def put_jurisdiction(request: Request, principal: StaffPrincipal = Depends
             now=utc_now(),
         )
     if outcome.snapshot is not None:
-        _registry(request).put(outcome.snapshot)  # after the commit / 提交之后再切换
-    _count(request, "bundle", "changed" if outcome.changed else "unchanged")
+        grid.registry.put(outcome.snapshot)  # after the commit / 提交之后再切换
+    grid.count("bundle", "changed" if outcome.changed else "unchanged")
     return JSONResponse({**_change_body(outcome), "counts": _counts(bundle)})
 
 
@@ -275,15 +281,15 @@ async def put_jurisdiction(request: Request, principal: StaffPrincipal = Depends
     "`X-Jurisdiction-Version`, `X-Rules-Version`.",
 )
 async def get_jurisdiction(
-    request: Request,
+    grid: Grid,
+    _: Staff,
     county: CountyQuery = None,
     version: Annotated[
         int | None, Query(ge=1, le=MAX_INT32, description="a stored bundle version 历史数据包版本")
     ] = None,
-    _: StaffPrincipal = Depends(staff),
 ) -> Response:
     if version is None:
-        snapshot = await _snapshot_for(request, county)
+        snapshot = await _snapshot_for(grid, county)
         bundle = snapshot.bundle()
         digest = await asyncio.to_thread(lambda: snapshot.digest)
         document = export_document(bundle, snapshot.version)
@@ -293,8 +299,8 @@ async def get_jurisdiction(
             "X-Rules-Version": str(snapshot.rules_version),
         }
         return _orjson(document, headers)
-    code = county or (await _snapshot_for(request, None)).county_code
-    async with _runtime(request).uow() as uow:
+    code = county or (await _snapshot_for(grid, None)).county_code
+    async with grid.runtime.uow() as uow:
         stored = await get_bundle_version(session=uow.session, county_code=code, version=version)
     if stored is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"county {code} has no bundle version {version}")
@@ -306,8 +312,8 @@ async def get_jurisdiction(
 
 
 @router.get("/v1/counties", **documented(Counties), tags=[TAG_REGISTRY], summary="Counties in the registry 已登记区县")
-async def get_counties(request: Request, _: StaffPrincipal = Depends(staff)) -> dict[str, Any]:
-    async with _runtime(request).uow() as uow:
+async def get_counties(grid: Grid, _: Staff) -> dict[str, Any]:
+    async with grid.runtime.uow() as uow:
         states = await list_counties(session=uow.session)
     return {"counties": [s.to_dict() for s in states]}
 
@@ -318,8 +324,8 @@ async def get_counties(request: Request, _: StaffPrincipal = Depends(staff)) -> 
     tags=[TAG_REGISTRY],
     summary="A county: current versions and history 区县当前版本与历史",
 )
-async def get_county_detail(request: Request, code: CountyCode, _: StaffPrincipal = Depends(staff)) -> dict[str, Any]:
-    async with _runtime(request).uow() as uow:
+async def get_county_detail(grid: Grid, code: CountyCode, _: Staff) -> dict[str, Any]:
+    async with grid.runtime.uow() as uow:
         state = await get_county(session=uow.session, county_code=code)
         if state is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, _no_county(code))
@@ -338,8 +344,8 @@ async def get_county_detail(request: Request, code: CountyCode, _: StaffPrincipa
     "The same rules again answer `changed: false`.",
     **documented(RulesReplaced, extra={**_WRITE_RESPONSES, 404: {"description": "unknown county 区县未登记"}}),
 )
-async def put_rules(request: Request, code: CountyCode, principal: StaffPrincipal = Depends(admin)) -> JSONResponse:
-    data, problems = await _json_body(request)
+async def put_rules(request: Request, grid: Grid, code: CountyCode, principal: Admin) -> JSONResponse:
+    data, problems = await _json_body(request, grid.settings.max_bundle_bytes)
     if not problems and isinstance(data, dict):
         if "rules" not in data:
             problems = [Problem("$", 'expected a list of rules or an object {"rules": [...]}')]
@@ -348,15 +354,15 @@ async def put_rules(request: Request, code: CountyCode, principal: StaffPrincipa
     if not problems:
         rules, problems = parse_rules(data)
     if rules is None or problems:
-        _count(request, "rules", "rejected")
+        grid.count("rules", "rejected")
         return _rejected(_rules_detail(len(problems)), problems)
     try:
-        async with _runtime(request).uow() as uow:
+        async with grid.runtime.uow() as uow:
             outcome = await replace_rules(
                 session=uow.session,
                 county_code=code,
                 rules=rules,
-                registry=_registry(request),
+                registry=grid.registry,
                 actor=principal.token_name or principal.role,
                 correlation_id=_correlation_id(request),
                 now=utc_now(),
@@ -364,11 +370,11 @@ async def put_rules(request: Request, code: CountyCode, principal: StaffPrincipa
     except CountyNotFoundError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, _no_county(code)) from None
     except RulesInvalidError as exc:
-        _count(request, "rules", "rejected")
+        grid.count("rules", "rejected")
         return _rejected(_rules_detail(len(exc.problems)), exc.problems)
     if outcome.snapshot is not None:
-        _registry(request).put(outcome.snapshot)
-    _count(request, "rules", "changed" if outcome.changed else "unchanged")
+        grid.registry.put(outcome.snapshot)
+    grid.count("rules", "changed" if outcome.changed else "unchanged")
     return JSONResponse({**_change_body(outcome), "rules": len(rules)})
 
 
@@ -378,8 +384,8 @@ async def put_rules(request: Request, code: CountyCode, principal: StaffPrincipa
     tags=[TAG_REGISTRY],
     summary="Rule-set history 规则集版本历史",
 )
-async def get_rule_history(request: Request, code: CountyCode, _: StaffPrincipal = Depends(staff)) -> dict[str, Any]:
-    async with _runtime(request).uow() as uow:
+async def get_rule_history(grid: Grid, code: CountyCode, _: Staff) -> dict[str, Any]:
+    async with grid.runtime.uow() as uow:
         history = await list_rule_sets(session=uow.session, county_code=code)
     if not history:
         raise HTTPException(status.HTTP_404_NOT_FOUND, _no_county(code))
@@ -393,12 +399,12 @@ async def get_rule_history(request: Request, code: CountyCode, _: StaffPrincipal
     summary="One stored rule-set version 某一规则集版本",
 )
 async def get_rule_version(
-    request: Request,
+    grid: Grid,
     code: CountyCode,
     version: Annotated[int, Path(ge=1, le=MAX_INT32)],
-    _: StaffPrincipal = Depends(staff),
+    _: Staff,
 ) -> dict[str, Any]:
-    async with _runtime(request).uow() as uow:
+    async with grid.runtime.uow() as uow:
         rule_set = await get_rule_set(session=uow.session, county_code=code, rules_version=version)
     if rule_set is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"county {code} has no rule-set version {version}")
@@ -408,8 +414,8 @@ async def get_rule_version(
 @router.get(
     "/v1/rules", **documented(CurrentRules, 404), tags=[TAG_BROWSE], summary="Current override rules 当前派遣规则"
 )
-async def get_rules(request: Request, county: CountyQuery = None, _: StaffPrincipal = Depends(staff)) -> Response:
-    snapshot = await _snapshot_for(request, county)
+async def get_rules(grid: Grid, _: Staff, county: CountyQuery = None) -> Response:
+    snapshot = await _snapshot_for(grid, county)
     return _orjson(
         {
             "county_code": snapshot.county_code,
@@ -436,17 +442,17 @@ async def get_rules(request: Request, county: CountyQuery = None, _: StaffPrinci
     ),
 )
 async def locate(
-    request: Request,
+    grid: Grid,
+    _: Staff,
     lng: Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False, description="longitude 经度")],
     lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False, description="latitude 纬度")],
     crs: Annotated[Crs, Query(description="wgs84 | gcj02 | bd09 | cgcs2000")] = "wgs84",
     fallback: Annotated[bool, Query(description="accept a village/township answer 允许退至村/镇")] = False,
-    _: StaffPrincipal = Depends(staff),
 ) -> dict[str, Any]:
     x, y = to_wgs84(lng, lat, crs)
-    registry = _registry(request)
+    registry = grid.registry
     if not len(registry):  # nothing loaded here yet: look in the database once / 尚未加载：查一次数据库
-        async with _runtime(request).uow() as uow:
+        async with grid.runtime.uow() as uow:
             await refresh_registry(session=uow.session, registry=registry)
     found = registry.locate(x, y)
     where = f"({lng}, {lat}) {crs}" + (f" = ({x:.7f}, {y:.7f}) wgs84" if crs not in ("wgs84", "cgcs2000") else "")
@@ -488,13 +494,13 @@ async def locate(
     "/v1/divisions", **documented(Divisions, 404), tags=[TAG_BROWSE], summary="List divisions 区划列表 (no geometry)"
 )
 async def get_divisions(
-    request: Request,
+    grid: Grid,
+    _: Staff,
     county: CountyQuery = None,
     level: Annotated[DivisionLevel | None, Query(description="county | township | village | grid")] = None,
     parent: Annotated[str | None, Query(pattern=r"^\d{6,20}$", description="direct children of 直接下级")] = None,
-    _: StaffPrincipal = Depends(staff),
 ) -> dict[str, Any]:
-    snapshot = await _snapshot_for(request, county)
+    snapshot = await _snapshot_for(grid, county)
     items = snapshot.children(parent) if parent is not None else snapshot.divisions(level)
     return {
         "county_code": snapshot.county_code,
@@ -510,15 +516,15 @@ async def get_divisions(
     summary="A division, its parent chain and children 区划详情（上级链与下级）",
 )
 async def get_division(
-    request: Request,
+    grid: Grid,
     code: Annotated[str, Path(pattern=r"^\d{6,20}$")],
+    _: Staff,
     geometry: Annotated[bool, Query(description="include the GeoJSON geometry 是否返回边界")] = True,
-    _: StaffPrincipal = Depends(staff),
 ) -> Response:
-    registry = _registry(request)
+    registry = grid.registry
     snapshot = registry.county_of_division(code)
     if snapshot is None:
-        async with _runtime(request).uow() as uow:
+        async with grid.runtime.uow() as uow:
             await refresh_registry(session=uow.session, registry=registry)
         snapshot = registry.county_of_division(code)
     division = snapshot.division(code) if snapshot is not None else None
@@ -539,15 +545,15 @@ async def get_division(
 
 @router.get("/v1/units", **documented(Units, 404), tags=[TAG_BROWSE], summary="Handling units 承办单位")
 async def get_units(
-    request: Request,
+    grid: Grid,
+    _: Staff,
     county: CountyQuery = None,
     township: Annotated[
         str | None, Query(pattern=r"^\d{9}$", description="belonging to or covering 所属或派驻覆盖的镇街")
     ] = None,
     kind: Annotated[UnitKind | None, Query()] = None,
-    _: StaffPrincipal = Depends(staff),
 ) -> Response:
-    snapshot = await _snapshot_for(request, county)
+    snapshot = await _snapshot_for(grid, county)
     return _orjson(
         {
             "county_code": snapshot.county_code,
@@ -564,14 +570,14 @@ async def get_units(
     summary="The matter catalogue 事项清单 (with devolution 下放)",
 )
 async def get_matters(
-    request: Request,
+    grid: Grid,
+    _: Staff,
     county: CountyQuery = None,
     township: Annotated[
         str | None, Query(pattern=r"^\d{9}$", description="only matters devolved to 仅下放至该镇街的事项")
     ] = None,
-    _: StaffPrincipal = Depends(staff),
 ) -> Response:
-    snapshot = await _snapshot_for(request, county)
+    snapshot = await _snapshot_for(grid, county)
     townships = [d.code for d in snapshot.divisions("township")]
     matters = []
     for matter in snapshot.matters:

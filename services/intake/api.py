@@ -5,30 +5,27 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request, status
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from prometheus_client import Counter
 from pydantic import BaseModel, Field, ValidationError
 
 from services.intake.answers import RawRecord, Renormalised
 from services.intake.normalise import content_hash, normalise
-from services.intake.schemas import (
-    EXAMPLES,
-    SOURCE_MODELS,
-    BatchBody,
-    CityOpsCase,
-    GridWorkerReport,
-    HotlineTicket,
-    SourceRecord,
-)
+from services.intake.schemas import EXAMPLES, SOURCE_MODELS, BatchBody, SourceRecord
 from services.intake.service import Submission, accept_submissions, get_accepted, received_now
+from services.intake.settings import IntakeSettings
 from shared.answers import documented
-from shared.auth import StaffPrincipal, require_roles
+from shared.auth import Admin
 from shared.cooperative import SLICE, cooperative_map
 from shared.db import driver_connection
+from shared.service import ServiceRuntime
+from shared.vocabulary import Source
 
 
 class _OrjsonRequest(Request):
@@ -75,9 +72,46 @@ class ProducerKeys:
                 self.source_of[key] = source
 
 
-def producer(source: str) -> Any:
-    async def check(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> str:
-        keys: ProducerKeys = request.app.state.producer_keys
+@dataclass(frozen=True, slots=True)
+class IntakeContext:
+    """What the intake routes share 路由共享的状态: runtime, settings, producer keys, the phone-hash salt,
+    the validation context and the per-source outcome counter."""
+
+    runtime: ServiceRuntime
+    settings: IntakeSettings
+    keys: ProducerKeys
+    phone_salt: str
+    validation_context: Callable[[], dict[str, Any]]
+    counter: Counter
+
+    def count(self, source: str, outcome: str, n: int = 1) -> None:
+        """Count ``n`` producer records of ``source`` by outcome. 按来源与结果计数。"""
+        if n:
+            self.counter.labels(source, outcome).inc(n)
+
+
+async def intake_context(request: Request) -> IntakeContext:
+    """The app's :class:`IntakeContext` (dependency). 应用状态。"""
+    state = request.app.state
+    return IntakeContext(
+        runtime=state.runtime,
+        settings=state.settings,
+        keys=state.producer_keys,
+        phone_salt=state.phone_salt,
+        validation_context=state.validation_context,
+        counter=state.intake_counter,
+    )
+
+
+#: Route parameter type for the intake app's shared state: ``intake: Intake``.
+Intake = Annotated[IntakeContext, Depends(intake_context)]
+
+
+def producer(source: Source) -> Any:
+    """Dependency: the ``X-API-Key`` of ``source``'s producer; its printable name. 生产方密钥校验。"""
+
+    async def check(intake: Intake, x_api_key: Annotated[str | None, Header()] = None) -> str:
+        keys = intake.keys
         if not x_api_key or x_api_key not in keys.source_of:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or unknown X-API-Key")
         if keys.source_of[x_api_key] != source:
@@ -110,21 +144,16 @@ class BatchResponse(BaseModel):
     results: list[BatchItemResult]
 
 
-def _runtime(request: Request) -> Any:
-    return request.app.state.runtime
-
-
-def _count(request: Request, source: str, outcome: str, n: int = 1) -> None:
-    if n:
-        request.app.state.intake_counter.labels(source, outcome).inc(n)
-
-
 async def _accept(
-    request: Request, source: str, items: list[tuple[dict[str, Any], SourceRecord]], key_name: str
+    request: Request,
+    intake: IntakeContext,
+    source: str,
+    items: list[tuple[dict[str, Any], SourceRecord]],
+    key_name: str,
 ) -> list[Any]:
-    runtime = _runtime(request)
+    runtime = intake.runtime
     now = received_now()
-    salt = request.app.state.phone_salt
+    salt = intake.phone_salt
 
     def submission(item: tuple[dict[str, Any], SourceRecord]) -> Submission:
         raw, record = item
@@ -148,10 +177,12 @@ async def _accept(
     return outcomes
 
 
-async def _accept_one(request: Request, source: str, record: SourceRecord, key_name: str) -> JSONResponse:
+async def _accept_one(
+    request: Request, intake: IntakeContext, source: str, record: SourceRecord, key_name: str
+) -> JSONResponse:
     raw = await request.json()
-    [outcome] = await _accept(request, source, [(raw, record)], key_name)
-    _count(request, source, outcome.status)
+    [outcome] = await _accept(request, intake, source, [(raw, record)], key_name)
+    intake.count(source, outcome.status)
     if outcome.status == "accepted":
         return JSONResponse({"event_id": str(outcome.event_id), "status": "accepted"}, status_code=202)
     if outcome.status == "duplicate":
@@ -182,61 +213,61 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _example(source: str) -> Any:
+def _example(source: Source) -> Any:
     return Body(openapi_examples={"example": {"summary": f"a complete {source} record", "value": EXAMPLES[source]}})
 
 
-@router.post(
-    "/v1/events/12345",
-    status_code=202,
-    responses=_RESPONSES,
-    tags=["intake 事件受理"],
-    summary="Post a 12345 hotline ticket 12345热线工单",
+#: The producer systems 生产方: source, what it sends, its single-record route's name and summary.
+_PRODUCERS: tuple[tuple[Source, str, str, str], ...] = (
+    ("12345", "12345热线工单", "post_hotline", "Post a 12345 hotline ticket 12345热线工单"),
+    ("cityops", "数字城管案卷", "post_cityops", "Post a 数字城管 case 数字城管案卷"),
+    ("gridworker", "网格员上报", "post_gridworker", "Post a grid worker's report 网格员上报"),
 )
-async def post_hotline(
-    request: Request, ticket: Annotated[HotlineTicket, _example("12345")], key_name: str = producer("12345")
-) -> JSONResponse:
-    return await _accept_one(request, "12345", ticket, key_name)
 
 
-@router.post(
-    "/v1/events/cityops",
-    status_code=202,
-    responses=_RESPONSES,
-    tags=["intake 事件受理"],
-    summary="Post a 数字城管 case 数字城管案卷",
-)
-async def post_cityops(
-    request: Request, case: Annotated[CityOpsCase, _example("cityops")], key_name: str = producer("cityops")
-) -> JSONResponse:
-    return await _accept_one(request, "cityops", case, key_name)
+def _single_route(source: Source) -> Callable[..., Coroutine[Any, Any, JSONResponse]]:
+    """``POST /v1/events/{source}``: one record of ``source``'s model. 单条上报。"""
+
+    async def post_one(request: Request, intake: Intake, record: SourceRecord, key_name: str) -> JSONResponse:
+        return await _accept_one(request, intake, source, record, key_name)
+
+    # The record's model and the producer check depend on the source: set as real objects, which
+    # FastAPI reads from the signature (the module's annotations are strings).
+    post_one.__annotations__ = {
+        "request": Request,
+        "intake": Intake,
+        "record": Annotated[SOURCE_MODELS[source], _example(source)],
+        "key_name": Annotated[str, producer(source)],
+        "return": JSONResponse,
+    }
+    return post_one
 
 
-@router.post(
-    "/v1/events/gridworker",
-    status_code=202,
-    responses=_RESPONSES,
-    tags=["intake 事件受理"],
-    summary="Post a grid worker's report 网格员上报",
-)
-async def post_gridworker(
-    request: Request,
-    report: Annotated[GridWorkerReport, _example("gridworker")],
-    key_name: str = producer("gridworker"),
-) -> JSONResponse:
-    return await _accept_one(request, "gridworker", report, key_name)
+for _source, _, _name, _summary in _PRODUCERS:
+    router.add_api_route(
+        f"/v1/events/{_source}",
+        _single_route(_source),
+        methods=["POST"],
+        name=_name,
+        status_code=202,
+        responses=_RESPONSES,
+        tags=["intake 事件受理"],
+        summary=_summary,
+    )
 
 
-def _batch_route(source: str) -> Any:
+def _batch_route(source: Source) -> Any:
     model = SOURCE_MODELS[source]
 
-    async def post_batch(request: Request, body: BatchBody, key_name: str = producer(source)) -> Response:
-        limit = request.app.state.settings.max_batch_items
+    async def post_batch(
+        request: Request, intake: Intake, body: BatchBody, key_name: str = producer(source)
+    ) -> Response:
+        limit = intake.settings.max_batch_items
         if len(body.events) > limit:
             raise HTTPException(
                 status.HTTP_413_CONTENT_TOO_LARGE, f"a batch holds at most {limit} events, got {len(body.events)}"
             )
-        context = request.app.state.validation_context()
+        context = intake.validation_context()
         results: list[dict[str, Any] | None] = [None] * len(body.events)
         valid: list[tuple[int, dict[str, Any], SourceRecord]] = []
         for i, raw in enumerate(body.events):
@@ -250,7 +281,9 @@ def _batch_route(source: str) -> Any:
                     for e in exc.errors(include_url=False)
                 ]
                 results[i] = {"index": i, "status": "rejected", "event_id": None, "errors": errors}
-        outcomes = await _accept(request, source, [(raw, rec) for _, raw, rec in valid], key_name) if valid else []
+        outcomes = (
+            await _accept(request, intake, source, [(raw, rec) for _, raw, rec in valid], key_name) if valid else []
+        )
         for (i, _, _), outcome in zip(valid, outcomes, strict=True):
             results[i] = {"index": i, "status": outcome.status, "event_id": outcome.event_id, "errors": None}
         final = [r for r in results if r is not None]
@@ -258,7 +291,7 @@ def _batch_route(source: str) -> Any:
         for r in final:
             tally[r["status"]] += 1
         for s, n in tally.items():
-            _count(request, source, s, n)
+            intake.count(source, s, n)
         # Serialised here (the shape is BatchResponse, documented by response_model): re-validating
         # 500 items through the response model would cost more than accepting them.
         return Response(
@@ -276,14 +309,14 @@ def _batch_route(source: str) -> Any:
     return post_batch
 
 
-for _source, _summary in (("12345", "12345热线工单"), ("cityops", "数字城管案卷"), ("gridworker", "网格员上报")):
+for _source, _label, _, _ in _PRODUCERS:
     router.add_api_route(
         f"/v1/events/{_source}/batch",
         _batch_route(_source),
         methods=["POST"],
         response_model=BatchResponse,
         tags=["intake 事件受理"],
-        summary=f"Post a batch of {_source} records 批量{_summary}",
+        summary=f"Post a batch of {_source} records 批量{_label}",
         description="Up to 500 records (configurable). Answers per item, in order: accepted, duplicate, "
         "conflict or rejected with the reason. One bad item never rejects the others.",
         openapi_extra={"requestBody": {"content": {"application/json": {"example": {"events": [EXAMPLES[_source]]}}}}},
@@ -296,10 +329,8 @@ for _source, _summary in (("12345", "12345热线工单"), ("cityops", "数字城
     tags=["intake 事件受理"],
     summary="What the producer sent, verbatim 原始报文 (admin only; contains personal data)",
 )
-async def get_raw(
-    request: Request, event_id: uuid.UUID, _: StaffPrincipal = Depends(require_roles("admin"))
-) -> dict[str, Any]:
-    async with _runtime(request).uow() as uow:
+async def get_raw(intake: Intake, event_id: uuid.UUID, _: Admin) -> dict[str, Any]:
+    async with intake.runtime.uow() as uow:
         row = await get_accepted(session=uow.session, event_id=event_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such event")
@@ -320,10 +351,8 @@ async def get_raw(
     tags=["intake 事件受理"],
     summary="Normalise the stored raw record again 重新标准化 (admin; dry run, publishes nothing)",
 )
-async def renormalise(
-    request: Request, event_id: uuid.UUID, _: StaffPrincipal = Depends(require_roles("admin"))
-) -> dict[str, Any]:
-    async with _runtime(request).uow() as uow:
+async def renormalise(intake: Intake, event_id: uuid.UUID, _: Admin) -> dict[str, Any]:
+    async with intake.runtime.uow() as uow:
         row = await get_accepted(session=uow.session, event_id=event_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such event")
@@ -333,7 +362,7 @@ async def renormalise(
         row["source"],
         record,
         received_at=row["received_at"],
-        phone_salt=request.app.state.phone_salt,
+        phone_salt=intake.phone_salt,
     )
     return {
         "event_id": str(event_id),

@@ -16,7 +16,7 @@ import json
 import typing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -32,6 +32,7 @@ from pydantic_core import PydanticCustomError
 
 from services.intake.guards import record_problem
 from shared.geo import in_china_bbox
+from shared.vocabulary import Crs, Source, Urgency
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: How far ahead of now a reported time may be (clock skew); set from settings at start-up.
@@ -73,7 +74,6 @@ def _aware(value: datetime, info: ValidationInfo) -> datetime:
 
 
 ReportedTime = Annotated[datetime, AfterValidator(_aware)]
-Urgency = Literal["normal", "urgent", "critical"]
 SourceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w\-./:#]+$")]
 
 
@@ -119,7 +119,7 @@ class Location(BaseModel):
 
     lng: float = Field(ge=-180, le=180)
     lat: float = Field(ge=-90, le=90)
-    crs: Literal["wgs84", "gcj02", "bd09", "cgcs2000"]
+    crs: Crs
 
     @model_validator(mode="after")
     def _in_china(self) -> Location:
@@ -205,12 +205,12 @@ class GridWorkerReport(_Record):
 
 SourceRecord = HotlineTicket | CityOpsCase | GridWorkerReport
 
-SOURCE_MODELS: dict[str, type[HotlineTicket] | type[CityOpsCase] | type[GridWorkerReport]] = {
+SOURCE_MODELS: dict[Source, type[HotlineTicket] | type[CityOpsCase] | type[GridWorkerReport]] = {
     "12345": HotlineTicket,
     "cityops": CityOpsCase,
     "gridworker": GridWorkerReport,
 }
-SOURCE_ID_FIELD = {"12345": "ticket_no", "cityops": "case_no", "gridworker": "report_id"}
+SOURCE_ID_FIELD: dict[Source, str] = {"12345": "ticket_no", "cityops": "case_no", "gridworker": "report_id"}
 
 
 class BatchBody(BaseModel):
@@ -220,11 +220,11 @@ class BatchBody(BaseModel):
 
 
 #: A complete example record per source (OpenAPI docs, README, tests): ``deploy/demo/examples/<source>.json``.
-EXAMPLES: dict[str, dict[str, Any]] = {
+EXAMPLES: dict[Source, dict[str, Any]] = {
     source: json.loads(
         (Path(__file__).resolve().parents[2] / "deploy" / "demo" / "examples" / f"{source}.json").read_text(
             encoding="utf-8"
         )
     )
-    for source in ("12345", "cityops", "gridworker")
+    for source in get_args(Source)
 }

@@ -1,47 +1,42 @@
 """Metrics HTTP routes for assessment schemes and township ratings 考核方案与乡镇评价接口 (thin).
 
-Same rules as :mod:`services.metrics.api` (its helpers, scopes and tags): schemes are written by
-``admin``; ratings by ``admin`` or the township's own ``township_admin``.
+Same rules as :mod:`services.metrics.api` (helpers and tags: :mod:`services.metrics.api_common`):
+schemes are written by ``admin``; ratings by ``admin`` or the township's own ``township_admin``.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Body, HTTPException, Path, Query, status
 from fastapi.responses import JSONResponse
 from pydantic import Field, ValidationError
 
 from services.metrics.answers import Rating, Ratings, Scheme, Schemes, SchemeWithVersions
-from services.metrics.api import (
+from services.metrics.api_common import (
     TAG_SCHEMES,
     TAG_SCORES,
-    UNPROCESSABLE,
     PeriodId,
-    Scope,
-    _period,
-    _scheme_or_404,
-    _state,
-    admin_only,
-    rater,
-    reader,
+    Rater,
+    State,
+    parse_period_id,
+    refusals_as_http,
 )
-from services.metrics.schemes import AssessmentScheme
-from services.metrics.scoring import (
+from services.metrics.ratings import rate_agency, visible_ratings
+from services.metrics.scheme_store import (
     SchemeConflictError,
     active_schemes,
-    list_ratings,
-    put_rating,
+    find_scheme,
     put_scheme,
     scheme_versions,
     validation_errors,
 )
-from services.metrics.signoff import mark_period
-from services.metrics.units import unit_names
+from services.metrics.scoring import AssessmentScheme
 from shared.answers import documented
-from shared.auth import StaffPrincipal
+from shared.auth import Admin, Staff
 from shared.errors import MAX_INT32
 from shared.inputs import NulFreeModel
+from shared.visibility import Viewer
 
 router = APIRouter()
 
@@ -59,9 +54,9 @@ def _scheme_json(scheme: AssessmentScheme) -> dict[str, Any]:
 @router.get(
     "/v1/schemes", **documented(Schemes), tags=[TAG_SCHEMES], summary="Active assessment schemes 生效的考核方案"
 )
-async def list_schemes(request: Request, _: StaffPrincipal = Depends(reader)) -> dict[str, Any]:
-    async with _state(request).runtime.uow() as uow:
-        schemes = await active_schemes(uow.session)
+async def list_schemes(state: State, _: Staff) -> dict[str, Any]:
+    async with state.runtime.uow() as uow:
+        schemes = await active_schemes(session=uow.session)
     return {"schemes": [_scheme_json(s) for s in schemes.values()]}
 
 
@@ -72,14 +67,15 @@ async def list_schemes(request: Request, _: StaffPrincipal = Depends(reader)) ->
     summary="One scheme and its versions 方案及其版本",
 )
 async def get_scheme_route(
-    request: Request,
+    state: State,
     scheme_id: str,
+    _: Staff,
     version: Annotated[int | None, Query(ge=1, le=MAX_INT32)] = None,
-    _: StaffPrincipal = Depends(reader),
 ) -> dict[str, Any]:
-    scheme = await _scheme_or_404(request, scheme_id, version)
-    async with _state(request).runtime.uow() as uow:
-        versions = await scheme_versions(uow.session, scheme_id)
+    with refusals_as_http():
+        async with state.runtime.uow() as uow:
+            scheme = await find_scheme(session=uow.session, scheme_id=scheme_id, version=version)
+            versions = await scheme_versions(session=uow.session, scheme_id=scheme_id)
     return {**_scheme_json(scheme), "versions": versions}
 
 
@@ -108,14 +104,14 @@ _SCHEME_EXAMPLE = {
     **documented(Scheme, extra={409: {"description": "version not above the latest, or id differs from the path"}}),
 )
 async def put_scheme_route(
-    request: Request,
+    state: State,
     scheme_id: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_\-]*$")],
     body: Annotated[dict[str, Any], Body(openapi_examples={"example": {"value": _SCHEME_EXAMPLE}})],
-    principal: StaffPrincipal = Depends(admin_only),
+    principal: Admin,
 ) -> JSONResponse:
     try:
-        async with _state(request).runtime.uow() as uow:
-            scheme = await put_scheme(uow.session, scheme_id, body, by=principal.token_name)
+        async with state.runtime.uow() as uow:
+            scheme = await put_scheme(session=uow.session, scheme_id=scheme_id, body=body, by=principal.token_name)
     except ValidationError as exc:
         return JSONResponse({"detail": validation_errors(exc)}, status_code=422)
     except SchemeConflictError as exc:
@@ -140,37 +136,29 @@ class RatingBody(NulFreeModel):
     summary="Enter the township's rating of a stationed agency 录入乡镇评价 (以乡镇为主)",
 )
 async def put_rating_route(
-    request: Request,
+    state: State,
     period_id: PeriodId,
     township: str,
     unit: str,
     body: RatingBody,
-    principal: StaffPrincipal = Depends(rater),
+    principal: Rater,
 ) -> dict[str, Any]:
-    period = _period(period_id)
+    period = parse_period_id(period_id)
     if not principal.sees_township(township):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"your token rates for township {principal.township!r} only")
-    async with _state(request).runtime.uow() as uow:
-        known = (await unit_names(uow.session, [unit])).get(unit)
-        if known is not None and known.get("kind") not in (None, "stationed_agency"):
-            raise HTTPException(
-                UNPROCESSABLE,
-                f"unit: {unit} is a {known['kind']}; townships rate stationed agencies 派驻机构 only",
+    with refusals_as_http():
+        async with state.runtime.uow() as uow:
+            marked = await rate_agency(
+                session=uow.session,
+                period_id=period.id,
+                township=township,
+                unit=unit,
+                rating=body.rating,
+                note=body.note,
+                by=principal.token_name,
             )
-        if known is not None and known.get("covers") and township not in known["covers"]:
-            raise HTTPException(UNPROCESSABLE, f"township: {unit} does not serve township {township}")
-        await put_rating(
-            uow.session,
-            period_id=period.id,
-            township=township,
-            unit=unit,
-            rating=body.rating,
-            note=body.note,
-            by=principal.token_name,
-        )
-        marked = await mark_period(uow.session, period.id, f"rating:{township}/{unit}")
     if marked:
-        _state(request).revisions_wake.set()
+        state.revisions_wake.set()
     return {"period": period.id, "township": township, "unit": unit, "rating": body.rating, "note": body.note}
 
 
@@ -180,11 +168,8 @@ async def put_rating_route(
     tags=[TAG_SCORES],
     summary="Ratings entered for a period 周期乡镇评价",
 )
-async def get_ratings(
-    request: Request, period_id: PeriodId, principal: StaffPrincipal = Depends(reader)
-) -> dict[str, Any]:
-    period = _period(period_id)
-    scope = Scope.of(principal)
-    async with _state(request).runtime.uow() as uow:
-        rows = await list_ratings(uow.session, period.id, scope.township)
-    return {"period": period.id, "ratings": [r for r in rows if scope.unit is None or r["unit"] == scope.unit]}
+async def get_ratings(state: State, period_id: PeriodId, principal: Staff) -> dict[str, Any]:
+    period = parse_period_id(period_id)
+    async with state.runtime.uow() as uow:
+        ratings = await visible_ratings(session=uow.session, period_id=period.id, viewer=Viewer.of(principal))
+    return {"period": period.id, "ratings": ratings}

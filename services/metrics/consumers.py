@@ -48,7 +48,7 @@ class CaseEventConsumer:
             version=payload.version,
             data=payload.model_dump(mode="json"),
         )
-        change = await apply_event(session, record, self.calendar)
+        change = await apply_event(session=session, record=record, calendar=self.calendar)
         if change is None:  # already folded in (replay through another group, or redelivery)
             return
         label = self.telemetry.type_label(envelope.type)
@@ -58,7 +58,7 @@ class CaseEventConsumer:
             source, natural, working = new.get("source"), new.get("handling_natural_h"), new.get("handling_working_h")
             self.telemetry.after_commit(session, lambda: self.telemetry.observe_handling(source, natural, working))
         if change.changed:
-            marked = await mark_changed(session, f"case:{change.case_id}", moments_of(change))
+            marked = await mark_changed(session=session, subject=f"case:{change.case_id}", moments=moments_of(change))
             if marked and self.revisions_wake is not None:
                 wake = self.revisions_wake
                 self.telemetry.after_commit(session, wake.set)

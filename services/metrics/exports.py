@@ -22,7 +22,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from services.metrics.indicators import INDICATOR_IDS, INDICATOR_LABELS
-from services.metrics.schemes import TOWNSHIP_RATING, UNIT_KIND_LABELS, AssessmentScheme
+from services.metrics.scoring import TOWNSHIP_RATING, UNIT_KIND_LABELS, AssessmentScheme
 
 __all__ = ["ScoreTable", "score_table", "to_csv", "to_xlsx"]
 

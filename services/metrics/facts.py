@@ -91,13 +91,13 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from services.metrics.indicators import empty_counts
 from services.metrics.periods import TZ
 from shared.events import CASE_EVENT_TYPES
+from shared.vocabulary import TimeBasis
 
 __all__ = [
     "EVENT_TYPES",
     "CaseEventRecord",
     "CaseFact",
     "Satisfaction",
-    "TimeBasis",
     "completion_time",
     "counts_rejection",
     "fact_counts",
@@ -106,7 +106,6 @@ __all__ = [
     "unit_counts",
 ]
 
-TimeBasis = Literal["working", "natural"]
 Satisfaction = Literal["satisfied", "basically_satisfied", "unsatisfied"]
 
 EVENT_TYPES: Final[frozenset[str]] = frozenset(CASE_EVENT_TYPES)

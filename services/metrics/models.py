@@ -2,7 +2,7 @@
 
 * ``case_events`` — the raw log of every consumed ``case.*`` event 案件事件原始日志, so each
   case's fact can be recomputed from all of its events (order-independent, idempotent).
-* ``case_facts`` — one row per case 案件事实 (see ``shared/domain/metrics.md``), with the
+* ``case_facts`` — one row per case 案件事实 (see the team's domain notes on metrics), with the
   natural and working 处置时长 / 结案时长 precomputed at upsert time.
 * ``units`` — names, kinds and townships of the handling units 承办单位, fetched from grid.
 * ``schemes`` — versioned assessment schemes 考核方案 (id + version; one active version per id).

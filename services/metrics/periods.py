@@ -37,8 +37,10 @@ __all__ = [
     "LATEST",
     "PERIOD_ID_PATTERN",
     "TZ",
+    "MomentError",
     "Period",
     "PeriodKind",
+    "evaluation_moment",
     "parse_period",
     "period_between",
     "plausible_moment",
@@ -96,6 +98,27 @@ class Period:
         默认评价时点：已结束的周期取期末，否则取当前时间。
         """
         return self.end if self.is_closed(now) else _aware(now)
+
+    def as_json(self) -> dict[str, str]:
+        """The period as the APIs show it: id, kind, start, end. 周期的接口表示。"""
+        return {"id": self.id, "kind": self.kind, "start": self.start.isoformat(), "end": self.end.isoformat()}
+
+
+class MomentError(ValueError):
+    """An evaluation time 评价时点 that cannot be used: without a time zone, or outside 2000–2099."""
+
+
+def evaluation_moment(period: Period, as_of: datetime | None, *, now: datetime) -> datetime:
+    """The time to evaluate ``period`` at: ``as_of`` when given (aware, plausible), else
+    :meth:`Period.default_as_of`. Raises :class:`MomentError`. 评价时点（默认：期末或当前）。"""
+    if as_of is None:
+        return period.default_as_of(now)
+    if as_of.tzinfo is None:
+        raise MomentError("as_of must carry a time zone, e.g. +08:00")
+    try:
+        return plausible_moment(as_of, "as_of")
+    except ValueError as exc:
+        raise MomentError(str(exc)) from exc
 
 
 def plausible_moment(moment: datetime, what: str = "time") -> datetime:

@@ -196,8 +196,8 @@ def _durations_of(row: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
 
 
 async def grouped_indicators(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     period: Period,
     as_of: datetime,
     group_by: Sequence[str],
@@ -243,7 +243,7 @@ async def grouped_indicators(
 
 
 async def score_counts(
-    session: AsyncSession, *, period: Period, as_of: datetime, by_township: bool
+    *, session: AsyncSession, period: Period, as_of: datetime, by_township: bool
 ) -> list[dict[str, Any]]:
     """Counts per unit (per unit and township when ``by_township``) for scoring. 评分用分组计数。
 
@@ -286,8 +286,8 @@ async def score_counts(
 
 
 async def case_contributions(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     period: Period,
     as_of: datetime,
     unit: str,
@@ -353,7 +353,7 @@ async def case_contributions(
     return int(total), page
 
 
-async def gauge_counts(session: AsyncSession, now: datetime) -> list[tuple[str, str, int, int]]:
+async def gauge_counts(*, session: AsyncSession, now: datetime) -> list[tuple[str, str, int, int]]:
     """ONE grouped query for the Prometheus gauges: open and overdue cases per township and kind.
 
     在办案件数与超期在办案件数（按乡镇、单位类型）。Open = dispatched, not merged, not closed;

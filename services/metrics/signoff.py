@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.metrics.models import period_signoffs, score_revisions, signoff_changes
 from services.metrics.periods import Period, parse_period
-from services.metrics.schemes import AssessmentScheme, ScoreRow
-from services.metrics.scoring import active_schemes, compute_scores
+from services.metrics.scheme_store import active_schemes, compute_scores
+from services.metrics.scoring import AssessmentScheme, ScoreRow
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -35,6 +35,7 @@ __all__ = [
     "list_revisions",
     "mark_changed",
     "mark_period",
+    "period_record",
     "process_revisions",
     "sign_off",
     "signoff_of",
@@ -66,26 +67,28 @@ def _rows_json(rows: list[ScoreRow]) -> list[dict[str, Any]]:
 
 
 async def _snapshot(
-    session: AsyncSession, schemes_used: dict[str, AssessmentScheme], period: Period, as_of: datetime
+    *, session: AsyncSession, schemes_used: dict[str, AssessmentScheme], period: Period, as_of: datetime
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for scheme_id, scheme in schemes_used.items():
-        rows = await compute_scores(session, scheme, period, as_of)
+        rows = await compute_scores(session=session, scheme=scheme, period=period, as_of=as_of)
         out[scheme_id] = {"scheme": scheme.model_dump(mode="json"), "rows": _rows_json(rows)}
     return out
 
 
-async def sign_off(session: AsyncSession, period: Period, *, by: str, now: datetime) -> dict[str, Any]:
+async def sign_off(*, session: AsyncSession, period: Period, by: str, now: datetime) -> dict[str, Any]:
     """Freeze the period's scores under every active scheme. 签发周期（冻结各方案得分）。"""
     if now < period.end:
         raise PeriodNotEndedError(
             f"period {period.id} ends at {period.end.isoformat()}; only an ended period can be signed off"
         )
-    existing = await signoff_of(session, period.id)
+    existing = await signoff_of(session=session, period_id=period.id)
     if existing is not None:
         raise AlreadySignedOffError(f"period {period.id} was signed off at {existing['signed_at']}")
     as_of = period.end
-    snapshot = await _snapshot(session, await active_schemes(session), period, as_of)
+    snapshot = await _snapshot(
+        session=session, schemes_used=await active_schemes(session=session), period=period, as_of=as_of
+    )
     row = (
         await session.execute(
             pg_insert(period_signoffs)
@@ -114,7 +117,7 @@ async def sign_off(session: AsyncSession, period: Period, *, by: str, now: datet
     }
 
 
-async def signoff_of(session: AsyncSession, period_id: str) -> dict[str, Any] | None:
+async def signoff_of(*, session: AsyncSession, period_id: str) -> dict[str, Any] | None:
     row = (
         (await session.execute(select(period_signoffs).where(period_signoffs.c.period_id == period_id)))
         .mappings()
@@ -128,7 +131,7 @@ async def signoff_of(session: AsyncSession, period_id: str) -> dict[str, Any] | 
     return out
 
 
-async def latest_revision(session: AsyncSession, period_id: str) -> dict[str, Any] | None:
+async def latest_revision(*, session: AsyncSession, period_id: str) -> dict[str, Any] | None:
     row = (
         (
             await session.execute(
@@ -148,7 +151,7 @@ async def latest_revision(session: AsyncSession, period_id: str) -> dict[str, An
     return out
 
 
-async def list_revisions(session: AsyncSession, period_id: str) -> list[dict[str, Any]]:
+async def list_revisions(*, session: AsyncSession, period_id: str) -> list[dict[str, Any]]:
     rows = (
         await session.execute(
             select(
@@ -164,7 +167,19 @@ async def list_revisions(session: AsyncSession, period_id: str) -> list[dict[str
     return [{**dict(r), "created_at": r["created_at"].isoformat()} for r in rows]
 
 
-async def mark_changed(session: AsyncSession, subject: str, moments: list[datetime]) -> list[str]:
+async def period_record(*, session: AsyncSession, period_id: str) -> dict[str, Any]:
+    """A period's sign-off (who, when, as of when, scheme versions; ``None`` if not signed off) and its
+    revisions. 周期的签发与修订记录。"""
+    signoff = await signoff_of(session=session, period_id=period_id)
+    revisions = await list_revisions(session=session, period_id=period_id) if signoff else []
+    signed = None
+    if signoff is not None:
+        signed = {k: signoff[k] for k in ("signed_at", "signed_by", "as_of", "dirty")}
+        signed["schemes"] = {sid: part["scheme"]["version"] for sid, part in signoff["snapshot"].items()}
+    return {"signed_off": signed, "revisions": revisions}
+
+
+async def mark_changed(*, session: AsyncSession, subject: str, moments: list[datetime]) -> list[str]:
     """Mark the signed-off periods containing any of ``moments`` for a revision check.
 
     标记包含这些时刻的已签发周期待复核；返回被标记的周期。``subject`` says what changed
@@ -174,18 +189,18 @@ async def mark_changed(session: AsyncSession, subject: str, moments: list[dateti
         return []
     conditions = [(period_signoffs.c.period_start <= m) & (period_signoffs.c.period_end > m) for m in moments]
     periods = list((await session.execute(select(period_signoffs.c.period_id).where(or_(*conditions)))).scalars().all())
-    return await _mark(session, subject, periods)
+    return await _mark(session=session, subject=subject, periods=periods)
 
 
-async def mark_period(session: AsyncSession, period_id: str, subject: str) -> list[str]:
+async def mark_period(*, session: AsyncSession, period_id: str, subject: str) -> list[str]:
     """Mark one period (if signed off) for a revision check. 标记某一已签发周期。"""
     found = (
         await session.execute(select(period_signoffs.c.period_id).where(period_signoffs.c.period_id == period_id))
     ).scalar_one_or_none()
-    return await _mark(session, subject, [found] if found else [])
+    return await _mark(session=session, subject=subject, periods=[found] if found else [])
 
 
-async def _mark(session: AsyncSession, subject: str, periods: list[str]) -> list[str]:
+async def _mark(*, session: AsyncSession, subject: str, periods: list[str]) -> list[str]:
     if not periods:
         return []
     await session.execute(
@@ -218,7 +233,7 @@ def diff_rows(scheme_id: str, before: list[dict[str, Any]], after: list[dict[str
     return changes
 
 
-async def revise_period(session: AsyncSession, period_id: str) -> dict[str, Any] | None:
+async def revise_period(*, session: AsyncSession, period_id: str) -> dict[str, Any] | None:
     """Re-score one marked period; record a revision if any figure changed. 复核一个周期。"""
     signoff = (
         (
@@ -246,10 +261,10 @@ async def revise_period(session: AsyncSession, period_id: str) -> dict[str, Any]
     )
     period = parse_period(period_id)
     published: dict[str, Any] = signoff["snapshot"]
-    previous = await latest_revision(session, period_id)
+    previous = await latest_revision(session=session, period_id=period_id)
     current_state: dict[str, Any] = previous["snapshot"] if previous else published
     schemes_used = {sid: AssessmentScheme.model_validate(part["scheme"]) for sid, part in published.items()}
-    snapshot = await _snapshot(session, schemes_used, period, signoff["as_of"])
+    snapshot = await _snapshot(session=session, schemes_used=schemes_used, period=period, as_of=signoff["as_of"])
     changes = [
         change
         for sid, part in snapshot.items()
@@ -268,7 +283,7 @@ async def revise_period(session: AsyncSession, period_id: str) -> dict[str, Any]
     return {"period": period_id, "revision_no": revision_no, "changes": changes}
 
 
-async def process_revisions(sessions: async_sessionmaker[AsyncSession]) -> int:
+async def process_revisions(*, sessions: async_sessionmaker[AsyncSession]) -> int:
     """Re-score every marked period (each in its own transaction); returns revisions recorded."""
     async with sessions() as session:
         periods = list(
@@ -279,6 +294,6 @@ async def process_revisions(sessions: async_sessionmaker[AsyncSession]) -> int:
     recorded = 0
     for period_id in periods:
         async with sessions() as session, session.begin():
-            if await revise_period(session, period_id) is not None:
+            if await revise_period(session=session, period_id=period_id) is not None:
                 recorded += 1
     return recorded

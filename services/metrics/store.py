@@ -82,17 +82,17 @@ def fact_row(fact: CaseFact, calendar: WorkingCalendar) -> dict[str, Any]:
     return row
 
 
-async def load_fact_row(session: AsyncSession, case_id: uuid.UUID) -> dict[str, Any] | None:
+async def load_fact_row(*, session: AsyncSession, case_id: uuid.UUID) -> dict[str, Any] | None:
     row = (await session.execute(select(case_facts).where(case_facts.c.case_id == case_id))).mappings().first()
     return dict(row) if row is not None else None
 
 
-async def _lock_case(session: AsyncSession, case_id: uuid.UUID) -> None:
+async def _lock_case(*, session: AsyncSession, case_id: uuid.UUID) -> None:
     """Serialise recomputations of one case across consumers and replicas. 同一案件串行重算。"""
     await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"metrics:{case_id}"})
 
 
-async def recompute_fact(session: AsyncSession, case_id: uuid.UUID, calendar: WorkingCalendar) -> FactChange | None:
+async def recompute_fact(*, session: AsyncSession, case_id: uuid.UUID, calendar: WorkingCalendar) -> FactChange | None:
     """Rebuild one case's fact from all its stored events and upsert it. 由全部事件重建事实。"""
     rows = (
         await session.execute(
@@ -120,7 +120,7 @@ async def recompute_fact(session: AsyncSession, case_id: uuid.UUID, calendar: Wo
         for r in rows
     )
     new = fact_row(fact, calendar)
-    old = await load_fact_row(session, case_id)
+    old = await load_fact_row(session=session, case_id=case_id)
     change = FactChange(case_id, old, new)
     if old is None or change.changed:
         values = {**new, "updated_at": func.now()}
@@ -133,13 +133,15 @@ async def recompute_fact(session: AsyncSession, case_id: uuid.UUID, calendar: Wo
     return change
 
 
-async def apply_event(session: AsyncSession, record: CaseEventRecord, calendar: WorkingCalendar) -> FactChange | None:
+async def apply_event(
+    *, session: AsyncSession, record: CaseEventRecord, calendar: WorkingCalendar
+) -> FactChange | None:
     """Store one event and refresh its case's fact; ``None`` if the event was already stored.
 
     存储一条事件并刷新案件事实；已存储过的事件返回 ``None``（不作任何改动）。
     """
     case_id = uuid.UUID(record.case_id)
-    await _lock_case(session, case_id)
+    await _lock_case(session=session, case_id=case_id)
     inserted = (
         await session.execute(
             pg_insert(case_events)
@@ -157,7 +159,7 @@ async def apply_event(session: AsyncSession, record: CaseEventRecord, calendar: 
     ).first()
     if inserted is None:
         return None
-    return await recompute_fact(session, case_id, calendar)
+    return await recompute_fact(session=session, case_id=case_id, calendar=calendar)
 
 
 def moments_of(change: FactChange) -> list[datetime]:

@@ -127,7 +127,7 @@ class MetricsTelemetry:
         """Refresh the case gauges with ONE grouped query (called before each scrape). 刷新在办/超期。"""
         now = datetime.now(UTC)
         async with sessions() as session:
-            rows = await gauge_counts(session, now)
+            rows = await gauge_counts(session=session, now=now)
         totals: dict[tuple[str, str], list[int]] = {}
         townships = sorted({t for t, _, _, _ in rows})
         allowed = set(townships[: self.max_townships])

@@ -164,7 +164,7 @@ class UnitDirectory:
                 await asyncio.wait_for(self._wake.wait(), self.refresh_s)
 
 
-async def unit_names(session: AsyncSession, ids: list[str]) -> dict[str, dict[str, Any]]:
+async def unit_names(*, session: AsyncSession, ids: list[str]) -> dict[str, dict[str, Any]]:
     """Stored directory entries of some units. 查询单位目录条目。"""
     if not ids:
         return {}

@@ -155,7 +155,7 @@ def _epoch_days(day: date) -> int:
 
 
 async def recompute_working_durations(
-    conn: AsyncConnection, calendar: WorkingCalendar, *, only_provisional: bool = False
+    *, conn: AsyncConnection, calendar: WorkingCalendar, only_provisional: bool = False
 ) -> int:
     """Recompute every stored working duration in SQL; returns rows changed. 以 SQL 重算工作时长。
 

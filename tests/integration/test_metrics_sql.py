@@ -109,7 +109,7 @@ async def test_sql_counts_equal_the_pure_rules(engine: AsyncEngine) -> None:
         expected = unit_counts(in_period, as_of)
         async with sessions() as session:
             rows, total = await grouped_indicators(
-                session, period=period, as_of=as_of, group_by=["unit", "township"], filters=Filters()
+                session=session, period=period, as_of=as_of, group_by=["unit", "township"], filters=Filters()
             )
         got = {(r["unit"], r["township"]): r["counts"] for r in rows}
         assert got == expected, as_of
@@ -117,7 +117,7 @@ async def test_sql_counts_equal_the_pure_rules(engine: AsyncEngine) -> None:
         # per case: each row's 0/1 contributions equal fact_counts
         async with sessions() as session:
             _, page = await case_contributions(
-                session, period=period, as_of=as_of, unit="A", township=None, limit=1000, offset=0
+                session=session, period=period, as_of=as_of, unit="A", township=None, limit=1000, offset=0
             )
         by_id = {f.case_id: f for f in facts}
         assert page, "unit A has cases"
@@ -163,11 +163,11 @@ async def test_sql_working_time_equals_the_calendar(engine: AsyncEngine) -> None
         await conn.execute(delete(case_facts))
         await conn.execute(insert(case_facts), rows)
         # stored by Python; SQL recompute agrees → nothing to write
-        assert await recompute_working_durations(conn, CALENDAR) == 0
+        assert await recompute_working_durations(conn=conn, calendar=CALENDAR) == 0
         await conn.execute(
             update(case_facts).values(handling_working_h=None, closing_working_h=None, durations_provisional=False)
         )
-        changed = await recompute_working_durations(conn, CALENDAR)
+        changed = await recompute_working_durations(conn=conn, calendar=CALENDAR)
         stored = {
             r.case_id: r
             for r in (

@@ -31,7 +31,7 @@ from services.metrics.indicators import (
     rates_from_counts,
 )
 from services.metrics.periods import TZ, parse_period, period_between
-from services.metrics.schemes import (
+from services.metrics.scoring import (
     TOWNSHIP_RATING,
     AssessmentScheme,
     IndicatorRow,

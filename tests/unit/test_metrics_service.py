@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from services.metrics.exports import score_table, to_csv, to_xlsx
 from services.metrics.facts import reduce_events
 from services.metrics.periods import TZ
-from services.metrics.schemes import IndicatorRow, load_schemes, score_units
+from services.metrics.scoring import IndicatorRow, load_schemes, score_units
 from services.metrics.signoff import diff_rows
 from services.metrics.telemetry import MetricsTelemetry
 from services.metrics.units import parse_units
