@@ -1,4 +1,5 @@
-"""监督问责 report: loading its inputs and exporting it (the rules are in ``accountability.py``).
+"""监督问责 report: loading its inputs, serving it (live, or frozen by a sign-off) and exporting it.
+The rules are in ``accountability.py``.
 
 The report of a period needs every case something accountable *happened* to in that period: an
 event in the period, or a deadline, 报到 deadline or 督办 limit falling in it. Cases are found by
@@ -19,6 +20,7 @@ from openpyxl.styles import Font
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.metrics.access import narrowed
 from services.metrics.accountability import (
     KIND_LABELS,
     AccountabilityReport,
@@ -26,9 +28,10 @@ from services.metrics.accountability import (
     accountability_report,
 )
 from services.metrics.facts import CaseEventRecord, reduce_events
-from services.metrics.models import case_events, case_facts
+from services.metrics.models import case_events, case_facts, period_signoffs
 from services.metrics.periods import Period
 from shared.calendar import WorkingCalendar
+from shared.visibility import Viewer
 
 #: How far before the period a case's events are looked for 回溯期.
 LOOKBACK: Final = timedelta(days=60)
@@ -75,31 +78,65 @@ async def load_report(
     )
 
 
-def report_xlsx(report: AccountabilityReport, *, title: str, unit_names: Mapping[str, str]) -> bytes:
-    """The report as a spreadsheet 导出 XLSX: one row per finding, its cases listed."""
+async def accountability_view(
+    *,
+    session: AsyncSession,
+    period: Period,
+    viewer: Viewer,
+    township: str | None,
+    calendar: WorkingCalendar,
+    now: datetime,
+) -> dict[str, object]:
+    """The report as the API answers it: the signed-off one if the period is signed off, else live as of
+    ``now`` (or the period's end, if it has ended). A township-bound viewer sees its township only
+    (asking for another is :class:`~services.metrics.access.OutOfScopeError`). 问责报告（已签发则为冻结版）。"""
+    township = narrowed(viewer, "township", township)
+    frozen = (
+        await session.execute(
+            select(period_signoffs.c.accountability, period_signoffs.c.signed_at).where(
+                period_signoffs.c.period_id == period.id
+            )
+        )
+    ).first()
+    if frozen is not None and frozen.accountability is not None:
+        answer = dict(frozen.accountability)
+        answer["findings"] = [f for f in answer["findings"] if township is None or f["township"] == township]
+        return {**answer, "township": township, "signed_off": True, "signed_at": frozen.signed_at.isoformat()}
+    report = await load_report(
+        session=session, period=period, as_of=min(now, period.end), township=township, calendar=calendar
+    )
+    return {**report.as_json(), "township": township, "signed_off": False, "signed_at": None}
+
+
+def report_xlsx(report: Mapping[str, object], *, title: str, unit_names: Mapping[str, str]) -> bytes:
+    """The report (as :func:`accountability_view` answers it) as a spreadsheet 导出 XLSX: one row per
+    finding, its cases listed."""
     wb = Workbook()
     ws = wb.active
     assert ws is not None
     ws.title = "监督问责"
     ws.append([title])
     ws.cell(row=1, column=1).font = Font(bold=True, size=14)
-    ws.append([f"周期 {report.period_id}，截至 {report.as_of.isoformat(timespec='minutes')}"])
+    state = "已签发（冻结）" if report.get("signed_off") else "实时"
+    ws.append([f"周期 {report['period']}，截至 {report['as_of']}，{state}"])
     ws.append([])
     ws.append(["问责事项", "单位/部门", "乡镇/街道", "案件数", "案件"])
     for cell in ws[4]:
         cell.font = Font(bold=True)
-    for finding in report.findings:
-        unit = finding.unit or ""
+    findings = report.get("findings")
+    for finding in findings if isinstance(findings, list) else []:
+        unit = finding["unit"] or ""
         ws.append(
             [
-                KIND_LABELS[finding.kind],
+                KIND_LABELS[finding["kind"]],
                 unit_names.get(unit, unit),
-                finding.township or "",
-                finding.count,
-                "、".join(finding.cases),
+                finding["township"] or "",
+                finding["count"],
+                "、".join(finding["cases"]),
             ]
         )
-    if "joint_operations" in report.not_covered:
+    not_covered = report.get("not_covered")
+    if isinstance(not_covered, list) and "joint_operations" in not_covered:
         ws.append([])
         ws.append(["联合执法未报到：平台尚未接入联合执法，本项暂不统计"])
     for letter, width in zip("ABCDE", (22, 28, 14, 8, 80), strict=True):

@@ -133,3 +133,26 @@ class Recomputed(Answer):
     changed: int
     seconds: float
     only_provisional: bool
+
+
+class AccountabilityFinding(Answer):
+    """One line of the 监督问责 report: a unit or department, and the cases behind it."""
+
+    kind: str
+    label: str
+    township: str | None
+    unit: str | None
+    count: int
+    cases: list[str]
+
+
+class Accountability(Answer):
+    """The 监督问责 report of a period 监督问责报告 (frozen once the period is signed off)."""
+
+    period: str
+    as_of: str
+    township: str | None
+    signed_off: bool
+    signed_at: str | None
+    findings: list[AccountabilityFinding]
+    not_covered: list[str]

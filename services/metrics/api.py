@@ -226,7 +226,9 @@ async def post_sign_off(state: State, period_id: PeriodId, principal: Admin) -> 
     period = parse_period_id(period_id)
     try:
         async with state.runtime.uow() as uow:
-            result = await sign_off(session=uow.session, period=period, by=principal.token_name, now=utc_now())
+            result = await sign_off(
+                session=uow.session, period=period, by=principal.token_name, now=utc_now(), calendar=state.calendar
+            )
     except (PeriodNotEndedError, AlreadySignedOffError) as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     return JSONResponse(result, status_code=201)

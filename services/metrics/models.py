@@ -177,6 +177,7 @@ period_signoffs = Table(
     Column("signed_by", Text),
     Column("snapshot", JSONB, nullable=False),
     Column("dirty", Boolean, nullable=False, server_default="false"),
+    Column("accountability", JSONB),  # the 监督问责 report frozen with the scores (county-wide)
 )
 
 signoff_changes = Table(

@@ -19,10 +19,12 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.metrics.accountability_store import load_report
 from services.metrics.models import period_signoffs, score_revisions, signoff_changes
 from services.metrics.periods import Period, parse_period
 from services.metrics.scheme_store import active_schemes, compute_scores
 from services.metrics.scoring import AssessmentScheme, ScoreRow
+from shared.calendar import WorkingCalendar
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -76,8 +78,12 @@ async def _snapshot(
     return out
 
 
-async def sign_off(*, session: AsyncSession, period: Period, by: str, now: datetime) -> dict[str, Any]:
-    """Freeze the period's scores under every active scheme. 签发周期（冻结各方案得分）。"""
+async def sign_off(
+    *, session: AsyncSession, period: Period, by: str, now: datetime, calendar: WorkingCalendar
+) -> dict[str, Any]:
+    """Freeze the period's scores under every active scheme, and its 监督问责 report (county-wide).
+
+    签发周期：冻结各方案得分与监督问责报告。"""
     if now < period.end:
         raise PeriodNotEndedError(
             f"period {period.id} ends at {period.end.isoformat()}; only an ended period can be signed off"
@@ -89,6 +95,7 @@ async def sign_off(*, session: AsyncSession, period: Period, by: str, now: datet
     snapshot = await _snapshot(
         session=session, schemes_used=await active_schemes(session=session), period=period, as_of=as_of
     )
+    accountability = await load_report(session=session, period=period, as_of=as_of, township=None, calendar=calendar)
     row = (
         await session.execute(
             pg_insert(period_signoffs)
@@ -99,6 +106,7 @@ async def sign_off(*, session: AsyncSession, period: Period, by: str, now: datet
                 as_of=as_of,
                 signed_by=by,
                 snapshot=snapshot,
+                accountability=accountability.as_json(),
             )
             .on_conflict_do_nothing()
             .returning(period_signoffs.c.signed_at)

@@ -375,3 +375,29 @@ async def test_working_time_countdown_rules_in_the_browser(new_session: NewSessi
     assert result["flagged"]["kind"] == "over"
     assert result["natural"]["kind"] == "ok" and result["natural"]["text"] == "剩余 1 天 8.0 小时"  # 32 of 57 h
     assert result["none"]["kind"] == "none"
+
+
+async def test_accountability_view_and_xlsx_download(new_session: NewSession, platform: Platform) -> None:
+    session = await new_session()
+    await session.open("#/accountability")
+    await session.sign_in("t-disp")
+    page = session.page
+    await expect(page.locator("[data-nav=accountability]")).to_be_visible()
+    await expect(page.locator("[data-card=accountability] .card-head")).to_contain_text("监督问责 · ")
+    await page.locator("#acc-period").select_option(period_id())
+    await expect(page.locator("[data-card=accountability] .card-head")).to_contain_text(period_id())
+    # Either the findings table or the empty state, never an error or a spinner.
+    body = page.locator("[data-card=accountability] .card-body")
+    await expect(body).not_to_contain_text("正在加载")
+    await expect(body.locator(".error-box")).to_have_count(0)
+    await expect(page.locator("[data-card=accountability]")).to_contain_text("联合执法")
+    async with page.expect_download() as info:
+        await page.locator("button[data-download=xlsx]").click()
+    download = await info.value
+    assert download.suggested_filename.endswith(".xlsx"), download.suggested_filename
+
+    unit = await new_session()
+    await unit.open()
+    await unit.sign_in("u-qx-zfd")
+    await expect(unit.page.locator("#scope")).to_contain_text("处置单位")
+    await expect(unit.page.locator("[data-nav=accountability]")).to_be_hidden()

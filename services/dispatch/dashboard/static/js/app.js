@@ -1,7 +1,8 @@
 // 综合指挥中心 · 调度台 — entry point: sign-in, header, hash routing, the live case stream.
 //
-// Routes: #/queues[/<queue>]  #/case/<id>  #/perf
+// Routes: #/queues[/<queue>]  #/case/<id>  #/perf  #/accountability
 
+import { renderAccountability } from "./accountability.js";
 import { api, getToken, onUnauthorized, setToken } from "./api.js";
 import { renderCase } from "./case.js";
 import { fmtClock, h, mount, toast } from "./dom.js";
@@ -61,6 +62,7 @@ function route() {
   view.scrollTop = 0;
   if (section === "case" && arg) disposeView = renderCase(view, decodeURIComponent(arg));
   else if (section === "perf") disposeView = renderPerf(view);
+  else if (section === "accountability" && store.me.role !== "unit") disposeView = renderAccountability(view);
   else {
     const fallback = visibleQueues(store.me)[0].id;
     disposeView = renderQueues(view, arg || fallback);
@@ -136,6 +138,7 @@ async function start() {
     if (bundle) { drawHeader(); emit("jurisdiction-loaded"); }
   });
   drawHeader();
+  for (const a of document.querySelectorAll("[data-nav-staff]")) a.hidden = store.me.role === "unit";
   followStream();
   stream = openStream({
     onStatus: (state) => {
