@@ -194,7 +194,7 @@ async def scenario(url: str) -> dict[str, Any]:
                 for e in batch
             ]
             async with sessions() as session, session.begin():
-                outcomes = await handle_incidents(session=session, envelopes=envelopes, jurisdiction=loaded, now=NOW)
+                outcomes = await handle_incidents(session=session, envelopes=envelopes, jurisdiction=loaded)
             for e, o in zip(batch, outcomes, strict=True):
                 ids.setdefault(e.source_id.removeprefix("FP-"), o.case_id)
                 merged = None if o.merged_into is None else str(o.merged_into)

@@ -88,7 +88,7 @@ async def create_cases(db_url: str, n: int) -> list[str]:
                     }
                 )  # fmt: skip
                 outcome = await handle_incident(
-                    session=session, event=event, jurisdiction=loaded, now=now, correlation_id="bench"
+                    session=session, event=event, jurisdiction=loaded, correlation_id="bench"
                 )
                 ids.append(str(outcome.case_id))
     finally:

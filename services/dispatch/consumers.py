@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.dispatch.context import DispatchContext, utc_now
+from services.dispatch.context import DispatchContext
 from services.dispatch.grid_client import GridUnavailableError
 from services.dispatch.incidents import handle_incidents
 from shared.events import EventEnvelope, IncidentReported, JurisdictionChanged
@@ -45,7 +45,6 @@ def incident_batch_handler(ctx: DispatchContext) -> BatchHandler:
             session=session,
             envelopes=incidents,
             jurisdiction=loaded,
-            now=utc_now(),
             duplicate_distance_m=ctx.settings.duplicate_distance_m,
             duplicate_window=ctx.duplicate_window,
         )

@@ -17,7 +17,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 from sqlalchemy import text
@@ -244,7 +244,7 @@ _STAGE_CHUNK = 16
 
 
 async def _route_and_stage(
-    reports: Sequence[tuple[IncidentReported, str]], jurisdiction: LoadedJurisdiction, now: datetime
+    reports: Sequence[tuple[IncidentReported, str]], jurisdiction: LoadedJurisdiction
 ) -> list[Routed]:
     """Route every report and stage it as a new case of its own, yielding between chunks. 路由并预先暂存。"""
     prime_points(reports, jurisdiction)
@@ -254,7 +254,7 @@ async def _route_and_stage(
             # Let other partitions' transactions (which may hold the locks this batch needs) go on.
             # 让出事件循环：其他分区的事务（可能持有本批所需的锁）得以继续。
             await asyncio.sleep(0)
-        chunk = route_batch(reports[start : start + _STAGE_CHUNK], jurisdiction, now)
+        chunk = route_batch(reports[start : start + _STAGE_CHUNK], jurisdiction)
         for routed in chunk:
             routed.staged = stage_new_case(routed, None)
         batch += chunk
@@ -347,7 +347,6 @@ async def _handle_reports(
     reports: Sequence[tuple[IncidentReported, str]],
     *,
     jurisdiction: LoadedJurisdiction,
-    now: datetime,
     distance_m: float,
     window: timedelta,
 ) -> list[IncidentOutcome]:
@@ -359,7 +358,7 @@ async def _handle_reports(
     merged and the inserts. 与并案检查无关的工作（路由、按不并案预先暂存并序列化）在加锁前完成，
     持锁期间只做候选查询、少量并案重新暂存与插入。
     """
-    batch = await _route_and_stage(reports, jurisdiction, now)
+    batch = await _route_and_stage(reports, jurisdiction)
     nearby, existing = await _lock_and_fetch(session, batch, distance_m=distance_m, window=window)
     known, new = _decide(batch, nearby, existing, distance_m=distance_m, window=window)
     inserted = await _insert(session, new)
@@ -371,7 +370,6 @@ async def handle_incidents(
     session: AsyncSession,
     envelopes: Sequence[EventEnvelope[Any]],
     jurisdiction: LoadedJurisdiction,
-    now: datetime,
     duplicate_distance_m: float = 50.0,
     duplicate_window: timedelta = timedelta(hours=24),
 ) -> list[IncidentOutcome]:
@@ -401,7 +399,6 @@ async def handle_incidents(
         session,
         reports,
         jurisdiction=jurisdiction,
-        now=now,
         distance_m=duplicate_distance_m,
         window=duplicate_window,
     )
@@ -412,7 +409,6 @@ async def handle_incident(
     session: AsyncSession,
     event: IncidentReported,
     jurisdiction: LoadedJurisdiction,
-    now: datetime,
     correlation_id: str,
     duplicate_distance_m: float = 50.0,
     duplicate_window: timedelta = timedelta(hours=24),
@@ -429,7 +425,6 @@ async def handle_incident(
         session,
         [(event, correlation_id)],
         jurisdiction=jurisdiction,
-        now=now,
         distance_m=duplicate_distance_m,
         window=duplicate_window,
     )

@@ -93,12 +93,16 @@ def route_one(
     event: IncidentReported,
     correlation_id: str,
     jurisdiction: LoadedJurisdiction,
-    now: datetime,
     memo: RoutingMemo | None = None,
 ) -> Routed:
-    """Route ``event`` and build its case record (pure). 路由并构建案件记录（无 I/O）。"""
+    """Route ``event`` and build its case record (pure). 路由并构建案件记录（无 I/O）。
+
+    The dispatch time is the event's own: when intake received it (or when it was reported, if
+    later), never the processing clock, so a replay of the same events gives the same cases,
+    deadlines and timelines. 派遣时间取自事件（受理时间），重放结果一致。
+    """
     case_id = case_id_for(event.event_id)
-    at = max(now, event.reported_at)
+    at = max(event.received_at, event.reported_at)
     decision = route(event, jurisdiction.snapshot, now=at, calendar=jurisdiction.calendar, memo=memo)
     record = CaseRecord(
         id=case_id,
@@ -140,7 +144,7 @@ def prime_points(reports: Sequence[tuple[IncidentReported, str]], jurisdiction: 
 
 
 def route_batch(
-    reports: Sequence[tuple[IncidentReported, str]], jurisdiction: LoadedJurisdiction, now: datetime
+    reports: Sequence[tuple[IncidentReported, str]], jurisdiction: LoadedJurisdiction
 ) -> list[Routed]:
     """:func:`route_one` for every report, sharing the jurisdiction's :class:`RoutingMemo` (pure).
 
@@ -149,7 +153,7 @@ def route_batch(
     :func:`prime_points` are not located again.
     """
     memo = jurisdiction.memo
-    return [route_one(event, correlation_id, jurisdiction, now, memo) for event, correlation_id in reports]
+    return [route_one(event, correlation_id, jurisdiction, memo) for event, correlation_id in reports]
 
 
 

@@ -65,7 +65,7 @@ async def create_as_of(stack: Stack, events: list[IncidentReported], as_of: date
             ids = []
             for event in events:
                 outcome = await handle_incident(
-                    session=session, event=event, jurisdiction=loaded, now=as_of, correlation_id="test"
+                    session=session, event=event, jurisdiction=loaded, correlation_id="test"
                 )
                 ids.append(outcome.case_id)
     finally:

@@ -221,7 +221,7 @@ async def test_parallel_replicas_merge_the_same_spot(stack: Stack) -> None:
     async def replica(event: IncidentReported, hold: bool) -> Any:
         async with sessions() as session, session.begin():
             outcome = await handle_incident(
-                session=session, event=event, jurisdiction=loaded, now=datetime.now(UTC), correlation_id="t"
+                session=session, event=event, jurisdiction=loaded, correlation_id="t"
             )
             if hold:  # keep the first transaction open while the second one runs
                 started.set()

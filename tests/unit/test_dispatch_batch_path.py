@@ -136,9 +136,9 @@ def test_memo_tables_are_bounded(loaded: LoadedJurisdiction) -> None:
 def test_route_batch_is_route_one_per_report(loaded: LoadedJurisdiction) -> None:
     batch = [(e, f"c{i}") for i, e in enumerate(reports(120, seed=5))]
     prime_points(batch, loaded)
-    routed = route_batch(batch, loaded, NOW)
+    routed = route_batch(batch, loaded)
     for (e, correlation_id), r in zip(batch, routed, strict=True):
-        one = route_one(e, correlation_id, LoadedJurisdiction(loaded.snapshot, loaded.calendar), NOW)
+        one = route_one(e, correlation_id, LoadedJurisdiction(loaded.snapshot, loaded.calendar))
         assert r.decision == one.decision
         assert r.record == one.record
         assert r.report == one.report
@@ -180,7 +180,7 @@ def test_snapshot_diff_is_the_json_difference(pair: int) -> None:
 def test_staged_rows_are_those_of_the_staged_record(loaded: LoadedJurisdiction) -> None:
     batch = [(e, "c") for e in reports(150, seed=11)]
     prime_points(batch, loaded)
-    for routed in route_batch(batch, loaded, NOW):
+    for routed in route_batch(batch, loaded):
         pristine = routed.record
         staged = stage_new_case(routed, None)
         assert routed.record is pristine and routed.record.snapshot.version == 1  # the routed record untouched
@@ -197,7 +197,7 @@ def test_staged_rows_are_those_of_the_staged_record(loaded: LoadedJurisdiction) 
 def test_a_report_staged_as_new_can_be_staged_again_as_merged(loaded: LoadedJurisdiction) -> None:
     batch = [(e, "c") for e in reports(40, seed=13) if not e.self_handled]
     prime_points(batch, loaded)
-    routed = route_batch(batch, loaded, NOW)[0]
+    routed = route_batch(batch, loaded)[0]
     first = stage_new_case(routed, None)
     duplicate = DuplicateMatch(str(uuid.uuid4()), "nearby", 12.0, "与案件并案")
     merged = stage_new_case(routed, duplicate)
