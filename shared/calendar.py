@@ -402,6 +402,33 @@ class WorkingCalendar:
         d = date.fromordinal(tab.first + index)
         return datetime.combine(d, clock, tzinfo=SHANGHAI)
 
+    def deadline_in_working_days(self, start: datetime, days: int) -> Deadline:
+        """A deadline of ``days`` working days 工作日时限 (12345 一般件: 5 working days).
+
+        It ends at ``start``'s clock time on the ``days``-th working day after ``start``'s day, or
+        at that day's end of work when ``start`` came after the day's working hours or on a day
+        off. 第 N 个工作日的同一时刻；下班后或休息日开始的，为第 N 个工作日下班时。
+        """
+        if days < 1:
+            raise ValueError(f"days must be >= 1, got {days!r}")
+        w = _wall(start)
+        tab = self._table_covering(w, w)
+        end_of_work = self._periods[-1][1]
+        while True:
+            i = w.toordinal() - tab.first
+            goal = tab.cum[i + 1] + (days - 1) * self._day_minutes  # minutes before the Nth working day
+            if goal + self._day_minutes <= tab.cum[-1]:
+                break
+            tab = self._table_for(tab.first_year, tab.last_year + days // 200 + 1)
+        minute = w.hour * 60 + w.minute + (w.second + w.microsecond / 1e6) / 60.0
+        same_clock = bool(tab.working[i]) and minute <= end_of_work
+        day = date.fromordinal(tab.first + bisect_right(tab.cum, goal) - 1)
+        if same_clock:
+            due = datetime.combine(day, w.time(), tzinfo=SHANGHAI)
+        else:
+            due = datetime.combine(day, time(0), tzinfo=SHANGHAI) + timedelta(minutes=end_of_work)
+        return Deadline(due, "working", self.spans_provisional(start, due))
+
     def deadline(self, start: datetime, hours: float, basis: Basis) -> Deadline:
         """Due time 截止时间 ``hours`` after ``start`` in working time 工作时 or natural time 自然时.
 

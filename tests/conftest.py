@@ -113,6 +113,20 @@ def kafka() -> Iterator[TansuBroker]:
         broker.stop()
 
 
+@pytest.fixture(scope="module")
+def module_broker(request: pytest.FixtureRequest) -> Iterator[TansuBroker]:
+    """A broker of this module's own: a running platform whose dispatch starts a fresh consumer group
+    reads its topic from the beginning, and must not find other modules' reports there (they would
+    become cases here, and a report of this module could merge into one of them)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    broker = TansuBroker(log_path=ARTIFACTS / f"tansu-{request.module.__name__.rsplit('.', 1)[-1]}.log")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
 @pytest.fixture
 def own_broker() -> Iterator[TansuBroker]:
     """A broker of this test's own, which it may stop and restart."""

@@ -123,8 +123,8 @@ AGENCIES: list[tuple[str, str, str, list[str]]] = [
     ("pz-sfs-qingxi", "青溪县司法局青溪司法所", "dept-sfj", [QINGXI, FENGLIN]),
 ]
 
-# Deadline presets (normal, urgent, critical) hours + basis. 时限预设。
-W_STD = ((40, 8, 2), "working")  # 5 个工作日 / 1 个工作日 / 2 小时
+# Deadline presets (normal, urgent, critical): hours, or {"working_days": N}; + basis. 时限预设。
+W_STD = (({"working_days": 5}, 8, 2), "working")  # 12345 一般件 5 个工作日 / 紧急件 1 个工作日 / 特急件 2 小时
 W_LONG = ((80, 16, 4), "working")  # 10 个工作日
 W_SOCIAL = ((120, 24, 4), "working")  # 15 个工作日
 N_DAY = ((24, 4, 1), "natural")
@@ -133,7 +133,8 @@ N_FAST = ((8, 2, 1), "natural")
 N_EMERG = ((2, 1, 0.5), "natural")
 
 # Matters: (code, name, group, department, township function, preset, auto-escalate). 事项清单。
-MATTERS: list[tuple[str, str, str, str, str, tuple[tuple[float, float, float], str], bool]] = [
+Amount = float | dict[str, int]
+MATTERS: list[tuple[str, str, str, str, str, tuple[tuple[Amount, float, float], str], bool]] = [
     # 市容环境
     ("SR001", "占道经营", "市容环境", "dept-cgj", "enforcement", W_STD, False),
     ("SR002", "暴露垃圾", "市容环境", "dept-cgj", "enforcement", N_DAY2, False),

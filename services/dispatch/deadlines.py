@@ -5,8 +5,9 @@ does the date arithmetic. 纯函数：无 I/O、无时钟；日期运算交给�
 
 * 特急件 runs on natural time: a ``critical`` report's deadline counts natural
   hours whatever the matter's basis. 特急件一律按自然时计时。
-* 办结期限 — the matter's hours for the urgency, on the matter's basis (or a
-  rule's override hours, which routing passes in). 办结期限。
+* 办结期限 — the matter's deadline for the urgency: hours on the matter's basis, or
+  working days (ending at the same clock time on the Nth working day, or that day's
+  end after hours), or a rule's override hours, which routing passes in. 办结期限。
 * 签收期限 — :data:`ACCEPT_WORKING_DAYS` working days after dispatch, never later
   than the 办结期限. 签收期限（不晚于办结期限）。
 * 退单时限 — :data:`REJECT_WINDOW_WORKING_DAYS` working days after dispatch. 退单时限。
@@ -20,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.calendar import WorkingCalendar
-from shared.jurisdiction import Matter
+from shared.calendar import Deadline, WorkingCalendar
+from shared.jurisdiction import DeadlineAmount, Matter, WorkingDays
 from shared.vocabulary import TimeBasis
 
 __all__ = [
@@ -30,7 +31,9 @@ __all__ = [
     "REPORT_IN_WORKING_DAYS",
     "DeadlineFacts",
     "accept_deadline",
+    "amount_text",
     "deadline_facts",
+    "deadline_for",
     "matter_deadline",
     "reject_window_ends",
     "report_in_deadline",
@@ -66,6 +69,18 @@ def report_in_deadline(calendar: WorkingCalendar, at: datetime) -> datetime:
     return calendar.add_working_days(at, REPORT_IN_WORKING_DAYS)
 
 
+def deadline_for(calendar: WorkingCalendar, at: datetime, amount: DeadlineAmount, basis: TimeBasis) -> Deadline:
+    """The due time ``amount`` after ``at``: hours on ``basis``, or working days. 办结期限。"""
+    if isinstance(amount, WorkingDays):
+        return calendar.deadline_in_working_days(at, amount.working_days)
+    return calendar.deadline(at, float(amount), basis)
+
+
+def amount_text(amount: DeadlineAmount) -> str:
+    """``5 个工作日`` or ``40 小时``, as the routing explanation says it. 时限的中文表述。"""
+    return f"{amount.working_days} 个工作日" if isinstance(amount, WorkingDays) else f"{amount:g} 小时"
+
+
 @dataclass(frozen=True, slots=True)
 class DeadlineFacts:
     """办结期限, 签收期限, 退单时限 and the provisional flag of one (now, hours, basis). 时限计算结果。"""
@@ -76,9 +91,11 @@ class DeadlineFacts:
     provisional: bool
 
 
-def deadline_facts(calendar: WorkingCalendar, now: datetime, hours: float, basis: TimeBasis) -> DeadlineFacts:
-    """The deadlines of a dispatch at ``now`` for ``hours`` on ``basis`` (routing's step 5). 派遣时限。"""
-    due = calendar.deadline(now, hours, basis)
+def deadline_facts(
+    calendar: WorkingCalendar, now: datetime, amount: DeadlineAmount, basis: TimeBasis
+) -> DeadlineFacts:
+    """The deadlines of a dispatch at ``now`` for ``amount`` on ``basis`` (routing's step 5). 派遣时限。"""
+    due = deadline_for(calendar, now, amount, basis)
     window = reject_window_ends(calendar, now)
     provisional = due.provisional or calendar.spans_provisional(now, window)
     return DeadlineFacts(due.due_at, accept_deadline(calendar, now, due.due_at), window, provisional)
@@ -94,5 +111,5 @@ def matter_deadline(
     if matter is None:
         return None, None, False
     basis = time_basis_for(urgency, matter.time_basis)
-    due = calendar.deadline(at, matter.deadlines.for_urgency(urgency), basis)  # type: ignore[arg-type]
+    due = deadline_for(calendar, at, matter.deadlines.for_urgency(urgency), basis)  # type: ignore[arg-type]
     return due.due_at, basis, due.provisional

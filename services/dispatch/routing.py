@@ -37,12 +37,12 @@ import numpy as np
 
 from services.dispatch.candidates import Candidate, DecidedBy, cohandlers_of, unit_candidates, unit_name
 from services.dispatch.classification import matter_for_source
-from services.dispatch.deadlines import DeadlineFacts, deadline_facts, time_basis_for
+from services.dispatch.deadlines import DeadlineFacts, amount_text, deadline_facts, time_basis_for
 from services.dispatch.placement import CODE_FIELDS, Placement, locate_event, where_zh
 from services.dispatch.rules import RuleFacts, first_matching_rule, rule_facts
 from shared.calendar import SHANGHAI, WorkingCalendar
 from shared.events import IncidentReported
-from shared.jurisdiction import JurisdictionSnapshot, Matter, Rule
+from shared.jurisdiction import DeadlineAmount, JurisdictionSnapshot, Matter, Rule, WorkingDays
 from shared.locator import LocateResult
 from shared.vocabulary import TimeBasis
 
@@ -114,7 +114,7 @@ class RoutingMemo:
         self._rules: dict[RuleFacts, Rule | None] = {}
         self._candidates: dict[tuple[str, str, str | None], tuple[Candidate, ...]] = {}
         self._classified: dict[tuple[str, str], Matter | None] = {}
-        self._deadlines: dict[tuple[datetime, tzinfo | None, float, str], DeadlineFacts] = {}
+        self._deadlines: dict[tuple[datetime, tzinfo | None, DeadlineAmount, str], DeadlineFacts] = {}
         self._fmt: dict[datetime, str] = {}
         self._where: dict[Placement, str] = {}
 
@@ -181,14 +181,16 @@ class RoutingMemo:
         self._put(self._candidates, key, listed)
         return listed
 
-    def deadline_facts(self, now: datetime, hours: float, basis: Literal["working", "natural"]) -> DeadlineFacts:
+    def deadline_facts(
+        self, now: datetime, amount: DeadlineAmount, basis: Literal["working", "natural"]
+    ) -> DeadlineFacts:
         """Step 5's calendar arithmetic from ``now`` (:func:`deadlines.deadline_facts`). 时限计算（记忆化）。"""
-        key = (now, now.tzinfo, hours, basis)
+        key = (now, now.tzinfo, amount, basis)
         try:
             return self._deadlines[key]
         except KeyError:
             pass
-        facts = deadline_facts(self.calendar, now, hours, basis)
+        facts = deadline_facts(self.calendar, now, amount, basis)
         self._put(self._deadlines, key, facts)
         return facts
 
@@ -238,6 +240,7 @@ class RoutingDecision:
     devolved: bool | None = None
     deadline: datetime | None = None
     deadline_hours: float | None = None
+    deadline_working_days: int | None = None
     time_basis: TimeBasis | None = None
     provisional: bool = False
     accept_deadline: datetime | None = None
@@ -282,6 +285,7 @@ class RoutingDecision:
             "devolved": self.devolved,
             "deadline": iso(self.deadline),
             "deadline_hours": self.deadline_hours,
+            "deadline_working_days": self.deadline_working_days,
             "time_basis": self.time_basis,
             "provisional": self.provisional,
             "accept_deadline": iso(self.accept_deadline),
@@ -424,12 +428,16 @@ def route(
 
     # 5. Deadline 时限
     overridden = rule is not None and rule.action.deadline_hours is not None
-    hours = (
+    amount: DeadlineAmount | None = (
         rule.action.deadline_hours if overridden and rule is not None else found.deadlines.for_urgency(event.urgency)
     )
-    assert hours is not None
+    assert amount is not None
+    if not isinstance(amount, WorkingDays):
+        amount = float(amount)
+    hours = None if isinstance(amount, WorkingDays) else amount
+    days = amount.working_days if isinstance(amount, WorkingDays) else None
     basis = time_basis_for(event.urgency, found.time_basis)
-    timing = memo.deadline_facts(now, float(hours), basis)
+    timing = memo.deadline_facts(now, amount, basis)
     due_at, accept, window, provisional = timing.due_at, timing.accept, timing.window, timing.provisional
     source_of_hours = (
         f"规则 {rule.id} 覆盖"
@@ -437,7 +445,7 @@ def route(
         else f"事项「{found.name}」{_URGENCY_LABELS.get(event.urgency, event.urgency)}"
     )
     texts.append(
-        f"时限：{source_of_hours} {hours:g} 小时（{_BASIS_LABELS[basis]}"
+        f"时限：{source_of_hours} {amount_text(amount)}（{_BASIS_LABELS[basis]}"
         + ("，特急件一律按自然时" if event.urgency == "critical" and found.time_basis == "working" else "")
         + f"），办结期限 {memo.fmt(due_at)}；签收期限 {memo.fmt(accept)}；退单时限 {memo.fmt(window)}"
         + ("（日历暂定）" if provisional else "")
@@ -446,6 +454,7 @@ def route(
         {
             "step": "deadline",
             "hours": hours,
+            "working_days": days,
             "overridden_by_rule": overridden,
             "time_basis": basis,
             "urgency": event.urgency,
@@ -467,7 +476,8 @@ def route(
             "decided_by": chosen.decided_by,
             "rule_id": rule.id if rule is not None else None,
             "deadline": due_at,
-            "deadline_hours": float(hours),
+            "deadline_hours": hours,
+            "deadline_working_days": days,
             "time_basis": basis,
             "provisional": provisional,
             "accept_deadline": accept,

@@ -39,6 +39,7 @@ from shared.jurisdiction.limits import (
     AppealType,
 )
 from shared.jurisdiction.model import (
+    DeadlineAmount,
     Deadlines,
     DivisionCollection,
     DivisionFeature,
@@ -50,6 +51,7 @@ from shared.jurisdiction.model import (
     RuleAction,
     RuleConditions,
     Unit,
+    WorkingDays,
 )
 from shared.jurisdiction.parsing import parse_bundle, parse_rules, rules_problems, validate_bundle
 from shared.jurisdiction.problems import BundleInvalidError, Problem
@@ -68,6 +70,7 @@ __all__ = [
     "URGENCIES",
     "AppealType",
     "BundleInvalidError",
+    "DeadlineAmount",
     "Deadlines",
     "Division",
     "DivisionCollection",
@@ -82,6 +85,7 @@ __all__ = [
     "RuleAction",
     "RuleConditions",
     "Unit",
+    "WorkingDays",
     "bundle_digest",
     "canonical_bundle",
     "canonical_json",

@@ -95,19 +95,35 @@ class Unit(_Closed):
     covers: list[str] | None = None
 
 
-class Deadlines(_Closed):
-    """Deadlines in hours by urgency (working hours when the basis is working time).
+class WorkingDays(_Closed):
+    """A deadline in working days 工作日时限 (e.g. 12345 一般件: 5 working days).
 
-    按紧急程度的办理时限（小时；工作时制时为工作小时）。
+    It ends at the same clock time on the Nth working day after dispatch, or at that day's end
+    when the dispatch came after hours or on a day off. 第 N 个工作日的同一时刻（下班后或休息日
+    派遣则为该日下班时）。
     """
 
-    normal: float
-    urgent: float
-    critical: float
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def for_urgency(self, urgency: Urgency) -> float:
-        """Deadline hours for ``urgency``. 指定紧急程度的时限。"""
-        value: float = getattr(self, urgency)
+    working_days: int = Field(ge=1, le=365)
+
+
+#: A deadline amount: hours (on the matter's clock) or working days. 时限：小时数或工作日数。
+DeadlineAmount = float | WorkingDays
+
+
+class Deadlines(_Closed):
+    """Deadlines by urgency: hours (working hours when the basis is working time), or
+    ``{"working_days": N}``. 按紧急程度的办理时限（小时；或工作日数）。
+    """
+
+    normal: DeadlineAmount
+    urgent: DeadlineAmount
+    critical: DeadlineAmount
+
+    def for_urgency(self, urgency: Urgency) -> DeadlineAmount:
+        """The deadline for ``urgency``. 指定紧急程度的时限。"""
+        value: DeadlineAmount = getattr(self, urgency)
         return value
 
 

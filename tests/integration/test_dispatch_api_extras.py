@@ -41,8 +41,8 @@ MASKED = re.compile(r"^1\d{2}\*{4}\d{4}$")
 
 
 @pytest.fixture(scope="module")
-async def stack(database_url: str, kafka: TansuBroker) -> AsyncIterator[Stack]:
-    async with platform(database_url, kafka.bootstrap) as s:
+async def stack(database_url: str, module_broker: TansuBroker) -> AsyncIterator[Stack]:
+    async with platform(database_url, module_broker.bootstrap) as s:
         yield s
 
 

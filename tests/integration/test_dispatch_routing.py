@@ -44,8 +44,8 @@ from tests.integration.test_dispatch_support import (
 
 
 @pytest.fixture(scope="module")
-async def stack(database_url: str, kafka: TansuBroker) -> AsyncIterator[Stack]:
-    async with platform(database_url, kafka.bootstrap) as s:
+async def stack(database_url: str, module_broker: TansuBroker) -> AsyncIterator[Stack]:
+    async with platform(database_url, module_broker.bootstrap) as s:
         yield s
 
 

@@ -586,3 +586,37 @@ def test_a_loaded_notice_makes_the_year_final(tmp_path: Path) -> None:
     assert cal.known_years(2026, 2028) == (2026, 2027)
     # The default calendar (no notice) still treats 2027 as provisional.
     assert CAL.known_years(2026, 2028) == (2026,)
+
+
+# --------------------------------------------------------------------------------------------
+# Deadlines in working days 工作日时限 (12345 一般件: 5 working days)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("start", "due"),
+    [
+        # Tue 10:00 → Wed, Thu, Fri, Mon, Tue: the 5th working day at the same clock time.
+        (dt(2026, 3, 10, 10), dt(2026, 3, 17, 10)),
+        # Fri 18:00, after work → Mon..Fri; the 5th working day's end of work.
+        (dt(2026, 3, 13, 18), dt(2026, 3, 20, 17, 30)),
+        # Saturday (a day off) → Mon..Fri, end of work.
+        (dt(2026, 3, 14, 10), dt(2026, 3, 20, 17, 30)),
+        # Fri 07:00, before work: Friday counts in full → the 5th working day after it at 07:00.
+        (dt(2026, 3, 13, 7), dt(2026, 3, 20, 7)),
+        # Wed 9-30 → 10-1..7 National Day; 10-8 (1), 10-9 (2), make-up Sat 10-10 (3), 10-12 (4), 10-13 (5).
+        (dt(2026, 9, 30, 10), dt(2026, 10, 13, 10)),
+        # Mon 12-28 → 29 (1), 30 (2), 31 (3); 元旦 2027 by rule and the weekend; 1-4 (4), 1-5 (5).
+        (dt(2026, 12, 28, 10), dt(2027, 1, 5, 10)),
+    ],
+)
+def test_deadline_in_working_days(start: datetime, due: datetime) -> None:
+    deadline = CAL.deadline_in_working_days(start, 5)
+    assert deadline.due_at == due
+    assert deadline.basis == "working"
+    assert deadline.provisional is (due.year == 2027)
+
+
+def test_deadline_in_working_days_needs_one_day_at_least() -> None:
+    with pytest.raises(ValueError, match="days"):
+        CAL.deadline_in_working_days(dt(2026, 3, 10, 10), 0)

@@ -426,3 +426,36 @@ def test_snapshot_refuses_an_invalid_bundle(demo_data: dict[str, Any]) -> None:
     with pytest.raises(BundleInvalidError) as err:
         JurisdictionSnapshot(JurisdictionBundle.model_validate(data), version=1, rules_version=1)
     assert {p.path for p in err.value.problems} == {"rules[0].action.unit", "matters[0].deadlines.critical"}
+
+
+# --------------------------------------------------------------------------- deadlines in working days
+
+
+def _with_deadlines(demo_data: dict[str, Any], code: str, **deadlines: Any) -> JurisdictionBundle:
+    data = copy.deepcopy(demo_data)
+    matter = next(m for m in data["matters"] if m["code"] == code)
+    matter["deadlines"].update(deadlines)
+    return JurisdictionBundle.model_validate(data)
+
+
+def test_working_day_deadlines_validate(demo_data: dict[str, Any]) -> None:
+    sr001 = next(m for m in demo_data["matters"] if m["code"] == "SR001")
+    assert (sr001["time_basis"], sr001["deadlines"]["normal"]) == ("working", {"working_days": 5})
+    assert validate_bundle(_with_deadlines(demo_data, "SR001", normal={"working_days": 10})) == []
+    critical = validate_bundle(_with_deadlines(demo_data, "SR001", critical={"working_days": 1}))
+    assert [(p.path, "特急件" in p.message) for p in critical] == [
+        (f"matters[{_matter_index(demo_data, 'SR001')}].deadlines.critical", True)
+    ]
+    grows = validate_bundle(_with_deadlines(demo_data, "SR001", urgent={"working_days": 6}))
+    assert len(grows) == 1 and "must not grow with urgency" in grows[0].message
+    natural = next(m for m in demo_data["matters"] if m["time_basis"] == "natural")
+    problems = validate_bundle(_with_deadlines(demo_data, natural["code"], normal={"working_days": 1}))
+    assert [p.path.endswith(".deadlines.normal") and "natural time" in p.message for p in problems] == [True]
+    bad, found = parse_bundle(
+        {**demo_data, "matters": [{**sr001, "deadlines": {**sr001["deadlines"], "normal": {"working_days": 0}}}]}
+    )
+    assert bad is None and any("working_days" in p.path for p in found)
+
+
+def _matter_index(demo_data: dict[str, Any], code: str) -> int:
+    return next(i for i, m in enumerate(demo_data["matters"]) if m["code"] == code)

@@ -435,6 +435,14 @@ DEADLINE_CASES = [
     ("critical is always natural time", datetime(2026, 11, 28, 22, 0, tzinfo=CST), "critical", K_SR001, G_QINGXI,
      datetime(2026, 11, 29, 0, 0, tzinfo=CST), "natural",
      datetime(2026, 11, 29, 0, 0, tzinfo=CST), datetime(2026, 12, 2, 8, 30, tzinfo=CST)),
+    # 12345 一般件: 5 working days. Tue 11-24 10:00 → Wed (1), Thu (2), Fri (3), Mon (4), Tue 12-01 (5) 10:00.
+    ("一般件 5 working days, same clock time", datetime(2026, 11, 24, 10, 0, tzinfo=CST), "normal", K_SR001,
+     G_QINGXI, datetime(2026, 12, 1, 10, 0, tzinfo=CST), "working",
+     datetime(2026, 11, 25, 10, 0, tzinfo=CST), datetime(2026, 11, 26, 10, 0, tzinfo=CST)),
+    # Fri 11-27 18:00, after work → Mon (1) … Fri 12-04 (5), at the end of work 17:30.
+    ("一般件 after hours: the 5th day's end", datetime(2026, 11, 27, 18, 0, tzinfo=CST), "normal", K_SR001,
+     G_QINGXI, datetime(2026, 12, 4, 17, 30, tzinfo=CST), "working",
+     datetime(2026, 12, 1, 8, 30, tzinfo=CST), datetime(2026, 12, 2, 8, 30, tzinfo=CST)),
     ("natural matter over a weekend", datetime(2026, 11, 27, 16, 0, tzinfo=CST), "normal", "010102", G_QINGXI,
      datetime(2026, 11, 28, 16, 0, tzinfo=CST), "natural",
      datetime(2026, 11, 28, 16, 0, tzinfo=CST), datetime(2026, 12, 1, 16, 0, tzinfo=CST)),
@@ -466,6 +474,18 @@ def test_deadlines(
     assert (d.deadline, d.time_basis, d.accept_deadline, d.reject_window_ends_at) == (deadline, basis, accept, window)
     assert d.provisional is False
     assert d.explanation["steps"][-1]["deadline"] == deadline.isoformat()
+
+
+def test_a_working_day_deadline_says_so(snap: JurisdictionSnapshot, cal: WorkingCalendar) -> None:
+    now = datetime(2026, 11, 24, 10, 0, tzinfo=CST)
+    d = decide(snap, cal, event(key=K_SR001, point=centre(snap, G_QINGXI), urgency="normal"), now=now)
+    assert (d.deadline_working_days, d.deadline_hours) == (5, None)
+    assert "5 个工作日" in d.explanation_zh
+    step = d.explanation["steps"][-1]
+    assert (step["working_days"], step["hours"]) == (5, None)
+    urgent = decide(snap, cal, event(key=K_SR001, point=centre(snap, G_QINGXI), urgency="urgent"), now=now)
+    assert (urgent.deadline_working_days, urgent.deadline_hours) == (None, 8.0)
+    assert "8 小时" in urgent.explanation_zh
 
 
 def test_deadline_in_an_unpublished_year_is_provisional(snap: JurisdictionSnapshot, cal: WorkingCalendar) -> None:

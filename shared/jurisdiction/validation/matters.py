@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping, Sequence, Set
 
 from shared.jurisdiction.limits import MAX_DEADLINE_HOURS, MAX_GROUP_LENGTH, MAX_MATTER_GROUPS, URGENCIES
-from shared.jurisdiction.model import Matter
+from shared.jurisdiction.model import DeadlineAmount, Matter, WorkingDays
 from shared.jurisdiction.problems import Problem, join_path
 
 __all__ = ["check_matters", "hours_ok"]
@@ -56,23 +56,41 @@ def check_matters(
     return problems
 
 
+def _as_hours(amount: DeadlineAmount) -> float:
+    """For comparing urgencies only: a working day counts as 24 h (an upper bound). 仅用于比较。"""
+    return amount.working_days * 24.0 if isinstance(amount, WorkingDays) else amount
+
+
+def _text(amount: DeadlineAmount) -> str:
+    return f"{amount.working_days} working days" if isinstance(amount, WorkingDays) else str(amount)
+
+
 def _deadline_problems(matter: Matter, base: str) -> list[Problem]:
-    """Each deadline in range, and none growing with urgency. 时限范围，且不随紧急程度增长。"""
+    """Each deadline in range, working days only on working time and never for 特急件 (natural time),
+    and none growing with urgency. 时限范围；工作日时限仅用于工作时制且不用于特急件；不随紧急程度增长。"""
     problems: list[Problem] = []
     in_range = True
     for name in URGENCIES:
-        hours = matter.deadlines.for_urgency(name)
-        if not hours_ok(hours):
+        amount = matter.deadlines.for_urgency(name)
+        if isinstance(amount, WorkingDays):
+            if name == "critical" or matter.time_basis != "working":
+                in_range = False
+                why = "特急件 runs on natural time" if name == "critical" else "the matter runs on natural time"
+                problems.append(
+                    Problem(f"{base}.deadlines.{name}", f"working days need working time: {why}; give hours")
+                )
+        elif not hours_ok(amount):
             in_range = False
             problems.append(
-                Problem(f"{base}.deadlines.{name}", f"{hours} h is out of range (0 < h ≤ {MAX_DEADLINE_HOURS})")
+                Problem(f"{base}.deadlines.{name}", f"{amount} h is out of range (0 < h ≤ {MAX_DEADLINE_HOURS})")
             )
     d = matter.deadlines
-    if in_range and not (d.normal >= d.urgent >= d.critical):
+    if in_range and not (_as_hours(d.normal) >= _as_hours(d.urgent) >= _as_hours(d.critical)):
         problems.append(
             Problem(
                 f"{base}.deadlines",
-                f"deadlines must not grow with urgency (normal {d.normal} ≥ urgent {d.urgent} ≥ critical {d.critical})",
+                f"deadlines must not grow with urgency (normal {_text(d.normal)} ≥ urgent {_text(d.urgent)} ≥ "
+                f"critical {_text(d.critical)})",
             )
         )
     return problems
