@@ -7,9 +7,10 @@ Run: ``uvicorn --factory services.dispatch.app:create_app --port 8002`` (``make 
 Start-up: the jurisdiction snapshot is loaded from the grid service (retried in
 the background until it answers); ``/readyz`` answers 503 until then, and the
 ``incident.reported`` consumer starts only once a snapshot is loaded, so no
-event is routed without one. Every ``jurisdiction.changed`` reloads it.
+event is routed without one. Every ``jurisdiction.changed`` reloads it (after the
+consumer's commit, on the source's own task).
 启动时从网格服务加载辖区快照（后台重试直至成功）；加载前 ``/readyz`` 为 503，
-事件消费者在快照加载后才启动；每次辖区变更重新加载。
+事件消费者在快照加载后才启动；每次辖区变更（提交后）重新加载。
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def create_app(
     ctx = DispatchContext(runtime=runtime, settings=settings, source=source)
 
     # The incident consumer is registered now (its table is in the metadata) but started
-    # only after the first snapshot. 事件消费者先登记，快照加载后再启动。
+    # only after the first snapshot (/readyz reports it as not started until then).
+    # 事件消费者先登记，快照加载后再启动（此前 /readyz 报告其未启动）。
     # A partition batch is applied with a few set-based statements (handle_incidents), the
     # partitions of a poll side by side: their transactions take the duplicate-check advisory
     # locks in one sorted statement each and never share an incident, so they cannot deadlock.
@@ -70,19 +72,14 @@ def create_app(
         max_batch=settings.incident_max_batch,
         concurrent_partitions=True,
         fetch_max_wait_ms=20,
+        start=False,
+        starts_when="a jurisdiction snapshot is loaded",
     )
-    runtime.consumers.remove(incidents)
     loaders: list[asyncio.Task[object]] = []
-
-    def reload_in_background() -> None:
-        if loaders and not loaders[-1].done():
-            return
-        loaders.append(asyncio.ensure_future(source.load_until_ready(settings.grid_retry_s)))
-
     runtime.add_consumer(
         group_id=f"{settings.jurisdiction_group_prefix}-{uuid.uuid4().hex[:12]}",
         topics=[JURISDICTION_CHANGED],
-        handler=jurisdiction_handler(ctx, reload_in_background),
+        handler=jurisdiction_handler(ctx),
         max_batch=50,
     )
 
@@ -99,8 +96,7 @@ def create_app(
         # 长寿对象移出循环垃圾回收，并降低年轻代回收频率（热路径大量分配短命对象，基本由引用计数释放）；
         # 年轻代阈值高于在途批次存活的对象数，否则每次年轻代回收都要遍历整个在途批次。
         tune_gc_for_throughput(young_threshold=200_000)
-        runtime.consumers.append(incidents)
-        incidents.start()
+        runtime.start_consumer(incidents)
         log.info("incident consumer started", group=settings.incident_group_id)
 
     async def sweep_loop() -> None:
@@ -135,6 +131,7 @@ def create_app(
                 log.error("dispatch cannot start", error=str(exc))
                 raise RuntimeError(str(exc)) from None
         loaders.append(asyncio.ensure_future(first_load()))
+        runtime.spawn(source.keep_current(settings.grid_retry_s), "dispatch-jurisdiction-reload")
         if settings.overdue_sweep_interval_s > 0:
             runtime.spawn(sweep_loop(), "dispatch-overdue-sweep")
 
