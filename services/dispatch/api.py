@@ -26,8 +26,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import Field
 
 from services.dispatch.answers import ActionResult, Candidates, CaseDetail, CaseList, Timeline
+from services.dispatch.case_model import Action, Actor, Refused, Role
 from services.dispatch.context import DispatchContext, utc_now
-from services.dispatch.lifecycle import Action, Actor, Refused, Role
 from services.dispatch.queries import (
     CandidatesProblem,
     action_reasons,

@@ -26,14 +26,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.dispatch.lifecycle import (
-    HOTLINE_SOURCE,
-    TRANSITIONS,
-    Actor,
-    CaseSnapshot,
-    CaseState,
-    allowed_actions,
-)
+from services.dispatch.case_model import HOTLINE_SOURCE, Actor, CaseSnapshot, CaseState
+from services.dispatch.lifecycle import TRANSITIONS, allowed_actions
 from services.dispatch.models import cases
 from services.dispatch.routing import Candidate, candidates, locate_event
 from services.dispatch.service import API_ACTIONS, CaseFilters, CaseRecord, case_conditions, page_of_cases

@@ -16,21 +16,11 @@ from typing import Any
 import orjson
 import pytest
 
+from services.dispatch.action_bodies import DispatchBody, EscalateBody, RejectBody
+from services.dispatch.case_model import Action, Actor, Applied, CaseSnapshot, Refused, Role
 from services.dispatch.duplicates import DuplicateMatch
 from services.dispatch.grid_client import LoadedJurisdiction
-from services.dispatch.lifecycle import (
-    Action,
-    Actor,
-    Applied,
-    CaseSnapshot,
-    DispatchBody,
-    EscalateBody,
-    Refused,
-    RejectBody,
-    Role,
-    _diff,
-    apply,
-)
+from services.dispatch.lifecycle import _diff, apply
 from services.dispatch.routing import RoutingMemo, locate_event, route
 from services.dispatch.service import (
     _CASES,
