@@ -186,7 +186,8 @@ class ServiceRuntime:
             runner.start()
 
     def uow(self) -> UnitOfWork:
-        """A unit of work whose commit wakes the outbox relay."""
+        """A unit of work whose commit wakes the outbox relay (the consumers' transactions are made here too).
+        提交后唤醒发件箱中继的工作单元（消费者的事务也由此创建）。"""
         uow = UnitOfWork(self.sessions)
         if self.relay is not None:
             uow.after_commit(self.relay.wake)
