@@ -41,9 +41,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from services.dispatch.actions import ActionOutcome, perform_action  # noqa: E402
+from services.dispatch.case_model import Action, Actor, Role  # noqa: E402
 from services.dispatch.grid_client import LoadedJurisdiction  # noqa: E402
 from services.dispatch.incidents import handle_incidents  # noqa: E402
-from services.dispatch.lifecycle import DEFAULT_MAX_REJECTIONS, Action, Actor, Role  # noqa: E402
+from services.dispatch.lifecycle import DEFAULT_MAX_REJECTIONS  # noqa: E402
 from services.dispatch.sweep import sweep_overdue  # noqa: E402
 from shared.calendar import load_calendar  # noqa: E402
 from shared.db import create_engine, session_factory  # noqa: E402

@@ -3,7 +3,9 @@
 A :class:`UnitOfWork` owns the transaction: service functions take the session
 as a keyword argument and never commit on their own. Callbacks registered
 with :meth:`UnitOfWork.after_commit` run only once the commit succeeded (for
-example, waking the outbox relay).
+example, waking the outbox relay, counting in telemetry, or reloading something
+over the network, which never happens inside the transaction); it is the one
+place that runs code after a commit. 工作单元是唯一的"提交后"挂钩：回调仅在提交成功后执行，回滚时丢弃。
 """
 
 from __future__ import annotations
@@ -146,7 +148,9 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
 class UnitOfWork:
     """One database transaction. ``async with UnitOfWork(sessions) as uow: ... uow.session ...``.
 
-    Commits when the block exits normally, rolls back on an exception.
+    Commits when the block exits normally, rolls back on an exception. Callbacks given to
+    :meth:`after_commit` run in order once the commit succeeded; on a rollback (or a failed
+    commit) they are dropped. 正常退出时提交，异常时回滚；提交后回调仅在提交成功后按序执行。
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -155,6 +159,7 @@ class UnitOfWork:
         self.session: AsyncSession
 
     def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once this unit of work has committed; never if it rolls back. 提交后执行。"""
         self._after_commit.append(callback)
 
     async def __aenter__(self) -> UnitOfWork:

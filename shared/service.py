@@ -84,12 +84,17 @@ class ServiceRuntime:
         self.relay: OutboxRelay | None = None
         self.outbox: Table | None = None
         self.processed: Table | None = None
+        #: Consumer groups that run with the service (started with it, or started since).
         self.consumers: list[ConsumerRunner] = []
+        #: Consumer groups registered with ``start=False``, and what each waits for. 已登记、尚未启动的消费组。
+        self.waiting: dict[ConsumerRunner, str] = {}
         self.readiness: dict[str, ReadinessCheck] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._stoppers: list[Callable[[], Awaitable[None]]] = []
         self._broker_checked_at = -1.0
         self._broker_error: str | None = None
+        self._started = False
+        self._stopping = False
 
     # -- building blocks
     def use_outbox(self) -> Table:
@@ -127,6 +132,8 @@ class ServiceRuntime:
         batch_handler: BatchHandler | None = None,
         concurrent_partitions: bool = False,
         fetch_max_wait_ms: int | None = None,
+        start: bool = True,
+        starts_when: str = "the service starts it",
     ) -> ConsumerRunner:
         """Register a consumer group (started with the service). 登记一个消费组（随服务启动）。
 
@@ -136,6 +143,10 @@ class ServiceRuntime:
         (see :class:`~shared.messaging.consumer.ConsumerRunner`). 二选一：``handler`` 逐条处理，
         ``batch_handler`` 整批处理（同一事务）；``concurrent_partitions`` 使各分区并行处理；
         ``fetch_max_wait_ms`` 覆盖拉取等待上限。
+
+        ``start=False`` registers it without starting it: it starts when :meth:`start_consumer` is
+        called (``starts_when`` says when, for ``/readyz``, which reports it as not started until
+        then). ``start=False`` 只登记不启动，待 :meth:`start_consumer` 启动；此前 ``/readyz`` 如实报告未启动。
         """
         if self.processed is None:
             existing = self.metadata.tables.get(f"{self.metadata.schema}.processed_messages")
@@ -152,16 +163,31 @@ class ServiceRuntime:
             metrics=self.metrics,
             max_batch=max_batch or self.settings.consumer_max_batch,
             max_attempts=self.settings.consumer_max_attempts,
-            after_commit=self.relay.wake if self.relay else None,
+            unit_of_work=self.uow,
             concurrent_partitions=concurrent_partitions,
         )
         if fetch_max_wait_ms is not None:
             runner.fetch_max_wait_ms = fetch_max_wait_ms
-        self.consumers.append(runner)
+        if start:
+            self.consumers.append(runner)
+        else:
+            self.waiting[runner] = starts_when
         return runner
 
+    def start_consumer(self, runner: ConsumerRunner) -> None:
+        """Start a consumer group registered with ``start=False`` (once; a no-op when it already runs
+        or the service is stopping). Before the service starts, it is started with the others.
+        启动延后启动的消费组（只启动一次；服务停止中则不启动）。"""
+        if runner not in self.waiting or self._stopping:
+            return
+        del self.waiting[runner]
+        self.consumers.append(runner)
+        if self._started:
+            runner.start()
+
     def uow(self) -> UnitOfWork:
-        """A unit of work whose commit wakes the outbox relay."""
+        """A unit of work whose commit wakes the outbox relay (the consumers' transactions are made here too).
+        提交后唤醒发件箱中继的工作单元（消费者的事务也由此创建）。"""
         uow = UnitOfWork(self.sessions)
         if self.relay is not None:
             uow.after_commit(self.relay.wake)
@@ -181,10 +207,12 @@ class ServiceRuntime:
             log.warning("ZHPT_DEV_CREDENTIALS: dev staff tokens are active (dev-admin …); never in production")
         if self.relay is not None:
             self.relay.start()
+        self._started = True
         for consumer in self.consumers:
             consumer.start()
 
     async def stop(self) -> None:
+        self._stopping = True
         for consumer in self.consumers:  # finish in-flight work and commit first
             try:
                 await consumer.stop()
@@ -254,6 +282,8 @@ class ServiceRuntime:
             checks[f"consumer:{consumer.group_id}"] = consumer_check(
                 consumer, broker_error, now, self.settings.consumer_stall_after_s
             )
+        for consumer, starts_when in self.waiting.items():
+            checks[f"consumer:{consumer.group_id}"] = Check(False, f"not started yet: starts once {starts_when}", False)
         for name, check in self.readiness.items():
             try:
                 checks[name] = await check()

@@ -16,22 +16,13 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.dispatch.action_bodies import DispatchBody, TriageBody
 from services.dispatch.candidates import candidates
+from services.dispatch.case_model import Action, Actor, Applied, CaseSnapshot, Refused
 from services.dispatch.deadlines import accept_deadline, matter_deadline, reject_window_ends, report_in_deadline
 from services.dispatch.grid_client import LoadedJurisdiction
 from services.dispatch.identity import SYSTEM_ACTOR
-from services.dispatch.lifecycle import (
-    Action,
-    Actor,
-    Applied,
-    CaseSnapshot,
-    DispatchBody,
-    Refused,
-    TriageBody,
-    after_rejection,
-    apply,
-    can_see,
-)
+from services.dispatch.lifecycle import after_rejection, apply, can_see
 from services.dispatch.records import CaseNotFoundError, CaseRecord
 from services.dispatch.routing import RoutingDecision, route
 from services.dispatch.staging import Pending, must, stage_applied

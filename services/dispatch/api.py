@@ -27,8 +27,8 @@ from pydantic import Field
 
 from services.dispatch.actions import API_ACTIONS, ActionOutcome, ActionProblem, perform_action
 from services.dispatch.answers import ActionResult, Candidates, CaseDetail, CaseList, Timeline
+from services.dispatch.case_model import Action, Actor, Refused, Role
 from services.dispatch.context import DispatchContext, utc_now
-from services.dispatch.lifecycle import Action, Actor, Refused, Role
 from services.dispatch.queries import (
     CandidatesProblem,
     CaseFilters,

@@ -7,9 +7,10 @@ Run: ``uvicorn --factory services.dispatch.app:create_app --port 8002`` (``make 
 Start-up: the jurisdiction snapshot is loaded from the grid service (retried in
 the background until it answers); ``/readyz`` answers 503 until then, and the
 ``incident.reported`` consumer starts only once a snapshot is loaded, so no
-event is routed without one. Every ``jurisdiction.changed`` reloads it.
+event is routed without one. Every ``jurisdiction.changed`` reloads it (after the
+consumer's commit, on the source's own task).
 启动时从网格服务加载辖区快照（后台重试直至成功）；加载前 ``/readyz`` 为 503，
-事件消费者在快照加载后才启动；每次辖区变更重新加载。
+事件消费者在快照加载后才启动；每次辖区变更（提交后）重新加载。
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from services.dispatch.settings import DispatchSettings
 from services.dispatch.sweep import sweep_overdue
 from shared.events import INCIDENT_REPORTED, JURISDICTION_CHANGED
 from shared.logging import get_logger
-from shared.service import Check, ServiceRuntime, create_service_app, tune_gc_for_throughput
+from shared.messaging.consumer import ConsumerRunner
+from shared.service import Check, ReadinessCheck, ServiceRuntime, create_service_app, tune_gc_for_throughput
 
 log = get_logger(__name__)
 
@@ -54,76 +56,8 @@ def create_app(
         transport=grid_transport,
     )
     ctx = DispatchContext(runtime=runtime, settings=settings, source=source)
-
-    # The incident consumer is registered now (its table is in the metadata) but started
-    # only after the first snapshot. 事件消费者先登记，快照加载后再启动。
-    # A partition batch is applied with a few set-based statements (handle_incidents), the
-    # partitions of a poll side by side: their transactions take the duplicate-check advisory
-    # locks in one sorted statement each and never share an incident, so they cannot deadlock.
-    # A short fetch wait: on Tansu it is the latency this hop adds (report → case.dispatched).
-    # 按批立案，各分区并行：咨询锁每批一次按序取得、分区间不共享事件，不会死锁；
-    # 拉取等待取短值：在 Tansu 上它就是这一跳增加的时延。
-    incidents = runtime.add_consumer(
-        group_id=settings.incident_group_id,
-        topics=[INCIDENT_REPORTED],
-        batch_handler=incident_batch_handler(ctx),
-        max_batch=settings.incident_max_batch,
-        concurrent_partitions=True,
-        fetch_max_wait_ms=20,
-    )
-    runtime.consumers.remove(incidents)
+    incidents = _register_consumers(ctx)
     loaders: list[asyncio.Task[object]] = []
-
-    def reload_in_background() -> None:
-        if loaders and not loaders[-1].done():
-            return
-        loaders.append(asyncio.ensure_future(source.load_until_ready(settings.grid_retry_s)))
-
-    runtime.add_consumer(
-        group_id=f"{settings.jurisdiction_group_prefix}-{uuid.uuid4().hex[:12]}",
-        topics=[JURISDICTION_CHANGED],
-        handler=jurisdiction_handler(ctx, reload_in_background),
-        max_batch=50,
-    )
-
-    async def first_load() -> None:
-        if source.snapshot is None:
-            await source.load_until_ready(settings.grid_retry_s)
-        # The snapshot, the app and the libraries live as long as the process: keep them out of
-        # the cyclic collector's passes, and collect young objects less often — the incident hot
-        # path allocates many short-lived objects, almost all freed by reference counting
-        # (measured: +10 % and +17 % events/s in bench/dispatch.py). The young threshold sits above
-        # what the batches in flight keep alive (about 60 container objects per incident until its
-        # batch commits, up to incident_max_batch incidents): a lower one makes every young pass
-        # walk the whole in-flight batch (measured: ~10 % of the CPU with batches of 1 000).
-        # 长寿对象移出循环垃圾回收，并降低年轻代回收频率（热路径大量分配短命对象，基本由引用计数释放）；
-        # 年轻代阈值高于在途批次存活的对象数，否则每次年轻代回收都要遍历整个在途批次。
-        tune_gc_for_throughput(young_threshold=200_000)
-        runtime.consumers.append(incidents)
-        incidents.start()
-        log.info("incident consumer started", group=settings.incident_group_id)
-
-    async def sweep_loop() -> None:
-        while True:
-            await asyncio.sleep(settings.overdue_sweep_interval_s)
-            try:
-                while True:
-                    async with runtime.uow() as uow:
-                        flagged = await sweep_overdue(
-                            session=uow.session,
-                            now=utc_now(),
-                            jurisdiction=source.current,
-                            correlation_id=f"overdue-sweep-{uuid.uuid4().hex[:8]}",
-                            limit=settings.overdue_sweep_batch,
-                        )
-                    if flagged:
-                        log.info("cases flagged overdue", count=len(flagged))
-                    if len(flagged) < settings.overdue_sweep_batch:
-                        break
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("overdue sweep failed", error=repr(exc))
 
     async def on_start() -> None:
         # One attempt now: a refused credential stops the start, loudly; grid not up yet → retried in
@@ -134,9 +68,10 @@ def create_app(
             except GridRefusedError as exc:
                 log.error("dispatch cannot start", error=str(exc))
                 raise RuntimeError(str(exc)) from None
-        loaders.append(asyncio.ensure_future(first_load()))
+        loaders.append(asyncio.ensure_future(_start_incidents_when_loaded(ctx, incidents)))
+        runtime.spawn(source.keep_current(settings.grid_retry_s), "dispatch-jurisdiction-reload")
         if settings.overdue_sweep_interval_s > 0:
-            runtime.spawn(sweep_loop(), "dispatch-overdue-sweep")
+            runtime.spawn(_sweep_overdue_forever(ctx), "dispatch-overdue-sweep")
 
     async def on_stop() -> None:
         for task in loaders:
@@ -144,13 +79,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    async def jurisdiction_check() -> Check:
-        snap = source.snapshot
-        if snap is None:
-            return Check(False, f"no jurisdiction snapshot yet: {source.last_error or 'loading'}")
-        return Check(True, f"{snap.county_code} v{snap.version}/r{snap.rules_version}")
-
-    runtime.readiness["jurisdiction"] = jurisdiction_check
+    runtime.readiness["jurisdiction"] = _jurisdiction_check(source)
     app = create_service_app(
         runtime,
         title="Dispatch 派遣",
@@ -166,3 +95,91 @@ def create_app(
     # 调度台: static page at /dashboard plus same-origin proxies to metrics and grid.
     mount_dashboard(app, metrics_url=settings.metrics_url, grid_url=settings.grid_url, grid_transport=grid_transport)
     return app
+
+
+def _register_consumers(ctx: DispatchContext) -> ConsumerRunner:
+    """Register dispatch's two consumer groups; return the incident one (started once a snapshot is loaded).
+    登记两个消费组；返回事件消费组（快照加载后启动）。"""
+    runtime, settings = ctx.runtime, ctx.settings
+    # The incident consumer is registered now (its table is in the metadata) but started
+    # only after the first snapshot (/readyz reports it as not started until then).
+    # 事件消费者先登记，快照加载后再启动（此前 /readyz 报告其未启动）。
+    # A partition batch is applied with a few set-based statements (handle_incidents), the
+    # partitions of a poll side by side: their transactions take the duplicate-check advisory
+    # locks in one sorted statement each and never share an incident, so they cannot deadlock.
+    # A short fetch wait: on Tansu it is the latency this hop adds (report → case.dispatched).
+    # 按批立案，各分区并行：咨询锁每批一次按序取得、分区间不共享事件，不会死锁；
+    # 拉取等待取短值：在 Tansu 上它就是这一跳增加的时延。
+    incidents = runtime.add_consumer(
+        group_id=settings.incident_group_id,
+        topics=[INCIDENT_REPORTED],
+        batch_handler=incident_batch_handler(ctx),
+        max_batch=settings.incident_max_batch,
+        concurrent_partitions=True,
+        fetch_max_wait_ms=20,
+        start=False,
+        starts_when="a jurisdiction snapshot is loaded",
+    )
+    runtime.add_consumer(
+        group_id=f"{settings.jurisdiction_group_prefix}-{uuid.uuid4().hex[:12]}",
+        topics=[JURISDICTION_CHANGED],
+        handler=jurisdiction_handler(ctx),
+        max_batch=50,
+    )
+    return incidents
+
+
+async def _start_incidents_when_loaded(ctx: DispatchContext, incidents: ConsumerRunner) -> None:
+    """Wait for the first snapshot, then start the incident consumer. 首个快照加载后启动事件消费者。"""
+    runtime, settings, source = ctx.runtime, ctx.settings, ctx.source
+    if source.snapshot is None:
+        await source.load_until_ready(settings.grid_retry_s)
+    # The snapshot, the app and the libraries live as long as the process: keep them out of
+    # the cyclic collector's passes, and collect young objects less often — the incident hot
+    # path allocates many short-lived objects, almost all freed by reference counting
+    # (measured: +10 % and +17 % events/s in bench/dispatch.py). The young threshold sits above
+    # what the batches in flight keep alive (about 60 container objects per incident until its
+    # batch commits, up to incident_max_batch incidents): a lower one makes every young pass
+    # walk the whole in-flight batch (measured: ~10 % of the CPU with batches of 1 000).
+    # 长寿对象移出循环垃圾回收，并降低年轻代回收频率（热路径大量分配短命对象，基本由引用计数释放）；
+    # 年轻代阈值高于在途批次存活的对象数，否则每次年轻代回收都要遍历整个在途批次。
+    tune_gc_for_throughput(young_threshold=200_000)
+    runtime.start_consumer(incidents)
+    log.info("incident consumer started", group=settings.incident_group_id)
+
+
+async def _sweep_overdue_forever(ctx: DispatchContext) -> None:
+    """Flag overdue cases every ``overdue_sweep_interval_s``, a batch per transaction. 定期超期扫描。"""
+    runtime, settings, source = ctx.runtime, ctx.settings, ctx.source
+    while True:
+        await asyncio.sleep(settings.overdue_sweep_interval_s)
+        try:
+            while True:
+                async with runtime.uow() as uow:
+                    flagged = await sweep_overdue(
+                        session=uow.session,
+                        now=utc_now(),
+                        jurisdiction=source.current,
+                        correlation_id=f"overdue-sweep-{uuid.uuid4().hex[:8]}",
+                        limit=settings.overdue_sweep_batch,
+                    )
+                if flagged:
+                    log.info("cases flagged overdue", count=len(flagged))
+                if len(flagged) < settings.overdue_sweep_batch:
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("overdue sweep failed", error=repr(exc))
+
+
+def _jurisdiction_check(source: JurisdictionSource) -> ReadinessCheck:
+    """``/readyz``: required — no incident is routed without a snapshot. 就绪检查：须有辖区快照。"""
+
+    async def jurisdiction_check() -> Check:
+        snap = source.snapshot
+        if snap is None:
+            return Check(False, f"no jurisdiction snapshot yet: {source.last_error or 'loading'}")
+        return Check(True, f"{snap.county_code} v{snap.version}/r{snap.rules_version}")
+
+    return jurisdiction_check

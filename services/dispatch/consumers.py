@@ -1,28 +1,18 @@
 """Dispatch's consumers (thin): ``incident.reported`` → cases (a batch at a time);
-``jurisdiction.changed`` → reload.
+``jurisdiction.changed`` → reload (after the commit, on the snapshot source's own task).
 
-派遣服务的消费者（薄层）：事件上报 → 立案派遣（按批）；辖区变更 → 重新加载快照。
+派遣服务的消费者（薄层）：事件上报 → 立案派遣（按批）；辖区变更 → 提交后重新加载快照。
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.dispatch.context import DispatchContext
-from services.dispatch.grid_client import GridUnavailableError
 from services.dispatch.incidents import handle_incidents
+from shared.db import UnitOfWork
 from shared.events import EventEnvelope, IncidentReported, JurisdictionChanged
-from shared.logging import get_logger
 from shared.messaging.consumer import BatchHandler, Handler
-
-log = get_logger(__name__)
-
-#: How long the ``jurisdiction.changed`` handler waits for the grid before reloading in the background.
-#: 辖区变更处理等待网格服务的时长（秒），超时后转为后台重试。
-RELOAD_WAIT_S = 10.0
 
 
 def incident_batch_handler(ctx: DispatchContext) -> BatchHandler:
@@ -32,7 +22,7 @@ def incident_batch_handler(ctx: DispatchContext) -> BatchHandler:
     types on the topic are ignored. 主题上的其他类型事件忽略。
     """
 
-    async def handle(session: AsyncSession, envelopes: list[EventEnvelope[Any]]) -> None:
+    async def handle(uow: UnitOfWork, envelopes: list[EventEnvelope[Any]]) -> None:
         incidents = [
             env for env in envelopes if env.type == "incident.reported" and isinstance(env.data, IncidentReported)
         ]
@@ -42,7 +32,7 @@ def incident_batch_handler(ctx: DispatchContext) -> BatchHandler:
         if loaded is None:  # the consumer is started after the first load; never here in practice
             raise RuntimeError("no jurisdiction snapshot loaded yet")
         await handle_incidents(
-            session=session,
+            session=uow.session,
             envelopes=incidents,
             jurisdiction=loaded,
             duplicate_distance_m=ctx.settings.duplicate_distance_m,
@@ -56,20 +46,24 @@ def incident_handler(ctx: DispatchContext) -> Handler:
     """One ``incident.reported`` → the batch handler with one envelope (one code path). 逐条处理（同一代码路径）。"""
     batch = incident_batch_handler(ctx)
 
-    async def handle(session: AsyncSession, envelope: EventEnvelope[Any]) -> None:
-        await batch(session, [envelope])
+    async def handle(uow: UnitOfWork, envelope: EventEnvelope[Any]) -> None:
+        await batch(uow, [envelope])
 
     return handle
 
 
-def jurisdiction_handler(ctx: DispatchContext, reload_in_background: Any) -> Handler:
+def jurisdiction_handler(ctx: DispatchContext) -> Handler:
     """``jurisdiction.changed`` → reload the snapshot unless it is already that new. 辖区变更 → 重新加载。
 
-    ``reload_in_background()`` is called when the grid does not answer in time: the
-    message is never dead-lettered because the grid is down. 网格服务暂不可用时转后台重试，不进死信。
+    The handler only decides; the reload is asked for once the transaction (which records the
+    event as processed) has committed, and runs on the source's own task
+    (:meth:`~services.dispatch.grid_client.JurisdictionSource.keep_current`), retried until the
+    grid answers: no HTTP call inside the transaction, and the message is never dead-lettered
+    because the grid is down. 处理器只做判断；事务提交后请求重新加载，由快照源自己的任务完成并重试，
+    事务内不发起网络调用，网格服务不可用时也不进死信。
     """
 
-    async def handle(session: AsyncSession, envelope: EventEnvelope[Any]) -> None:
+    async def handle(uow: UnitOfWork, envelope: EventEnvelope[Any]) -> None:
         change = envelope.data
         if not isinstance(change, JurisdictionChanged):
             return
@@ -79,10 +73,6 @@ def jurisdiction_handler(ctx: DispatchContext, reload_in_background: Any) -> Han
             return
         if source.is_current(change.version, change.rules_version):
             return
-        try:
-            await asyncio.wait_for(source.reload(), RELOAD_WAIT_S)
-        except (GridUnavailableError, TimeoutError) as exc:
-            log.warning("jurisdiction reload failed; retrying in the background", error=repr(exc))
-            reload_in_background()
+        uow.after_commit(source.request_reload)
 
     return handle

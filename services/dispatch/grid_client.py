@@ -10,6 +10,11 @@ header (the grid service sends the header). A body of the form ``{"bundle": {...
 
 The snapshot is swapped atomically (one attribute assignment), so a routing call
 always sees one consistent (bundle, rules) pair. 快照整体替换，路由调用看到的总是一致的版本。
+
+Reloads run on the source's own task (:meth:`JurisdictionSource.keep_current`), asked for
+with :meth:`JurisdictionSource.request_reload` once the transaction that learnt of a change
+has committed: no HTTP call is ever made inside a database transaction.
+重新加载在快照源自己的任务中进行（由提交后的请求触发），绝不在数据库事务内发起 HTTP 调用。
 """
 
 from __future__ import annotations
@@ -112,6 +117,7 @@ class JurisdictionSource:
         self.last_error: str | None = None
         self.loaded = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._reload_wanted = asyncio.Event()
 
     @property
     def snapshot(self) -> JurisdictionSnapshot | None:
@@ -182,6 +188,23 @@ class JurisdictionSource:
                 rules_version=snapshot.rules_version,
             )
             return snapshot
+
+    def request_reload(self) -> None:
+        """Ask :meth:`keep_current` to reload (e.g. after the commit that recorded a ``jurisdiction.changed``).
+        请求重新加载（例如记录辖区变更的事务提交之后）。"""
+        self._reload_wanted.set()
+
+    async def keep_current(self, retry_s: float) -> None:
+        """Reload whenever asked, retrying until the grid answers; runs for the life of the service.
+
+        按请求重新加载，网格服务不可用时重试直至成功；随服务运行。A request made while a reload is
+        under way causes one more reload after it (that reload may have fetched the older version);
+        requests made meanwhile are coalesced. 重新加载期间到达的请求会在其后再加载一次，多个请求合并。
+        """
+        while True:
+            await self._reload_wanted.wait()
+            self._reload_wanted.clear()
+            await self.load_until_ready(retry_s)
 
     async def load_until_ready(self, retry_s: float) -> JurisdictionSnapshot:
         """Retry :meth:`reload` until the grid answers. 重试直至网格服务给出辖区。"""

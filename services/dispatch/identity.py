@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from services.dispatch.lifecycle import Actor, Role
+from services.dispatch.case_model import Actor, Role
 
 __all__ = [
     "CASE_NAMESPACE",

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.dispatch.case_model import CaseState
 from services.dispatch.duplicates import (
     DuplicateMatch,
     OpenCase,
@@ -34,7 +35,6 @@ from services.dispatch.duplicates import (
     search_box,
 )
 from services.dispatch.grid_client import LoadedJurisdiction
-from services.dispatch.lifecycle import CaseState
 from services.dispatch.models import cases
 from services.dispatch.new_cases import Routed, Staged, prime_points, route_batch, stage_new_case
 from services.dispatch.records import CaseRecord
@@ -292,9 +292,7 @@ def _decide(
                 distance_m=distance_m,
                 window=window,
             )
-        staged = (
-            routed.staged if duplicate is None and routed.staged is not None else stage_new_case(routed, duplicate)
-        )
+        staged = routed.staged if duplicate is None and routed.staged is not None else stage_new_case(routed, duplicate)
         earlier.add(staged.record)
         new.append(staged)
         outcomes.append(None)
@@ -429,4 +427,3 @@ async def handle_incident(
         window=duplicate_window,
     )
     return outcome
-

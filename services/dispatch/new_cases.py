@@ -17,22 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from services.dispatch.action_bodies import AddCohandlerBody, DispatchBody, SelfHandleBody, TriageBody
+from services.dispatch.case_model import CASE_REPORTED, Action, Actor, CaseSnapshot, CaseState, Role
 from services.dispatch.duplicates import DuplicateMatch, Report
 from services.dispatch.grid_client import LoadedJurisdiction
 from services.dispatch.identity import SYSTEM_ACTOR, SYSTEM_ADMIN, case_id_for
-from services.dispatch.lifecycle import (
-    CASE_REPORTED,
-    Action,
-    Actor,
-    AddCohandlerBody,
-    CaseSnapshot,
-    CaseState,
-    DispatchBody,
-    Role,
-    SelfHandleBody,
-    TriageBody,
-    apply,
-)
+from services.dispatch.lifecycle import apply
 from services.dispatch.records import CaseRecord
 from services.dispatch.routing import RoutingDecision, RoutingMemo, route
 from services.dispatch.staging import Pending, must, stage, stage_applied
@@ -54,7 +44,6 @@ def _routing_facts(record: CaseRecord, decision: RoutingDecision) -> None:
     record.rules_version = decision.rules_version
     record.jurisdiction_version = decision.jurisdiction_version
     record.devolved = decision.devolved
-
 
 
 @dataclass
@@ -143,9 +132,7 @@ def prime_points(reports: Sequence[tuple[IncidentReported, str]], jurisdiction: 
     jurisdiction.memo.prime_points([(e.location.lng, e.location.lat) for e, _ in reports if e.location is not None])
 
 
-def route_batch(
-    reports: Sequence[tuple[IncidentReported, str]], jurisdiction: LoadedJurisdiction
-) -> list[Routed]:
+def route_batch(reports: Sequence[tuple[IncidentReported, str]], jurisdiction: LoadedJurisdiction) -> list[Routed]:
     """:func:`route_one` for every report, sharing the jurisdiction's :class:`RoutingMemo` (pure).
 
     批量路由：共享记忆化对象（无 I/O）；坐标应已由 :func:`prime_points` 一次定位（否则逐点定位）。
@@ -154,7 +141,6 @@ def route_batch(
     """
     memo = jurisdiction.memo
     return [route_one(event, correlation_id, jurisdiction, memo) for event, correlation_id in reports]
-
 
 
 def stage_new_case(routed: Routed, duplicate: DuplicateMatch | None) -> Staged:

@@ -37,19 +37,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch.actions import API_ACTIONS
 from services.dispatch.candidates import Candidate, candidates
-from services.dispatch.lifecycle import (
+from services.dispatch.case_model import (
     CASE_REPORTED,
     HOTLINE_SOURCE,
-    TRANSITIONS,
     Action,
     Actor,
     CaseSnapshot,
     CaseState,
     Role,
     TimelineEntry,
-    allowed_actions,
-    can_see,
 )
+from services.dispatch.lifecycle import TRANSITIONS, allowed_actions, can_see
 from services.dispatch.models import case_transitions, cases
 from services.dispatch.placement import locate_event
 from services.dispatch.records import CaseNotFoundError, CaseRecord
@@ -145,11 +143,7 @@ async def page_of_cases(
     """Cases matching ``conditions``, newest first, cursor-paginated on ``seq``. 按 seq 游标分页。"""
     c = cases.c
     where = [*conditions, c.seq < cursor] if cursor is not None else list(conditions)
-    rows = (
-        (await session.execute(select(cases).where(*where).order_by(c.seq.desc()).limit(limit + 1)))
-        .mappings()
-        .all()
-    )
+    rows = (await session.execute(select(cases).where(*where).order_by(c.seq.desc()).limit(limit + 1))).mappings().all()
     records = [CaseRecord.from_row(r) for r in rows[:limit]]
     next_cursor = records[-1].seq if len(rows) > limit and records else None
     return records, next_cursor
@@ -159,9 +153,7 @@ async def list_cases(
     *, session: AsyncSession, actor: Actor, filters: CaseFilters, cursor: int | None, limit: int
 ) -> tuple[list[CaseRecord], int | None]:
     """Visible cases, newest first, cursor-paginated on ``seq``. 可见案件（新→旧，按 seq 游标分页）。"""
-    return await page_of_cases(
-        session=session, conditions=case_conditions(actor, filters), cursor=cursor, limit=limit
-    )
+    return await page_of_cases(session=session, conditions=case_conditions(actor, filters), cursor=cursor, limit=limit)
 
 
 async def get_case(*, session: AsyncSession, case_id: uuid.UUID, actor: Actor) -> CaseRecord:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Annotated, Any, get_type_hints
 
-from services.dispatch.lifecycle import CaseSnapshot
+from services.dispatch.case_model import CaseSnapshot
 from services.dispatch.models import cases
 from shared.events import IncidentReported
 

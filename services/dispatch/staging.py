@@ -15,8 +15,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+from services.dispatch.case_model import Actor, Applied, CaseSnapshot, Refused
 from services.dispatch.identity import EVENT_SOURCE, event_id_for
-from services.dispatch.lifecycle import Actor, Applied, CaseSnapshot, Refused
 from services.dispatch.records import CaseRecord
 from shared.events import CaseEvent, make_envelope
 
@@ -46,7 +46,6 @@ def _actor_fields(actor: Actor) -> Mapping[str, Any]:
             {"role": str(actor.role), "unit": actor.unit, "township": actor.township, "name": actor.id}
         )
     return found
-
 
 
 def case_event(
@@ -112,9 +111,7 @@ def stage(
         }
     )
     if publish:
-        data = case_event(
-            record, event_type=event_type, at=at, actor=actor, previous_state=previous_state, extra=extra
-        )
+        data = case_event(record, event_type=event_type, at=at, actor=actor, previous_state=previous_state, extra=extra)
         pending.events.append(
             make_envelope(
                 event_type=event_type,

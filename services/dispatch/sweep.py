@@ -13,19 +13,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.dispatch.action_bodies import EscalateBody, MarkOverdueBody
+from services.dispatch.case_model import OPEN_STATES, Action, Applied, CaseState, Refused
 from services.dispatch.deadlines import report_in_deadline
 from services.dispatch.grid_client import LoadedJurisdiction
 from services.dispatch.identity import SYSTEM_ACTOR, SYSTEM_ADMIN
-from services.dispatch.lifecycle import (
-    OPEN_STATES,
-    Action,
-    Applied,
-    CaseState,
-    EscalateBody,
-    MarkOverdueBody,
-    Refused,
-    apply,
-)
+from services.dispatch.lifecycle import apply
 from services.dispatch.models import cases
 from services.dispatch.records import CaseRecord
 from services.dispatch.staging import Pending, stage_applied
@@ -100,4 +93,3 @@ async def sweep_overdue(
         await save(session, record, pending)
         flagged.append(record.id)
     return flagged
-

@@ -2,18 +2,16 @@
 
 ``case.events`` → :class:`CaseEventConsumer`: store the event, recompute that case's fact
 from all its events (:func:`services.metrics.store.apply_event`), and — when the fact changed
-and it touches a signed-off period — mark that period for a revision. Histograms are observed
-only after the transaction commits.
-``jurisdiction.changed`` → :func:`jurisdiction_handler`: refresh the units directory.
+and it touches a signed-off period — mark that period for a revision. Counters and histograms
+are observed only after the transaction commits (registered on the unit of work).
+``jurisdiction.changed`` → :func:`jurisdiction_handler`: refresh the units directory (asked for
+after the commit; the directory fetches on its own task).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.metrics.facts import CaseEventRecord
 from services.metrics.signoff import mark_changed
@@ -21,7 +19,9 @@ from services.metrics.store import apply_event, moments_of
 from services.metrics.telemetry import MetricsTelemetry
 from services.metrics.units import UnitDirectory
 from shared.calendar import WorkingCalendar
+from shared.db import UnitOfWork
 from shared.events import CaseEvent, ContractError, EventEnvelope
+from shared.messaging.consumer import Handler
 
 __all__ = ["CaseEventConsumer", "jurisdiction_handler"]
 
@@ -36,7 +36,7 @@ class CaseEventConsumer:
         self.telemetry = telemetry
         self.revisions_wake = revisions_wake
 
-    async def __call__(self, session: AsyncSession, envelope: EventEnvelope[Any]) -> None:
+    async def __call__(self, uow: UnitOfWork, envelope: EventEnvelope[Any]) -> None:
         payload = envelope.data
         if not isinstance(payload, CaseEvent):  # the runner decoded it by type; guard anyway
             raise ContractError(f"{envelope.type} does not carry a CaseEvent")
@@ -48,28 +48,28 @@ class CaseEventConsumer:
             version=payload.version,
             data=payload.model_dump(mode="json"),
         )
+        session = uow.session
         change = await apply_event(session=session, record=record, calendar=self.calendar)
         if change is None:  # already folded in (replay through another group, or redelivery)
             return
         label = self.telemetry.type_label(envelope.type)
-        self.telemetry.after_commit(session, lambda: self.telemetry.events.labels(label).inc())
+        uow.after_commit(lambda: self.telemetry.events.labels(label).inc())
         new = change.new
         if change.newly_resolved:
             source, natural, working = new.get("source"), new.get("handling_natural_h"), new.get("handling_working_h")
-            self.telemetry.after_commit(session, lambda: self.telemetry.observe_handling(source, natural, working))
+            uow.after_commit(lambda: self.telemetry.observe_handling(source, natural, working))
         if change.changed:
             marked = await mark_changed(session=session, subject=f"case:{change.case_id}", moments=moments_of(change))
             if marked and self.revisions_wake is not None:
                 wake = self.revisions_wake
-                self.telemetry.after_commit(session, wake.set)
+                uow.after_commit(wake.set)
 
 
-def jurisdiction_handler(
-    directory: UnitDirectory,
-) -> Callable[[AsyncSession, EventEnvelope[Any]], Awaitable[None]]:
-    """``jurisdiction.changed`` → fetch the units again (in the background). 辖区变更即刷新单位。"""
+def jurisdiction_handler(directory: UnitDirectory) -> Handler:
+    """``jurisdiction.changed`` → fetch the units again (on the directory's own task, asked for once
+    the transaction has committed). 辖区变更：提交后请求单位目录在其自身任务中刷新。"""
 
-    async def handle(session: AsyncSession, envelope: EventEnvelope[Any]) -> None:
-        directory.request_refresh()
+    async def handle(uow: UnitOfWork, envelope: EventEnvelope[Any]) -> None:
+        uow.after_commit(directory.request_refresh)
 
     return handle

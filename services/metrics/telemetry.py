@@ -3,7 +3,8 @@
 * ``metrics_open_cases{township, unit_kind}`` — 在办案件 (gauge, refreshed before each scrape);
 * ``metrics_overdue_cases{township, unit_kind}`` — 超期在办案件 (gauge);
 * ``metrics_handling_working_hours{source}`` / ``metrics_handling_natural_hours{source}`` —
-  处置时长 histograms, observed when a case gets its 办结 (after the transaction commits);
+  处置时长 histograms, observed when a case gets its 办结 (after the transaction commits: the
+  consumer registers the observation on its unit of work, :meth:`shared.db.UnitOfWork.after_commit`);
 * ``metrics_case_events_total{type}`` — case events folded into facts;
 * ``metrics_score_revisions_total`` — revisions of signed-off periods.
 
@@ -14,14 +15,11 @@ three sources and the event types of the contract — never a case id or free te
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
 
 from services.metrics.queries import gauge_counts
 from shared.events import CASE_EVENT_TYPES
@@ -33,7 +31,6 @@ HOUR_BUCKETS: Final = (0.5, 1.0, 2.0, 4.0, 7.5, 15.0, 24.0, 37.5, 48.0, 75.0, 12
 _SOURCES: Final = frozenset({"12345", "cityops", "gridworker"})
 _KINDS: Final = frozenset({"township_office", "enforcement_team", "stationed_agency", "county_department"})
 _TYPES: Final = frozenset(CASE_EVENT_TYPES)
-_PENDING: Final = "metrics_after_commit"
 
 
 class MetricsTelemetry:
@@ -94,27 +91,7 @@ class MetricsTelemetry:
     def type_label(event_type: str) -> str:
         return event_type if event_type in _TYPES else "other"
 
-    # -- observations that must wait for the commit
-    def after_commit(self, session: AsyncSession, action: Callable[[], None]) -> None:
-        """Run ``action`` once the session's transaction commits; drop it on rollback. 提交后执行。"""
-        pending: list[Callable[[], None]] | None = session.info.get(_PENDING)
-        if pending is None:
-            pending = []
-            session.info[_PENDING] = pending
-            sync = session.sync_session
-
-            def flush(s: Session) -> None:
-                actions = s.info.pop(_PENDING, [])
-                for act in actions:
-                    act()
-
-            def discard(s: Session, previous_transaction: Any = None) -> None:
-                s.info.pop(_PENDING, None)
-
-            event.listen(sync, "after_commit", flush, once=True)
-            event.listen(sync, "after_soft_rollback", discard, once=True)
-        pending.append(action)
-
+    # -- observations made once the transaction has committed (registered on the unit of work)
     def observe_handling(self, source: Any, natural_h: float | None, working_h: float | None) -> None:
         label = self.source_label(source)
         if natural_h is not None:

@@ -4,6 +4,10 @@ Consumer runner rules (process at least once, apply exactly once):
 
 * ``enable_auto_commit=False``; a partition's offset is committed only after
   the database transaction that applied its messages has committed.
+* Each transaction is a :class:`~shared.db.UnitOfWork` (from ``unit_of_work``), handed
+  to the handler: what must wait for the commit (waking the outbox relay, counters, a
+  reload over the network) is registered with ``uow.after_commit``, never run inside
+  the transaction. 每个事务是一个工作单元并交给处理器；需等提交后做的事登记在其上，绝不在事务内做网络调用。
 * Handlers are idempotent: each event id is recorded in the service's
   ``processed_messages`` table in the same transaction as its effects, so a
   redelivered message is skipped.
@@ -39,7 +43,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.db import is_database_unavailable
+from shared.db import UnitOfWork, is_database_unavailable
 from shared.events import ContractError, EventEnvelope, decode_envelope, dlq_topic
 from shared.logging import bind_correlation, clear_correlation, get_logger
 from shared.messaging.epochs import EpochTracker
@@ -64,10 +68,10 @@ async def _close_quietly(consumer: AIOKafkaConsumer) -> None:
         log.info("consumer closed with an error", error=repr(exc))
 
 
-#: Applies one event in the caller's transaction. 在调用方事务中处理一个事件。
-Handler = Callable[[AsyncSession, EventEnvelope[Any]], Awaitable[None]]
-#: Applies several events (in partition order) in the caller's transaction. 在调用方事务中按序处理多个事件。
-BatchHandler = Callable[[AsyncSession, list[EventEnvelope[Any]]], Awaitable[None]]
+#: Applies one event in the caller's unit of work. 在调用方的工作单元中处理一个事件。
+Handler = Callable[[UnitOfWork, EventEnvelope[Any]], Awaitable[None]]
+#: Applies several events (in partition order) in the caller's unit of work. 在调用方的工作单元中按序处理多个事件。
+BatchHandler = Callable[[UnitOfWork, list[EventEnvelope[Any]]], Awaitable[None]]
 
 
 class _RevokeListener(ConsumerRebalanceListener):
@@ -97,6 +101,10 @@ class ConsumerRunner:
     each, before the event is dead-lettered. ``handler`` 逐条调用；给出
     ``batch_handler`` 时改为整批调用；批次失败时都逐条重试，仍失败则进死信。
 
+    ``unit_of_work`` makes the transaction each batch (or event) is applied in; by default a
+    plain :class:`~shared.db.UnitOfWork` on ``sessions`` (a service's runtime gives one whose
+    commit wakes its outbox relay). 处理事务由 ``unit_of_work`` 创建（服务运行时的工作单元在提交后唤醒发件箱中继）。
+
     ``concurrent_partitions``: the partitions of one poll are applied side by side (one
     transaction each) instead of one after the other — only for handlers whose
     transactions cannot deadlock each other (different partitions never touch the same
@@ -125,7 +133,7 @@ class ConsumerRunner:
         metrics: PlatformMetrics | None = None,
         max_batch: int = 500,
         max_attempts: int = 3,
-        after_commit: Callable[[], None] | None = None,
+        unit_of_work: Callable[[], UnitOfWork] | None = None,
         client_id: str | None = None,
         concurrent_partitions: bool = False,
         poll_timeout_ms: int = 200,
@@ -145,7 +153,7 @@ class ConsumerRunner:
         self.metrics = metrics
         self.max_batch = max_batch
         self.max_attempts = max_attempts
-        self.after_commit = after_commit
+        self.unit_of_work: Callable[[], UnitOfWork] = unit_of_work or (lambda: UnitOfWork(self.sessions))
         self.client_id = client_id or group_id
         self.concurrent_partitions = concurrent_partitions
         self.poll_timeout_ms = poll_timeout_ms
@@ -330,20 +338,24 @@ class ConsumerRunner:
                 self._epochs.learn(tp, epoch, last_event_id)
                 consumer.seek(tp, next_offset)
 
-    async def _save_position(self, tp: TopicPartition, next_offset: int) -> None:
-        """Record where the group is in ``tp`` and what it applied last there. 记录消费位置。"""
+    def _position_statement(self, tp: TopicPartition, next_offset: int) -> Any:
+        """The upsert recording where the group is in ``tp`` and what it applied last there."""
         epoch, last_event_id = self._epochs.last.get(tp, (None, None))
         values = {"consumer": self.group_id, "topic": tp.topic, "partition": tp.partition,
                   "next_offset": next_offset, "epoch": epoch, "last_event_id": last_event_id}
         stmt = pg_insert(self.positions).values(**values)
-        stmt = stmt.on_conflict_do_update(
+        return stmt.on_conflict_do_update(
             index_elements=["consumer", "topic", "partition"],
             set_={k: stmt.excluded[k] for k in ("next_offset", "epoch", "last_event_id")} | {"updated_at": func.now()},
         )
+
+    async def _save_position(self, tp: TopicPartition, next_offset: int) -> None:
+        """Record the position on its own (after a batch applied one by one). 单独记录消费位置。"""
+        stmt = self._position_statement(tp, next_offset)
         while True:
             try:
-                async with self.sessions() as session, session.begin():
-                    await session.execute(stmt)
+                async with UnitOfWork(self.sessions) as uow:
+                    await uow.session.execute(stmt)
                 return
             except Exception as exc:
                 if not is_database_unavailable(exc):
@@ -377,9 +389,15 @@ class ConsumerRunner:
                 decoded.append((record, decode_envelope(record.value)))
             except ContractError as exc:
                 await self._dead_letter(record, f"contract: {exc}")
+        # The position is recorded in the batch's own transaction: what PostgreSQL says was applied
+        # and where the group resumes can never disagree (a stop between the two would otherwise
+        # re-read the batch; deduplicated, but counted twice). 位置与批处理同一事务记录。
+        self._epochs.applied(tp, records)
+        position = (tp, records[-1].offset + 1)
+        with_position = True
         while True:
             try:
-                await self._apply_all(decoded)
+                await self._apply_all(decoded, position=position)
                 break
             except Exception as exc:
                 if is_database_unavailable(exc):
@@ -388,23 +406,32 @@ class ConsumerRunner:
                     continue
                 log.warning("batch failed; applying one by one", consumer=self.group_id, error=repr(exc))
                 await self._apply_one_by_one(decoded)
+                with_position = False
                 break
         self.last_progress = time.monotonic()
-        self._epochs.applied(tp, records)
-        await self._save_position(tp, records[-1].offset + 1)
+        if not with_position:
+            await self._save_position(*position)
         try:
             await consumer.commit({tp: records[-1].offset + 1})
         except CommitFailedError as exc:  # rebalanced meanwhile: the new owner re-reads, dedup skips
             log.warning("offset commit failed after rebalance", consumer=self.group_id, error=repr(exc))
-        if self.after_commit is not None:
-            self.after_commit()
 
-    async def _apply_all(self, items: list[tuple[ConsumerRecord, EventEnvelope[Any]]]) -> None:
-        if not items:
+    async def _apply_all(
+        self,
+        items: list[tuple[ConsumerRecord, EventEnvelope[Any]]],
+        *,
+        position: tuple[TopicPartition, int] | None = None,
+    ) -> None:
+        """Apply ``items`` once each in one transaction, recording ``position`` in it too."""
+        if not items and position is None:
             return
-        async with self.sessions() as session, session.begin():
-            fresh = await self._claim(session, [env for _, env in items])
-            todo: list[tuple[ConsumerRecord, EventEnvelope[Any]]] = []
+        todo: list[tuple[ConsumerRecord, EventEnvelope[Any]]] = []
+        async with self.unit_of_work() as uow:
+            if position is not None:
+                await uow.session.execute(self._position_statement(*position))
+            if not items:
+                return
+            fresh = await self._claim(uow.session, [env for _, env in items])
             for record, env in items:
                 if env.id not in fresh:
                     self._count(record.topic, "duplicate")
@@ -412,12 +439,12 @@ class ConsumerRunner:
                 else:
                     fresh.discard(env.id)  # twice in one batch: the second is a duplicate 同批重复
                     todo.append((record, env))
-            await self._handle(session, [env for _, env in todo])
+            await self._handle(uow, [env for _, env in todo])
         for record, _ in todo:
             self._count(record.topic, "applied")
             self.applied += 1
 
-    async def _handle(self, session: AsyncSession, envelopes: list[EventEnvelope[Any]]) -> None:
+    async def _handle(self, uow: UnitOfWork, envelopes: list[EventEnvelope[Any]]) -> None:
         """Run the batch handler once, or the per-event handler for each envelope. 调用批处理器或逐条处理器。"""
         if not envelopes:
             return
@@ -430,7 +457,7 @@ class ConsumerRunner:
                 event_id=str(first.id),
             )
             try:
-                await self.batch_handler(session, envelopes)
+                await self.batch_handler(uow, envelopes)
             finally:
                 clear_correlation()
             return
@@ -438,7 +465,7 @@ class ConsumerRunner:
         for env in envelopes:
             bind_correlation(correlation_id=env.correlation_id, event_id=str(env.id))
             try:
-                await self.handler(session, env)
+                await self.handler(uow, env)
             finally:
                 clear_correlation()
 
@@ -469,8 +496,8 @@ class ConsumerRunner:
         return set((await session.execute(stmt, rows)).scalars().all())
 
     async def _record_outcome(self, env: EventEnvelope[Any], outcome: str) -> None:
-        async with self.sessions() as session, session.begin():
-            await session.execute(
+        async with UnitOfWork(self.sessions) as uow:
+            await uow.session.execute(
                 pg_insert(self.processed)
                 .values(consumer=self.group_id, event_id=env.id, outcome=outcome)
                 .on_conflict_do_nothing()

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import Column, Integer, Table, Text, Uuid, func, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import create_engine, service_metadata, session_factory
+from shared.db import UnitOfWork, create_engine, service_metadata, session_factory
 from shared.embedded import TansuBroker
 from shared.events import (
     INCIDENT_REPORTED,
@@ -68,15 +68,19 @@ async def produce(bootstrap: str, values: list[tuple[str, bytes]]) -> None:
 
 
 class Recorder:
-    """Handler that applies an event and optionally fails on a poison county."""
+    """Handler that applies an event and optionally fails on a poison county. Each call registers an
+    after-commit callback first: ``committed`` lists the events whose transaction committed."""
 
     def __init__(self, poison: str | None = None, delay_s: float = 0.0) -> None:
         self.poison = poison
         self.delay_s = delay_s
         self.calls = 0
+        self.committed: list[Any] = []
 
-    async def __call__(self, session: AsyncSession, env: EventEnvelope[Any]) -> None:
+    async def __call__(self, uow: UnitOfWork, env: EventEnvelope[Any]) -> None:
         self.calls += 1
+        uow.after_commit(lambda: self.committed.append(env.id))
+        session = uow.session
         if env.data.county_code == self.poison:
             raise RuntimeError("this county breaks the handler")
         if self.delay_s:
@@ -106,7 +110,8 @@ async def test_poison_messages_go_to_dlq_and_consumption_goes_on(engine: AsyncEn
     values += [(e.subject or "", e.to_bytes()) for e in good[5:]]
     await produce(own_broker.bootstrap, values)
     publisher = KafkaPublisher(bootstrap=own_broker.bootstrap, client_id="t")
-    r = runner(engine, own_broker, Recorder(poison="POISON"), "g-dlq", publisher)
+    handler = Recorder(poison="POISON")
+    r = runner(engine, own_broker, handler, "g-dlq", publisher)
     r.start()
     try:
         await eventually(lambda: _eq(count_applied(engine), 10), timeout_s=30)
@@ -117,6 +122,10 @@ async def test_poison_messages_go_to_dlq_and_consumption_goes_on(engine: AsyncEn
         assert {dict(d.headers)["dlq_original_topic"] for d in dead} == {JURISDICTION_CHANGED.encode()}
         assert b"not json at all" in {d.value for d in dead}
         assert dict(dead[0].headers).get("ce_type") in (None, b"jurisdiction.changed")
+        # After-commit callbacks ran once per committed event: never for the poison event's
+        # rolled-back attempts, nor for the batch that failed before the one-by-one retry.
+        # 提交后回调只对已提交的事件各执行一次：毒消息的回滚尝试与失败的整批均不执行。
+        assert sorted(map(str, handler.committed)) == sorted(str(e.id) for e in good)
     finally:
         await r.stop()
         await publisher.stop()
@@ -186,7 +195,8 @@ class BatchRecorder:
         self.delay_s = delay_s
         self.sizes: list[int] = []
 
-    async def __call__(self, session: AsyncSession, envs: list[EventEnvelope[Any]]) -> None:
+    async def __call__(self, uow: UnitOfWork, envs: list[EventEnvelope[Any]]) -> None:
+        session = uow.session
         self.sizes.append(len(envs))
         if any(env.data.county_code == self.poison for env in envs):
             raise RuntimeError("this county breaks the batch")

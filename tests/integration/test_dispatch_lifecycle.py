@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from services.dispatch.lifecycle import CaseSnapshot, replay
+from services.dispatch.case_model import CaseSnapshot
+from services.dispatch.lifecycle import replay
 from services.dispatch.queries import timeline_entries
 from shared.embedded import TansuBroker
 from shared.events import CASE_EVENTS, decode_envelope

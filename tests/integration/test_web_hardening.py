@@ -15,9 +15,9 @@ import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+from services.dispatch.action_bodies import SuperviseBody
 from services.dispatch.app import create_app as create_dispatch
 from services.dispatch.dashboard import STATIC_DIR
-from services.dispatch.lifecycle import SuperviseBody
 from services.dispatch.settings import DispatchSettings
 from services.grid.app import create_app as create_grid
 from services.grid.settings import GridSettings

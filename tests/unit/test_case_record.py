@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from services.dispatch.case_model import Actor, CaseSnapshot, Role
 from services.dispatch.deadlines import (
     accept_deadline,
     deadline_facts,
@@ -15,7 +16,7 @@ from services.dispatch.deadlines import (
     report_in_deadline,
     time_basis_for,
 )
-from services.dispatch.lifecycle import Actor, CaseSnapshot, Role, can_see
+from services.dispatch.lifecycle import can_see
 from services.dispatch.models import cases
 from services.dispatch.records import CASE_FIELDS, CaseRecord
 from shared.calendar import load_calendar

@@ -16,22 +16,12 @@ from typing import Any
 import orjson
 import pytest
 
+from services.dispatch.action_bodies import DispatchBody, EscalateBody, RejectBody
+from services.dispatch.case_model import Action, Actor, Applied, CaseSnapshot, Refused, Role
 from services.dispatch.duplicates import DuplicateMatch
 from services.dispatch.grid_client import LoadedJurisdiction
 from services.dispatch.identity import CASE_NAMESPACE, case_id_for, event_id_for, uuid5_of
-from services.dispatch.lifecycle import (
-    Action,
-    Actor,
-    Applied,
-    CaseSnapshot,
-    DispatchBody,
-    EscalateBody,
-    Refused,
-    RejectBody,
-    Role,
-    _diff,
-    apply,
-)
+from services.dispatch.lifecycle import _diff, apply
 from services.dispatch.new_cases import prime_points, route_batch, route_one, stage_new_case
 from services.dispatch.placement import locate_event
 from services.dispatch.routing import RoutingMemo, route

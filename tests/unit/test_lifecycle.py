@@ -16,9 +16,8 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from services.dispatch.lifecycle import (
-    TRANSITIONS,
-    AcceptBody,
+from services.dispatch.action_bodies import AcceptBody, RejectBody
+from services.dispatch.case_model import (
     Action,
     Actor,
     Applied,
@@ -28,12 +27,14 @@ from services.dispatch.lifecycle import (
     ExtensionRequest,
     RefusalKind,
     Refused,
-    RejectBody,
     Rejection,
     Role,
     Satisfaction,
     TimelineEntry,
     TransitionResult,
+)
+from services.dispatch.lifecycle import (
+    TRANSITIONS,
     after_rejection,
     allowed_actions,
     apply,

@@ -1,0 +1,70 @@
+"""The unit of work is the one after-commit owner: its callbacks run once the commit succeeded,
+in order, and never when the transaction rolls back or the commit fails.
+
+工作单元是唯一的"提交后"挂钩：提交成功后按序执行回调，回滚或提交失败时绝不执行。"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.db import UnitOfWork, create_engine, session_factory
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = create_engine(database_url, pool_size=2)
+    async with eng.begin() as conn:
+        await conn.execute(text("CREATE SCHEMA IF NOT EXISTS uow_test"))
+        await conn.execute(text("CREATE TABLE IF NOT EXISTS uow_test.things (id int PRIMARY KEY)"))
+        # Checked at commit: a transaction that breaks it fails in commit(), not in the insert.
+        await conn.execute(text(
+            "CREATE TABLE IF NOT EXISTS uow_test.deferred (id int PRIMARY KEY, "
+            "ref int NOT NULL REFERENCES uow_test.things (id) DEFERRABLE INITIALLY DEFERRED)"
+        ))
+    yield eng
+    await eng.dispose()
+
+
+async def visible(engine: AsyncEngine, thing: int) -> bool:
+    async with engine.connect() as conn:
+        return bool((await conn.execute(text("SELECT count(*) FROM uow_test.things WHERE id = :i"), {"i": thing}))
+                    .scalar_one())
+
+
+async def test_callbacks_run_in_order_after_the_commit(engine: AsyncEngine) -> None:
+    seen: list[str] = []
+    sessions = session_factory(engine)
+    async with UnitOfWork(sessions) as uow:
+        await uow.session.execute(text("INSERT INTO uow_test.things VALUES (1)"))
+        uow.after_commit(lambda: seen.append("first"))
+        uow.after_commit(lambda: seen.append("second"))
+        assert seen == []  # nothing runs inside the transaction
+        assert not await visible(engine, 1)
+    assert seen == ["first", "second"]
+    assert await visible(engine, 1)
+
+
+async def test_no_callback_on_rollback(engine: AsyncEngine) -> None:
+    seen: list[str] = []
+    sessions = session_factory(engine)
+    with pytest.raises(RuntimeError, match="handler broke"):
+        async with UnitOfWork(sessions) as uow:
+            await uow.session.execute(text("INSERT INTO uow_test.things VALUES (2)"))
+            uow.after_commit(lambda: seen.append("rolled back"))
+            raise RuntimeError("handler broke")
+    assert seen == []
+    assert not await visible(engine, 2)
+
+
+async def test_no_callback_when_the_commit_itself_fails(engine: AsyncEngine) -> None:
+    seen: list[str] = []
+    sessions = session_factory(engine)
+    with pytest.raises(Exception, match="foreign key"):
+        async with UnitOfWork(sessions) as uow:
+            await uow.session.execute(text("INSERT INTO uow_test.deferred VALUES (1, 404)"))
+            uow.after_commit(lambda: seen.append("commit failed"))
+    assert seen == []
