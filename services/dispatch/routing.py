@@ -42,7 +42,7 @@ from services.dispatch.placement import CODE_FIELDS, Placement, locate_event, wh
 from services.dispatch.rules import RuleFacts, first_matching_rule, rule_facts
 from shared.calendar import SHANGHAI, WorkingCalendar
 from shared.events import IncidentReported
-from shared.jurisdiction import DeadlineAmount, JurisdictionSnapshot, Matter, Rule, WorkingDays
+from shared.jurisdiction import DeadlineAmount, JurisdictionSnapshot, Matter, Rule, Unit, WorkingDays
 from shared.locator import LocateResult
 from shared.vocabulary import TimeBasis
 
@@ -301,6 +301,14 @@ def _fmt(moment: datetime | None) -> str:
     return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if moment is not None else "—"
 
 
+@dataclass(slots=True)
+class _Trail:
+    """The explanation being written: one machine-readable step and Chinese sentences per step."""
+
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+
+
 def route(
     event: IncidentReported,
     snapshot: JurisdictionSnapshot,
@@ -318,38 +326,20 @@ def route(
     (manual decision 人工指定事项). 纯函数；数据问题转人工，不抛异常。
     ``memo``: a :class:`RoutingMemo` of this snapshot and calendar shared by many calls (a
     batch); the decision is the same without it. 批量路由时共享的记忆化对象，不影响结果。
+    The five steps — where, what, rule, unit, deadline — are the functions below, in order.
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     if memo is None or not memo.serves(snapshot, calendar):
         memo = RoutingMemo(snapshot, calendar)
-    excluded = frozenset(exclude_units)
     base: dict[str, Any] = {
         "decided_at": now,
         "jurisdiction_version": snapshot.version,
         "rules_version": snapshot.rules_version,
     }
-    steps: list[dict[str, Any]] = []
-    texts: list[str] = []
-
-    # 1. Where 定位
-    placement = locate_event(event, snapshot, memo)
-    if placement is not None:
-        steps.append({"step": "where", **placement.to_dict()})
-        texts.append(memo.where_zh(placement))
-    else:
-        steps.append({"step": "where", "method": None, "tried": _tried(event)})
-        texts.append("定位：坐标未落入任何网格，上报编码与地址文本均无法匹配到乡镇")
-
-    # 2. What 定性
-    found = snapshot.matter(matter) if matter else memo.classify(event.source, event.category_key)
-    if found is not None:
-        how = "人工指定" if matter else f"{event.source} 分类 {event.category_key} 映射"
-        steps.append({"step": "what", "matter": found.code, "name": found.name, "via": how})
-        texts.append(f"定性：{how}为事项「{found.name}」（{found.code}）")
-    else:
-        steps.append({"step": "what", "matter": None, "source": event.source, "category_key": event.category_key})
-        texts.append(f"定性：{event.source} 分类 {event.category_key!r} 没有对应事项")
+    trail = _Trail()
+    placement = _where(event, snapshot, memo, trail)
+    found = _what(event, snapshot, memo, matter, trail)
     facts_common: dict[str, Any] = {
         "placement": placement,
         "matter": found.code if found else None,
@@ -359,22 +349,86 @@ def route(
 
     # Self-handled reports are recorded and counted, never dispatched. 自办件只记录不派遣。
     if event.self_handled:
-        texts.append("网格员已当场自办：只记录、计入统计，不派遣")
-        steps.append({"step": "self_handled", "worker_id": event.worker_id})
-        return _decision("self_handled", base, facts_common, steps, texts)
+        trail.texts.append("网格员已当场自办：只记录、计入统计，不派遣")
+        trail.steps.append({"step": "self_handled", "worker_id": event.worker_id})
+        return _decision("self_handled", base, facts_common, trail.steps, trail.texts)
 
     if placement is None or placement.township is None:
-        return _triage("unlocated", base, facts_common, steps, texts)
+        return _triage("unlocated", base, facts_common, trail.steps, trail.texts)
     if found is None:
-        return _triage("uncategorised", base, facts_common, steps, texts)
+        return _triage("uncategorised", base, facts_common, trail.steps, trail.texts)
     township = placement.township
     devolved = snapshot.is_devolved(township, found.code)
     facts_common["devolved"] = devolved
 
-    # 3. Override rules 派遣规则
+    rule = _rule(event, snapshot, memo, placement, found, trail)
+    chosen = _unit(snapshot, memo, found, township, rule, frozenset(exclude_units), devolved, facts_common, trail)
+    if isinstance(chosen, str):
+        return _triage(chosen, base, facts_common, trail.steps, trail.texts)
+    unit, candidate, cohandlers = chosen
+    timing = _deadline(event, found, rule, now, memo, trail)
+    return _decision(
+        "dispatch",
+        base,
+        {
+            **facts_common,
+            "unit": unit.id,
+            "unit_name": unit.name,
+            "unit_kind": unit.kind,
+            "cohandlers": cohandlers,
+            "decided_by": candidate.decided_by,
+            "rule_id": rule.id if rule is not None else None,
+            **timing,
+        },
+        trail.steps,
+        trail.texts,
+        rule=rule,
+    )
+
+
+def _where(
+    event: IncidentReported, snapshot: JurisdictionSnapshot, memo: RoutingMemo, trail: _Trail
+) -> Placement | None:
+    """Step 1, where 定位: the point, else the codes, else the address."""
+    placement = locate_event(event, snapshot, memo)
+    if placement is not None:
+        trail.steps.append({"step": "where", **placement.to_dict()})
+        trail.texts.append(memo.where_zh(placement))
+    else:
+        trail.steps.append({"step": "where", "method": None, "tried": _tried(event)})
+        trail.texts.append("定位：坐标未落入任何网格，上报编码与地址文本均无法匹配到乡镇")
+    return placement
+
+
+def _what(
+    event: IncidentReported, snapshot: JurisdictionSnapshot, memo: RoutingMemo, matter: str | None, trail: _Trail
+) -> Matter | None:
+    """Step 2, what 定性: the matter named by hand, else the source's category through its mapping."""
+    found = snapshot.matter(matter) if matter else memo.classify(event.source, event.category_key)
+    if found is not None:
+        how = "人工指定" if matter else f"{event.source} 分类 {event.category_key} 映射"
+        trail.steps.append({"step": "what", "matter": found.code, "name": found.name, "via": how})
+        trail.texts.append(f"定性：{how}为事项「{found.name}」（{found.code}）")
+    else:
+        trail.steps.append(
+            {"step": "what", "matter": None, "source": event.source, "category_key": event.category_key}
+        )
+        trail.texts.append(f"定性：{event.source} 分类 {event.category_key!r} 没有对应事项")
+    return found
+
+
+def _rule(
+    event: IncidentReported,
+    snapshot: JurisdictionSnapshot,
+    memo: RoutingMemo,
+    placement: Placement,
+    found: Matter,
+    trail: _Trail,
+) -> Rule | None:
+    """Step 3, the county's override rules 派遣规则: the first that matches, if any."""
     rule = memo.first_matching_rule(rule_facts(event, placement, found.code))
     if rule is not None:
-        steps.append(
+        trail.steps.append(
             {
                 "step": "rule",
                 "rule_id": rule.id,
@@ -384,36 +438,49 @@ def route(
                 "action": rule.action.model_dump(exclude_none=True),
             }
         )
-        texts.append(
+        trail.texts.append(
             f"规则：命中规则 {rule.id}（优先级 {rule.priority}，规则集版本 {snapshot.rules_version}）"
             + (f"「{rule.description}」" if rule.description else "")
         )
     else:
-        steps.append({"step": "rule", "rule_id": None, "rules_version": snapshot.rules_version})
-        texts.append(f"规则：无规则命中（规则集版本 {snapshot.rules_version}），按属地默认")
+        trail.steps.append({"step": "rule", "rule_id": None, "rules_version": snapshot.rules_version})
+        trail.texts.append(f"规则：无规则命中（规则集版本 {snapshot.rules_version}），按属地默认")
+    return rule
 
-    # 4. Default by jurisdiction, skipping units that rejected the case. 属地默认，跳过退单单位。
+
+def _unit(
+    snapshot: JurisdictionSnapshot,
+    memo: RoutingMemo,
+    found: Matter,
+    township: str,
+    rule: Rule | None,
+    excluded: frozenset[str],
+    devolved: bool,
+    facts_common: dict[str, Any],
+    trail: _Trail,
+) -> tuple[Unit, Candidate, tuple[str, ...]] | TriageReason:
+    """Step 4, the unit 属地默认: the first candidate that did not reject the case, or why none."""
     listed = memo.candidates(found, township, rule)
     skipped = tuple(c.unit for c in listed if c.unit is not None and c.unit in excluded)
     chosen = next((c for c in listed if c.unit is None or c.unit not in excluded), None)
     facts_common["candidates"] = tuple(listed)
     facts_common["skipped_units"] = skipped
     if skipped:
-        texts.append("已跳过退单单位：" + "、".join(unit_name(snapshot, u) for u in skipped))
+        trail.texts.append("已跳过退单单位：" + "、".join(unit_name(snapshot, u) for u in skipped))
     if chosen is None:
-        steps.append({"step": "unit", "candidates": [c.to_dict() for c in listed], "skipped": list(skipped)})
-        return _triage("no_candidate_left", base, facts_common, steps, texts)
+        trail.steps.append({"step": "unit", "candidates": [c.to_dict() for c in listed], "skipped": list(skipped)})
+        return "no_candidate_left"
     if not chosen.exists or chosen.unit is None:
-        steps.append({"step": "unit", "chosen": chosen.to_dict(), "skipped": list(skipped)})
-        texts.append(chosen.why_zh if chosen.unit is None else f"{chosen.why_zh}；单位 {chosen.unit} 不存在")
-        return _triage("no_unit", base, facts_common, steps, texts)
+        trail.steps.append({"step": "unit", "chosen": chosen.to_dict(), "skipped": list(skipped)})
+        trail.texts.append(chosen.why_zh if chosen.unit is None else f"{chosen.why_zh}；单位 {chosen.unit} 不存在")
+        return "no_unit"
     unit = snapshot.unit(chosen.unit)
     assert unit is not None
-    texts.append(chosen.why_zh)
+    trail.texts.append(chosen.why_zh)
     cohandlers = cohandlers_of(snapshot, rule, unit)
     if cohandlers:
-        texts.append("协办：" + "、".join(unit_name(snapshot, u) for u in cohandlers))
-    steps.append(
+        trail.texts.append("协办：" + "、".join(unit_name(snapshot, u) for u in cohandlers))
+    trail.steps.append(
         {
             "step": "unit",
             "decided_by": chosen.decided_by,
@@ -425,8 +492,13 @@ def route(
             "skipped": list(skipped),
         }
     )
+    return unit, chosen, cohandlers
 
-    # 5. Deadline 时限
+
+def _deadline(
+    event: IncidentReported, found: Matter, rule: Rule | None, now: datetime, memo: RoutingMemo, trail: _Trail
+) -> dict[str, Any]:
+    """Step 5, the deadlines 时限 (rules in :mod:`services.dispatch.deadlines`); the decision's fields."""
     overridden = rule is not None and rule.action.deadline_hours is not None
     amount: DeadlineAmount | None = (
         rule.action.deadline_hours if overridden and rule is not None else found.deadlines.for_urgency(event.urgency)
@@ -444,13 +516,13 @@ def route(
         if overridden and rule is not None
         else f"事项「{found.name}」{_URGENCY_LABELS.get(event.urgency, event.urgency)}"
     )
-    texts.append(
+    trail.texts.append(
         f"时限：{source_of_hours} {amount_text(amount)}（{_BASIS_LABELS[basis]}"
         + ("，特急件一律按自然时" if event.urgency == "critical" and found.time_basis == "working" else "")
         + f"），办结期限 {memo.fmt(due_at)}；签收期限 {memo.fmt(accept)}；退单时限 {memo.fmt(window)}"
         + ("（日历暂定）" if provisional else "")
     )
-    steps.append(
+    trail.steps.append(
         {
             "step": "deadline",
             "hours": hours,
@@ -464,29 +536,15 @@ def route(
             "provisional": provisional,
         }
     )
-    return _decision(
-        "dispatch",
-        base,
-        {
-            **facts_common,
-            "unit": unit.id,
-            "unit_name": unit.name,
-            "unit_kind": unit.kind,
-            "cohandlers": cohandlers,
-            "decided_by": chosen.decided_by,
-            "rule_id": rule.id if rule is not None else None,
-            "deadline": due_at,
-            "deadline_hours": hours,
-            "deadline_working_days": days,
-            "time_basis": basis,
-            "provisional": provisional,
-            "accept_deadline": accept,
-            "reject_window_ends_at": window,
-        },
-        steps,
-        texts,
-        rule=rule,
-    )
+    return {
+        "deadline": due_at,
+        "deadline_hours": hours,
+        "deadline_working_days": days,
+        "time_basis": basis,
+        "provisional": provisional,
+        "accept_deadline": accept,
+        "reject_window_ends_at": window,
+    }
 
 
 def _tried(event: IncidentReported) -> dict[str, Any]:

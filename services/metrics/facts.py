@@ -338,6 +338,53 @@ def _move_to(f: dict[str, Any], unit: str | None, unit_kind: str | None) -> None
         f["unit_kind"] = unit_kind
 
 
+def _rule_rejection(f: dict[str, Any], data: Mapping[str, Any]) -> None:
+    """判定退单: valid → not counted against the unit; invalid → counted, and the case returns to it
+    unless another unit holds it by now."""
+    unit = _first(data, "rejected_unit", "unit") or f["unit"]
+    valid = _first(data, "valid", "rejection_valid")
+    if unit is None or valid is None:
+        return
+    if valid:
+        _append_unique(f["units_rejected_validly"], unit)
+        _remove(f["units_rejected_invalidly"], unit)
+        return
+    _append_unique(f["units_rejected_invalidly"], unit)
+    _remove(f["units_rejected_validly"], unit)
+    holder_now = data.get("unit") if data.get("rejected_unit") is not None else None
+    if holder_now is None or holder_now == unit:
+        _move_to(f, unit, None)
+
+
+def _verify(f: dict[str, Any], data: Mapping[str, Any], at: datetime) -> None:
+    """核查: passed (closing the case when the transition says so), or failed = 返工."""
+    passed = _first(data, "passed", "verification_passed")
+    if passed is None or passed:
+        f["verified_at"] = at
+        if data.get("state") == "closed":  # a passed 核查 closes the case (结案) in one transition
+            f["closed_at"] = at
+    else:
+        f["reworks"] += 1
+        f["resolved_at"] = None
+        f["verified_at"] = None
+
+
+def _escalate(f: dict[str, Any], data: Mapping[str, Any]) -> None:
+    """吹哨: the county department holds the case; its 报到 limit is its 签收 limit."""
+    f["escalations"] += 1
+    department = data.get("department")
+    if department is not None:
+        f["escalated_to"] = department
+        f["reported_in_at"] = None
+        _move_to(f, department, "county_department")
+        f["accepted_at"] = None
+    raw_details = data.get("details")
+    details: Mapping[str, Any] = raw_details if isinstance(raw_details, Mapping) else {}
+    report_deadline = _first(data, "report_deadline") or _first(details, "report_deadline")
+    if report_deadline is not None:
+        f["accept_deadline"] = _to_datetime(report_deadline)
+
+
 def _apply(f: dict[str, Any], record: CaseEventRecord) -> None:
     """Fold one event into the working fact (a dict). 折叠一条事件。"""
     t, at, data = record.type, record.occurred_at, record.data
@@ -361,18 +408,7 @@ def _apply(f: dict[str, Any], record: CaseEventRecord) -> None:
         f["rejections"] += 1
         _append_unique(f["rejected_by"], _first(data, "rejected_unit", "unit") or f["unit"])
     elif t == "case.rejection_ruled":
-        unit = _first(data, "rejected_unit", "unit") or f["unit"]
-        valid = _first(data, "valid", "rejection_valid")
-        if unit is not None and valid is not None:
-            if valid:
-                _append_unique(f["units_rejected_validly"], unit)
-                _remove(f["units_rejected_invalidly"], unit)
-            else:
-                _append_unique(f["units_rejected_invalidly"], unit)
-                _remove(f["units_rejected_validly"], unit)
-                holder_now = data.get("unit") if data.get("rejected_unit") is not None else None
-                if holder_now is None or holder_now == unit:
-                    _move_to(f, unit, None)
+        _rule_rejection(f, data)
     elif t == "case.extension_requested":
         f["extensions_requested"] += 1
     elif t == "case.extended":
@@ -382,15 +418,7 @@ def _apply(f: dict[str, Any], record: CaseEventRecord) -> None:
     elif t == "case.resolved":
         f["resolved_at"] = at
     elif t == "case.verified":
-        passed = _first(data, "passed", "verification_passed")
-        if passed is None or passed:
-            f["verified_at"] = at
-            if data.get("state") == "closed":  # a passed 核查 closes the case (结案) in one transition
-                f["closed_at"] = at
-        else:
-            f["reworks"] += 1
-            f["resolved_at"] = None
-            f["verified_at"] = None
+        _verify(f, data, at)
     elif t == "case.reopened":
         f["reopens"] += 1
         f["resolved_at"] = None
@@ -406,18 +434,7 @@ def _apply(f: dict[str, Any], record: CaseEventRecord) -> None:
     elif t == "case.supervised":
         f["supervisions"] += 1
     elif t == "case.escalated":
-        f["escalations"] += 1
-        department = data.get("department")
-        if department is not None:
-            f["escalated_to"] = department
-            f["reported_in_at"] = None
-            _move_to(f, department, "county_department")
-            f["accepted_at"] = None
-        raw_details = data.get("details")
-        details: Mapping[str, Any] = raw_details if isinstance(raw_details, Mapping) else {}
-        report_deadline = _first(data, "report_deadline") or _first(details, "report_deadline")
-        if report_deadline is not None:
-            f["accept_deadline"] = _to_datetime(report_deadline)
+        _escalate(f, data)
     elif t == "case.reported_in":
         if f["reported_in_at"] is None:
             f["reported_in_at"] = at
