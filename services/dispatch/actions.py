@@ -19,7 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.dispatch.action_bodies import DispatchBody, TriageBody
 from services.dispatch.candidates import candidates
 from services.dispatch.case_model import Action, Actor, Applied, CaseSnapshot, Refused
-from services.dispatch.deadlines import accept_deadline, matter_deadline, reject_window_ends, report_in_deadline
+from services.dispatch.deadlines import (
+    accept_deadline,
+    extension_refusal,
+    matter_deadline,
+    reject_window_ends,
+    report_in_deadline,
+)
 from services.dispatch.grid_client import LoadedJurisdiction
 from services.dispatch.identity import SYSTEM_ACTOR
 from services.dispatch.lifecycle import after_rejection, apply, can_see
@@ -96,6 +102,20 @@ def _unit_problem(loaded: LoadedJurisdiction | None, unit: Any, record: CaseReco
     return None
 
 
+def _aware_or_none(value: Any) -> datetime | None:
+    """A timezone-aware datetime from the body, or None (the lifecycle then says what is wrong)."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
 def _prepare_body(
     action: Action,
     body: dict[str, Any],
@@ -135,6 +155,13 @@ def _prepare_body(
         deadline, _, _ = _matter_deadline(loaded, record.snapshot.matter, record.urgency, at)
         if deadline is not None:
             body["deadline"] = deadline.isoformat()
+    if action is Action.REQUEST_EXTENSION and loaded is not None and record.snapshot.deadline is not None:
+        requested = _aware_or_none(body.get("new_deadline"))
+        refusal = (
+            extension_refusal(loaded.calendar, record.snapshot.deadline, requested) if requested is not None else None
+        )
+        if refusal is not None:
+            return ActionProblem("invalid", refusal, str(record.snapshot.state), record.snapshot.version)
     if action in (Action.ASSIGN, Action.REASSIGN) and loaded is not None and body.get("reject_window_ends_at") is None:
         body["reject_window_ends_at"] = reject_window_ends(loaded.calendar, at).isoformat()
     return body

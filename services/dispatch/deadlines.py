@@ -12,6 +12,8 @@ does the date arithmetic. 纯函数：无 I/O、无时钟；日期运算交给�
   than the 办结期限. 签收期限（不晚于办结期限）。
 * 退单时限 — :data:`REJECT_WINDOW_WORKING_DAYS` working days after dispatch. 退单时限。
 * 报到时限 — :data:`REPORT_IN_WORKING_DAYS` working day after a 吹哨. 吹哨后报到时限。
+* 延期 — at most :data:`MAX_EXTENSIONS` approved extension per case, each at most
+  :data:`EXTENSION_CAP_WORKING_DAYS` working days past the deadline in force. 延期次数与上限。
 * provisional 日历暂定 — a deadline or window that spans calendar days not yet
   published as final. 时限跨越尚未正式公布的日历日时标记为暂定。
 """
@@ -27,6 +29,8 @@ from shared.vocabulary import TimeBasis
 
 __all__ = [
     "ACCEPT_WORKING_DAYS",
+    "EXTENSION_CAP_WORKING_DAYS",
+    "MAX_EXTENSIONS",
     "REJECT_WINDOW_WORKING_DAYS",
     "REPORT_IN_WORKING_DAYS",
     "DeadlineFacts",
@@ -34,6 +38,7 @@ __all__ = [
     "amount_text",
     "deadline_facts",
     "deadline_for",
+    "extension_refusal",
     "matter_deadline",
     "reject_window_ends",
     "report_in_deadline",
@@ -46,6 +51,10 @@ ACCEPT_WORKING_DAYS = 1
 REJECT_WINDOW_WORKING_DAYS = 2
 #: 报到 limit after a 吹哨, in working days. 吹哨后报到时限（工作日）。
 REPORT_IN_WORKING_DAYS = 1
+#: Approved extensions a case may have. 每案可获批延期次数。
+MAX_EXTENSIONS = 1
+#: How far past the deadline in force an extension may reach, in working days. 延期上限（工作日）。
+EXTENSION_CAP_WORKING_DAYS = 10
 
 
 def time_basis_for(urgency: str, matter_basis: TimeBasis) -> TimeBasis:
@@ -79,6 +88,18 @@ def deadline_for(calendar: WorkingCalendar, at: datetime, amount: DeadlineAmount
 def amount_text(amount: DeadlineAmount) -> str:
     """``5 个工作日`` or ``40 小时``, as the routing explanation says it. 时限的中文表述。"""
     return f"{amount.working_days} 个工作日" if isinstance(amount, WorkingDays) else f"{amount:g} 小时"
+
+
+def extension_refusal(calendar: WorkingCalendar, deadline: datetime, requested: datetime) -> str | None:
+    """Why a 延期 to ``requested`` is refused (None if within the cap). 超出延期上限的原因。"""
+    cap = calendar.add_working_days(deadline, EXTENSION_CAP_WORKING_DAYS)
+    if requested <= cap:
+        return None
+    return (
+        f"延期最多 {EXTENSION_CAP_WORKING_DAYS} 个工作日（至 {cap.isoformat(timespec='minutes')}）"
+        f" / an extension may reach at most {EXTENSION_CAP_WORKING_DAYS} working days past the deadline"
+        f" ({cap.isoformat(timespec='minutes')})"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Duplicate detection (重复件合并): pure helpers, no I/O.
 
-Two rules from ``shared/domain/jurisdiction.md``:
+Two rules from the team's domain notes (jurisdiction):
 两条规则：
 
 * **Nearby 近距离同类** — the same matter, within ``distance_m`` (default 50 m,

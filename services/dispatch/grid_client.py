@@ -3,7 +3,7 @@
 派遣所用的辖区快照：从网格服务加载，保存在内存中，收到 ``jurisdiction.changed`` 后重新加载。
 
 ``GET {grid_url}/v1/jurisdiction`` answers the bundle JSON (the exchange format
-of ``shared/domain/jurisdiction.md``) with a top-level ``version``; the rule-set
+described in the team's domain notes) with a top-level ``version``; the rule-set
 version comes as ``rules_version`` in the body or the ``X-Rules-Version``
 header (the grid service sends the header). A body of the form ``{"bundle": {...},
 "version": …}`` is accepted too. 兼容两种响应形态；规则集版本取自正文或响应头。

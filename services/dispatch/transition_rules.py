@@ -43,6 +43,7 @@ from services.dispatch.case_model import (
     Rejection,
     Satisfaction,
 )
+from services.dispatch.deadlines import MAX_EXTENSIONS
 
 
 def no_precondition(case: CaseSnapshot, at: datetime) -> str | None:
@@ -183,6 +184,8 @@ def effect_rule_rejection(
 def pre_request_extension(case: CaseSnapshot, at: datetime) -> str | None:
     if case.extension_pending is not None:
         return "已有待审批的延期申请 / an extension request is already pending"
+    if case.extension_count >= MAX_EXTENSIONS:
+        return f"每案最多延期 {MAX_EXTENSIONS} 次 / a case may be extended {MAX_EXTENSIONS} time(s) at most"
     if case.deadline is None:
         return "案件没有办结期限 / the case has no deadline to extend"
     return None

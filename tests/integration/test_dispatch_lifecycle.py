@@ -91,10 +91,18 @@ async def test_hotline_ticket_through_the_whole_loop(stack: Stack) -> None:
 
     c = await ok(d, c, "accept", zfd)
     old_deadline = datetime.fromisoformat(c["deadline"])
+    # Beyond the cap (10 working days past the deadline; 30 calendar days are more): refused with the reason.
+    too_far = await act(d, c, "request_extension", zfd, new_deadline=(old_deadline + timedelta(days=30)).isoformat(),
+                        reason="想多要点时间")  # fmt: skip
+    assert too_far.status_code == 422 and "10 个工作日" in too_far.text, too_far.text
     new_deadline = (old_deadline + timedelta(days=3)).isoformat()
     c = await ok(d, c, "request_extension", zfd, new_deadline=new_deadline, reason="需协调业主，申请延期")
     c = await ok(d, c, "decide_extension", DISPATCHER, approved=True, note="同意")
     assert datetime.fromisoformat(c["deadline"]) == datetime.fromisoformat(new_deadline)
+    # One extension per case: a second request is refused, saying why.
+    again = await act(d, c, "request_extension", zfd, new_deadline=(old_deadline + timedelta(days=4)).isoformat(),
+                      reason="再延一次")  # fmt: skip
+    assert again.status_code == 409 and "最多延期 1 次" in again.text, again.text
     c = await ok(d, c, "resolve", zfd, result="已劝离摊贩", photos=["p1.jpg"])
     c = await ok(d, c, "verify", DISPATCHER, passed=False, note="现场仍有摊贩")
     assert c["state"] == "reopened"

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from services.dispatch.case_model import Actor, CaseSnapshot, Role
 from services.dispatch.deadlines import (
+    EXTENSION_CAP_WORKING_DAYS,
     accept_deadline,
     deadline_facts,
+    extension_refusal,
     matter_deadline,
     reject_window_ends,
     report_in_deadline,
@@ -126,3 +128,14 @@ def test_can_see_is_the_shared_rule() -> None:
     for actor, expected in answers.items():
         assert can_see(case, actor) is expected, actor
         assert sees_case(Viewer.of(actor), township=case.township, unit=case.primary_unit) is expected
+
+
+def test_an_extension_reaches_at_most_ten_working_days_past_the_deadline() -> None:
+    calendar = load_calendar()
+    deadline = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)  # Tue 10:00 Beijing
+    # 10 working days: Wed 11 … Fri 13 (3), Mon 16 … Fri 20 (8), Mon 23, Tue 24 (10) → 03-24 10:00 Beijing.
+    cap = datetime(2026, 3, 24, 2, 0, tzinfo=UTC)
+    assert EXTENSION_CAP_WORKING_DAYS == 10
+    assert extension_refusal(calendar, deadline, cap) is None
+    refusal = extension_refusal(calendar, deadline, cap + timedelta(minutes=1))
+    assert refusal is not None and "10 个工作日" in refusal and "2026-03-24T10:00" in refusal
