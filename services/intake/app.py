@@ -5,7 +5,7 @@ Run: ``uvicorn --factory services.intake.app:create_app --port 8001`` (``make ru
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +20,7 @@ from services.intake.settings import DEV_API_KEYS, IntakeSettings
 from shared.errors import validation_error_handler
 from shared.logging import get_logger
 from shared.service import ServiceRuntime, create_service_app, tune_gc_for_throughput
+from shared.vocabulary import Source
 
 log = get_logger(__name__)
 
@@ -133,7 +134,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def count_rejections(request: Request, exc: RequestValidationError) -> Any:
         parts = request.url.path.split("/")
-        if len(parts) > 3 and parts[1:3] == ["v1", "events"] and parts[3] in ("12345", "cityops", "gridworker"):
+        if len(parts) > 3 and parts[1:3] == ["v1", "events"] and parts[3] in get_args(Source):
             app.state.intake_counter.labels(parts[3], "rejected").inc()
         return await validation_error_handler(request, exc)
 

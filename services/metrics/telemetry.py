@@ -16,20 +16,21 @@ three sources and the event types of the contract — never a case id or free te
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.metrics.queries import gauge_counts
 from shared.events import CASE_EVENT_TYPES
+from shared.vocabulary import Source, UnitKind
 
 __all__ = ["HOUR_BUCKETS", "MetricsTelemetry"]
 
 #: Handling-time buckets in hours 处置时长分桶（小时）: half an hour … a month.
 HOUR_BUCKETS: Final = (0.5, 1.0, 2.0, 4.0, 7.5, 15.0, 24.0, 37.5, 48.0, 75.0, 120.0, 240.0, 720.0)
-_SOURCES: Final = frozenset({"12345", "cityops", "gridworker"})
-_KINDS: Final = frozenset({"township_office", "enforcement_team", "stationed_agency", "county_department"})
+_SOURCES: Final = frozenset(get_args(Source))
+_KINDS: Final = frozenset(get_args(UnitKind))
 _TYPES: Final = frozenset(CASE_EVENT_TYPES)
 
 
