@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.db import UnitOfWork, is_database_unavailable
 from shared.events import ContractError, EventEnvelope, decode_envelope, dlq_topic
 from shared.logging import bind_correlation, clear_correlation, get_logger
+from shared.messaging.background import Backoff, stop_task
 from shared.messaging.epochs import EpochTracker
 from shared.messaging.publisher import KafkaPublisher
 from shared.messaging.topics import ensure_topics
@@ -185,22 +186,17 @@ class ConsumerRunner:
         already gone the offsets stay uncommitted and the next run re-reads (deduplicated); nothing
         is raised. 完成在途批次并提交后退出；代理已不在时不抛错（下次重读并去重）。"""
         self._stopping.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, 30)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
-            except Exception as exc:
-                log.warning("consumer stopped with an error", consumer=self.group_id, error=repr(exc))
+        try:
+            await stop_task(self._task, 30)
+        except Exception as exc:
+            log.warning("consumer stopped with an error", consumer=self.group_id, error=repr(exc))
 
     async def _run_forever(self) -> None:
-        backoff = 0.5
+        backoff = Backoff(initial=0.5, maximum=10)
         while not self._stopping.is_set():
             try:
                 await self._run_once()
-                backoff = 0.5
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # broker gone, coordinator lost…: reconnect with back-off
@@ -208,8 +204,7 @@ class ConsumerRunner:
                 if self.metrics:
                     self.metrics.broker_up.set(0)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), backoff)
-                backoff = min(backoff * 2, 10)
+                    await asyncio.wait_for(self._stopping.wait(), backoff.failed())
 
     async def _run_once(self) -> None:
         consumer = AIOKafkaConsumer(

@@ -60,6 +60,7 @@ from shared.cooperative import cooperative_map
 from shared.db import driver_connection
 from shared.events import EventEnvelope
 from shared.logging import get_logger
+from shared.messaging.background import Backoff, stop_task
 from shared.messaging.epochs import LOG_EPOCH_HEADER, new_epoch
 from shared.messaging.publisher import KafkaPublisher
 from shared.observability import PlatformMetrics
@@ -292,18 +293,13 @@ class OutboxRelay:
     async def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, 20)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+        await stop_task(self._task, 20)
         if self.keeper is not None:
             await self.keeper.close()
 
     async def run(self) -> None:
-        backoff = self.poll_interval_s
+        backoff = Backoff(initial=self.poll_interval_s, maximum=5.0)
+        wait = backoff.initial
         while not self._stopping.is_set():
             # Cleared before the claim, not after: a commit that wakes the relay while it is
             # publishing is not lost (it would otherwise wait for the next poll).
@@ -312,7 +308,8 @@ class OutboxRelay:
             try:
                 sent = await self.relay_once()
                 self.last_error = None
-                backoff = self.poll_interval_s
+                backoff.reset()
+                wait = backoff.initial
                 await self._keep_if_due()
                 if sent >= self.batch_size:
                     continue  # more waiting: go on without sleeping
@@ -322,10 +319,10 @@ class OutboxRelay:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 if self.metrics:
                     self.metrics.outbox_errors.inc()
-                log.warning("outbox relay failed; backing off", error=self.last_error, backoff_s=backoff)
-                backoff = min(backoff * 2, 5.0)
+                wait = backoff.failed()
+                log.warning("outbox relay failed; backing off", error=self.last_error, backoff_s=wait)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), backoff)
+                await asyncio.wait_for(self._wake.wait(), wait)
                 # Woken by a commit: linger a moment so one batch carries many requests' events.
                 await asyncio.sleep(self.linger_s)
 
