@@ -80,15 +80,10 @@ class _RevokeListener(ConsumerRebalanceListener):
         self.runner = runner
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        # Waits for the in-flight batches: applied and their offsets committed before hand-over.
-        async with self.runner._inflight:
-            await self.runner._drain()
-            log.info("partitions revoked", consumer=self.runner.group_id, partitions=sorted(map(str, revoked)))
+        await self.runner.partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.runner._draining = False
-        await self.runner._resume(assigned)
-        log.info("partitions assigned", consumer=self.runner.group_id, partitions=sorted(map(str, assigned)))
+        await self.runner.partitions_assigned(assigned)
 
 
 class ConsumerRunner:
@@ -282,6 +277,18 @@ class ConsumerRunner:
                 busy[tp] = asyncio.create_task(self._process_partition(consumer, tp, records))
                 self._partition_sizes[tp] = len(records)
         self._update_lag(consumer, batches)
+
+    async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Before hand-over: the in-flight batches are applied and their offsets committed. 移交前完成在途批次。"""
+        async with self._inflight:
+            await self._drain()
+            log.info("partitions revoked", consumer=self.group_id, partitions=sorted(map(str, revoked)))
+
+    async def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """On assignment: resume each partition where PostgreSQL says the group is. 分配后从记录的位置继续。"""
+        self._draining = False
+        await self._resume(assigned)
+        log.info("partitions assigned", consumer=self.group_id, partitions=sorted(map(str, assigned)))
 
     async def _drain(self) -> None:
         """Concurrent mode: stop starting batches and wait for those in flight. 停止新批次并等待在途批次完成。"""
