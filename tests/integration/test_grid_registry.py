@@ -487,7 +487,8 @@ async def test_browse_divisions_units_matters(client: httpx.AsyncClient) -> None
     matters = (await client.get("/v1/matters", params={"county": DEMO_CODE}, headers=DISPATCHER)).json()["matters"]
     assert len(matters) == 54
     first = next(m for m in matters if m["code"] == "SR001")
-    assert first["name"] == "占道经营" and first["deadlines"]["normal"] == {"working_days": 5} and "devolved_to" in first
+    assert first["name"] == "占道经营" and "devolved_to" in first
+    assert first["deadlines"]["normal"] == {"working_days": 5}
     devolved = (
         await client.get("/v1/matters", params={"county": DEMO_CODE, "township": "330127101"}, headers=DISPATCHER)
     ).json()["matters"]
