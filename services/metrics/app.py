@@ -61,7 +61,9 @@ def create_app(
         runtime.add_consumer(
             group_id=settings.consumer_group,
             topics=[CASE_EVENTS],
-            handler=CaseEventConsumer(calendar=calendar, telemetry=telemetry, revisions_wake=state.revisions_wake),
+            batch_handler=CaseEventConsumer(
+                calendar=calendar, telemetry=telemetry, revisions_wake=state.revisions_wake
+            ),
         )
         runtime.add_consumer(
             group_id=f"{settings.consumer_group}-jurisdiction",

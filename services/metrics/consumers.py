@@ -1,7 +1,7 @@
 """Consumers of the metrics service 消费者 (thin: the rules live in the pure modules).
 
-``case.events`` → :class:`CaseEventConsumer`: store the event, recompute that case's fact
-from all its events (:func:`services.metrics.store.apply_event`), and — when the fact changed
+``case.events`` → :class:`CaseEventConsumer`: store a batch of events, recompute each touched
+case's fact once from all its events (:func:`services.metrics.store.apply_events`), and — when the fact changed
 and it touches a signed-off period — mark that period for a revision. Counters and histograms
 are observed only after the transaction commits (registered on the unit of work).
 ``jurisdiction.changed`` → :func:`jurisdiction_handler`: refresh the units directory (asked for
@@ -11,11 +11,12 @@ after the commit; the directory fetches on its own task).
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 from services.metrics.facts import CaseEventRecord
 from services.metrics.signoff import mark_changed
-from services.metrics.store import apply_event, moments_of
+from services.metrics.store import apply_events, moments_of
 from services.metrics.telemetry import MetricsTelemetry
 from services.metrics.units import UnitDirectory
 from shared.calendar import WorkingCalendar
@@ -36,33 +37,40 @@ class CaseEventConsumer:
         self.telemetry = telemetry
         self.revisions_wake = revisions_wake
 
-    async def __call__(self, uow: UnitOfWork, envelope: EventEnvelope[Any]) -> None:
-        payload = envelope.data
-        if not isinstance(payload, CaseEvent):  # the runner decoded it by type; guard anyway
-            raise ContractError(f"{envelope.type} does not carry a CaseEvent")
-        record = CaseEventRecord(
-            event_id=str(envelope.id),
-            case_id=str(payload.case_id),
-            type=envelope.type,
-            occurred_at=payload.occurred_at,
-            version=payload.version,
-            data=payload.model_dump(mode="json"),
-        )
+    async def __call__(self, uow: UnitOfWork, envelopes: list[EventEnvelope[Any]]) -> None:
+        """A batch of ``case.*`` events (one partition's, in order): each touched case's fact is
+        recomputed once. 一批案件事件：每个涉及的案件只重算一次。"""
+        records = [_record_of(envelope) for envelope in envelopes]
         session = uow.session
-        change = await apply_event(session=session, record=record, calendar=self.calendar)
-        if change is None:  # already folded in (replay through another group, or redelivery)
-            return
-        label = self.telemetry.type_label(envelope.type)
-        uow.after_commit(lambda: self.telemetry.events.labels(label).inc())
-        new = change.new
-        if change.newly_resolved:
-            source, natural, working = new.get("source"), new.get("handling_natural_h"), new.get("handling_working_h")
-            uow.after_commit(lambda: self.telemetry.observe_handling(source, natural, working))
-        if change.changed:
-            marked = await mark_changed(session=session, subject=f"case:{change.case_id}", moments=moments_of(change))
-            if marked and self.revisions_wake is not None:
-                wake = self.revisions_wake
-                uow.after_commit(wake.set)
+        for change, fresh in await apply_events(session=session, records=records, calendar=self.calendar):
+            for record in fresh:  # events already folded in (replay, redelivery) count nothing
+                label = self.telemetry.type_label(record.type)
+                uow.after_commit(partial(self.telemetry.events.labels(label).inc))
+            new = change.new
+            if change.newly_resolved:
+                source, natural, working = (
+                    new.get("source"), new.get("handling_natural_h"), new.get("handling_working_h")
+                )  # fmt: skip
+                uow.after_commit(partial(self.telemetry.observe_handling, source, natural, working))
+            if change.changed:
+                subject = f"case:{change.case_id}"
+                marked = await mark_changed(session=session, subject=subject, moments=moments_of(change))
+                if marked and self.revisions_wake is not None:
+                    uow.after_commit(self.revisions_wake.set)
+
+
+def _record_of(envelope: EventEnvelope[Any]) -> CaseEventRecord:
+    payload = envelope.data
+    if not isinstance(payload, CaseEvent):  # the runner decoded it by type; guard anyway
+        raise ContractError(f"{envelope.type} does not carry a CaseEvent")
+    return CaseEventRecord(
+        event_id=str(envelope.id),
+        case_id=str(payload.case_id),
+        type=envelope.type,
+        occurred_at=payload.occurred_at,
+        version=payload.version,
+        data=payload.model_dump(mode="json"),
+    )
 
 
 def jurisdiction_handler(directory: UnitDirectory) -> Handler:
