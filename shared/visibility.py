@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, and_, any_, false, literal, or_, true
+from sqlalchemy import ColumnElement, any_, false, literal, or_, true
 
 #: The township value meaning "the whole county" 全县.
 WHOLE_COUNTY: Final = "*"
@@ -101,4 +101,5 @@ def case_scope(
         return false()
     if viewer.township == WHOLE_COUNTY:
         return true()
-    return and_(township == viewer.township)
+    result: ColumnElement[bool] = township == viewer.township
+    return result

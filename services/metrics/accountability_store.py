@@ -30,6 +30,7 @@ from services.metrics.accountability import (
 from services.metrics.facts import CaseEventRecord, reduce_events
 from services.metrics.models import case_events, case_facts, period_signoffs
 from services.metrics.periods import Period
+from services.metrics.store import event_record
 from shared.calendar import WorkingCalendar
 from shared.visibility import Viewer
 
@@ -62,16 +63,7 @@ async def load_report(
     ).all()
     events: dict[str, list[CaseEventRecord]] = {}
     for r in rows:
-        events.setdefault(str(r.case_id), []).append(
-            CaseEventRecord(
-                event_id=str(r.event_id),
-                case_id=str(r.case_id),
-                type=r.type,
-                occurred_at=r.occurred_at,
-                version=r.version,
-                data=r.data,
-            )
-        )
+        events.setdefault(str(r.case_id), []).append(event_record(r))
     facts = [reduce_events(history) for history in events.values()]
     return accountability_report(
         period=period, as_of=as_of, facts=facts, events=events, calendar=calendar, rules=rules

@@ -24,7 +24,15 @@ from services.metrics.models import case_events, case_facts
 from services.metrics.worktime import durations
 from shared.calendar import WorkingCalendar
 
-__all__ = ["FactChange", "apply_event", "apply_events", "fact_row", "load_fact_row", "recompute_fact"]
+__all__ = [
+    "FactChange",
+    "apply_event",
+    "apply_events",
+    "event_record",
+    "fact_row",
+    "load_fact_row",
+    "recompute_fact",
+]
 
 #: Columns compared to decide whether a recomputed fact changed (all but bookkeeping).
 _COMPARED: Final = tuple(c.name for c in case_facts.columns if c.name not in ("updated_at",))
@@ -83,6 +91,18 @@ def fact_row(fact: CaseFact, calendar: WorkingCalendar) -> dict[str, Any]:
     return row
 
 
+def event_record(row: Any) -> CaseEventRecord:
+    """A stored ``case_events`` row (event_id, case_id, type, version, occurred_at, data) as a record."""
+    return CaseEventRecord(
+        event_id=str(row.event_id),
+        case_id=str(row.case_id),
+        type=row.type,
+        occurred_at=row.occurred_at,
+        version=row.version,
+        data=row.data,
+    )
+
+
 async def load_fact_row(*, session: AsyncSession, case_id: uuid.UUID) -> dict[str, Any] | None:
     row = (await session.execute(select(case_facts).where(case_facts.c.case_id == case_id))).mappings().first()
     return dict(row) if row is not None else None
@@ -109,17 +129,7 @@ async def recompute_fact(*, session: AsyncSession, case_id: uuid.UUID, calendar:
     ).all()
     if not rows:
         return None
-    fact = reduce_events(
-        CaseEventRecord(
-            event_id=str(r.event_id),
-            case_id=str(r.case_id),
-            type=r.type,
-            occurred_at=r.occurred_at,
-            version=r.version,
-            data=r.data,
-        )
-        for r in rows
-    )
+    fact = reduce_events(event_record(r) for r in rows)
     new = fact_row(fact, calendar)
     old = await load_fact_row(session=session, case_id=case_id)
     change = FactChange(case_id, old, new)

@@ -9,7 +9,7 @@ event for October changes the live inputs, not the signed-off report).
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +19,6 @@ from openpyxl import load_workbook
 
 from services.metrics.app import create_app
 from shared.embedded import TansuBroker
-from tests.conftest import ARTIFACTS
 from tests.helpers import eventually, serve
 from tests.integration.test_metrics_service import (
     GRID_UNITS,
@@ -94,27 +93,16 @@ class Cases:
 
 
 @pytest.fixture(scope="module")
-def broker() -> Iterator[TansuBroker]:
-    ARTIFACTS.mkdir(exist_ok=True)
-    own = TansuBroker(log_path=ARTIFACTS / "tansu-accountability.log")
-    own.start()
-    try:
-        yield own
-    finally:
-        own.stop()
-
-
-@pytest.fixture(scope="module")
 def cases() -> Cases:
     return Cases()
 
 
 @pytest.fixture(scope="module")
-async def client(database_url: str, broker: TansuBroker, cases: Cases) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings_for(database_url, broker.bootstrap), grid_transport=fake_grid(GRID_UNITS))
+async def client(database_url: str, module_broker: TansuBroker, cases: Cases) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings_for(database_url, module_broker.bootstrap), grid_transport=fake_grid(GRID_UNITS))
     async with serve(app) as c:
         envelopes = [env for sim in cases.all() for env in sim.envelopes]
-        await publish(broker.bootstrap, envelopes)
+        await publish(module_broker.bootstrap, envelopes)
 
         async def all_consumed() -> bool:
             return bool(await scalar(database_url, "SELECT count(*) FROM metrics.case_events") == len(envelopes))
@@ -178,14 +166,14 @@ async def test_xlsx_export(client: httpx.AsyncClient) -> None:
 
 
 async def test_sign_off_freezes_the_report(
-    client: httpx.AsyncClient, broker: TansuBroker, database_url: str, cases: Cases
+    client: httpx.AsyncClient, module_broker: TansuBroker, database_url: str, cases: Cases
 ) -> None:
     before = (await client.get("/v1/accountability", params={"period": "2026-10"}, headers=COUNTY)).json()
     assert (await client.post("/v1/periods/2026-10/sign-off", headers=ADMIN)).status_code == 201
     # A late October event: another of B's rejections ruled invalid, arriving after the sign-off.
     late = dispatched("B", "T1", 27)
     late.emit("case.rejection_ruled", bj(10, 27, 15), rejected_unit="B", rejection_valid=False)
-    await publish(broker.bootstrap, late.envelopes)
+    await publish(module_broker.bootstrap, late.envelopes)
 
     async def arrived() -> bool:
         n = await scalar(database_url, "SELECT count(*) FROM metrics.case_events WHERE case_id = :c", c=late.case_id)
