@@ -49,6 +49,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import pct  # noqa: E402
 from services.dispatch.app import create_app  # noqa: E402
 from services.dispatch.settings import DispatchSettings  # noqa: E402
 from services.grid.app import create_app as create_grid  # noqa: E402
@@ -155,11 +156,6 @@ async def floor_consume(bootstrap: str, n: int) -> float:
         elapsed = time.perf_counter() - t
         await consumer.stop()
     return n / elapsed
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def throughput(args: argparse.Namespace, db_url: str, dsn: str, bootstrap: str) -> None:

@@ -35,6 +35,7 @@ from aiokafka import AIOKafkaProducer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import pct, tree_cpu_s  # noqa: E402
 from services.intake.normalise import content_hash, normalise  # noqa: E402
 from services.intake.schemas import EXAMPLES, SOURCE_MODELS  # noqa: E402
 from shared.embedded import MACHINE_POSTGRES, EmbeddedPostgres, TansuBroker, can_connect_async, free_port  # noqa: E402
@@ -57,22 +58,6 @@ def records(n: int, tag: str) -> list[dict[str, Any]]:
     return out
 
 
-def tree_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) used so far by a process and its children (uvicorn workers)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry.name) == pid or int(fields[1]) == pid:  # fields[1] is the parent pid
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
-
-
 RUNS_FLOOR = 3
 RUNS_B = 2
 
@@ -87,11 +72,6 @@ def settle_client_gc() -> None:
     the client (not intake) for ~200 ms — seen as a p99 spike. Frozen objects are not scanned."""
     gc.collect()
     gc.freeze()
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 async def floor_kafka(bootstrap: str, payloads: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> float:

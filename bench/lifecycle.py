@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import pct  # noqa: E402
 from services.dispatch.grid_client import LoadedJurisdiction  # noqa: E402
 from services.dispatch.incidents import handle_incident  # noqa: E402
 from services.dispatch.models import metadata as dispatch_metadata  # noqa: E402
@@ -53,11 +54,6 @@ TOKENS = {
     "b-unit": {"role": "unit", "township": "330127101", "unit": UNIT},
     "b-disp": {"role": "dispatcher", "township": "*"},
 }
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def create_cases(db_url: str, n: int) -> list[str]:

@@ -40,12 +40,10 @@ import contextlib
 import copy
 import hashlib
 import json
-import os
 import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -64,7 +62,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared.embedded import MACHINE_POSTGRES, EmbeddedPostgres, TansuBroker, can_connect_async, free_port  # noqa: E402
+from bench.measure import pct, postgres_server, rss_mb, tree_cpu_s  # noqa: E402
+from shared.embedded import TansuBroker, free_port  # noqa: E402
 from shared.events import CASE_EVENTS, INCIDENT_REPORTED  # noqa: E402
 from shared.messaging.topics import ensure_topics  # noqa: E402
 from shared.migrations import SERVICES, upgrade  # noqa: E402
@@ -178,32 +177,6 @@ def synthetic_year(n: int, seed: int) -> list[tuple[str, dict[str, Any]]]:
 # --------------------------------------------------------------------------- measuring
 
 
-def proc_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process and its direct children."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry.name) == pid or int(fields[1]) == pid:
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 @dataclass
 class Sample:
     t: float
@@ -236,11 +209,6 @@ def steady_rate(samples: list[Sample], attr: str) -> float:
     if lo is None or hi is None or hi.t <= lo.t:
         return 0.0
     return (getattr(hi, attr) - getattr(lo, attr)) / (hi.t - lo.t)
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 # --------------------------------------------------------------------------- the platform
@@ -500,9 +468,9 @@ async def monitor(
 
 
 def cpu_all(plat: Platform, extra: list[subprocess.Popen[bytes]]) -> dict[str, float]:
-    out = {name: proc_cpu_s(p.pid) for name, p in plat.procs.items()}
+    out = {name: tree_cpu_s(p.pid) for name, p in plat.procs.items()}
     for i, p in enumerate(extra):
-        out[f"dispatch-{i + 2}"] = proc_cpu_s(p.pid)
+        out[f"dispatch-{i + 2}"] = tree_cpu_s(p.pid)
     return out
 
 
@@ -697,14 +665,7 @@ def report(label: str, run: Run, n: int, floors: dict[str, float] | None) -> flo
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    server_url = os.environ.get("TEST_DATABASE_URL") or (
-        MACHINE_POSTGRES if await can_connect_async(MACHINE_POSTGRES) else ""
-    )
-    pg = None
-    if not server_url:
-        pg = EmbeddedPostgres(Path(tempfile.mkdtemp()) / "pg")
-        server_url = pg.start()
-    try:
+    async with postgres_server() as server_url:
         t = time.perf_counter()
         events = synthetic_year(args.events, args.seed)
         print(
@@ -732,9 +693,6 @@ async def main_async(args: argparse.Namespace) -> None:
                 f"  routing fingerprint: {fingerprint2} — {'identical' if fingerprint2 == fingerprint else 'DIFFERENT'}"
             )
             print(f"\ntwo dispatch processes / one: {two / one:.2f}×" if one else "")
-    finally:
-        if pg is not None:
-            pg.stop()
 
 
 def main() -> None:

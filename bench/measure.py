@@ -1,0 +1,64 @@
+"""What the benches measure with 压测共用度量: percentiles, a process tree's CPU and memory (from
+/proc), and the PostgreSQL server to run against (the machine's, ``TEST_DATABASE_URL``, or an
+embedded one for the bench's lifetime).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from shared.embedded import MACHINE_POSTGRES, EmbeddedPostgres, can_connect_async
+
+
+def pct(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values``, nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its children (uvicorn workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:  # fields[1] is the parent pid
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, MB (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+@contextlib.asynccontextmanager
+async def postgres_server() -> AsyncIterator[str]:
+    """A PostgreSQL server URL the bench may create databases on: ``TEST_DATABASE_URL``, else the
+    machine's at 127.0.0.1:5432, else an embedded PostgreSQL stopped afterwards."""
+    server_url = os.environ.get("TEST_DATABASE_URL") or (
+        MACHINE_POSTGRES if await can_connect_async(MACHINE_POSTGRES) else ""
+    )
+    if server_url:
+        yield server_url
+        return
+    pg = EmbeddedPostgres(Path(tempfile.mkdtemp()) / "pg")
+    try:
+        yield pg.start()
+    finally:
+        pg.stop()
