@@ -21,7 +21,9 @@ What it prints:
   copies of its tables with the same indexes; dispatch's rate is printed as a ratio to (b);
 - the hours 24 M events would take at the slowest stage's rate;
 - with ``--live-rate`` > 0: while the replay runs, live cityops records at that rate into the
-  single-record endpoint, and the time from intake's 202 to ``case.dispatched`` (p50/p99);
+  single-record endpoint, and the time from intake's 202 to ``case.dispatched`` (p50/p99). The
+  replay goes in intake's bulk lane (``?lane=bulk``, ``--lane bulk``, the default: what a history
+  import does), the live records in the live lane; ``--lane live`` posts the replay as live too;
 - with ``--two-dispatch``: a second run of the same events on a fresh database and broker with two
   dispatch processes in one consumer group: its rate beside the first, and whether both runs
   routed every report the same way (incident → township, unit, matter, state, merged-into; times
@@ -30,6 +32,7 @@ What it prints:
 Asserts nothing; prints figures. Usage:
   python bench/replay.py [--events 200000] [--producers 2] [--batch 500] [--act-share 0.2]
                          [--live-rate 100] [--live-seconds 30] [--two-dispatch] [--seed 2026]
+                         [--lane bulk|live]
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.measure import pct, postgres_server, rss_mb, tree_cpu_s  # noqa: E402
 from shared.embedded import TansuBroker, free_port  # noqa: E402
-from shared.events import CASE_EVENTS, INCIDENT_REPORTED  # noqa: E402
+from shared.events import CASE_EVENTS, INCIDENT_REPORTED, INCIDENT_REPORTED_BULK  # noqa: E402
 from shared.messaging.topics import ensure_topics  # noqa: E402
 from shared.migrations import SERVICES, upgrade  # noqa: E402
 from tests.processes import ARTIFACTS, Platform, plain_dsn  # noqa: E402
@@ -292,9 +295,10 @@ async def platform(
 
 
 async def produce(
-    plat: Platform, events: list[tuple[str, dict[str, Any]]], run: Run, *, producers: int, batch: int
+    plat: Platform, events: list[tuple[str, dict[str, Any]]], run: Run, *, producers: int, batch: int, lane: str
 ) -> None:
-    """POST the year in batches (per source, in time order) with ``producers`` concurrent clients."""
+    """POST the year in batches (per source, in time order) with ``producers`` concurrent clients,
+    in intake's ``lane`` (``bulk``: the history-import lane, dispatched after live reports)."""
     chunks: list[tuple[str, list[dict[str, Any]]]] = []
     current: dict[str, list[dict[str, Any]]] = {}
     for source, body in events:
@@ -314,7 +318,7 @@ async def produce(
                 source, bodies = queue.get_nowait()
                 while True:
                     response = await http.post(
-                        f"{plat.url('intake')}/v1/events/{source}/batch",
+                        f"{plat.url('intake')}/v1/events/{source}/batch?lane={lane}",
                         content=orjson.dumps({"events": bodies}),
                         headers={"X-API-Key": KEYS[source], "Content-Type": "application/json"},
                     )
@@ -491,7 +495,9 @@ async def replay(
         watcher = asyncio.create_task(monitor(plat, dsn, run, stop, extra))
         operator = asyncio.create_task(operate(plat, dsn, run, acting, args.act_share, args.seed))
         t0 = time.perf_counter()
-        posting = asyncio.create_task(produce(plat, events, run, producers=args.producers, batch=args.batch))
+        posting = asyncio.create_task(
+            produce(plat, events, run, producers=args.producers, batch=args.batch, lane=args.lane)
+        )
         if live and args.live_rate > 0:
             while run.accepted < 0.2 * len(events) and not posting.done():  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
@@ -514,7 +520,13 @@ async def replay(
             await watcher
             run.cpu_end = cpu_all(plat, extra)
             fingerprint = await routing_fingerprint(conn)
-            floors = "" if not args.floors else await measure_floors(conn, plat.bootstrap, dsn)
+            floors = (
+                ""
+                if not args.floors
+                else await measure_floors(
+                    conn, plat.bootstrap, dsn, INCIDENT_REPORTED_BULK if args.lane == "bulk" else INCIDENT_REPORTED
+                )
+            )
         finally:
             await conn.close()
         print(f"  [{label}] posted {len(events):,} reports in {posted_s:.1f} s; accepted {run.accepted:,}")
@@ -534,8 +546,8 @@ async def routing_fingerprint(conn: asyncpg.Connection) -> str:
     return f"{digest.hexdigest()[:16]} over {len(rows):,} cases"
 
 
-async def measure_floors(conn: asyncpg.Connection, bootstrap: str, dsn: str) -> str:
-    """(a) raw consume of incident.reported; (b) raw COPY of dispatch's rows into empty indexed copies."""
+async def measure_floors(conn: asyncpg.Connection, bootstrap: str, dsn: str, topic: str) -> str:
+    """(a) raw consume of the replay's topic; (b) raw COPY of dispatch's rows into empty indexed copies."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -545,9 +557,7 @@ async def measure_floors(conn: asyncpg.Connection, bootstrap: str, dsn: str) -> 
     )
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(INCIDENT_REPORTED, p) for p in consumer.partitions_for_topic(INCIDENT_REPORTED) or ()
-        ]
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
@@ -704,6 +714,12 @@ def main() -> None:
     parser.add_argument("--live-rate", type=int, default=100)
     parser.add_argument("--live-seconds", type=int, default=30)
     parser.add_argument("--two-dispatch", action="store_true")
+    parser.add_argument(
+        "--lane",
+        choices=("bulk", "live"),
+        default="bulk",
+        help="intake lane of the replay: bulk (history import, after live reports) or live (as one live producer)",
+    )
     parser.add_argument("--no-floors", dest="floors", action="store_false")
     parser.add_argument("--timeout", type=float, default=7200.0, help="seconds to wait for dispatch and metrics")
     parser.add_argument("--seed", type=int, default=2026)

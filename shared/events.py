@@ -219,6 +219,8 @@ class TopicSpec:
 
 
 INCIDENT_REPORTED = "incident.reported"
+#: The bulk lane 批量导入通道: the same events, posted as a history import; consumed after live ones.
+INCIDENT_REPORTED_BULK = "incident.reported.bulk"
 CASE_EVENTS = "case.events"
 JURISDICTION_CHANGED = "jurisdiction.changed"
 
@@ -255,6 +257,17 @@ TOPICS: dict[str, TopicSpec] = {
         partitions=6,
         event_types={"incident.reported": IncidentReported},
         consumer_groups=("dispatch",),
+    ),
+    INCIDENT_REPORTED_BULK: TopicSpec(
+        name=INCIDENT_REPORTED_BULK,
+        description="The bulk lane 批量导入通道: records a producer posted as a history import "
+        "(intake's batch endpoints with `?lane=bulk`), the same contract as `incident.reported`. "
+        "Dispatch applies them only while no live batch is in hand, so a live report never waits "
+        "behind an import (intake → dispatch).",
+        key="event id",
+        partitions=6,
+        event_types={"incident.reported": IncidentReported},
+        consumer_groups=("dispatch-bulk",),
     ),
     CASE_EVENTS: TopicSpec(
         name=CASE_EVENTS,

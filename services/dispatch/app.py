@@ -30,7 +30,7 @@ from services.dispatch.grid_client import GridRefusedError, GridUnavailableError
 from services.dispatch.models import metadata
 from services.dispatch.settings import DispatchSettings
 from services.dispatch.sweep import sweep_overdue
-from shared.events import INCIDENT_REPORTED, JURISDICTION_CHANGED
+from shared.events import INCIDENT_REPORTED, INCIDENT_REPORTED_BULK, JURISDICTION_CHANGED
 from shared.logging import get_logger
 from shared.messaging.consumer import ConsumerRunner
 from shared.service import Check, ReadinessCheck, ServiceRuntime, create_service_app, tune_gc_for_throughput
@@ -97,9 +97,9 @@ def create_app(
     return app
 
 
-def _register_consumers(ctx: DispatchContext) -> ConsumerRunner:
-    """Register dispatch's two consumer groups; return the incident one (started once a snapshot is loaded).
-    登记两个消费组；返回事件消费组（快照加载后启动）。"""
+def _register_consumers(ctx: DispatchContext) -> list[ConsumerRunner]:
+    """Register dispatch's consumer groups; return the two incident ones, live and bulk (started once a
+    snapshot is loaded). 登记消费组；返回实时与批量两个事件消费组（快照加载后启动）。"""
     runtime, settings = ctx.runtime, ctx.settings
     # The incident consumer is registered now (its table is in the metadata) but started
     # only after the first snapshot (/readyz reports it as not started until then).
@@ -119,6 +119,21 @@ def _register_consumers(ctx: DispatchContext) -> ConsumerRunner:
         fetch_max_wait_ms=20,
         start=False,
         starts_when="a jurisdiction snapshot is loaded",
+        priority=ctx.live_priority,
+    )
+    # The bulk lane (history imports): the same handler, but a batch starts only while no live
+    # batch is in hand (shared.messaging.priority). 批量导入通道：同一处理器，实时批次优先。
+    bulk = runtime.add_consumer(
+        group_id=settings.bulk_group_id,
+        topics=[INCIDENT_REPORTED_BULK],
+        batch_handler=incident_batch_handler(ctx),
+        max_batch=settings.bulk_max_batch,
+        concurrent_partitions=True,
+        fetch_max_wait_ms=100,
+        start=False,
+        starts_when="a jurisdiction snapshot is loaded",
+        priority=ctx.live_priority,
+        bulk=True,
     )
     runtime.add_consumer(
         group_id=f"{settings.jurisdiction_group_prefix}-{uuid.uuid4().hex[:12]}",
@@ -126,11 +141,11 @@ def _register_consumers(ctx: DispatchContext) -> ConsumerRunner:
         handler=jurisdiction_handler(ctx),
         max_batch=50,
     )
-    return incidents
+    return [incidents, bulk]
 
 
-async def _start_incidents_when_loaded(ctx: DispatchContext, incidents: ConsumerRunner) -> None:
-    """Wait for the first snapshot, then start the incident consumer. 首个快照加载后启动事件消费者。"""
+async def _start_incidents_when_loaded(ctx: DispatchContext, incidents: list[ConsumerRunner]) -> None:
+    """Wait for the first snapshot, then start the incident consumers. 首个快照加载后启动事件消费者。"""
     runtime, settings, source = ctx.runtime, ctx.settings, ctx.source
     if source.snapshot is None:
         await source.load_until_ready(settings.grid_retry_s)
@@ -144,8 +159,9 @@ async def _start_incidents_when_loaded(ctx: DispatchContext, incidents: Consumer
     # 长寿对象移出循环垃圾回收，并降低年轻代回收频率（热路径大量分配短命对象，基本由引用计数释放）；
     # 年轻代阈值高于在途批次存活的对象数，否则每次年轻代回收都要遍历整个在途批次。
     tune_gc_for_throughput(young_threshold=200_000)
-    runtime.start_consumer(incidents)
-    log.info("incident consumer started", group=settings.incident_group_id)
+    for runner in incidents:
+        runtime.start_consumer(runner)
+    log.info("incident consumers started", groups=[runner.group_id for runner in incidents])
 
 
 async def _sweep_overdue_forever(ctx: DispatchContext) -> None:
