@@ -98,8 +98,9 @@ def create_app(
 
 
 def _register_consumers(ctx: DispatchContext) -> list[ConsumerRunner]:
-    """Register dispatch's consumer groups; return the two incident ones, live and bulk (started once a
-    snapshot is loaded). 登记消费组；返回实时与批量两个事件消费组（快照加载后启动）。"""
+    """Register dispatch's consumer groups; return the incident ones of the lanes this process
+    dispatches (``incident_lanes``), started once a snapshot is loaded. 登记消费组；返回本进程所消费通道的
+    事件消费组（快照加载后启动）。"""
     runtime, settings = ctx.runtime, ctx.settings
     # The incident consumer is registered now (its table is in the metadata) but started
     # only after the first snapshot (/readyz reports it as not started until then).
@@ -110,38 +111,42 @@ def _register_consumers(ctx: DispatchContext) -> list[ConsumerRunner]:
     # A short fetch wait: on Tansu it is the latency this hop adds (report → case.dispatched).
     # 按批立案，各分区并行：咨询锁每批一次按序取得、分区间不共享事件，不会死锁；
     # 拉取等待取短值：在 Tansu 上它就是这一跳增加的时延。
-    incidents = runtime.add_consumer(
-        group_id=settings.incident_group_id,
-        topics=[INCIDENT_REPORTED],
-        batch_handler=incident_batch_handler(ctx),
-        max_batch=settings.incident_max_batch,
-        concurrent_partitions=True,
-        fetch_max_wait_ms=20,
-        start=False,
-        starts_when="a jurisdiction snapshot is loaded",
-        priority=ctx.live_priority,
-    )
-    # The bulk lane (history imports): the same handler, but a batch starts only while no live
-    # batch is in hand (shared.messaging.priority). 批量导入通道：同一处理器，实时批次优先。
-    bulk = runtime.add_consumer(
-        group_id=settings.bulk_group_id,
-        topics=[INCIDENT_REPORTED_BULK],
-        batch_handler=incident_batch_handler(ctx),
-        max_batch=settings.bulk_max_batch,
-        concurrent_partitions=True,
-        fetch_max_wait_ms=100,
-        start=False,
-        starts_when="a jurisdiction snapshot is loaded",
-        priority=ctx.live_priority,
-        bulk=True,
-    )
+    lanes = {"both": ("live", "bulk"), "live": ("live",), "bulk": ("bulk",)}[settings.incident_lanes]
+    incidents: list[ConsumerRunner] = []
+    if "live" in lanes:
+        incidents.append(runtime.add_consumer(
+            group_id=settings.incident_group_id,
+            topics=[INCIDENT_REPORTED],
+            batch_handler=incident_batch_handler(ctx),
+            max_batch=settings.incident_max_batch,
+            concurrent_partitions=True,
+            fetch_max_wait_ms=20,
+            start=False,
+            starts_when="a jurisdiction snapshot is loaded",
+            priority=ctx.live_priority,
+        ))  # fmt: skip
+    if "bulk" in lanes:
+        # The bulk lane (history imports): the same handler, but a batch starts only while no live
+        # batch is in hand (shared.messaging.priority). 批量导入通道：同一处理器，实时批次优先。
+        incidents.append(runtime.add_consumer(
+            group_id=settings.bulk_group_id,
+            topics=[INCIDENT_REPORTED_BULK],
+            batch_handler=incident_batch_handler(ctx),
+            max_batch=settings.bulk_max_batch,
+            concurrent_partitions=True,
+            fetch_max_wait_ms=100,
+            start=False,
+            starts_when="a jurisdiction snapshot is loaded",
+            priority=ctx.live_priority,
+            bulk=True,
+        ))  # fmt: skip
     runtime.add_consumer(
         group_id=f"{settings.jurisdiction_group_prefix}-{uuid.uuid4().hex[:12]}",
         topics=[JURISDICTION_CHANGED],
         handler=jurisdiction_handler(ctx),
         max_batch=50,
     )
-    return [incidents, bulk]
+    return incidents
 
 
 async def _start_incidents_when_loaded(ctx: DispatchContext, incidents: list[ConsumerRunner]) -> None:

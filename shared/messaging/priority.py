@@ -9,9 +9,15 @@ the bulk consumer from *starting* a batch while a live batch is being applied; t
 already in flight goes on (it yields at every await, see ``shared.cooperative``), so a live
 report waits at most for the slices of one bulk batch, never for the backlog.
 
+Inside one process asyncio has no priorities: the live batch still shares the event loop with the
+bulk batch in flight. For a large import, an operator runs the bulk lane in processes of their own
+(dispatch with ``DISPATCH_INCIDENT_LANES=bulk``, the live ones with ``live``) started at a lower
+CPU priority (``nice``), and the operating system keeps the live processes first.
+
 批量导入走自己的主题，实时事件不会在分区里排在一年的历史数据之后；两个消费组同在一个进程内，
 共享事件循环、连接池和两个 CPU 核。实时批次处理期间，批量消费者不开始新批次（已在处理的批次
-照常在每个 await 处让出），实时事件最多等待一个批量批次的切片，而不是整个积压。
+照常在每个 await 处让出），实时事件最多等待一个批量批次的切片，而不是整个积压。大批量导入时，
+可把批量通道放到单独的低优先级（nice）进程中，由操作系统保证实时进程优先。
 """
 
 from __future__ import annotations
