@@ -187,6 +187,28 @@ class JurisdictionSnapshot:
         object.__setattr__(clone, "_frozen", True)
         return clone
 
+    def with_devolution(self, bundle: JurisdictionBundle) -> JurisdictionSnapshot:
+        """A snapshot with the devolution lists of ``bundle`` (undated and dated); the rest shared.
+
+        换用 ``bundle`` 的下放清单的快照（其余复用，不重建），供模拟调整使用。The caller
+        validates the entries (:func:`~shared.jurisdiction.validation.devolution.check_devolution_entries`).
+        """
+        clone = object.__new__(JurisdictionSnapshot)
+        for slot in JurisdictionSnapshot.__slots__:
+            if slot in ("_frozen", "_bundle", "_devolution", "_devolved", "_digest"):
+                continue
+            object.__setattr__(clone, slot, getattr(self, slot))
+        update = {"devolution": bundle.devolution, "devolution_entries": bundle.devolution_entries}
+        updated = self._bundle.model_copy(update=update, deep=True)
+        object.__setattr__(clone, "_bundle", updated)
+        object.__setattr__(clone, "_devolution", DevolutionIndex(all_entries(updated)))
+        object.__setattr__(
+            clone, "_devolved", MappingProxyType({t: frozenset(c) for t, c in updated.devolution.items()})
+        )
+        object.__setattr__(clone, "_digest", None)
+        object.__setattr__(clone, "_frozen", True)
+        return clone
+
     def rule_refs(self) -> RuleRefs:
         """Identifiers rules may reference in this snapshot. 快照内可引用标识。"""
         return RuleRefs(
