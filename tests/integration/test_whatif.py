@@ -63,6 +63,7 @@ def changed_bundle() -> JurisdictionBundle:
     data["devolution"][QINGXI].remove("SR001")
     data["devolution"][BAISHA].append("SC001")
     data["devolution_entries"] = [
+        *data.get("devolution_entries", []),
         {"township": FENGLIN, "matter": "WJ002", "mode": "entrusted", "document": "提案"},
         {"township": QINGXI, "matter": "SR001", "mode": "assist", "document": "提案"},
         {"township": FENGLIN, "matter": "SC001", "mode": "assist", "document": "提案"},

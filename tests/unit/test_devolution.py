@@ -36,7 +36,9 @@ DOC = "青政发〔2026〕12号"
 
 
 def demo(**extra: Any) -> dict[str, Any]:
+    """The demo county without its dated history (the tests below write their own). 不含带日期记录的示范县。"""
     data = copy.deepcopy(DEMO)
+    data.pop("devolution_entries", None)
     data.update(extra)
     return data
 
@@ -66,7 +68,7 @@ def at(snap: JurisdictionSnapshot, cal: WorkingCalendar, reported: datetime, gri
 
 
 def test_undated_lists_are_devolved_entries_from_the_start_and_keep_the_digest() -> None:
-    bundle = JurisdictionBundle.model_validate(DEMO)
+    bundle = JurisdictionBundle.model_validate(demo())
     snap = JurisdictionSnapshot(bundle, version=1, rules_version=1)
     entry = snap.devolution_at(QINGXI, "WJ002", datetime(2000, 1, 1, tzinfo=CST))
     assert entry is not None and entry.mode == "devolved" and entry.effective_from is None and entry.document is None
@@ -129,7 +131,7 @@ def test_back_to_back_entries_are_valid_and_canonical_order_does_not_matter() ->
     assert validate_bundle(demo(devolution_entries=[a, b])) == []
     one = JurisdictionBundle.model_validate(demo(devolution_entries=[a, b]))
     two = JurisdictionBundle.model_validate(demo(devolution_entries=[b, a]))
-    assert bundle_digest(one) == bundle_digest(two) != bundle_digest(JurisdictionBundle.model_validate(DEMO))
+    assert bundle_digest(one) == bundle_digest(two) != bundle_digest(JurisdictionBundle.model_validate(demo()))
 
 
 # --------------------------------------------------------------------------- changes 变更
@@ -143,7 +145,7 @@ def change(*items: tuple[str, str, str, str], document: str = DOC) -> Devolution
 
 
 def test_a_change_closes_the_entry_in_force_and_never_rewrites_the_past() -> None:
-    bundle = JurisdictionBundle.model_validate(DEMO)
+    bundle = JurisdictionBundle.model_validate(demo())
     before = JurisdictionSnapshot(bundle, version=1, rules_version=1)
     updated, applied = apply_change(
         bundle,
@@ -185,7 +187,7 @@ def test_a_change_closes_the_entry_in_force_and_never_rewrites_the_past() -> Non
     ],
 )
 def test_changes_that_are_refused(items: tuple[tuple[str, str, str, str], ...], fragment: str) -> None:
-    _, applied = apply_change(JurisdictionBundle.model_validate(DEMO), change(*items), recorded_on=date(2026, 6, 20))
+    _, applied = apply_change(JurisdictionBundle.model_validate(demo()), change(*items), recorded_on=date(2026, 6, 20))
     assert any(fragment in p.message for p in applied.problems), applied.problems
 
 
@@ -233,7 +235,7 @@ def test_entrusted_routes_like_devolved_and_names_the_department(cal: WorkingCal
 def test_assist_routes_to_the_agency_with_the_township_unit_as_cohandler(cal: WorkingCalendar) -> None:
     # 青溪镇's undated WJ002 entry is returned on 2026-07-01 and becomes 协助 from that day.
     bundle, applied = apply_change(
-        JurisdictionBundle.model_validate(DEMO),
+        JurisdictionBundle.model_validate(demo()),
         change((QINGXI, "WJ002", "assist", "2026-07-01")),
         recorded_on=date(2026, 6, 1),
     )
@@ -251,7 +253,7 @@ def test_assist_routes_to_the_agency_with_the_township_unit_as_cohandler(cal: Wo
 
 def test_returned_matter_goes_back_to_the_agency(cal: WorkingCalendar) -> None:
     bundle, _ = apply_change(
-        JurisdictionBundle.model_validate(DEMO), change((QINGXI, "WJ002", "none", "2026-07-01")), recorded_on=None
+        JurisdictionBundle.model_validate(demo()), change((QINGXI, "WJ002", "none", "2026-07-01")), recorded_on=None
     )
     snap = JurisdictionSnapshot(bundle, version=2, rules_version=2)
     assert at(snap, cal, BEFORE, G_QINGXI).unit == "330127101-zfd"
@@ -273,8 +275,27 @@ def test_routing_uses_the_report_time_not_the_processing_time(cal: WorkingCalend
 
 
 def test_bundles_without_dated_entries_explain_as_before(cal: WorkingCalendar) -> None:
-    snap = snapshot(copy.deepcopy(DEMO))
+    snap = snapshot(demo())
     decision = at(snap, cal, AFTER, G_QINGXI)
     assert decision.unit == "330127101-zfd" and decision.devolution_entry is None
     assert "依据" not in decision.explanation_zh
     assert set(decision.to_dict()) >= {"devolved"} and "devolution_entry" not in decision.to_dict()
+
+
+# --------------------------------------------------------------------------- the demo county's history 示范县历史
+
+
+def test_the_demo_countys_dated_history(cal: WorkingCalendar) -> None:
+    snap = snapshot(copy.deepcopy(DEMO))
+    may, october = datetime(2026, 4, 30, 12, tzinfo=CST), datetime(2026, 10, 8, 10, tzinfo=CST)
+    # 小作坊安全隐患 (AQ005) devolved to 青溪镇 in 2024 and returned on 2026-09-01 (收回).
+    assert snap.devolution_at(QINGXI, "AQ005", datetime(2026, 8, 31, 12, tzinfo=CST)) is not None
+    assert snap.devolution_at(QINGXI, "AQ005", october) is None
+    # 销售过期食品 (SC004) entrusted to 白沙街道 from 2026-05-01; 价格欺诈 (SC003) devolved to 枫林镇 from 2026-03-01.
+    assert snap.devolution_at("330127001", "SC004", may) is None
+    entry = snap.devolution_at("330127001", "SC004", october)
+    assert entry is not None and entry.mode == "entrusted" and entry.document == "青市监〔2026〕12号"
+    assert snap.devolution_at(FENGLIN, "SC003", october) is not None
+    # 虚假宣传 (SC005) to 枫林镇 is decided for 2027. 明年生效。
+    assert snap.devolution_at(FENGLIN, "SC005", october) is None
+    assert snap.devolution_at(FENGLIN, "SC005", datetime(2027, 1, 1, 9, tzinfo=CST)) is not None
