@@ -23,6 +23,7 @@ from sqlalchemy import text
 
 from services.dispatch.grid_client import LoadedJurisdiction
 from services.dispatch.incidents import handle_incidents
+from services.dispatch.routing import route
 from services.dispatch.whatif_store import XLSX_MEDIA_TYPE, WhatIfInvalidError, WhatIfRequest, run_what_if
 from shared.calendar import load_calendar
 from shared.db import create_engine, session_factory
@@ -31,7 +32,8 @@ from shared.events import CallerRef, GeoPoint, IncidentReported, make_envelope
 from shared.jurisdiction import JurisdictionBundle, JurisdictionSnapshot
 from shared.jurisdiction.devolution import ProposedItem, local_day
 from tests.conftest import create_database, drop_database
-from tests.integration.test_dispatch_support import DISPATCHER, Stack, platform, record, unit
+from tests.helpers import eventually
+from tests.integration.test_dispatch_support import ADMIN, DISPATCHER, Stack, platform, record, unit
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = json.loads((ROOT / "deploy" / "demo" / "county.json").read_text(encoding="utf-8"))
@@ -296,3 +298,44 @@ async def test_the_api_answers_json_and_xlsx(stack: Stack) -> None:
     assert (await stack.dispatch.post("/v1/whatif", json=body, headers=unit("330127101-zfd"))).status_code == 403
     backwards = {**body, "reported_from": "2026-12-01", "reported_to": "2026-11-01"}
     assert (await stack.dispatch.post("/v1/whatif", json=backwards, headers=DISPATCHER)).status_code == 422
+
+
+async def test_a_recorded_decision_reaches_dispatch_and_routes_from_its_day(stack: Stack) -> None:
+    """Grid records the decision → jurisdiction.changed → dispatch reloads → reports from that day route by it."""
+    tomorrow = local_day(datetime.now(CST)) + timedelta(days=2)  # clear of a Shanghai midnight
+    decision = {
+        "document": "青政发〔2026〕88号",
+        "items": [
+            {"township": FENGLIN, "matter": "WJ002", "mode": "entrusted", "effective_from": tomorrow.isoformat()}
+        ],
+    }
+    response = await stack.grid.post("/v1/counties/330127/devolution/changes", json=decision, headers=ADMIN)
+    assert response.status_code == 200, response.text
+    version = response.json()["version"]
+    source = stack.dispatch_app.state.dispatch.source
+    await eventually(lambda: _at_least(source, version))
+    snapshot = source.current.snapshot
+    calendar = source.current.calendar
+    point = snapshot.division("330127102001001").geometry.representative_point()
+    on_the_day = datetime.combine(tomorrow, datetime.min.time(), CST) + timedelta(hours=9)
+    day_before = on_the_day - timedelta(days=1)
+    decided = {}
+    for name, at in (("before", day_before), ("on", on_the_day)):
+        event = reports(snapshot, 1)[0].model_copy(
+            update={
+                "reported_at": at,
+                "received_at": at,
+                "category_key": KEYS["WJ002"],
+                "category_codes": {"category_code": KEYS["WJ002"]},
+                "description": "违法建房",
+                "location": GeoPoint(lng=point.x, lat=point.y, original_lng=point.x, original_lat=point.y),
+            }
+        )
+        decided[name] = route(event, snapshot, now=at, calendar=calendar)
+    assert decided["before"].unit == "pz-zrzys-qingxi"
+    assert (decided["on"].unit, decided["on"].enforcement_subject) == ("330127102-zfd", "dept-zrzyj")
+    assert "青政发〔2026〕88号" in decided["on"].explanation_zh
+
+
+async def _at_least(source: Any, version: int) -> bool:
+    return source.snapshot is not None and source.snapshot.version >= version
