@@ -1,6 +1,6 @@
 """The what-if routes 模拟调整接口: a proposed devolution change over a past period, as JSON or xlsx.
 
-``POST /v1/whatif`` and ``POST /v1/whatif.xlsx`` (admin, dispatcher): the cases of the period
+``POST /v1/whatif`` and ``POST /v1/whatif.xlsx`` (admin, county-wide dispatcher): the cases of the period
 routed again against the proposed list — reads only, no writes, no events
 (:mod:`services.dispatch.whatif_store`). 提案与历史期间 → 改派、单位负荷、镇街负荷（只读）。
 """
@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from services.dispatch.api import Ctx, Dispatcher
 from services.dispatch.whatif_store import XLSX_MEDIA_TYPE, WhatIfInvalidError, WhatIfRequest, run_what_if, to_xlsx
 from shared.answers import Answer, documented
+from shared.auth import StaffPrincipal
 
 router = APIRouter()
 
@@ -22,7 +23,7 @@ TAG = "what-if 模拟调整"
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or unknown token 缺少或未知令牌"},
-    403: {"description": "not an admin or dispatcher token 非管理员或派遣员令牌"},
+    403: {"description": "not a county-wide admin or dispatcher token 非全县管理员或派遣员令牌"},
     422: {"description": "bad body, or the proposal names unknown things (`problems`) 提案有误"},
     503: {"description": "no jurisdiction snapshot loaded yet, or database unavailable 辖区未加载或数据库不可用"},
 }
@@ -54,7 +55,9 @@ class WhatIfAnswer(Answer):
     townships: list[dict[str, Any]]
 
 
-async def _answer(ctx: Any, request: WhatIfRequest) -> dict[str, Any] | JSONResponse:
+async def _answer(ctx: Any, request: WhatIfRequest, principal: StaffPrincipal) -> dict[str, Any] | JSONResponse:
+    if principal.township != "*":  # the answer covers every township's cases 结果覆盖全县案件
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "a what-if covers the whole county: a county-wide token only")
     loaded = ctx.source.current
     if loaded is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "辖区尚未加载 / no jurisdiction snapshot yet")
@@ -78,8 +81,8 @@ async def _answer(ctx: Any, request: WhatIfRequest) -> dict[str, Any] | JSONResp
     description=_DESCRIPTION,
     **documented(WhatIfAnswer, extra=_ERRORS),
 )
-async def post_what_if(ctx: Ctx, body: WhatIfRequest, _: Dispatcher) -> Any:
-    return await _answer(ctx, body)
+async def post_what_if(ctx: Ctx, body: WhatIfRequest, principal: Dispatcher) -> Any:
+    return await _answer(ctx, body, principal)
 
 
 @router.post(
@@ -89,8 +92,8 @@ async def post_what_if(ctx: Ctx, body: WhatIfRequest, _: Dispatcher) -> Any:
     description=_DESCRIPTION + " Sheets: 提案, 改派, 单位负荷, 镇街负荷.",
     **documented(WhatIfAnswer, extra=_ERRORS, description="the workbook (" + XLSX_MEDIA_TYPE + ")"),
 )
-async def post_what_if_xlsx(ctx: Ctx, body: WhatIfRequest, _: Dispatcher) -> Response:
-    answer = await _answer(ctx, body)
+async def post_what_if_xlsx(ctx: Ctx, body: WhatIfRequest, principal: Dispatcher) -> Response:
+    answer = await _answer(ctx, body, principal)
     if isinstance(answer, JSONResponse):
         return answer
     return Response(

@@ -90,9 +90,14 @@ async def test_compose_a_proposal_simulate_download_and_record(new_session: NewS
     await expect(row.locator("[data-mode=entrusted]")).to_have_text("委托")
 
 
-async def test_units_do_not_see_the_view(new_session: NewSession) -> None:
+async def test_units_and_township_dispatchers_do_not_see_the_view(new_session: NewSession) -> None:
     unit = await new_session()
     await unit.open()
     await unit.sign_in("u-qx-zfd")
     await expect(unit.page.locator("#scope")).to_contain_text("处置单位")
     await expect(unit.page.locator("[data-nav=devolution]")).to_be_hidden()
+    township = await new_session()
+    await township.open()
+    await township.sign_in("t-disp-qx")  # a what-if covers the whole county 模拟覆盖全县
+    await expect(township.page.locator("#scope")).to_contain_text("青溪镇")
+    await expect(township.page.locator("[data-nav=devolution]")).to_be_hidden()

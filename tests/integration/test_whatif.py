@@ -296,6 +296,8 @@ async def test_the_api_answers_json_and_xlsx(stack: Stack) -> None:
     )
     assert refused.status_code == 422 and refused.json()["problems"][0]["path"].startswith("items[0]")
     assert (await stack.dispatch.post("/v1/whatif", json=body, headers=unit("330127101-zfd"))).status_code == 403
+    township_bound = {"Authorization": "Bearer t-disp-qx"}  # a township's dispatcher: not the whole county
+    assert (await stack.dispatch.post("/v1/whatif", json=body, headers=township_bound)).status_code == 403
     backwards = {**body, "reported_from": "2026-12-01", "reported_to": "2026-11-01"}
     assert (await stack.dispatch.post("/v1/whatif", json=backwards, headers=DISPATCHER)).status_code == 422
 
