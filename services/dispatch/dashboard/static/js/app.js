@@ -19,7 +19,8 @@ const view = document.getElementById("view");
 const topbar = document.getElementById("topbar");
 const FEED_MAX = 60;
 const TICK_MS = 30000;
-const WHATIF_ROLES = new Set(["admin", "dispatcher"]); // who may run a what-if (POST /v1/whatif)
+// Who may run a what-if (POST /v1/whatif): county-wide admins and dispatchers.
+const mayWhatIf = (me) => ["admin", "dispatcher"].includes(me.role) && me.township === "*";
 
 let disposeView = null;
 let stream = null;
@@ -65,7 +66,7 @@ function route() {
   if (section === "case" && arg) disposeView = renderCase(view, decodeURIComponent(arg));
   else if (section === "perf") disposeView = renderPerf(view);
   else if (section === "accountability" && store.me.role !== "unit") disposeView = renderAccountability(view);
-  else if (section === "devolution" && WHATIF_ROLES.has(store.me.role)) disposeView = renderDevolution(view);
+  else if (section === "devolution" && mayWhatIf(store.me)) disposeView = renderDevolution(view);
   else {
     const fallback = visibleQueues(store.me)[0].id;
     disposeView = renderQueues(view, arg || fallback);
@@ -142,7 +143,7 @@ async function start() {
   });
   drawHeader();
   for (const a of document.querySelectorAll("[data-nav-staff]")) a.hidden = store.me.role === "unit";
-  for (const a of document.querySelectorAll("[data-nav-whatif]")) a.hidden = !WHATIF_ROLES.has(store.me.role);
+  for (const a of document.querySelectorAll("[data-nav-whatif]")) a.hidden = !mayWhatIf(store.me);
   followStream();
   stream = openStream({
     onStatus: (state) => {
