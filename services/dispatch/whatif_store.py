@@ -4,7 +4,8 @@ Reads only — no writes, no events. Two grouped reads of ``cases`` (reported in
 not merged 并案, not self-handled 自办): the cases outside the proposal by recorded unit, matter,
 urgency and rule; the cases of the proposed (township, matter) pairs by every fact the unit step
 reads (grid, source, appeal type, urgency, report day in Asia/Shanghai, and which rule keywords
-occur in the title and description — found by PostgreSQL, so no text leaves the database).
+occur in the title and description — found by PostgreSQL, so no text leaves the database; its
+``lower()`` stands for Python's ``casefold()``, the same for Chinese and ASCII keywords).
 只读：两条分组查询；提案涉及的案件按单位决策所需要素分组，关键词在数据库内匹配。
 Use cases take keyword-only arguments and never commit. 用例只读、不提交。
 """
