@@ -148,14 +148,39 @@ class CaseEvent(_Payload):
 # --------------------------------------------------------------------------- jurisdiction.changed
 
 
+class DevolutionItemChanged(_Payload):
+    """One matter of one township whose devolution mode changes from a day (下放清单调整的一项)."""
+
+    township: str
+    matter: str
+    effective_from: str = Field(description="first day of the new mode, Asia/Shanghai (YYYY-MM-DD)")
+    before: Literal["devolved", "entrusted", "assist", "none"] = Field(description="mode in force that day before")
+    after: Literal["devolved", "entrusted", "assist", "none"] = Field(description="mode from that day; none = 收回")
+    before_document: str | None = Field(None, description="文号 of the entry that was in force")
+    document: str = Field(description="文号 of this decision")
+
+
+class DevolutionChanged(_Payload):
+    """下放清单调整: who recorded which decision (文号), and its items."""
+
+    document: str
+    recorded_by: str | None = None
+    items: list[DevolutionItemChanged]
+
+
 class JurisdictionChanged(_Payload):
-    """辖区变更: a county's jurisdiction bundle or rule set was replaced."""
+    """辖区变更: a county's jurisdiction bundle, rule set or devolution list was changed.
+
+    ``change = devolution`` (a dated devolution decision, a new bundle version) carries the diff in
+    ``devolution``; the field is absent (null) for the other changes.
+    """
 
     county_code: str
     version: int = Field(description="jurisdiction version after the change")
     rules_version: int
     digest: str
-    change: Literal["bundle", "rules"]
+    change: Literal["bundle", "rules", "devolution"]
+    devolution: DevolutionChanged | None = Field(None, description="the diff, when change = devolution")
 
 
 # --------------------------------------------------------------------------- envelope

@@ -23,6 +23,7 @@ import httpx
 from fastapi import FastAPI
 
 from services.dispatch.api import router
+from services.dispatch.api_whatif import router as whatif_router
 from services.dispatch.consumers import incident_batch_handler, jurisdiction_handler
 from services.dispatch.context import DispatchContext, utc_now
 from services.dispatch.dashboard import mount_dashboard
@@ -86,7 +87,7 @@ def create_app(
         description="Incidents from `incident.reported` become cases, routed by the county's jurisdiction "
         "(grid service) and explained; staff follow them through the closed loop (签收, 退单, 延期, 办结, 核查, "
         "结案, 回访, 督办, 吹哨). Every transition is published on `case.events`.",
-        routers=[router],
+        routers=[router, whatif_router],
         on_start=on_start,
         on_stop=on_stop,
     )
