@@ -52,6 +52,8 @@ COUNT_COLUMNS: Final[tuple[str, ...]] = (
     "solved",
     "satisfied",
     "basically_satisfied",
+    "received",
+    "hand_dispatched",
     "accurately_dispatched",
 )
 """Per-unit count columns, in export order. 单位计数列（按导出顺序）。"""
@@ -73,6 +75,8 @@ COUNT_LABELS: Final[Mapping[str, str]] = {
     "solved": "已解决数",
     "satisfied": "满意数",
     "basically_satisfied": "基本满意数",
+    "received": "收案数（含退回）",
+    "hand_dispatched": "人工派遣数",
     "accurately_dispatched": "准确派遣数",
 }
 """Chinese labels of the count columns. 计数列中文名。"""
@@ -152,9 +156,9 @@ INDICATORS: Final[Mapping[str, IndicatorDef]] = _defs(
         "rejection_rate",
         "退单率",
         "rejected",
-        "dispatched",
+        "received",
         lower_is_better=True,
-        description="本单位退单且未被判定为有效 / 派遣",
+        description="本单位退单且未被判定为有效 / 派给本单位的案件（含本单位退回的）",
     ),
     IndicatorDef(
         "extension_rate",
@@ -192,8 +196,8 @@ INDICATORS: Final[Mapping[str, IndicatorDef]] = _defs(
         "accurate_dispatch_rate",
         "准确派遣率",
         "accurately_dispatched",
-        "dispatched",
-        description="派遣质量：未被任何单位有效退单（判定派错）的案件 / 派遣",
+        "hand_dispatched",
+        description="派遣员：人工派遣后未被有效退单、也未被改派的 / 人工派遣（按派遣员）",
     ),
 )
 """The indicator registry, id → definition. 指标登记表：id → 定义。"""
