@@ -193,6 +193,13 @@ INDICATORS: Final[Mapping[str, IndicatorDef]] = _defs(
         description="（满意 + 系数 × 基本满意）/ 有效回访",
     ),
     IndicatorDef(
+        "report_in_rate",
+        "按时报到率",
+        "accepted_in_time",
+        "dispatched",
+        description="吹哨案件：报到时限内报到 / 吹哨至本部门的案件（县级部门）",
+    ),
+    IndicatorDef(
         "accurate_dispatch_rate",
         "准确派遣率",
         "accurately_dispatched",
