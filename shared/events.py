@@ -248,6 +248,7 @@ CASE_EVENT_TYPES: tuple[str, ...] = (
     "case.reported_in",
     "case.cohandler_added",
     "case.overdue",
+    "case.deadline_recomputed",
 )
 
 TOPICS: dict[str, TopicSpec] = {
