@@ -70,6 +70,8 @@ Per type 按事件类型:
     the transition, as ``CaseEvent`` carries it), or — only when neither key is
     present — ``unit`` (the co-handler). ``cohandlers`` lists on any event are merged.
 ``case.overdue``: no data needed; only advances ``last_event_at`` (overdue is derived).
+``case.deadline_recomputed`` (期限重算, a year's holiday notice was loaded): its ``deadline``,
+    ``accept_deadline`` and ``provisional`` are read like any event's.
 ``case.self_handled`` (自处置, closed on the spot 当场办结): ``unit`` (the grid
     worker / grid, optional). Never dispatched, so in no unit's population.
 
