@@ -579,6 +579,10 @@ def unit_counts(facts: Iterable[CaseFact], as_of: datetime) -> dict[tuple[str, s
     """
     totals: dict[tuple[str, str | None], dict[str, int]] = {}
     for fact in facts:
+        for unit in rejecting_units(fact, as_of):  # also while no unit holds it (e.g. in triage)
+            row = totals.setdefault((unit, fact.township), empty_counts())
+            row["received"] += 1
+            row["rejected"] += 1
         if fact.unit is None:
             continue
         contribution = fact_counts(fact, as_of)
@@ -587,8 +591,4 @@ def unit_counts(facts: Iterable[CaseFact], as_of: datetime) -> dict[tuple[str, s
         row = totals.setdefault((fact.unit, fact.township), empty_counts())
         for key, value in contribution.items():
             row[key] += value
-        for unit in rejecting_units(fact, as_of):
-            row = totals.setdefault((unit, fact.township), empty_counts())
-            row["received"] += 1
-            row["rejected"] += 1
     return totals

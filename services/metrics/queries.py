@@ -395,11 +395,18 @@ async def case_contributions(
 ) -> tuple[int, list[dict[str, Any]]]:
     """The cases behind a unit's figures, each with its 0/1 contribution per count column.
 
-    单位得分背后的案件，以及每个案件对各计数列的贡献。Returns ``(total, page)``.
+    单位得分背后的案件，以及每个案件对各计数列的贡献。Returns ``(total, page)``. The cases it holds,
+    and those it rejected and no longer holds, the rejection not ruled valid: these count in its
+    退单率 only (``received`` and ``rejected``), as :func:`services.metrics.facts.rejecting_units` says.
     """
     flags = count_flags(as_of)
-    filters = Filters(unit=unit, township=township)
-    where = [*population(period, as_of), *filters.clauses(), *extra]
+    me = literal(unit)
+    holder = F.c.unit == me
+    bounced = and_(
+        F.c.unit.is_distinct_from(me), me == any_(F.c.rejected_by), not_(me == any_(F.c.units_rejected_validly))
+    )
+    filters = Filters(township=township)
+    where = [*population(period, as_of)[:-1], or_(holder, bounced), *filters.clauses(), *extra]
     total = (
         await session.execute(select(func.count()).select_from(F.outerjoin(U, U.c.unit_id == F.c.unit)).where(*where))
     ).scalar_one()
@@ -429,6 +436,7 @@ async def case_contributions(
         F.c.provisional,
         F.c.durations_provisional,
         *[func.coalesce(cond, false()).label(f"c_{name}") for name, cond in flags.items()],
+        func.coalesce(holder, false()).label("is_holder"),
     ]
     stmt = (
         select(*columns)
@@ -440,8 +448,11 @@ async def case_contributions(
     )
     page: list[dict[str, Any]] = []
     for raw in (await session.execute(stmt)).mappings():
-        counts = {"dispatched": 1, **{name: int(bool(raw[f"c_{name}"])) for name in flags}}
-        item = {k: v for k, v in raw.items() if not k.startswith("c_")}
+        if raw["is_holder"]:
+            counts = {"dispatched": 1, **{name: int(bool(raw[f"c_{name}"])) for name in flags}}
+        else:  # a case it bounced: its 退单 only
+            counts = {**empty_counts(), "received": 1, "rejected": 1}
+        item = {k: v for k, v in raw.items() if not k.startswith("c_") and k != "is_holder"}
         item["case_id"] = str(item["case_id"])
         for key, value in item.items():
             if isinstance(value, datetime):

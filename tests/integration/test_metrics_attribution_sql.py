@@ -15,7 +15,7 @@ from services.metrics.dispatchers import dispatcher_counts, dispatcher_table
 from services.metrics.facts import unit_counts
 from services.metrics.models import case_facts
 from services.metrics.periods import parse_period
-from services.metrics.queries import Filters, grouped_indicators, score_counts
+from services.metrics.queries import Filters, case_contributions, grouped_indicators, score_counts
 from services.metrics.store import fact_row
 from shared.calendar import load_calendar
 from shared.db import create_engine, session_factory
@@ -66,3 +66,19 @@ async def test_dispatcher_table_equals_the_pure_rule(engine: AsyncEngine) -> Non
     assert got == {d: (c["hand_dispatched"], c["accurately_dispatched"]) for d, c in expected.items()}
     # D1 2/3, D2 1/2 (hand arithmetic in the unit test)
     assert [(r["dispatcher"], r["accurate_dispatch_rate"]) for r in rows] == [("D1", pytest.approx(2 / 3)), ("D2", 0.5)]
+
+
+async def test_the_cases_behind_a_row_include_the_ones_it_bounced(engine: AsyncEngine) -> None:
+    async with session_factory(engine)() as session:
+        [u1], _ = await grouped_indicators(
+            session=session, period=NOVEMBER, as_of=NOVEMBER.end, group_by=["unit"], filters=Filters(unit="U1")
+        )
+        total, page = await case_contributions(
+            session=session, period=NOVEMBER, as_of=NOVEMBER.end, unit="U1", township=None, limit=100, offset=0
+        )
+    # U1's row: 收案 6 = the 5 cases it holds (own1, own2, invalid, x, w) + the one it bounced; the
+    # bounced one contributes 收案 1 and 退单 1 only, so the cases add up to the row exactly
+    assert total == len(page) == u1["counts"]["received"]
+    assert {k: sum(c["counts"][k] for c in page) for k in u1["counts"]} == u1["counts"]
+    bounced = [c for c in page if c["counts"]["dispatched"] == 0]
+    assert [c["counts"]["rejected"] for c in bounced] == [1]  # the case it bounced to U2
