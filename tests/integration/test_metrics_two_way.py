@@ -13,15 +13,26 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from services.metrics.app import create_app
+from services.metrics.settings import MetricsSettings
 from shared.embedded import TansuBroker
 from tests.helpers import eventually, serve
-from tests.integration.test_metrics_service import CaseSim, fake_grid, publish, scalar, settings_for
+from tests.integration.test_metrics_service import CaseSim, fake_grid, publish, scalar
 from tests.unit.test_metrics_two_way import KINDS, two_way_scenario
 
 ADMIN = {"Authorization": "Bearer t-admin"}
+GA = {"Authorization": "Bearer t-ga"}  # the county department's own staff 县级部门账号
+T1 = {"Authorization": "Bearer t-t1"}  # T1's township admin 乡镇管理员
+STAFF = orjson.dumps(
+    {
+        "t-admin": {"role": "admin", "township": "*"},
+        "t-ga": {"role": "unit", "township": "*", "unit": "GA"},
+        "t-t1": {"role": "township_admin", "township": "T1"},
+    }
+).decode()
 UNITS: list[dict[str, Any]] = [
     {"id": "U1", "name": "青溪镇综合执法队", "kind": "enforcement_team", "township_code": "T1"},
     {"id": "GA", "name": "县公安局", "kind": "county_department"},
@@ -40,7 +51,15 @@ def scenario_sims() -> dict[str, CaseSim]:
 
 @pytest.fixture(scope="module")
 async def client(database_url: str, module_broker: TansuBroker) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings_for(database_url, module_broker.bootstrap), grid_transport=fake_grid(UNITS))
+    settings = MetricsSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=module_broker.bootstrap,
+        staff_tokens=STAFF,
+        grid_url="http://grid.test",
+        grid_token="grid-token",
+        log_json=False,
+    )
+    app = create_app(settings, grid_transport=fake_grid(UNITS))
     async with serve(app) as c:
         envelopes = [env for sim in scenario_sims().values() for env in sim.envelopes]
         await publish(module_broker.bootstrap, envelopes)
@@ -66,6 +85,11 @@ async def test_departments_scored_on_report_in_per_township(client: httpx.AsyncC
     assert t1["cases_url"] == "/v1/scores/department_report_in/2026-10/GA/cases?township=T1"
     cases = (await client.get(t1["cases_url"], headers=ADMIN)).json()
     assert cases["total"] == 4
+    # the department sees its 报到 score in each township; T1 sees how GA answered T1's whistles
+    own = (await client.get("/v1/scores/department_report_in/2026-10", headers=GA)).json()["rows"]
+    assert sorted((r["township"], r["score"]) for r in own) == [("T1", 67.5), ("T2", 66.67)]
+    township = (await client.get("/v1/scores/department_report_in/2026-10", headers=T1)).json()["rows"]
+    assert [(r["unit"], r["township"], r["score"]) for r in township] == [("GA", "T1", 67.5)]
 
 
 async def test_township_units_scored_on_devolved_matters_only(client: httpx.AsyncClient) -> None:
