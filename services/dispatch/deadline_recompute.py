@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from services.dispatch.deadlines import accept_deadline, deadline_for
+from services.dispatch.deadlines import deadline_facts
 from shared.calendar import WorkingCalendar
 from shared.jurisdiction import DeadlineAmount, WorkingDays
 from shared.vocabulary import TimeBasis
@@ -105,8 +105,9 @@ def recompute(
     """
     if not provisional or routed is None or deadline is None or deadline != routed.deadline:
         return None
-    due = deadline_for(calendar, routed.start, routed.amount, routed.basis)
-    new_accept = accept_by if accepted else accept_deadline(calendar, routed.start, due.due_at)
+    # the very computation routing made (办结期限, 签收期限, the provisional flag), on the new calendar
+    due = deadline_facts(calendar, routed.start, routed.amount, routed.basis)
+    new_accept = accept_by if accepted else due.accept
     still_overdue = overdue and now > due.due_at
     if (due.due_at, new_accept, due.provisional, still_overdue) == (deadline, accept_by, provisional, overdue):
         return None
