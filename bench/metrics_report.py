@@ -121,6 +121,38 @@ async def timed(action: Callable[[], Awaitable[Any]], runs: int, warm_up: bool =
     return statistics.median(times), result
 
 
+def report_lines(
+    n: int,
+    facts_s: float,
+    events: int,
+    events_s: float,
+    size: str,
+    report: tuple[float, float, Any, Any],
+    month: tuple[float, float, Any],
+    rss: float,
+) -> None:
+    """Print the figures, each beside its floor. 输出结果（与下限并列）。"""
+    a_s, af_s, report_body, report_rows = report
+    b_s, bf_s, month_body = month
+    read = sum(int(r["count"]) for r in report_rows)
+    findings = report_body["findings"]
+    cases_named = sum(len(f["cases"]) for f in findings)
+    month_cases = month_body["total"]["counts"]["dispatched"]
+    print(f"cases:                                     {n:,} facts in {facts_s:.1f} s")
+    print(f"events:                                    {events:,} in {events_s:.1f} s ({size})")
+    print(
+        f"(a) 监督问责 report {PERIOD}, county-wide:   {a_s:7.2f} s  "
+        f"({read:,} events folded; {len(findings)} findings naming {cases_named:,} cases; over HTTP)"
+    )
+    print(f"    floor SELECT type, count(*) GROUP BY:  {af_s:7.2f} s  (same event rows, same run) → {a_s / af_s:.1f} x")
+    print(
+        f"(b) monthly indicators, all units:         {b_s:7.3f} s  "
+        f"({PERIOD}: {month_cases:,} cases, {len(month_body['rows'])} units, over HTTP)"
+    )
+    print(f"    floor SELECT unit, count(*) GROUP BY:  {bf_s:7.3f} s  (same rows, same run) → {b_s / bf_s:.1f} x")
+    print(f"service peak RSS (VmHWM):                  {rss:7.1f} MiB")
+
+
 async def run(n: int, keep: bool) -> None:
     async with postgres_server() as server:
         name = f"bench_report_{uuid.uuid4().hex[:8]}"
@@ -176,28 +208,9 @@ async def run(n: int, keep: bool) -> None:
             proc = None
             await conn.close()
 
-            read = sum(int(r["count"]) for r in report_rows)
-            findings = report_body["findings"]
-            cases_named = sum(len(f["cases"]) for f in findings)
-            month_cases = month_body["total"]["counts"]["dispatched"]
-            print(f"cases:                                     {n:,} facts in {facts_s:.1f} s")
-            print(f"events:                                    {events:,} in {events_s:.1f} s ({size})")
-            print(
-                f"(a) 监督问责 report {PERIOD}, county-wide:   {a_s:7.2f} s  "
-                f"({read:,} events folded; {len(findings)} findings naming {cases_named:,} cases; over HTTP)"
+            report_lines(
+                n, facts_s, events, events_s, size, (a_s, af_s, report_body, report_rows), (b_s, bf_s, month_body), rss
             )
-            print(
-                f"    floor SELECT type, count(*) GROUP BY:  {af_s:7.2f} s  (same event rows, same run) "
-                f"→ {a_s / af_s:.1f} x"
-            )
-            print(
-                f"(b) monthly indicators, all units:         {b_s:7.3f} s  "
-                f"({PERIOD}: {month_cases:,} cases, {len(month_body['rows'])} units, over HTTP)"
-            )
-            print(
-                f"    floor SELECT unit, count(*) GROUP BY:  {bf_s:7.3f} s  (same rows, same run) → {b_s / bf_s:.1f} x"
-            )
-            print(f"service peak RSS (VmHWM):                  {rss:7.1f} MiB")
         finally:
             if proc is not None:
                 stop(proc)
