@@ -127,6 +127,9 @@ class CaseEvent(_Payload):
     time_basis: TimeBasis | None = None
     accept_deadline: datetime | None = None
     provisional: bool = False
+    devolved: bool | None = Field(
+        None, description="the matter is devolved (下放) to the case's township; null = not known (payload v1)"
+    )
     reason: str | None = None
     note: str | None = None
     # action-specific facts
@@ -272,6 +275,7 @@ CASE_EVENT_TYPES: tuple[str, ...] = (
     "case.reported_in",
     "case.cohandler_added",
     "case.overdue",
+    "case.deadline_recomputed",
 )
 
 TOPICS: dict[str, TopicSpec] = {

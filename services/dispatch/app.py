@@ -23,7 +23,9 @@ import httpx
 from fastapi import FastAPI
 
 from services.dispatch.api import router
+from services.dispatch.api_calendar import router as calendar_router
 from services.dispatch.api_whatif import router as whatif_router
+from services.dispatch.calendar_notices import load_notices
 from services.dispatch.consumers import incident_batch_handler, jurisdiction_handler
 from services.dispatch.context import DispatchContext, utc_now
 from services.dispatch.dashboard import mount_dashboard
@@ -70,6 +72,7 @@ def create_app(
                 log.error("dispatch cannot start", error=str(exc))
                 raise RuntimeError(str(exc)) from None
         loaders.append(asyncio.ensure_future(_start_incidents_when_loaded(ctx, incidents)))
+        loaders.append(asyncio.ensure_future(_recompute_deadlines_when_loaded(ctx)))
         runtime.spawn(source.keep_current(settings.grid_retry_s), "dispatch-jurisdiction-reload")
         if settings.overdue_sweep_interval_s > 0:
             runtime.spawn(_sweep_overdue_forever(ctx), "dispatch-overdue-sweep")
@@ -87,7 +90,7 @@ def create_app(
         description="Incidents from `incident.reported` become cases, routed by the county's jurisdiction "
         "(grid service) and explained; staff follow them through the closed loop (签收, 退单, 延期, 办结, 核查, "
         "结案, 回访, 督办, 吹哨). Every transition is published on `case.events`.",
-        routers=[router, whatif_router],
+        routers=[router, whatif_router, calendar_router],
         on_start=on_start,
         on_stop=on_stop,
     )
@@ -168,6 +171,18 @@ async def _start_incidents_when_loaded(ctx: DispatchContext, incidents: list[Con
     for runner in incidents:
         runtime.start_consumer(runner)
     log.info("incident consumers started", groups=[runner.group_id for runner in incidents])
+
+
+async def _recompute_deadlines_when_loaded(ctx: DispatchContext) -> None:
+    """Once the first snapshot (and its calendar) is in: recompute the provisional deadlines a notice
+    loaded while dispatch was down has made final. 首个快照加载后：按停机期间载入的放假通知重算暂定期限。"""
+    await ctx.source.loaded.wait()
+    try:
+        await load_notices(ctx, reread=False)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.warning("deadline recompute at start failed", error=repr(exc))
 
 
 async def _sweep_overdue_forever(ctx: DispatchContext) -> None:

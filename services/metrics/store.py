@@ -71,6 +71,7 @@ def fact_row(fact: CaseFact, calendar: WorkingCalendar) -> dict[str, Any]:
     row: dict[str, Any] = fact.model_dump()
     row["case_id"] = uuid.UUID(fact.case_id)
     row["rejected_by_holder"] = counts_rejection(fact)
+    row["hand_dispatches"] = [hand.model_dump(mode="json") for hand in fact.hand_dispatches]
     d = durations(
         calendar,
         reported_at=fact.reported_at,

@@ -116,6 +116,7 @@ EXPECTED: dict[Action, Expect] = {
     A.ADD_COHANDLER: Expect(OPEN, DISPATCHERS, None, "case.cohandler_added"),
     A.MARK_OVERDUE: Expect(OPEN - {S.RESOLVED}, _r(R.SYSTEM), None, "case.overdue"),
     A.SELF_HANDLE: Expect(_s(S.REPORTED), _r(R.SYSTEM), S.CLOSED, "case.self_handled"),
+    A.RECOMPUTE_DEADLINE: Expect(OPEN - {S.RESOLVED}, _r(R.SYSTEM), None, "case.deadline_recomputed"),
 }
 # fmt: on
 
@@ -186,6 +187,8 @@ def prepare(case: CaseSnapshot, action: Action) -> CaseSnapshot:
         }
     elif action is A.MARK_OVERDUE:
         update = {"deadline": NOW - timedelta(hours=1), "overdue": False}
+    elif action is A.RECOMPUTE_DEADLINE:
+        update = {"deadline": DEADLINE}
     return case.model_copy(update=update) if update else case
 
 
@@ -213,6 +216,7 @@ def body_for(action: Action, case: CaseSnapshot) -> dict[str, Any]:
         A.ADD_COHANDLER: {"unit": COHANDLER},
         A.MARK_OVERDUE: {},
         A.SELF_HANDLE: {"handler": "GW-7"},
+        A.RECOMPUTE_DEADLINE: {"deadline": DEADLINE + timedelta(days=1), "overdue": case.overdue},
     }
     return {"expected_version": case.version, **extra[action]}
 
