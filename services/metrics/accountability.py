@@ -27,11 +27,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final, Literal
 
 from services.metrics.facts import CaseEventRecord, CaseFact, completion_time
-from services.metrics.periods import TZ, Period
+from services.metrics.periods import EARLIEST, TZ, Period
 from shared.calendar import WorkingCalendar
 
 FindingKind = Literal[
@@ -65,6 +65,17 @@ _ACTS: Final = frozenset(
         "case.closed",
     }
 )
+
+
+#: The fact fields the rules read (a loader needs no others). 规则读取的案件事实字段。
+FACT_FIELDS: Final = ("case_id", "township", "unit", "deadline", "resolved_at", "closed_at", "merged_into")
+
+#: Events whose own time is when their finding happens (the second 超期 mark, a 判定退单, the second
+#: 重办/返工): a case can have such a finding in a period only with one of these in it.
+HAPPENS_AT: Final = frozenset({"case.overdue", "case.rejection_ruled", "case.reopened", "case.verified"})
+
+#: What the whistle rule reads: each 吹哨 and the 报到 after it. 吹哨规则读取的事件。
+WHISTLE_TYPES: Final = frozenset({"case.escalated", "case.reported_in"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +219,18 @@ def _ignored_supervisions(
         if not acted:
             holders.append(holder)
     return holders
+
+
+def earliest_supervision(period: Period, calendar: WorkingCalendar, rules: AccountabilityRules) -> datetime:
+    """A time before which no 督办 can have its limit in ``period``: the limit (``add_working_days``) is
+    never earlier than the 督办 and moves forward with it, so once a day's limit falls before the
+    period, every earlier 督办's does too. 限时可能落入本期的最早督办时间（此前的督办限时均在本期之前）。"""
+    moment = period.start
+    for _ in range(3660):
+        moment -= timedelta(days=1)
+        if calendar.add_working_days(moment, rules.supervision_limit_working_days) < period.start:
+            return moment
+    return EARLIEST
 
 
 def _failed_verification(event: CaseEventRecord) -> bool:

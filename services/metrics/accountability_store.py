@@ -1,23 +1,19 @@
 """监督问责 report: loading its inputs, serving it (live, or frozen by a sign-off) and exporting it.
-The rules are in ``accountability.py``.
-
-The report of a period needs every case something accountable *happened* to in that period: an
-event in the period, or a deadline, 报到 deadline or 督办 limit falling in it. Cases are found by
-their events from :data:`LOOKBACK` before the period (a whistle or a 督办 older than that whose
-limit falls in the period is not seen; limits are a few working days) and by their deadline; each
-case's fact is folded from its events with the same reducer the consumer uses.
+The rules are in ``accountability.py``; which cases and events they need is picked in SQL by
+``accountability_sql.py`` (a superset: the cases a finding can come from in the period, the events of
+the types their rules read), so the report reads a few rows per finding instead of every event of
+every case touched in the period and its lookback.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Mapping
-from datetime import datetime, timedelta
-from typing import Final
+from datetime import datetime
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
-from sqlalchemy import select, union
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.metrics.access import narrowed
@@ -26,16 +22,17 @@ from services.metrics.accountability import (
     AccountabilityReport,
     AccountabilityRules,
     accountability_report,
+    earliest_supervision,
 )
-from services.metrics.facts import CaseEventRecord, reduce_events
-from services.metrics.models import case_events, case_facts, period_signoffs
+from services.metrics.accountability_sql import LOOKBACK, candidate_cases, case_event_rows, case_fact_rows
+from services.metrics.facts import CaseEventRecord, CaseFact
+from services.metrics.models import period_signoffs
 from services.metrics.periods import Period
 from services.metrics.store import event_record
 from shared.calendar import WorkingCalendar
 from shared.visibility import Viewer
 
-#: How far before the period a case's events are looked for 回溯期.
-LOOKBACK: Final = timedelta(days=60)
+__all__ = ["LOOKBACK", "accountability_view", "load_report", "report_xlsx"]
 
 
 async def load_report(
@@ -48,28 +45,28 @@ async def load_report(
     rules: AccountabilityRules | None = None,
 ) -> AccountabilityReport:
     """The 监督问责 report of ``period`` for ``township`` (None: the whole county), as of ``as_of``."""
-    f, e = case_facts.c, case_events.c
-    touched = select(e.case_id).where(e.occurred_at >= period.start - LOOKBACK, e.occurred_at < period.end)
-    due = select(f.case_id).where(f.deadline >= period.start, f.deadline < period.end)
-    # One IN over the UNION (a hashed semi-join), not `IN (…) OR IN (…)`: PostgreSQL runs an OR'ed
-    # subquery that outgrows work_mem once per fact row (minutes at 200 000 cases, bench/metrics_report.py).
-    cases = select(f.case_id).where(f.case_id.in_(union(touched, due)))
-    if township is not None:
-        cases = cases.where(f.township == township)
-    rows = (
+    rules = rules or AccountabilityRules()
+    picked = (
         await session.execute(
-            select(e.event_id, e.case_id, e.type, e.version, e.occurred_at, e.data)
-            .where(e.case_id.in_(cases))
-            .order_by(e.case_id)
+            candidate_cases(
+                period=period,
+                as_of=as_of,
+                township=township,
+                supervised_from=earliest_supervision(period, calendar, rules),
+            )
         )
     ).all()
+    cases = [r.case_id for r in picked]
     events: dict[str, list[CaseEventRecord]] = {}
-    for r in rows:
-        events.setdefault(str(r.case_id), []).append(event_record(r))
-    facts = [reduce_events(history) for history in events.values()]
-    return accountability_report(
-        period=period, as_of=as_of, facts=facts, events=events, calendar=calendar, rules=rules
-    )
+    if cases:
+        supervised = [r.case_id for r in picked if r.supervised]
+        rows = await session.stream(case_event_rows(cases=cases, supervised=supervised))
+        async for r in rows:
+            events.setdefault(str(r.case_id), []).append(event_record(r))
+    fact_rows = await session.execute(case_fact_rows(period=period, as_of=as_of, township=township, cases=cases))
+    # Only the fields the rules read (FACT_FIELDS), as stored: the row is the consumer's fold of the events.
+    facts = [CaseFact.model_construct(**{**r._asdict(), "case_id": str(r.case_id)}) for r in fact_rows]
+    return accountability_report(period=period, as_of=as_of, facts=facts, events=events, calendar=calendar, rules=rules)
 
 
 async def accountability_view(

@@ -58,6 +58,8 @@ case_events = Table(
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=_now),
 )
 Index("ix_case_events_case_id", case_events.c.case_id)
+# The 监督问责 report's cases: events of a few types in a period (migration 0006). 按类型与时间查事件。
+Index("ix_case_events_type_occurred_at", case_events.c.type, case_events.c.occurred_at)
 
 _empty_array = text("'{}'::text[]")
 
@@ -121,6 +123,7 @@ case_facts = Table(
     postgresql_with={"fillfactor": 85},
 )
 Index("ix_case_facts_dispatched_at", case_facts.c.dispatched_at)
+Index("ix_case_facts_deadline", case_facts.c.deadline)  # cases due in a period (migration 0006)
 Index("ix_case_facts_unit", case_facts.c.unit)
 Index("ix_case_facts_township", case_facts.c.township)
 Index(

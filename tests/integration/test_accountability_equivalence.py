@@ -167,3 +167,10 @@ PINNED_OCTOBER: Final[tuple[dict[str, int], dict[str, int]]] = (
 )
 #: The whole October report's JSON (sorted keys), recorded the same way.
 PINNED_OCTOBER_SHA256: Final = "3f222678cb88d9bf4ef9aa80363cffd5159465df63697efd7b28ba271c7587d4"
+
+
+async def test_a_period_without_cases_has_no_findings(engine: AsyncEngine) -> None:
+    period = parse_period("2026-05")  # the seeded cases start in July
+    async with session_factory(engine)() as session:
+        report = await load_report(session=session, period=period, as_of=period.end, township=None, calendar=CALENDAR)
+    assert report.findings == ()
