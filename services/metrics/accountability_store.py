@@ -61,11 +61,12 @@ async def load_report(
     if cases:
         supervised = [r.case_id for r in picked if r.supervised]
         rows = await session.stream(case_event_rows(cases=cases, supervised=supervised))
-        async for r in rows:
-            events.setdefault(str(r.case_id), []).append(event_record(r))
+        async for page in rows.partitions(5_000):
+            for r in page:
+                events.setdefault(str(r.case_id), []).append(event_record(r))
     fact_rows = await session.execute(case_fact_rows(period=period, as_of=as_of, township=township, cases=cases))
     # Only the fields the rules read (FACT_FIELDS), as stored: the row is the consumer's fold of the events.
-    facts = [CaseFact.model_construct(**{**r._asdict(), "case_id": str(r.case_id)}) for r in fact_rows]
+    facts = [CaseFact(**{**r._asdict(), "case_id": str(r.case_id)}) for r in fact_rows]
     return accountability_report(period=period, as_of=as_of, facts=facts, events=events, calendar=calendar, rules=rules)
 
 
