@@ -60,7 +60,10 @@ def _deadline_may_fall_in(period: Period) -> ColumnElement[bool]:
         spelled = value.astext
         return and_(
             func.jsonb_typeof(value) == "string",
-            or_(not_(spelled.regexp_match(r"^\d{4}-\d{2}-\d{2}")), func.substr(spelled, 1, 10).between(low, high)),
+            or_(
+                not_(spelled.regexp_match(r"^\d{4}-\d{2}-\d{2}")),
+                func.substr(spelled, 1, 10).collate("C").between(low, high),
+            ),
         )
 
     return or_(near(_e.data["report_deadline"]), near(_e.data["details"]["report_deadline"]))

@@ -197,3 +197,23 @@ def generate(n: int, seed: int = 16) -> list[CaseEventRecord]:
         if rng.random() < 0.02 and len(cases) > 10:
             c.emit("case.merged", at + timedelta(hours=1), into=cases[rng.randint(8, len(cases) - 2)].case_id)
     return [e for c in cases for e in c.events]
+
+
+def odd_spellings(seed: int = 17) -> list[CaseEventRecord]:
+    """Three November whistles, never answered, whose 报到 deadline (Wednesday 11-11 10:00) is spelled
+    so that its date is not a leading ``YYYY-MM-DD`` (ISO basic, ISO week date), and one top-level
+    empty beside a good one in ``details`` (the rule reads ``details``)."""
+    rng = random.Random(seed)
+    spellings: list[dict[str, Any]] = [
+        {"report_deadline": "20261111T100000+0800"},
+        {"details": {"report_deadline": "2026-W46-3T10:00"}},
+        {"report_deadline": "", "details": {"report_deadline": "2026-11-11T10:00:00+08:00"}},
+    ]
+    events: list[CaseEventRecord] = []
+    for index, spelled in enumerate(spellings):
+        c = _Case(rng, index)
+        at = datetime(2026, 11, 10, 9, tzinfo=TZ)
+        c.emit("case.dispatched", at, reported_at=at.isoformat(), deadline=(at + timedelta(days=30)).isoformat())
+        c.emit("case.escalated", at + timedelta(hours=1), unit="D2", department="D2", **spelled)
+        events.extend(c.events)
+    return events

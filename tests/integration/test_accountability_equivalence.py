@@ -28,7 +28,7 @@ from services.metrics.periods import TZ, Period, parse_period
 from services.metrics.store import apply_events, event_record
 from shared.calendar import WorkingCalendar, load_calendar
 from shared.db import UnitOfWork, create_engine, session_factory
-from tests.integration.accountability_cases import generate
+from tests.integration.accountability_cases import generate, odd_spellings
 
 N_CASES: Final = 2_000
 CALENDAR: Final[WorkingCalendar] = load_calendar()
@@ -68,7 +68,7 @@ async def reference_report(
 @pytest.fixture(scope="module")
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     eng = create_engine(database_url)
-    records = generate(N_CASES)
+    records = [*generate(N_CASES), *odd_spellings()]
     sessions = session_factory(eng)
     for i in range(0, len(records), 2_000):
         async with UnitOfWork(sessions) as uow:
@@ -167,6 +167,26 @@ PINNED_OCTOBER: Final[tuple[dict[str, int], dict[str, int]]] = (
 )
 #: The whole October report's JSON (sorted keys), recorded the same way.
 PINNED_OCTOBER_SHA256: Final = "3f222678cb88d9bf4ef9aa80363cffd5159465df63697efd7b28ba271c7587d4"
+
+
+async def test_whistle_deadlines_spelled_without_a_leading_date(engine: AsyncEngine) -> None:
+    """ISO basic and week-date spellings are still read (the SQL keeps what it cannot date), and an empty
+    top-level deadline falls back to ``details``. November as of 11-20: D2's three whistles, due
+    11-11 10:00, never answered."""
+    period = parse_period("2026-11")
+    async with session_factory(engine)() as session:
+        report = await load_report(
+            session=session,
+            period=period,
+            as_of=datetime(2026, 11, 20, tzinfo=TZ),
+            township=None,
+            calendar=CALENDAR,
+        )
+    odd = {e.case_id for e in odd_spellings()}
+    found = {
+        (f.township, c) for f in report.findings if f.kind == "whistle_unanswered" and f.unit == "D2" for c in f.cases
+    }
+    assert sorted(township for township, case in found if case in odd) == ["T1", "T2", "T3"]
 
 
 async def test_a_period_without_cases_has_no_findings(engine: AsyncEngine) -> None:

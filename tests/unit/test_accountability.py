@@ -6,7 +6,7 @@ from datetime import datetime
 from itertools import count
 from typing import Any
 
-from services.metrics.accountability import AccountabilityRules, accountability_report
+from services.metrics.accountability import AccountabilityRules, accountability_report, earliest_supervision
 from services.metrics.facts import CaseEventRecord, CaseFact
 from services.metrics.periods import TZ, parse_period
 from shared.calendar import WorkingCalendar
@@ -135,3 +135,15 @@ def test_findings_after_as_of_are_left_out_and_joint_operations_are_declared_not
     )
     assert result.findings == ()
     assert result.not_covered == ("joint_operations",)
+
+
+def test_earliest_supervision_whose_limit_can_fall_in_the_period() -> None:
+    # November 2026 starts on Sunday 11-01. A 督办 at Friday 10-30 00:00 is due one working day after
+    # the next working start, Friday 08:30 → Monday 11-02 08:30 (in November); at Thursday 10-29 00:00 it is
+    # due Friday 10-30 08:30 (October), and so is every earlier one → the bound is Thursday 10-29 00:00.
+    assert CAL.add_working_days(t(10, 30, 0), 1) == t(11, 2, 8, 30)
+    assert CAL.add_working_days(t(10, 29, 0), 1) == t(10, 30, 8, 30)
+    assert earliest_supervision(NOV, CAL, AccountabilityRules()) == t(10, 29, 0)
+    # three working days: Tuesday 10-27 00:00 → Tue 08:30 + 3 = Friday 10-30 08:30 (October); 10-28 → 11-02
+    assert CAL.add_working_days(t(10, 28, 0), 3) == t(11, 2, 8, 30)
+    assert earliest_supervision(NOV, CAL, AccountabilityRules(supervision_limit_working_days=3)) == t(10, 27, 0)
