@@ -6,8 +6,10 @@ every event of the types its rules read, so the rules give the answer they would
 every case (``tests/integration/test_accountability_equivalence.py`` compares both on 2 000 seeded cases):
 
 - 多次超期: the facts due in the period (deadline in it, by ``as_of``), not merged, not finished on time;
-- 延期后再次超期 / 退单被判无效 / 多次重办返工: cases with an event of :data:`HAPPENS_AT` in the period (each
-  of these findings happens at such an event); their events of those types;
+- 延期后再次超期 / 退单被判无效 / 多次重办返工: cases with an event of :data:`HAPPENS_AT` in the period that
+  can be the moment of such a finding (a 超期 mark of a case marked more than once, a 判定退单 with a false
+  ``valid``/``rejection_valid``, a 重办, a 核查 with a false ``passed``/``verification_passed``); all their
+  events of those types;
 - 吹哨未按时报到: cases with a 吹哨 whose 报到 deadline may fall in the period (a string that is not
   ``YYYY-MM-DD…``, or whose date is within 3 days of it: an offset moves a wall date by less than two
   days); their 吹哨 and 报到;
@@ -69,13 +71,35 @@ def _deadline_may_fall_in(period: Period) -> ColumnElement[bool]:
     return or_(near(_e.data["report_deadline"]), near(_e.data["details"]["report_deadline"]))
 
 
+def _false(*keys: str) -> ColumnElement[bool]:
+    """One of the event's ``keys`` is false (or the text "false": a superset). 任一字段为假。"""
+    return or_(*(_e.data[key].astext == "false" for key in keys))
+
+
+def _may_be_a_moment() -> ColumnElement[bool]:
+    """An event of :data:`HAPPENS_AT` that can be when its finding happens: a 超期 mark of a case marked more
+    than once, a 判定退单 ruled invalid, a 重办, a failed 核查. 可能构成问责事项发生时刻的事件。"""
+    other = case_events.alias("other_mark")
+    marked_again = exists().where(
+        other.c.case_id == _e.case_id, other.c.type == "case.overdue", other.c.event_id != _e.event_id
+    )
+    return or_(
+        and_(_e.type == "case.overdue", marked_again),
+        and_(_e.type == "case.rejection_ruled", _false("valid", "rejection_valid")),
+        _e.type == "case.reopened",
+        and_(_e.type == "case.verified", _false("passed", "verification_passed")),
+    )
+
+
 def candidate_cases(
     *, period: Period, as_of: datetime, township: str | None, supervised_from: datetime
 ) -> Select[tuple[uuid.UUID, bool]]:
     """The cases an event-borne finding can come from, in scope, with whether a 督办 made them one
     (those need all their events). 可能产生事件类问责事项的案件。"""
     until = and_(_e.occurred_at < period.end, _e.occurred_at <= as_of)
-    happened = select(_e.case_id).where(_e.type.in_(sorted(HAPPENS_AT)), _e.occurred_at >= period.start, until)
+    happened = select(_e.case_id).where(
+        _e.type.in_(sorted(HAPPENS_AT)), _e.occurred_at >= period.start, until, _may_be_a_moment()
+    )
     supervised = select(_e.case_id).where(_e.type == "case.supervised", _e.occurred_at >= supervised_from, until)
     whistled = select(_e.case_id).where(_e.type == "case.escalated", _deadline_may_fall_in(period))
     return select(_f.case_id, _f.case_id.in_(supervised).label("supervised")).where(

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.metrics.access import narrowed
 from services.metrics.accountability import (
+    FACT_FIELDS,
     KIND_LABELS,
     AccountabilityReport,
     AccountabilityRules,
@@ -66,7 +67,7 @@ async def load_report(
                 events.setdefault(str(r.case_id), []).append(event_record(r))
     fact_rows = await session.execute(case_fact_rows(period=period, as_of=as_of, township=township, cases=cases))
     # Only the fields the rules read (FACT_FIELDS), as stored: the row is the consumer's fold of the events.
-    facts = [CaseFact(**{**r._asdict(), "case_id": str(r.case_id)}) for r in fact_rows]
+    facts = [CaseFact(**{**dict(zip(FACT_FIELDS, r, strict=True)), "case_id": str(r.case_id)}) for r in fact_rows]
     return accountability_report(period=period, as_of=as_of, facts=facts, events=events, calendar=calendar, rules=rules)
 
 
