@@ -70,7 +70,12 @@ def _supervision_task(routed: Routed, jurisdiction: LoadedJurisdiction) -> None:
     matter = jurisdiction.snapshot.matter(decision.matter) if decision.matter else None
     days = supervise_days(event.approval.supervise_within_days, matter)
     calendar = jurisdiction.calendar
-    due = calendar.deadline_in_working_days(routed.at, days)
+    # Counted from the approval; a double push arriving so late that the check would already be due
+    # counts from its arrival instead (a task is never dispatched past its deadline).
+    # 自审批办结时起算；推送过迟以致已到期的，自到达时起算。
+    due = calendar.deadline_in_working_days(event.approval.approved_at, days)
+    if due.due_at <= routed.at:
+        due = calendar.deadline_in_working_days(routed.at, days)
     routed.decision = dataclasses.replace(
         decision,
         deadline=due.due_at,
