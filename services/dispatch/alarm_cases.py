@@ -38,7 +38,7 @@ from services.dispatch.staging import Pending, stage_applied
 from services.dispatch.store import load_for_update, save
 from shared.events import AlarmCleared, AlarmReported, EventEnvelope
 
-__all__ = ["handle_alarms", "handle_clearings"]
+__all__ = ["handle_alarms", "handle_clearings", "lock_alarm_keys"]
 
 _LOCK_KEYS = text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k")
 _SEEN = text(f"SELECT incident_id FROM {alarm_occurrences.fullname} WHERE incident_id = ANY(CAST(:ids AS uuid[]))")
@@ -58,6 +58,12 @@ _RECORD = text(
     RETURNING incident_id, case_id
     """
 )
+_KEYS_OF_CLEARED = text(
+    f"""
+    SELECT c.device_id, c.alarm_type FROM {alarm_occurrences.fullname} o JOIN {cases.fullname} c ON c.id = o.case_id
+    WHERE o.incident_id = ANY(CAST(:ids AS uuid[])) AND c.device_id IS NOT NULL
+    """
+)
 _OCCURRENCE_OF = text(f"SELECT case_id, raised_at FROM {alarm_occurrences.fullname} WHERE incident_id = :incident_id")
 
 
@@ -65,6 +71,22 @@ def _lock_key(device_id: str, alarm_type: str) -> int:
     """A stable signed 64-bit advisory-lock key of (device, type). 设备与类型的咨询锁键。"""
     digest = hashlib.blake2b(f"alarm:{device_id}:{alarm_type}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+async def lock_alarm_keys(*, session: AsyncSession, envelopes: Sequence[EventEnvelope[Any]]) -> None:
+    """Take the (device, type) advisory locks of every alarm and clearing of a batch, sorted, at once.
+
+    Later locks of the same keys in this transaction are re-entrant, so two transactions never wait
+    for each other's alarm keys in opposite orders. 一次按序取得本批全部告警键的咨询锁，避免交叉等待。
+    """
+    keys = {_lock_key(e.data.alarm.device_id, e.data.alarm.alarm_type) for e in envelopes
+            if isinstance(e.data, AlarmReported)}  # fmt: skip
+    cleared = [e.data.event_id for e in envelopes if isinstance(e.data, AlarmCleared)]
+    if cleared:
+        for row in await session.execute(_KEYS_OF_CLEARED, {"ids": cleared}):
+            keys.add(_lock_key(row.device_id, row.alarm_type))
+    if keys:
+        await session.execute(_LOCK_KEYS, {"keys": sorted(keys)})
 
 
 async def _open_cases(
