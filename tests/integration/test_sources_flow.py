@@ -163,6 +163,15 @@ async def test_cleared_before_accepted_closes_as_auto_recovered(stack: Stack) ->
     assert response.status_code == 200 and response.json()["status"] == "updated"
     closed = await until(stack, case["id"], lambda c: c["state"] == "closed")
     assert closed["close_reason"] == "自动恢复"
+    # a dispatcher may still flag it 误报 (the device's 误报率), once
+    flagged = await act(stack, closed, "mark_false_alarm", DISPATCHER, note="水位计故障")
+    assert flagged["false_alarm"] is True and flagged["state"] == "closed"
+    again = await stack.dispatch.post(
+        f"/v1/cases/{case['id']}/actions/mark_false_alarm",
+        json={"expected_version": flagged["version"]},
+        headers=DISPATCHER,
+    )
+    assert again.status_code == 409
 
 
 async def test_low_confidence_goes_to_review_and_a_dispatcher_marks_it_false(stack: Stack) -> None:
