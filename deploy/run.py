@@ -165,7 +165,7 @@ def banner() -> None:
   metrics   http://127.0.0.1:{metrics}
   every service: /healthz /readyz /metrics
 
-Producer keys (header X-API-Key): dev-12345, dev-cityops, dev-gridworker
+Producer keys (header X-API-Key): dev-12345, dev-cityops, dev-gridworker, dev-approval, dev-alarm
 Staff tokens (header Authorization: Bearer <token>):
 {tokens}
 

@@ -30,6 +30,7 @@ DEV_STAFF_TOKENS: dict[str, dict[str, str]] = {
     "dev-township-qingxi": {"role": "township_admin", "township": "330127101"},
     "dev-unit-qingxi-zfd": {"role": "unit", "township": "330127101", "unit": "330127101-zfd"},
     "dev-unit-pcs-qingxi": {"role": "unit", "township": "330127101", "unit": "pz-pcs-qingxi"},
+    "dev-unit-scjgs-qingxi": {"role": "unit", "township": "*", "unit": "pz-scjgs-qingxi"},
     "dev-hotline": {"role": "hotline", "township": "*"},
 }
 

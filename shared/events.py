@@ -22,7 +22,18 @@ from typing import Any, Generic, Literal, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.vocabulary import Crs, Source, TimeBasis, Urgency
+from shared.vocabulary import (
+    AlarmLevel,
+    ApprovalResult,
+    CaseKind,
+    Crs,
+    DeviceKind,
+    InspectionResult,
+    InvalidReason,
+    Source,
+    TimeBasis,
+    Urgency,
+)
 
 SCHEMA_VERSION = 1
 #: Namespace of the deterministic event ids: uuid5(NS, "<source>:<source id>").
@@ -32,6 +43,11 @@ EVENT_ID_NAMESPACE = uuid.UUID("6f1c7c1e-3b1a-5d2e-9a57-2c1d0e8f4b11")
 def incident_event_id(source: str, source_id: str) -> uuid.UUID:
     """Deterministic event id of a producer's record: every service derives the same one."""
     return uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}:{source_id}")
+
+
+def alarm_cleared_event_id(alarm_event_id: uuid.UUID) -> uuid.UUID:
+    """Deterministic id of an alarm's ``alarm.cleared`` event (one clearing per alarm). 告警恢复事件 id。"""
+    return uuid.uuid5(EVENT_ID_NAMESPACE, f"{alarm_event_id}:cleared")
 
 
 class _Payload(BaseModel):
@@ -90,6 +106,70 @@ class IncidentReported(_Payload):
     attachments: list[str] = Field(default_factory=list)
 
 
+class ApplicantRef(_Payload):
+    """申请人 without personal data: an org's name and 统一社会信用代码 as sent; a person's ID number
+    masked (``330***********1234``) plus a salted hash, the name left in intake's raw record."""
+
+    kind: Literal["org", "person"]
+    name: str | None = Field(None, description="an org's name; null for a person (personal data)")
+    credit_code: str | None = Field(None, description="统一社会信用代码 (org) or the masked ID number (person)")
+    id_hash: str | None = Field(None, description="a person's ID number, salted hash (links repeat applicants)")
+
+
+class ApprovalFacts(_Payload):
+    """审批办件 facts: what the approval system sent about the decision."""
+
+    approval_no: str
+    item_code: str = Field(description="审批事项 code in the government-service catalogue")
+    item_name: str | None = None
+    result: ApprovalResult = Field(
+        description="approved 准予 / approved_with_conditions 附条件准予 / denied 不予许可 / revoked 撤销"
+    )
+    approved_at: datetime = Field(description="办结时间")
+    applicant: ApplicantRef
+    conditions: str | None = Field(None, description="承诺事项 / 许可条件")
+    supervise_within_days: int | None = Field(None, description="working days by which the first check is due")
+
+
+class ApprovalReported(IncidentReported):
+    """审批办件 双推送: an approval decision, for 事中事后监管 (a supervision task 监管任务 unless denied)."""
+
+    approval: ApprovalFacts
+
+
+class AlarmFacts(_Payload):
+    """监测告警 facts: the device, the alarm and its reading."""
+
+    alarm_id: str
+    device_id: str
+    device_kind: DeviceKind
+    alarm_type: str = Field(description="the monitoring system's own code (source_mappings.alarm)")
+    raised_at: datetime
+    cleared_at: datetime | None = None
+    level: AlarmLevel
+    confidence: float | None = Field(None, description="0–1, video AI")
+    value: float | None = None
+    threshold: float | None = None
+    snapshot_url: str | None = None
+
+
+class AlarmReported(IncidentReported):
+    """监测告警: a video-AI or sensor alarm (日常监测监控)."""
+
+    alarm: AlarmFacts
+
+
+class AlarmCleared(_Payload):
+    """告警恢复: an alarm posted again with ``cleared_at`` (and possibly a new ``level``) added."""
+
+    event_id: uuid.UUID = Field(description="the alarm's own event id (its alarm.reported)")
+    source: Literal["alarm"] = "alarm"
+    source_id: str = Field(description="alarm_id")
+    cleared_at: datetime
+    level: AlarmLevel
+    received_at: datetime = Field(description="when intake accepted the update")
+
+
 # --------------------------------------------------------------------------- case.events
 
 
@@ -146,6 +226,13 @@ class CaseEvent(_Payload):
     overdue: bool = False
     self_handled: bool = False
     details: dict[str, Any] = Field(default_factory=dict)
+    # since the approval and alarm sources (optional: absent on earlier events)
+    kind: CaseKind = Field("incident", description="incident 事件 / inspection 监管任务")
+    reporter_id: str | None = Field(None, description="the reporting grid worker (网格员) or device (设备)")
+    device_id: str | None = None
+    invalid_reason: InvalidReason | None = Field(None, description="不予立案/作废 reason (case.invalidated)")
+    inspection_result: InspectionResult | None = None
+    occurrences: int | None = Field(None, description="告警次数: occurrences joined to an alarm case")
 
 
 # --------------------------------------------------------------------------- jurisdiction.changed
@@ -276,15 +363,28 @@ CASE_EVENT_TYPES: tuple[str, ...] = (
     "case.cohandler_added",
     "case.overdue",
     "case.deadline_recomputed",
+    # since the approval and alarm sources
+    "case.invalidated",
+    "case.auto_recovered",
+    "case.false_alarm",
+    "case.occurrence_added",
+    "case.inspected",
+    "case.revoked",
 )
 
 TOPICS: dict[str, TopicSpec] = {
     INCIDENT_REPORTED: TopicSpec(
         name=INCIDENT_REPORTED,
-        description="Every accepted producer record, normalised (intake → dispatch).",
+        description="Every accepted producer record, normalised (intake → dispatch); approvals and alarms "
+        "as their own kinds, and an alarm's clearing (consumers ignore kinds they do not handle).",
         key="event id (one record = one case; all its events keep their order)",
         partitions=6,
-        event_types={"incident.reported": IncidentReported},
+        event_types={
+            "incident.reported": IncidentReported,
+            "approval.reported": ApprovalReported,
+            "alarm.reported": AlarmReported,
+            "alarm.cleared": AlarmCleared,
+        },
         consumer_groups=("dispatch",),
     ),
     INCIDENT_REPORTED_BULK: TopicSpec(

@@ -114,6 +114,8 @@ def case_json(record: CaseRecord, *, detail: bool = False) -> dict[str, Any]:
                 "division_code",
                 "cell_code",
                 "attachments",
+                "approval",  # 审批办件: the applicant already masked by intake
+                "alarm",  # 监测告警: device, reading, snapshot
             )
         }
         out["incident"]["caller"] = caller_json(incident)
@@ -131,6 +133,7 @@ async def get_cases(
     unit: str | None = None,
     state: Annotated[list[str] | None, Query(description="one or more states 状态（可多选）")] = None,
     source: str | None = None,
+    kind: Annotated[str | None, Query(description="`incident` 事件 or `inspection` 监管任务")] = None,
     source_id: str | None = None,
     matter: str | None = None,
     queue: Annotated[str | None, Query(description="`triage`: the manual triage queue 待人工分拨")] = None,
@@ -156,6 +159,7 @@ async def get_cases(
         unit=unit,
         state=tuple(state or ()),
         source=source,
+        kind=kind,
         source_id=source_id,
         matter=matter,
         triage=queue == "triage",

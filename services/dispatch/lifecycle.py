@@ -48,6 +48,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from services.dispatch import alarms, invalid, supervision
 from services.dispatch import transition_rules as rules
 from services.dispatch.action_bodies import (
     AcceptBody,
@@ -267,6 +268,35 @@ _TABLE: tuple[TransitionSpec, ...] = (
         precondition=rules.pre_recompute_deadline, validate=rules.validate_recompute_deadline,
         effect=rules.effect_recompute_deadline,
         notes="the year's holiday notice was loaded: a provisional deadline becomes final; never flags overdue",
+    ),
+    # the approval and alarm sources, and invalid reports (cells in invalid / alarms / supervision)
+    TransitionSpec(
+        Action.MARK_INVALID, "不予立案/作废", invalid.INVALID_FROM, _DISPATCHERS, invalid.MarkInvalidBody,
+        _S.CLOSED, "case.invalidated", validate=invalid.validate_mark_invalid, effect=invalid.effect_mark_invalid,
+        notes="in triage, or dispatched and not yet accepted; leaves every unit indicator",
+    ),
+    TransitionSpec(
+        Action.ADD_OCCURRENCE, "告警合并", OPEN_STATES, frozenset({_R.SYSTEM}), alarms.AddOccurrenceBody,
+        None, "case.occurrence_added", precondition=alarms.pre_alarm_case, effect=alarms.effect_add_occurrence,
+    ),
+    TransitionSpec(
+        Action.AUTO_RECOVER, "自动恢复", alarms.AUTO_RECOVER_FROM, frozenset({_R.SYSTEM}), alarms.AutoRecoverBody,
+        _S.CLOSED, "case.auto_recovered", precondition=alarms.pre_alarm_case, effect=alarms.effect_auto_recover,
+        notes="the alarm cleared before the case was accepted; not the unit's 办结",
+    ),
+    TransitionSpec(
+        Action.MARK_FALSE_ALARM, "误报", frozenset(CaseState), _DISPATCHERS, alarms.MarkFalseAlarmBody,
+        None, "case.false_alarm", precondition=alarms.pre_mark_false_alarm, effect=alarms.effect_mark_false_alarm,
+    ),
+    TransitionSpec(
+        Action.RECORD_INSPECTION, "检查结果", _states(_S.ACCEPTED, _S.REOPENED), frozenset({_R.UNIT}),
+        supervision.RecordInspectionBody, _S.CLOSED, "case.inspected",
+        precondition=supervision.pre_inspection_task, validate=supervision.validate_record_inspection,
+        effect=supervision.effect_record_inspection, notes="rectify: the caller creates the linked follow-up task",
+    ),
+    TransitionSpec(
+        Action.REVOKE, "撤销", OPEN_STATES, frozenset({_R.SYSTEM}), supervision.RevokeBody,
+        _S.CLOSED, "case.revoked", precondition=supervision.pre_inspection_task, effect=supervision.effect_revoke,
     ),
 )
 # fmt: on

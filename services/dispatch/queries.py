@@ -98,6 +98,7 @@ class CaseFilters:
     reported_from: datetime | None = None
     reported_to: datetime | None = None
     merged: bool | None = None
+    kind: str | None = None
 
 
 def scope_condition(actor: Actor) -> Any:
@@ -122,6 +123,8 @@ def case_conditions(actor: Actor, filters: CaseFilters) -> list[Any]:
         conditions.append(c.state == str(CaseState.TRIAGE))
     if filters.source:
         conditions.append(c.source == filters.source)
+    if filters.kind:
+        conditions.append(c.kind == filters.kind)
     if filters.source_id:
         conditions.append(c.source_id == filters.source_id)
     if filters.matter:

@@ -32,6 +32,7 @@ from typing import Final, Literal
 
 from services.metrics.facts import CaseEventRecord, CaseFact, completion_time
 from services.metrics.periods import TZ, Period
+from services.metrics.source_facts import in_unit_indicators
 from shared.calendar import WorkingCalendar
 
 FindingKind = Literal[
@@ -237,7 +238,7 @@ def accountability_report(
     rules = rules or AccountabilityRules()
     grouped: dict[tuple[FindingKind, str | None, str | None], list[str]] = defaultdict(list)
     for fact in facts:
-        if fact.merged_into is not None:
+        if fact.merged_into is not None or not in_unit_indicators(fact):
             continue
         history = _events_of(events.get(fact.case_id, ()))
         place = fact.township

@@ -117,6 +117,14 @@ EXPECTED: dict[Action, Expect] = {
     A.MARK_OVERDUE: Expect(OPEN - {S.RESOLVED}, _r(R.SYSTEM), None, "case.overdue"),
     A.SELF_HANDLE: Expect(_s(S.REPORTED), _r(R.SYSTEM), S.CLOSED, "case.self_handled"),
     A.RECOMPUTE_DEADLINE: Expect(OPEN - {S.RESOLVED}, _r(R.SYSTEM), None, "case.deadline_recomputed"),
+    # the approval and alarm sources, invalid reports
+    A.MARK_INVALID: Expect(_s(S.TRIAGE, S.DISPATCHED), DISPATCHERS, S.CLOSED, "case.invalidated"),
+    A.ADD_OCCURRENCE: Expect(OPEN, _r(R.SYSTEM), None, "case.occurrence_added"),
+    A.AUTO_RECOVER: Expect(_s(S.REPORTED, S.TRIAGE, S.DISPATCHED, S.REJECTED), _r(R.SYSTEM), S.CLOSED,
+                           "case.auto_recovered"),
+    A.MARK_FALSE_ALARM: Expect(ALL, DISPATCHERS, None, "case.false_alarm"),
+    A.RECORD_INSPECTION: Expect(_s(S.ACCEPTED, S.REOPENED), _r(R.UNIT), S.CLOSED, "case.inspected"),
+    A.REVOKE: Expect(OPEN, _r(R.SYSTEM), S.CLOSED, "case.revoked"),
 }
 # fmt: on
 
@@ -189,6 +197,10 @@ def prepare(case: CaseSnapshot, action: Action) -> CaseSnapshot:
         update = {"deadline": NOW - timedelta(hours=1), "overdue": False}
     elif action is A.RECOMPUTE_DEADLINE:
         update = {"deadline": DEADLINE}
+    elif action in (A.ADD_OCCURRENCE, A.AUTO_RECOVER, A.MARK_FALSE_ALARM):
+        update = {"source": "alarm"}
+    elif action in (A.RECORD_INSPECTION, A.REVOKE):
+        update = {"kind": "inspection", "source": "approval"}
     return case.model_copy(update=update) if update else case
 
 
@@ -217,6 +229,12 @@ def body_for(action: Action, case: CaseSnapshot) -> dict[str, Any]:
         A.MARK_OVERDUE: {},
         A.SELF_HANDLE: {"handler": "GW-7"},
         A.RECOMPUTE_DEADLINE: {"deadline": DEADLINE + timedelta(days=1), "overdue": case.overdue},
+        A.MARK_INVALID: {"reason": "not_a_problem", "note": "现场核实无此问题"},
+        A.ADD_OCCURRENCE: {"count": 2, "last_raised_at": case.previous_at},
+        A.AUTO_RECOVER: {"cleared_at": case.previous_at},
+        A.MARK_FALSE_ALARM: {"note": "树影误识别"},
+        A.RECORD_INSPECTION: {"result": "compliant", "note": "现场检查合格"},
+        A.REVOKE: {"approval_no": "SP-2"},
     }
     return {"expected_version": case.version, **extra[action]}
 
