@@ -142,6 +142,10 @@ class CaseEvent(_Payload):
     cohandlers: list[str] = Field(default_factory=list)
     overdue: bool = False
     self_handled: bool = False
+    # 派单到人 (since case.member_assigned): who of the handling unit holds the task; empty before.
+    assignee: str | None = Field(None, description="member or team id the handling unit sent 派单到人")
+    assignee_kind: Literal["member", "team"] | None = None
+    assignees: list[str] = Field(default_factory=list, description="member ids holding the task")
     details: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -245,6 +249,7 @@ CASE_EVENT_TYPES: tuple[str, ...] = (
     "case.reported_in",
     "case.cohandler_added",
     "case.overdue",
+    "case.member_assigned",
 )
 
 TOPICS: dict[str, TopicSpec] = {
