@@ -89,6 +89,7 @@ class Action(StrEnum):
     ADD_COHANDLER = "add_cohandler"  # 增加协办单位
     MARK_OVERDUE = "mark_overdue"  # 超期标记 (system sweep)
     SELF_HANDLE = "self_handle"  # 网格员自办
+    ASSIGN_MEMBER = "assign_member"  # 派单到人 (a member or a team of the handling unit)
 
 
 class Role(StrEnum):
@@ -100,6 +101,7 @@ class Role(StrEnum):
     HOTLINE = "hotline"  # 12345 系统 (posts 回访 results)
     ADMIN = "admin"  # 管理员: anything a dispatcher or township admin may do
     SYSTEM = "system"  # 系统内部 (auto dispatch, overdue sweep, self-handled reports)
+    MEMBER = "member"  # 队员 (a person of a unit; acts on the cases assigned to them; id = member id)
 
 
 class Satisfaction(StrEnum):
@@ -216,6 +218,9 @@ class CaseSnapshot(BaseModel):
     self_handled: bool = False  # 自办
     handler: str | None = None  # 自办网格员
     last_transition_at: AwareDatetime | None = None  # time of the last transition
+    assignee: str | None = None  # 派单到人: the member or team the handling unit sent
+    assignee_kind: Literal["member", "team"] | None = None
+    assignees: tuple[str, ...] = ()  # the members who hold the task (the member, or the team's members)
 
     @property
     def rejected_by(self) -> tuple[str, ...]:

@@ -159,6 +159,9 @@ SNAPSHOT_FIELDS: tuple[SnapshotField, ...] = (
     SnapshotField("reject_window_ends_at", operator.attrgetter("reject_window_ends_at"), Shows(event=False)),
     SnapshotField("overdue", operator.attrgetter("overdue")),
     SnapshotField("self_handled", operator.attrgetter("self_handled"), Shows(row=False, api=False)),
+    SnapshotField("assignee", operator.attrgetter("assignee")),
+    SnapshotField("assignee_kind", operator.attrgetter("assignee_kind"), Shows(row=False, api=False)),
+    SnapshotField("assignees", lambda s: list(s.assignees)),
 )
 
 

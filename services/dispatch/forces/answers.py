@@ -1,0 +1,114 @@
+"""力量调度's response models (documentation; see :mod:`shared.answers`). 力量调度应答模型。"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.answers import Answer
+
+
+class ForcesLoaded(Answer):
+    """The people document was loaded 人员文档已载入."""
+
+    county_code: str
+    version: int
+    members: int
+    teams: int
+    shifts: int
+
+
+class MemberItem(Answer):
+    """A member 队员 (phone masked outside the unit's own account)."""
+
+    member_id: str
+    unit: str
+    name: str
+    role: str = Field(description="leader 负责人 | member 队员 | grid_worker 网格员")
+    grids: list[str]
+    terminal_id: str | None
+    phone: str | None
+
+
+class MemberList(Answer):
+    items: list[MemberItem]
+
+
+class FixItem(Answer):
+    at: str
+    lng: float
+    lat: float
+
+
+class DutyItem(Answer):
+    """A member now: on duty, busy, available and why 值班在岗."""
+
+    member_id: str
+    name: str
+    role: str
+    on_duty: bool
+    on_duty_since: str | None
+    on_duty_until: str | None
+    busy: bool
+    available: bool
+    reason_zh: str
+    open_tasks: int
+    position: FixItem | None
+
+
+class DutyList(Answer):
+    unit: str
+    at: str
+    items: list[DutyItem]
+
+
+class StatusSet(Answer):
+    member_id: str
+    busy: bool
+    reason: str
+    since: str
+
+
+class PositionsAccepted(Answer):
+    """A batch of positions 位置批量上报: how many were received and stored (WGS-84)."""
+
+    received: int
+    stored: int
+
+
+class PositionItem(Answer):
+    member_id: str
+    unit: str
+    name: str
+    role: str
+    at: str
+    lng: float
+    lat: float
+    fresh: bool
+    available: bool | None = None
+
+
+class PositionList(Answer):
+    items: list[PositionItem]
+
+
+class Track(Answer):
+    member_id: str
+    points: list[FixItem]
+
+
+class SuggestionItem(Answer):
+    kind: str = Field(description="member | team")
+    id: str
+    name: str
+    tier: int = Field(description="1 fresh position by distance, 2 grid worker of the grid (grid matter), 3 rest")
+    distance_m: int | None
+    open_tasks: int
+    on_duty_since: str | None
+    reasons: list[str]
+    members: list[str]
+
+
+class Suggestions(Answer):
+    case_id: str
+    unit: str | None
+    items: list[SuggestionItem]
