@@ -11,9 +11,11 @@ from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import text
 
 from services.dispatch.forces.availability import RosterIndex
 from services.dispatch.forces.people import ForcesDocument
+from services.dispatch.forces.wiring import purge_once
 from shared.calendar import default_calendar
 from shared.embedded import TansuBroker
 from shared.geo import gcj02_to_wgs84
@@ -184,3 +186,14 @@ async def test_suggest_assign_and_the_member_scope(stack: Stack) -> None:
     assert team_env.data.assignee_kind == "team" and team_env.data.assignees == [M[5], M[6], M[7]]
     # Positions are personal data: never on Kafka.
     assert all("lng" not in orjson.dumps(e.data.details).decode() for e in events)
+
+
+async def test_tracks_older_than_24_hours_are_purged(stack: Stack) -> None:
+    ctx = stack.dispatch_app.state.dispatch
+    old, recent = datetime.now(UTC) - timedelta(hours=25), datetime.now(UTC) - timedelta(hours=23)
+    insert = text("INSERT INTO dispatch.force_tracks (member_id, at, lng, lat) VALUES (:m, :at, 119.0, 29.6)")
+    async with ctx.runtime.uow() as uow:
+        await uow.session.execute(insert, [{"m": "purge-old", "at": old}, {"m": "purge-recent", "at": recent}])
+    assert await purge_once(ctx) >= 1
+    left = await stack.sql("SELECT member_id FROM dispatch.force_tracks WHERE member_id LIKE 'purge-%'")
+    assert [r[0] for r in left] == ["purge-recent"]
