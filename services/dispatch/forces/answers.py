@@ -112,3 +112,36 @@ class Suggestions(Answer):
     case_id: str
     unit: str | None
     items: list[SuggestionItem]
+
+
+class Subscription(Answer):
+    """A webhook subscription 推送订阅 (the secret is never shown)."""
+
+    id: str
+    unit: str
+    member: str | None
+    url: str
+    created_at: str | None
+
+
+class SubscriptionList(Answer):
+    items: list[Subscription]
+
+
+class Delivery(Answer):
+    """One delivery 投递: pending (with its next attempt), delivered, or dead (死信, after N failures)."""
+
+    id: int
+    webhook_id: str
+    transition_id: int
+    event_type: str
+    status: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: str
+    delivered_at: str | None
+    payload: dict[str, object]
+
+
+class DeliveryList(Answer):
+    items: list[Delivery]

@@ -4,8 +4,8 @@
   ``force_members`` / ``force_teams`` — its rows for lookups 队员与编组.
 * ``force_status`` — busy/free from the terminal 忙闲状态; ``force_positions`` — the latest position
   per member; ``force_tracks`` — the 24-hour track (purged on a schedule) 位置与轨迹.
-* ``force_webhooks`` / ``force_deliveries`` / ``force_push_cursor`` — push subscriptions, their
-  deliveries (pending → delivered, or dead after N failures) and how far the timeline was read 任务推送.
+* ``force_webhooks`` / ``force_push_queue`` / ``force_deliveries`` — push subscriptions, the transitions
+  waiting to be fanned out, the deliveries (pending → delivered, or dead after N failures) 任务推送.
 * ``joint_operations`` / ``joint_operation_units`` / ``joint_operation_transitions`` — 联合执法, each
   participating unit's 报到, and the operation's audit trail.
 """
@@ -127,11 +127,13 @@ force_deliveries = Table(
 )
 Index("ix_force_deliveries_due", force_deliveries.c.next_attempt_at, postgresql_where=text("status = 'pending'"))
 
-force_push_cursor = Table(
-    "force_push_cursor",
+#: Transitions not yet fanned out to the subscriptions: filled by a trigger on ``case_transitions`` in the
+#: transition's own transaction (only while some subscription is active), emptied by the push worker.
+#: 待推送的流转：由 ``case_transitions`` 上的触发器在同一事务中写入（有有效订阅时），推送任务取走。
+force_push_queue = Table(
+    "force_push_queue",
     metadata,
-    Column("name", Text, primary_key=True),
-    Column("last_id", BigInteger, nullable=False),
+    Column("transition_id", BigInteger, primary_key=True),
 )
 
 joint_operations = Table(
@@ -174,7 +176,7 @@ __all__ = [
     "force_documents",
     "force_members",
     "force_positions",
-    "force_push_cursor",
+    "force_push_queue",
     "force_status",
     "force_teams",
     "force_tracks",

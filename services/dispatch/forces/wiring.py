@@ -10,6 +10,8 @@ from services.dispatch.context import DispatchContext, utc_now
 from services.dispatch.forces import store
 from services.dispatch.forces.api import router as forces_router
 from services.dispatch.forces.positions import TRACK_KEEP
+from services.dispatch.forces.push_api import router as push_router
+from services.dispatch.forces.push_worker import push_forever
 from services.dispatch.forces.service import RosterCache
 from shared.logging import get_logger
 
@@ -23,7 +25,7 @@ PURGE_EVERY_S = 600.0
 
 def routers() -> list[APIRouter]:
     """The forces routers (added to dispatch's router list). 力量调度路由。"""
-    return [forces_router]
+    return [forces_router, push_router]
 
 
 def install(app: FastAPI, ctx: DispatchContext) -> None:
@@ -34,6 +36,8 @@ def install(app: FastAPI, ctx: DispatchContext) -> None:
 def start(ctx: DispatchContext) -> None:
     """Spawn the background tasks (called from dispatch's ``on_start``). 启动后台任务。"""
     ctx.runtime.spawn(_purge_tracks_forever(ctx), "forces-track-purge")
+    if ctx.settings.push_poll_s > 0:
+        ctx.runtime.spawn(push_forever(ctx), "forces-push")
 
 
 async def purge_once(ctx: DispatchContext) -> int:

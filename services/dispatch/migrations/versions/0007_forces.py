@@ -123,10 +123,9 @@ CREATE TABLE dispatch.force_deliveries (
 CREATE INDEX ix_force_deliveries_due ON dispatch.force_deliveries (next_attempt_at) WHERE status = 'pending'
 """)
     op.execute("""
-CREATE TABLE dispatch.force_push_cursor (
-    name TEXT NOT NULL,
-    last_id BIGINT NOT NULL,
-    CONSTRAINT pk_force_push_cursor PRIMARY KEY (name)
+CREATE TABLE dispatch.force_push_queue (
+    transition_id BIGINT NOT NULL,
+    CONSTRAINT pk_force_push_queue PRIMARY KEY (transition_id)
 )
 """)
     op.execute("""
@@ -165,11 +164,30 @@ CREATE TABLE dispatch.joint_operation_transitions (
 )
 """)
 
+    # 任务推送: every transition joins the push queue in its own transaction while some subscription is
+    # active (one statement per INSERT statement, whatever its row count), so no push is lost across a
+    # restart and nothing is queued without subscribers.
+    op.execute("""
+CREATE FUNCTION dispatch.force_push_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM dispatch.force_webhooks WHERE active) THEN
+        INSERT INTO dispatch.force_push_queue (transition_id) SELECT id FROM new_rows ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NULL;
+END $$
+""")
+    op.execute("""
+CREATE TRIGGER force_push_enqueue AFTER INSERT ON dispatch.case_transitions
+REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION dispatch.force_push_enqueue()
+""")
+
 
 def downgrade() -> None:
     op.execute("DROP TABLE IF EXISTS dispatch.joint_operation_transitions")
     op.execute("DROP TABLE IF EXISTS dispatch.joint_operations")
-    op.execute("DROP TABLE IF EXISTS dispatch.force_push_cursor")
+    op.execute("DROP TRIGGER IF EXISTS force_push_enqueue ON dispatch.case_transitions")
+    op.execute("DROP FUNCTION IF EXISTS dispatch.force_push_enqueue()")
+    op.execute("DROP TABLE IF EXISTS dispatch.force_push_queue")
     op.execute("DROP TABLE IF EXISTS dispatch.force_deliveries")
     op.execute("DROP TABLE IF EXISTS dispatch.force_webhooks")
     op.execute("DROP TABLE IF EXISTS dispatch.force_tracks")
