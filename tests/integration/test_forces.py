@@ -197,3 +197,58 @@ async def test_tracks_older_than_24_hours_are_purged(stack: Stack) -> None:
     assert await purge_once(ctx) >= 1
     left = await stack.sql("SELECT member_id FROM dispatch.force_tracks WHERE member_id LIKE 'purge-%'")
     assert [r[0] for r in left] == ["purge-recent"]
+
+
+async def test_a_joint_operation_confirmed_late_concluded_and_applied(stack: Stack) -> None:
+    d = stack.dispatch
+    accepted = await accepted_case(stack)
+    waiting = await stack.case_of(await stack.post("12345", record("12345")))  # dispatched, not accepted
+    now = datetime.now(UTC)
+    spec = {
+        "township": "330127101", "lead_unit": ZFD, "units": ["pz-pcs-qingxi", "330127101-yjgl"],
+        "starts_at": (now - timedelta(minutes=5)).isoformat(), "ends_at": (now + timedelta(hours=2)).isoformat(),
+        "place": "青溪镇桥头菜场", "cases": [accepted["id"], waiting["id"]], "note": "占道经营联合整治",
+    }  # fmt: skip
+    assert (await d.post("/v1/forces/operations", json=spec, headers=ZFD_UNIT)).status_code == 403
+    opened = await d.post("/v1/forces/operations", json=spec, headers=bearer("t-disp-qx"))
+    assert opened.status_code == 201, opened.text
+    op = opened.json()
+    assert op["units"] == [ZFD, "pz-pcs-qingxi", "330127101-yjgl"] and op["state"] == "open"
+    assert op["late_units"] == op["units"]  # started 5 minutes ago, nobody confirmed yet
+    oid, pcs = op["id"], unit("pz-pcs-qingxi")
+    assert (await d.get(f"/v1/forces/operations/{oid}", headers=unit("330127102-zfd"))).status_code == 404
+    assert (await d.get(f"/v1/forces/operations/{oid}", headers=M2)).status_code == 404
+
+    r = await d.post(f"/v1/forces/operations/{oid}/confirm", json={"expected_version": 1, "people": [M[2], M[3]]},
+                     headers=ZFD_UNIT)  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.json()["confirmations"][ZFD]["late"] is True and r.json()["confirmed_late"] == [ZFD]
+    r = await d.post(f"/v1/forces/operations/{oid}/confirm", json={"expected_version": 2, "people": ["pcs-1"]},
+                     headers=pcs)  # fmt: skip
+    assert r.status_code == 200 and r.json()["late_units"] == ["330127101-yjgl"], r.text
+    again = await d.post(f"/v1/forces/operations/{oid}/confirm", json={"expected_version": 3, "people": ["x"]},
+                         headers=pcs)  # fmt: skip
+    assert again.status_code == 409, again.text
+    assert (await d.post(f"/v1/forces/operations/{oid}/conclude", json={"expected_version": 3, "result": "r"},
+                         headers=pcs)).status_code == 403  # fmt: skip  # only the lead unit or command
+
+    r = await d.post(f"/v1/forces/operations/{oid}/conclude",
+                     json={"expected_version": 3, "result": "已取缔占道摊点 12 处", "apply": "resolve"},
+                     headers=ZFD_UNIT)  # fmt: skip
+    assert r.status_code == 200, r.text
+    done = r.json()
+    assert (done["state"], done["absent"], done["resolved_cases"]) == ("concluded", ["330127101-yjgl"],
+                                                                      [accepted["id"]])  # fmt: skip
+    assert [c["case_id"] for c in done["left_cases"]] == [waiting["id"]]
+    case = (await d.get(f"/v1/cases/{accepted['id']}", headers=ADMIN)).json()
+    assert case["state"] == "resolved"
+    last = (await d.get(f"/v1/cases/{accepted['id']}/timeline", headers=ADMIN)).json()["entries"][-1]
+    assert (last["action"], last["actor_id"], last["note"]) == ("resolve", f"joint-operation:{oid}",
+                                                                "联合执法：已取缔占道摊点 12 处")  # fmt: skip
+    assert (await d.get(f"/v1/cases/{waiting['id']}", headers=ADMIN)).json()["state"] == "dispatched"
+    trail = (await d.get(f"/v1/forces/operations/{oid}/timeline", headers=pcs)).json()["entries"]
+    assert [(e["version"], e["action"], e["actor_unit"]) for e in trail] == [
+        (1, "open", None), (2, "confirm", ZFD), (3, "confirm", "pz-pcs-qingxi"), (4, "conclude", ZFD)
+    ]  # fmt: skip
+    assert (await d.post(f"/v1/forces/operations/{oid}/cancel", json={"expected_version": 4, "reason": "x"},
+                         headers=DISPATCHER)).status_code == 409  # fmt: skip

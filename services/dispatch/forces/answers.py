@@ -145,3 +145,31 @@ class Delivery(Answer):
 
 class DeliveryList(Answer):
     items: list[Delivery]
+
+
+class OperationOne(Answer):
+    """A joint operation 联合执法: its snapshot, units late to confirm now, units that confirmed late."""
+
+    id: str
+    township: str
+    lead_unit: str
+    units: list[str]
+    starts_at: str
+    ends_at: str
+    place: str
+    cases: list[str]
+    state: str = Field(description="open | concluded | cancelled")
+    version: int
+    confirmations: dict[str, dict[str, object]]
+    absent: list[str] = Field(description="units that never confirmed (recorded at the conclusion) 未报到")
+    late_units: list[str] = Field(description="not confirmed though started 逾时未报到")
+    confirmed_late: list[str] = Field(description="confirmed after the start 迟到报到")
+
+
+class OperationList(Answer):
+    items: list[OperationOne]
+
+
+class OperationTimeline(Answer):
+    operation_id: str
+    entries: list[dict[str, object]]

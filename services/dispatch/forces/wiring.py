@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 from services.dispatch.context import DispatchContext, utc_now
 from services.dispatch.forces import store
 from services.dispatch.forces.api import router as forces_router
+from services.dispatch.forces.operations_api import router as operations_router
 from services.dispatch.forces.positions import TRACK_KEEP
 from services.dispatch.forces.push_api import router as push_router
 from services.dispatch.forces.push_worker import push_forever
@@ -25,7 +26,7 @@ PURGE_EVERY_S = 600.0
 
 def routers() -> list[APIRouter]:
     """The forces routers (added to dispatch's router list). 力量调度路由。"""
-    return [forces_router, push_router]
+    return [forces_router, push_router, operations_router]
 
 
 def install(app: FastAPI, ctx: DispatchContext) -> None:
