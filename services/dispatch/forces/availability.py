@@ -112,4 +112,4 @@ def availability(duty: Duty | None, status: MemberStatus | None) -> Availability
         assert status is not None
         why = f"（{status.reason}）" if status.reason else ""
         return Availability(False, duty, True, f"在班但忙碌{why} / on duty but busy")
-    return Availability(True, duty, False, f"在班（{duty.label or '班次'}，{since} 起）/ on duty since {since}")
+    return Availability(True, duty, False, f"在班（{duty.label or '班次'}，{since} 起） / on duty since {since}")

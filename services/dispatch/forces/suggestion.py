@@ -94,7 +94,7 @@ def _member(c: Candidate, spot: CaseSpot, now: datetime) -> Suggestion:
     if c.position is not None and fresh(c.position.at, now) and spot.lng is not None and spot.lat is not None:
         distance = haversine_m(c.position.lng, c.position.lat, spot.lng, spot.lat)
         minutes = int((now - c.position.at).total_seconds() // 60)
-        reasons.append(f"距案发点约 {round(distance)} 米（{minutes} 分钟前定位）/ about {round(distance)} m away")
+        reasons.append(f"距案发点约 {round(distance)} 米（{minutes} 分钟前定位） / about {round(distance)} m away")
         tier = 1
     elif covers and c.role == "grid_worker":
         reasons.append(f"网格员，负责本网格 {spot.grid} / grid worker of the case's grid")

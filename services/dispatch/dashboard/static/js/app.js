@@ -1,10 +1,11 @@
 // 综合指挥中心 · 调度台 — entry point: sign-in, header, hash routing, the live case stream.
 //
-// Routes: #/queues[/<queue>]  #/case/<id>  #/perf  #/accountability
+// Routes: #/queues[/<queue>]  #/case/<id>  #/perf  #/accountability  #/forces
 
 import { renderAccountability } from "./accountability.js";
 import { api, getToken, onUnauthorized, setToken } from "./api.js";
 import { renderCase } from "./case.js";
+import { renderForces } from "./forces.js";
 import { fmtClock, h, mount, toast } from "./dom.js";
 import { countyName, divisionName, loadJurisdiction, resetJurisdiction, unitName } from "./jurisdiction.js";
 import { ROLE_LABELS, label } from "./labels.js";
@@ -63,6 +64,7 @@ function route() {
   if (section === "case" && arg) disposeView = renderCase(view, decodeURIComponent(arg));
   else if (section === "perf") disposeView = renderPerf(view);
   else if (section === "accountability" && store.me.role !== "unit") disposeView = renderAccountability(view);
+  else if (section === "forces") disposeView = renderForces(view);
   else {
     const fallback = visibleQueues(store.me)[0].id;
     disposeView = renderQueues(view, arg || fallback);

@@ -59,6 +59,7 @@ export const EVENT_LABELS = {
   "case.overdue": "超期",
   "case.self_handled": "网格员自办",
   "case.merged": "并案",
+  "case.member_assigned": "派单到人",
 };
 
 export const TRIAGE_LABELS = {
@@ -76,6 +77,7 @@ export const ROLE_LABELS = {
   unit: "处置单位",
   hotline: "12345热线",
   system: "系统",
+  member: "队员",
 };
 
 export const SOURCE_LABELS = { 12345: "12345热线", cityops: "数字城管", gridworker: "网格员上报" };
