@@ -71,6 +71,17 @@ async def test_forces_map_suggestions_assign_and_joint_operation(new_session: Ne
     await expect(card.locator(f"[data-assignee='{M2}']")).to_be_visible()
     await dispatcher.shot("forces-case-assigned")
 
+    # The member sees its task (and nothing else) and may resolve it; no 监督问责 for a member.
+    member = await new_session()
+    await member.open("#/queues/handling")
+    await member.sign_in("m-qx-zfd-02")
+    await expect(member.page.locator("#scope")).to_contain_text("队员")
+    await expect(member.page.locator("[data-nav=accountability]")).to_be_hidden()
+    await expect(member.page.locator("tr[data-case-id]")).to_have_count(1)
+    await member.page.locator("tr[data-case-id]", has_text=source_id).click()
+    actions = member.page.locator("[data-card=actions]")
+    await expect(actions.locator("[data-action=resolve]")).to_have_attribute("data-allowed", "true")
+
     spec = {"township": "330127101", "lead_unit": ZFD, "units": ["pz-pcs-qingxi"], "place": "青溪镇桥头菜场",
             "starts_at": (now - timedelta(minutes=5)).isoformat(), "ends_at": (now + timedelta(hours=2)).isoformat(),
             "cases": [case["id"]]}  # fmt: skip

@@ -37,6 +37,7 @@ function setLive(state) {
 function scopeText(me) {
   const role = label(ROLE_LABELS, me.role);
   if (me.role === "unit") return `${role} · ${unitName(me.unit)}`;
+  if (me.role === "member") return `${role} · ${unitName(me.unit)} · ${me.member || ""}`;
   return `${role} · ${me.township === "*" ? "全县" : divisionName(me.township)}`;
 }
 
@@ -63,7 +64,9 @@ function route() {
   view.scrollTop = 0;
   if (section === "case" && arg) disposeView = renderCase(view, decodeURIComponent(arg));
   else if (section === "perf") disposeView = renderPerf(view);
-  else if (section === "accountability" && store.me.role !== "unit") disposeView = renderAccountability(view);
+  else if (section === "accountability" && !["unit", "member"].includes(store.me.role)) {
+    disposeView = renderAccountability(view);
+  }
   else if (section === "forces") disposeView = renderForces(view);
   else {
     const fallback = visibleQueues(store.me)[0].id;
@@ -140,7 +143,7 @@ async function start() {
     if (bundle) { drawHeader(); emit("jurisdiction-loaded"); }
   });
   drawHeader();
-  for (const a of document.querySelectorAll("[data-nav-staff]")) a.hidden = store.me.role === "unit";
+  for (const a of document.querySelectorAll("[data-nav-staff]")) a.hidden = ["unit", "member"].includes(store.me.role);
   followStream();
   stream = openStream({
     onStatus: (state) => {
