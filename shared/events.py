@@ -162,6 +162,37 @@ class JurisdictionChanged(_Payload):
     change: Literal["bundle", "rules"]
 
 
+# --------------------------------------------------------------------------- operation.events
+
+
+class OperationEvent(_Payload):
+    """联合执法: a fact about one joint operation — opened, a unit confirmed (报到), concluded, cancelled.
+
+    Every event carries where the operation stands after it (state, units, window, cases), so a consumer
+    (监督问责) can fold them in any order. Member ids of the people sent are listed; never positions.
+    """
+
+    operation_id: uuid.UUID
+    version: int = Field(description="operation version after this transition")
+    occurred_at: datetime
+    actor: ActorRef
+    state: Literal["open", "concluded", "cancelled"]
+    township: str
+    lead_unit: str
+    units: list[str] = Field(description="participating units, the lead unit first")
+    starts_at: datetime
+    ends_at: datetime
+    cases: list[uuid.UUID] = Field(default_factory=list)
+    unit: str | None = Field(None, description="operation.confirmed: the unit that confirmed 报到单位")
+    late: bool | None = Field(None, description="operation.confirmed: after the start 迟到")
+    people: list[str] = Field(default_factory=list, description="operation.confirmed: member ids sent 出动人员")
+    confirmed_late: list[str] = Field(default_factory=list, description="units that confirmed after the start")
+    absent: list[str] = Field(default_factory=list, description="operation.concluded: units never confirmed 未报到")
+    result: str | None = None
+    apply_result: Literal["resolve", "leave"] | None = None
+    reason: str | None = None
+
+
 # --------------------------------------------------------------------------- envelope
 
 DataT = TypeVar("DataT", bound=BaseModel)
@@ -225,6 +256,7 @@ class TopicSpec:
 INCIDENT_REPORTED = "incident.reported"
 CASE_EVENTS = "case.events"
 JURISDICTION_CHANGED = "jurisdiction.changed"
+OPERATION_EVENTS = "operation.events"
 
 CASE_EVENT_TYPES: tuple[str, ...] = (
     "case.dispatched",
@@ -252,6 +284,13 @@ CASE_EVENT_TYPES: tuple[str, ...] = (
     "case.member_assigned",
 )
 
+OPERATION_EVENT_TYPES: tuple[str, ...] = (
+    "operation.opened",
+    "operation.confirmed",
+    "operation.concluded",
+    "operation.cancelled",
+)
+
 TOPICS: dict[str, TopicSpec] = {
     INCIDENT_REPORTED: TopicSpec(
         name=INCIDENT_REPORTED,
@@ -275,6 +314,14 @@ TOPICS: dict[str, TopicSpec] = {
         key="county code",
         partitions=1,
         event_types={"jurisdiction.changed": JurisdictionChanged},
+    ),
+    OPERATION_EVENTS: TopicSpec(
+        name=OPERATION_EVENTS,
+        description="Every joint operation (联合执法) transition: opened, 报到, concluded, cancelled (dispatch → "
+        "whoever follows lateness and absence, e.g. 监督问责).",
+        key="operation id",
+        partitions=3,
+        event_types={t: OperationEvent for t in OPERATION_EVENT_TYPES},
     ),
 }
 
