@@ -18,7 +18,10 @@ from services.dispatch.forces.people import ForcesDocument
 from services.dispatch.forces.wiring import purge_once
 from shared.calendar import default_calendar
 from shared.embedded import TansuBroker
+from shared.events import OPERATION_EVENTS, decode_envelope
 from shared.geo import gcj02_to_wgs84
+from tests.conftest import read_topic
+from tests.helpers import eventually
 from tests.integration.test_dispatch_support import (
     ADMIN,
     DISPATCHER,
@@ -252,3 +255,22 @@ async def test_a_joint_operation_confirmed_late_concluded_and_applied(stack: Sta
     ]  # fmt: skip
     assert (await d.post(f"/v1/forces/operations/{oid}/cancel", json={"expected_version": 4, "reason": "x"},
                          headers=DISPATCHER)).status_code == 409  # fmt: skip
+
+    # Its transitions are on operation.events (through the outbox): 4 events, the lateness and absence in them.
+    async def published() -> list[Any]:
+        records = await read_topic(stack.bootstrap, OPERATION_EVENTS, expect=10**9, timeout_s=1.0)
+        found = [decode_envelope(r.value) for r in records]
+        return [e for e in found if str(e.data.operation_id) == oid]
+
+    events = sorted(await eventually(lambda: _at_least(published, 4), timeout_s=30), key=lambda e: e.data.version)
+    assert [e.type for e in events] == ["operation.opened", "operation.confirmed", "operation.confirmed",
+                                        "operation.concluded"]  # fmt: skip
+    assert (events[1].data.unit, events[1].data.late, events[1].data.people) == (ZFD, True, [M[2], M[3]])
+    assert events[3].data.absent == ["330127101-yjgl"]
+    assert events[3].data.confirmed_late == sorted([ZFD, "pz-pcs-qingxi"])
+    assert len({e.id for e in events}) == 4
+
+
+async def _at_least(fetch: Any, n: int) -> list[Any] | None:
+    found = await fetch()
+    return found if len(found) >= n else None

@@ -21,9 +21,11 @@ from services.dispatch.case_model import Action, Actor, CaseState, Role
 from services.dispatch.forces.operation_rules import Applied, OpActor, Operation, Refused, apply
 from services.dispatch.forces.tables import joint_operation_transitions, joint_operations
 from services.dispatch.grid_client import LoadedJurisdiction
-from services.dispatch.models import cases
+from services.dispatch.models import cases, outbox
 from services.dispatch.queries import get_case
 from services.dispatch.records import CaseNotFoundError
+from shared.events import OPERATION_EVENTS, ActorRef, OperationEvent, make_envelope
+from shared.messaging.outbox import add_events
 
 __all__ = [
     "ActOutcome",
@@ -57,6 +59,61 @@ def sees_operation(op: Operation, actor: OpActor) -> bool:
     return False
 
 
+#: Namespace of the operation events' deterministic ids (operation id, version). 联合执法事件编号命名空间。
+_EVENT_NS = uuid.UUID("6f1b7c52-3c1e-5d0a-9f3e-2a7d4b8c9e10")
+_EVENT_TYPE = {
+    "open": "operation.opened",
+    "confirm": "operation.confirmed",
+    "conclude": "operation.concluded",
+    "cancel": "operation.cancelled",
+}
+
+
+async def _publish(
+    session: AsyncSession,
+    op: Operation,
+    action: str,
+    actor: OpActor,
+    at: datetime,
+    correlation_id: str,
+    confirmed: str | None = None,
+) -> None:
+    """The transition's event on ``operation.events``, through the outbox in this transaction; ``confirmed``:
+    the unit whose 报到 this is. 经发件箱发布（同一事务）。"""
+    confirmation = op.confirmations.get(confirmed) if confirmed is not None else None
+    data = OperationEvent(
+        operation_id=uuid.UUID(op.id),
+        version=op.version,
+        occurred_at=at,
+        actor=ActorRef(role=actor.role, unit=actor.unit, township=actor.township, name=actor.id),
+        state=op.state.value,
+        township=op.township,
+        lead_unit=op.lead_unit,
+        units=list(op.units),
+        starts_at=op.starts_at,
+        ends_at=op.ends_at,
+        cases=[uuid.UUID(c) for c in op.cases],
+        unit=confirmed,
+        late=confirmation.late if confirmation is not None else None,
+        people=list(confirmation.people) if confirmation is not None else [],
+        confirmed_late=sorted(u for u, c in op.confirmations.items() if c.late),
+        absent=list(op.absent),
+        result=op.result,
+        apply_result=op.apply_result,
+        reason=op.cancel_reason,
+    )
+    envelope = make_envelope(
+        event_type=_EVENT_TYPE[action],
+        data=data,
+        source="/dispatch/forces",
+        correlation_id=correlation_id,
+        subject=op.id,
+        time=at,
+        event_id=uuid.uuid5(_EVENT_NS, f"{op.id}:{op.version}"),
+    )
+    await add_events(session, outbox, OPERATION_EVENTS, [envelope])
+
+
 def _actor_row(actor: OpActor) -> dict[str, Any]:
     return {"actor_role": actor.role, "actor_unit": actor.unit, "actor_id": actor.id}
 
@@ -69,6 +126,7 @@ async def open_operation(
     spec: dict[str, Any],
     jurisdiction: LoadedJurisdiction,
     now: datetime,
+    correlation_id: str,
 ) -> Operation:
     """发起: validate units, time window and cases; store the snapshot and its first audit row. 发起联合执法。"""
     if actor.role not in ("dispatcher", "township_admin", "admin"):
@@ -114,6 +172,7 @@ async def open_operation(
             **_actor_row(actor),
         )
     )
+    await _publish(session, op, "open", actor, now, correlation_id)
     return op
 
 
@@ -223,6 +282,8 @@ async def act_on_operation(
             **_actor_row(actor),
         )
     )
+    confirmed = next((u for u in new.confirmations if u not in op.confirmations), None)
+    await _publish(session, new, action, actor, now, correlation_id, confirmed)
     outcome = ActOutcome(new)
     if action == "conclude" and new.apply_result == "resolve":
         outcome.resolved, outcome.left = await _apply_result(

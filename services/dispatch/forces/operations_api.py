@@ -68,7 +68,7 @@ class OpenBody(NulFreeModel):
     status_code=201,
     **documented(OperationOne, 401, 403, 422, 503, status=201, description="Created"),
 )
-async def post_operation(ctx: Ctx, body: OpenBody, principal: Staff) -> dict[str, Any]:
+async def post_operation(request: Request, ctx: Ctx, body: OpenBody, principal: Staff) -> dict[str, Any]:
     loaded = ctx.source.current
     if loaded is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no jurisdiction snapshot yet 辖区尚未加载")
@@ -77,7 +77,7 @@ async def post_operation(ctx: Ctx, body: OpenBody, principal: Staff) -> dict[str
         async with ctx.runtime.uow() as uow:
             op = await open_operation(
                 session=uow.session, actor=op_actor(principal), case_actor=actor_of(principal),
-                spec=body.model_dump(), jurisdiction=loaded, now=now,
+                spec=body.model_dump(), jurisdiction=loaded, now=now, correlation_id=_correlation_id(request),
             )  # fmt: skip
     except PermissionError as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
