@@ -21,7 +21,9 @@ What it prints:
   copies of its tables with the same indexes; dispatch's rate is printed as a ratio to (b);
 - the hours 24 M events would take at the slowest stage's rate;
 - with ``--live-rate`` > 0: while the replay runs, live cityops records at that rate into the
-  single-record endpoint, and the time from intake's 202 to ``case.dispatched`` (p50/p99);
+  single-record endpoint, and the time from intake's 202 to ``case.dispatched`` (p50/p99). The
+  replay goes in intake's bulk lane (``?lane=bulk``, ``--lane bulk``, the default: what a history
+  import does), the live records in the live lane; ``--lane live`` posts the replay as live too;
 - with ``--two-dispatch``: a second run of the same events on a fresh database and broker with two
   dispatch processes in one consumer group: its rate beside the first, and whether both runs
   routed every report the same way (incident → township, unit, matter, state, merged-into; times
@@ -30,6 +32,7 @@ What it prints:
 Asserts nothing; prints figures. Usage:
   python bench/replay.py [--events 200000] [--producers 2] [--batch 500] [--act-share 0.2]
                          [--live-rate 100] [--live-seconds 30] [--two-dispatch] [--seed 2026]
+                         [--lane bulk|live]
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.measure import pct, postgres_server, rss_mb, tree_cpu_s  # noqa: E402
 from shared.embedded import TansuBroker, free_port  # noqa: E402
-from shared.events import CASE_EVENTS, INCIDENT_REPORTED  # noqa: E402
+from shared.events import CASE_EVENTS, INCIDENT_REPORTED, INCIDENT_REPORTED_BULK  # noqa: E402
 from shared.messaging.topics import ensure_topics  # noqa: E402
 from shared.migrations import SERVICES, upgrade  # noqa: E402
 from tests.processes import ARTIFACTS, Platform, plain_dsn  # noqa: E402
@@ -196,6 +199,9 @@ class Run:
     cpu_start: dict[str, float] = field(default_factory=dict)
     cpu_end: dict[str, float] = field(default_factory=dict)
     live: list[float] = field(default_factory=list)
+    live_published: list[float] = field(default_factory=list)
+    live_seen: list[float] = field(default_factory=list)
+    live_applying: list[float] = field(default_factory=list)
     refused: Counter[str] = field(default_factory=Counter)
 
 
@@ -229,21 +235,37 @@ def staff_tokens() -> dict[str, dict[str, str]]:
     return tokens
 
 
-def start_extra_dispatch(plat: Platform, label: str, i: int) -> subprocess.Popen[bytes]:
-    """One more dispatch process on the platform's database and broker (same consumer group)."""
-    with open(ARTIFACTS / f"{label}-dispatch-{i + 2}.log", "ab") as log:
-        command = [sys.executable, "-m", "uvicorn", "--factory", "services.dispatch.app:create_app",
-                   "--host", "127.0.0.1", "--port", str(free_port()), "--no-access-log"]  # fmt: skip
+def start_extra(
+    plat: Platform,
+    label: str,
+    name: str,
+    *,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    nice: int = 0,
+) -> subprocess.Popen[bytes]:
+    """One more process of service ``name`` on the platform's database and broker (same consumer
+    groups), with ``env`` added and at CPU priority ``nice``."""
+    with open(ARTIFACTS / f"{label}-{name}-extra.log", "ab") as log:
+        command = [sys.executable, "-m", "uvicorn", "--factory", f"services.{name}.app:create_app",
+                   "--host", "127.0.0.1", "--port", str(port or free_port()), "--no-access-log"]  # fmt: skip
+        if nice:
+            command = ["nice", "-n", str(nice), *command]
         return subprocess.Popen(
-            command, cwd=ROOT, env=plat.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+            command, cwd=ROOT, env={**plat.env(), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
 
 
 @contextlib.asynccontextmanager
 async def platform(
-    server_url: str, label: str, *, dispatchers: int = 1
+    server_url: str, label: str, *, dispatchers: int = 1, import_processes: bool = False
 ) -> AsyncIterator[tuple[Platform, str, list[subprocess.Popen[bytes]]]]:
-    """A fresh database and broker, the four services (and extra dispatch processes), demo county loaded."""
+    """A fresh database and broker, the four services (and extra dispatch processes), demo county loaded.
+
+    ``import_processes``: the history import gets processes of its own at a lower CPU priority
+    (``nice 10``), as an operator would run one: an intake (``plat.url("intake-import")``) and a
+    dispatch for the bulk lane; the platform's dispatch then takes the live lane only."""
     admin = await asyncpg.connect(plain_dsn(server_url))
     name = f"replay_{uuid.uuid4().hex[:8]}"
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -251,7 +273,7 @@ async def platform(
     db_url = head.rsplit("/", 1)[0] + f"/{name}" + (f"?{tail}" if tail else "")
     broker = TansuBroker()
     broker.start()
-    extra: list[subprocess.Popen[bytes]] = []
+    extra: dict[str, subprocess.Popen[bytes]] = {}
     plat = Platform(
         db_url,
         broker.bootstrap,
@@ -263,6 +285,7 @@ async def platform(
             "OUTBOX_POLL_INTERVAL_S": "0.05",
             "OUTBOX_RELEASE_GRACE_S": "30",
             "OUTBOX_KEEP_INTERVAL_S": "5",
+            **({"DISPATCH_INCIDENT_LANES": "live"} if import_processes else {}),
         },
     )
     try:
@@ -272,16 +295,26 @@ async def platform(
         plat.start()
         await plat.wait_healthy()
         await plat.load_demo_county()
-        extra.extend(start_extra_dispatch(plat, label, i) for i in range(dispatchers - 1))
+        for i in range(dispatchers - 1):
+            extra[f"dispatch-{i + 2}"] = start_extra(plat, label, "dispatch")
+        if import_processes:
+            bulk = {"DISPATCH_INCIDENT_LANES": "bulk"}
+            extra["dispatch-import"] = start_extra(plat, label, "dispatch", env=bulk, nice=10)
+            plat.ports["intake-import"] = free_port()
+            extra["intake-import"] = start_extra(plat, label, "intake", port=plat.ports["intake-import"], nice=10)
         async with httpx.AsyncClient(timeout=5) as http:
             deadline = time.monotonic() + 120
-            while (await http.get(f"{plat.url('dispatch')}/readyz")).status_code != 200:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("dispatch not ready")
-                await asyncio.sleep(0.5)
+            for name in ("dispatch", *(["intake-import"] if import_processes else [])):
+                while True:
+                    with contextlib.suppress(httpx.HTTPError):
+                        if (await http.get(f"{plat.url(name)}/readyz")).status_code == 200:
+                            break
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{name} not ready")
+                    await asyncio.sleep(0.5)
         yield plat, plain_dsn(db_url), extra
     finally:
-        for proc in extra:
+        for proc in extra.values():
             proc.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(30)
@@ -292,9 +325,10 @@ async def platform(
 
 
 async def produce(
-    plat: Platform, events: list[tuple[str, dict[str, Any]]], run: Run, *, producers: int, batch: int
+    plat: Platform, events: list[tuple[str, dict[str, Any]]], run: Run, *, producers: int, batch: int, lane: str
 ) -> None:
-    """POST the year in batches (per source, in time order) with ``producers`` concurrent clients."""
+    """POST the year in batches (per source, in time order) with ``producers`` concurrent clients,
+    in intake's ``lane`` (``bulk``: the history-import lane, dispatched after live reports)."""
     chunks: list[tuple[str, list[dict[str, Any]]]] = []
     current: dict[str, list[dict[str, Any]]] = {}
     for source, body in events:
@@ -308,13 +342,15 @@ async def produce(
     for chunk in chunks:
         queue.put_nowait(chunk)
 
+    intake = plat.url("intake-import") if "intake-import" in plat.ports else plat.url("intake")
+
     async def producer() -> None:
         async with httpx.AsyncClient(timeout=120) as http:
             while not queue.empty():
                 source, bodies = queue.get_nowait()
                 while True:
                     response = await http.post(
-                        f"{plat.url('intake')}/v1/events/{source}/batch",
+                        f"{intake}/v1/events/{source}/batch?lane={lane}",
                         content=orjson.dumps({"events": bodies}),
                         headers={"X-API-Key": KEYS[source], "Content-Type": "application/json"},
                     )
@@ -374,10 +410,17 @@ async def operate(plat: Platform, dsn: str, run: Run, stop: asyncio.Event, share
         await conn.close()
 
 
-async def live_probe(plat: Platform, bootstrap: str, run: Run, rate: int, seconds: int) -> None:
-    """Live cityops records at ``rate``/s while the replay runs: intake 202 → ``case.dispatched``."""
+async def live_probe(plat: Platform, bootstrap: str, run: Run, rate: int, seconds: int, dsn: str) -> None:
+    """Live cityops records at ``rate``/s while the replay runs: intake 202 → ``case.dispatched``.
+
+    Two clocks. As the bench saw it (its 202 → its read of ``case.dispatched``): this includes the
+    bench's own delays, and the bench process is busy producing the import. As the platform stamped
+    it: intake's ``received_at`` of the record → the create time the dispatch relay gave the
+    ``case.dispatched`` record (and the intake relay the ``incident.reported`` one) — the figure
+    reported against the aim."""
     consumer = AIOKafkaConsumer(
         CASE_EVENTS,
+        INCIDENT_REPORTED,
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
@@ -387,22 +430,29 @@ async def live_probe(plat: Platform, bootstrap: str, run: Run, rate: int, second
     await consumer.start()
     await consumer.seek_to_end()
     arrived: dict[str, float] = {}
+    stamped_dispatched: dict[str, float] = {}  # case.dispatched record's create time (s)
+    stamped_published: dict[str, float] = {}  # incident.reported record's create time (s)
     stop = asyncio.Event()
 
     async def read() -> None:
         while not stop.is_set():
-            for records in (await consumer.getmany(timeout_ms=50)).values():
+            for tp, records in (await consumer.getmany(timeout_ms=50)).items():
                 now = time.perf_counter()
                 for record in records:
-                    value = orjson.loads(record.value)
-                    if value["type"] == "case.dispatched" and value["data"].get("incident_id"):
-                        arrived.setdefault(value["data"]["incident_id"], now)
+                    if tp.topic == INCIDENT_REPORTED:
+                        stamped_published.setdefault(orjson.loads(record.value)["id"], record.timestamp / 1000)
+                    elif b'"case.dispatched"' in record.value:
+                        value = orjson.loads(record.value)
+                        if value["type"] == "case.dispatched" and value["data"].get("incident_id"):
+                            arrived.setdefault(value["data"]["incident_id"], now)
+                            stamped_dispatched.setdefault(value["data"]["incident_id"], record.timestamp / 1000)
 
     reader = asyncio.create_task(read())
     accepted: dict[str, float] = {}
     rng = random.Random(99)
     try:
-        async with httpx.AsyncClient(timeout=30) as http:
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=200)
+        async with httpx.AsyncClient(timeout=60, limits=limits) as http:
 
             async def one(i: int) -> None:
                 lng, lat = _point(rng)
@@ -415,11 +465,15 @@ async def live_probe(plat: Platform, bootstrap: str, run: Run, rate: int, second
                     lat,
                     rng,
                 )
-                response = await http.post(
-                    f"{plat.url('intake')}/v1/events/cityops",
-                    content=orjson.dumps(body),
-                    headers={"X-API-Key": KEYS["cityops"], "Content-Type": "application/json"},
-                )
+                try:
+                    response = await http.post(
+                        f"{plat.url('intake')}/v1/events/cityops",
+                        content=orjson.dumps(body),
+                        headers={"X-API-Key": KEYS["cityops"], "Content-Type": "application/json"},
+                    )
+                except httpx.HTTPError as exc:
+                    run.refused[f"live POST failed: {type(exc).__name__}"] += 1
+                    return
                 if response.status_code == 202:
                     accepted[response.json()["event_id"]] = time.perf_counter()
 
@@ -438,7 +492,25 @@ async def live_probe(plat: Platform, bootstrap: str, run: Run, rate: int, second
         stop.set()
         await reader
         await consumer.stop()
-    run.live = [arrived[i] - t for i, t in accepted.items() if i in arrived]
+    run.live_seen = [arrived[i] - t for i, t in accepted.items() if i in arrived]
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT event_id::text AS id, extract(epoch FROM received_at) AS at FROM intake.accepted_events "
+            "WHERE event_id = ANY($1::uuid[])",
+            list(accepted),
+        )
+        begun = await conn.fetch(  # processed_messages.processed_at = now(): when dispatch's transaction began
+            "SELECT event_id::text AS id, extract(epoch FROM processed_at) AS at FROM dispatch.processed_messages "
+            "WHERE consumer = 'dispatch' AND event_id = ANY($1::uuid[])",
+            list(accepted),
+        )
+    finally:
+        await conn.close()
+    received = {r["id"]: float(r["at"]) for r in rows}
+    run.live_applying = [float(r["at"]) - received[r["id"]] for r in begun if r["id"] in received]
+    run.live = [stamped_dispatched[i] - t for i, t in received.items() if i in stamped_dispatched]
+    run.live_published = [stamped_published[i] - t for i, t in received.items() if i in stamped_published]
     missing = sum(1 for i in accepted if i not in arrived)
     if missing:
         print(
@@ -448,7 +520,7 @@ async def live_probe(plat: Platform, bootstrap: str, run: Run, rate: int, second
 
 
 async def monitor(
-    plat: Platform, dsn: str, run: Run, stop: asyncio.Event, extra: list[subprocess.Popen[bytes]]
+    plat: Platform, dsn: str, run: Run, stop: asyncio.Event, extra: dict[str, subprocess.Popen[bytes]]
 ) -> None:
     conn = await asyncpg.connect(dsn)
     t0 = time.perf_counter()
@@ -457,8 +529,8 @@ async def monitor(
             cases = await conn.fetchval("SELECT count(*) FROM dispatch.cases")
             facts = await conn.fetchval("SELECT count(*) FROM metrics.case_facts")
             rss = {name: rss_mb(p.pid) for name, p in plat.procs.items()}
-            for i, p in enumerate(extra):
-                rss[f"dispatch-{i + 2}"] = rss_mb(p.pid)
+            for name, p in extra.items():
+                rss[name] = rss_mb(p.pid)
             run.samples.append(Sample(time.perf_counter() - t0, run.accepted, cases, facts, run.actions, rss))
             if stop.is_set():
                 return
@@ -467,10 +539,10 @@ async def monitor(
         await conn.close()
 
 
-def cpu_all(plat: Platform, extra: list[subprocess.Popen[bytes]]) -> dict[str, float]:
+def cpu_all(plat: Platform, extra: dict[str, subprocess.Popen[bytes]]) -> dict[str, float]:
     out = {name: tree_cpu_s(p.pid) for name, p in plat.procs.items()}
-    for i, p in enumerate(extra):
-        out[f"dispatch-{i + 2}"] = tree_cpu_s(p.pid)
+    for name, p in extra.items():
+        out[name] = tree_cpu_s(p.pid)
     return out
 
 
@@ -485,17 +557,20 @@ async def replay(
 ) -> tuple[Run, str, str]:
     """One run; returns the measurements, the routing fingerprint and the floors' text."""
     run = Run()
-    async with platform(server_url, label, dispatchers=dispatchers) as (plat, dsn, extra):
+    own = args.import_processes
+    async with platform(server_url, label, dispatchers=dispatchers, import_processes=own) as (plat, dsn, extra):
         stop, acting = asyncio.Event(), asyncio.Event()
         run.cpu_start = cpu_all(plat, extra)
         watcher = asyncio.create_task(monitor(plat, dsn, run, stop, extra))
         operator = asyncio.create_task(operate(plat, dsn, run, acting, args.act_share, args.seed))
         t0 = time.perf_counter()
-        posting = asyncio.create_task(produce(plat, events, run, producers=args.producers, batch=args.batch))
+        posting = asyncio.create_task(
+            produce(plat, events, run, producers=args.producers, batch=args.batch, lane=args.lane)
+        )
         if live and args.live_rate > 0:
             while run.accepted < 0.2 * len(events) and not posting.done():  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
-            await live_probe(plat, plat.bootstrap, run, args.live_rate, args.live_seconds)
+            await live_probe(plat, plat.bootstrap, run, args.live_rate, args.live_seconds, dsn)
         await posting
         posted_s = time.perf_counter() - t0
         conn = await asyncpg.connect(dsn)
@@ -514,7 +589,13 @@ async def replay(
             await watcher
             run.cpu_end = cpu_all(plat, extra)
             fingerprint = await routing_fingerprint(conn)
-            floors = "" if not args.floors else await measure_floors(conn, plat.bootstrap, dsn)
+            floors = (
+                ""
+                if not args.floors
+                else await measure_floors(
+                    conn, plat.bootstrap, dsn, INCIDENT_REPORTED_BULK if args.lane == "bulk" else INCIDENT_REPORTED
+                )
+            )
         finally:
             await conn.close()
         print(f"  [{label}] posted {len(events):,} reports in {posted_s:.1f} s; accepted {run.accepted:,}")
@@ -534,8 +615,8 @@ async def routing_fingerprint(conn: asyncpg.Connection) -> str:
     return f"{digest.hexdigest()[:16]} over {len(rows):,} cases"
 
 
-async def measure_floors(conn: asyncpg.Connection, bootstrap: str, dsn: str) -> str:
-    """(a) raw consume of incident.reported; (b) raw COPY of dispatch's rows into empty indexed copies."""
+async def measure_floors(conn: asyncpg.Connection, bootstrap: str, dsn: str, topic: str) -> str:
+    """(a) raw consume of the replay's topic; (b) raw COPY of dispatch's rows into empty indexed copies."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -545,9 +626,7 @@ async def measure_floors(conn: asyncpg.Connection, bootstrap: str, dsn: str) -> 
     )
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(INCIDENT_REPORTED, p) for p in consumer.partitions_for_topic(INCIDENT_REPORTED) or ()
-        ]
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
@@ -658,8 +737,24 @@ def report(label: str, run: Run, n: int, floors: dict[str, float] | None) -> flo
         )
     if run.live:
         print(
-            f"  live 202 → case.dispatched during the replay: p50 {statistics.median(run.live) * 1000:.0f} ms, "
-            f"p99 {pct(run.live, 0.99) * 1000:.0f} ms over {len(run.live)}  (aim p99 < 250 ms)"
+            f"  live received → case.dispatched during the replay (the platform's stamps): p50 "
+            f"{statistics.median(run.live) * 1000:.0f} ms, p99 {pct(run.live, 0.99) * 1000:.0f} ms over "
+            f"{len(run.live)}  (aim p99 < 250 ms)"
+        )
+    if run.live_published:
+        print(
+            f"    of which received → on incident.reported (intake's relay): p50 "
+            f"{statistics.median(run.live_published) * 1000:.0f} ms, p99 {pct(run.live_published, 0.99) * 1000:.0f} ms"
+        )
+    if run.live_applying:
+        print(
+            f"    of which received → dispatch's transaction begins: p50 "
+            f"{statistics.median(run.live_applying) * 1000:.0f} ms, p99 {pct(run.live_applying, 0.99) * 1000:.0f} ms"
+        )
+    if run.live_seen:
+        print(
+            f"    as the bench saw it (its 202 → its read; includes the busy bench's own delays): p50 "
+            f"{statistics.median(run.live_seen) * 1000:.0f} ms, p99 {pct(run.live_seen, 0.99) * 1000:.0f} ms"
         )
     return rates["dispatch cases"]
 
@@ -704,6 +799,17 @@ def main() -> None:
     parser.add_argument("--live-rate", type=int, default=100)
     parser.add_argument("--live-seconds", type=int, default=30)
     parser.add_argument("--two-dispatch", action="store_true")
+    parser.add_argument(
+        "--import-processes",
+        action="store_true",
+        help="run the import in processes of its own at nice 10 (an intake and a bulk-lane dispatch)",
+    )
+    parser.add_argument(
+        "--lane",
+        choices=("bulk", "live"),
+        default="bulk",
+        help="intake lane of the replay: bulk (history import, after live reports) or live (as one live producer)",
+    )
     parser.add_argument("--no-floors", dest="floors", action="store_false")
     parser.add_argument("--timeout", type=float, default=7200.0, help="seconds to wait for dispatch and metrics")
     parser.add_argument("--seed", type=int, default=2026)

@@ -71,6 +71,7 @@ __all__ = [
     "is_working_time",
     "load_calendar",
     "natural_hours_between",
+    "reload_calendar",
     "working_hours_between",
 ]
 
@@ -465,6 +466,16 @@ def load_calendar(path: Path | None = None, county: str | None = None) -> Workin
         env = os.environ.get(OVERRIDES_ENV)
         path = Path(env) if env else DEFAULT_OVERRIDES_PATH
     return _load_cached(Path(os.path.abspath(path)), county)
+
+
+def reload_calendar(path: Path | None = None, county: str | None = None) -> WorkingCalendar:
+    """:func:`load_calendar` reading the override file again (an operator loaded a holiday notice).
+
+    Forgets every cached calendar, so later :func:`load_calendar` calls read the new file too.
+    重新读取覆盖配置（例如载入了放假通知）；清除全部已缓存日历。"""
+    _load_cached.cache_clear()
+    default_calendar.cache_clear()
+    return load_calendar(path, county)
 
 
 @cache

@@ -127,6 +127,9 @@ class CaseEvent(_Payload):
     time_basis: TimeBasis | None = None
     accept_deadline: datetime | None = None
     provisional: bool = False
+    devolved: bool | None = Field(
+        None, description="the matter is devolved (下放) to the case's township; null = not known (payload v1)"
+    )
     reason: str | None = None
     note: str | None = None
     # action-specific facts
@@ -152,14 +155,39 @@ class CaseEvent(_Payload):
 # --------------------------------------------------------------------------- jurisdiction.changed
 
 
+class DevolutionItemChanged(_Payload):
+    """One matter of one township whose devolution mode changes from a day (下放清单调整的一项)."""
+
+    township: str
+    matter: str
+    effective_from: str = Field(description="first day of the new mode, Asia/Shanghai (YYYY-MM-DD)")
+    before: Literal["devolved", "entrusted", "assist", "none"] = Field(description="mode in force that day before")
+    after: Literal["devolved", "entrusted", "assist", "none"] = Field(description="mode from that day; none = 收回")
+    before_document: str | None = Field(None, description="文号 of the entry that was in force")
+    document: str = Field(description="文号 of this decision")
+
+
+class DevolutionChanged(_Payload):
+    """下放清单调整: who recorded which decision (文号), and its items."""
+
+    document: str
+    recorded_by: str | None = None
+    items: list[DevolutionItemChanged]
+
+
 class JurisdictionChanged(_Payload):
-    """辖区变更: a county's jurisdiction bundle or rule set was replaced."""
+    """辖区变更: a county's jurisdiction bundle, rule set or devolution list was changed.
+
+    ``change = devolution`` (a dated devolution decision, a new bundle version) carries the diff in
+    ``devolution``; the field is absent (null) for the other changes.
+    """
 
     county_code: str
     version: int = Field(description="jurisdiction version after the change")
     rules_version: int
     digest: str
-    change: Literal["bundle", "rules"]
+    change: Literal["bundle", "rules", "devolution"]
+    devolution: DevolutionChanged | None = Field(None, description="the diff, when change = devolution")
 
 
 # --------------------------------------------------------------------------- operation.events
@@ -254,6 +282,8 @@ class TopicSpec:
 
 
 INCIDENT_REPORTED = "incident.reported"
+#: The bulk lane 批量导入通道: the same events, posted as a history import; consumed after live ones.
+INCIDENT_REPORTED_BULK = "incident.reported.bulk"
 CASE_EVENTS = "case.events"
 JURISDICTION_CHANGED = "jurisdiction.changed"
 OPERATION_EVENTS = "operation.events"
@@ -281,6 +311,7 @@ CASE_EVENT_TYPES: tuple[str, ...] = (
     "case.reported_in",
     "case.cohandler_added",
     "case.overdue",
+    "case.deadline_recomputed",
     "case.member_assigned",
 )
 
@@ -299,6 +330,17 @@ TOPICS: dict[str, TopicSpec] = {
         partitions=6,
         event_types={"incident.reported": IncidentReported},
         consumer_groups=("dispatch",),
+    ),
+    INCIDENT_REPORTED_BULK: TopicSpec(
+        name=INCIDENT_REPORTED_BULK,
+        description="The bulk lane 批量导入通道: records a producer posted as a history import "
+        "(intake's batch endpoints with `?lane=bulk`), the same contract as `incident.reported`. "
+        "Dispatch applies them only while no live batch is in hand, so a live report never waits "
+        "behind an import (intake → dispatch).",
+        key="event id",
+        partitions=6,
+        event_types={"incident.reported": IncidentReported},
+        consumer_groups=("dispatch-bulk",),
     ),
     CASE_EVENTS: TopicSpec(
         name=CASE_EVENTS,

@@ -41,6 +41,7 @@ from shared.inputs import NulFreeQueryMiddleware
 from shared.logging import bind_correlation, clear_correlation, configure_logging, get_logger
 from shared.messaging.consumer import BatchHandler, ConsumerRunner, Handler
 from shared.messaging.outbox import OutboxRelay, outbox_tables
+from shared.messaging.priority import LivePriority
 from shared.messaging.publisher import KafkaPublisher
 from shared.messaging.retention import RetentionKeeper
 from shared.messaging.tables import processed_messages_table
@@ -134,6 +135,8 @@ class ServiceRuntime:
         fetch_max_wait_ms: int | None = None,
         start: bool = True,
         starts_when: str = "the service starts it",
+        priority: LivePriority | None = None,
+        bulk: bool = False,
     ) -> ConsumerRunner:
         """Register a consumer group (started with the service). 登记一个消费组（随服务启动）。
 
@@ -142,7 +145,8 @@ class ServiceRuntime:
         partitions of a poll side by side; ``fetch_max_wait_ms`` overrides the runner's
         (see :class:`~shared.messaging.consumer.ConsumerRunner`). 二选一：``handler`` 逐条处理，
         ``batch_handler`` 整批处理（同一事务）；``concurrent_partitions`` 使各分区并行处理；
-        ``fetch_max_wait_ms`` 覆盖拉取等待上限。
+        ``fetch_max_wait_ms`` 覆盖拉取等待上限。``priority`` shared by a live and a ``bulk`` runner
+        makes the bulk one wait for the live one (:mod:`shared.messaging.priority`). 实时优先。
 
         ``start=False`` registers it without starting it: it starts when :meth:`start_consumer` is
         called (``starts_when`` says when, for ``/readyz``, which reports it as not started until
@@ -165,6 +169,8 @@ class ServiceRuntime:
             max_attempts=self.settings.consumer_max_attempts,
             unit_of_work=self.uow,
             concurrent_partitions=concurrent_partitions,
+            priority=priority,
+            bulk=bulk,
         )
         if fetch_max_wait_ms is not None:
             runner.fetch_max_wait_ms = fetch_max_wait_ms

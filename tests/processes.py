@@ -141,13 +141,20 @@ class Platform:
             assert response.status_code < 300, response.text
 
 
-async def post_until_accepted(http: httpx.AsyncClient, intake_url: str, bodies: list[dict[str, Any]]) -> set[str]:
+async def post_until_accepted(
+    http: httpx.AsyncClient, intake_url: str, bodies: list[dict[str, Any]], *, lane: str = "live"
+) -> set[str]:
     """Post a batch like a producer that retries until every record is accepted (202/200 per
-    item) — through intake restarts, database restarts and broker outages. Returns the event ids."""
+    item) — through intake restarts, database restarts and broker outages. Returns the event ids.
+    ``lane``: intake's live lane or its bulk (history import) lane."""
     while True:
         try:
             response = await http.post(
-                f"{intake_url}/v1/events/12345/batch", json={"events": bodies}, headers=KEY_12345, timeout=30
+                f"{intake_url}/v1/events/12345/batch",
+                params={"lane": lane},
+                json={"events": bodies},
+                headers=KEY_12345,
+                timeout=30,
             )
         except httpx.HTTPError:
             await asyncio.sleep(0.2)
@@ -162,15 +169,15 @@ async def post_until_accepted(http: httpx.AsyncClient, intake_url: str, bodies: 
 
 
 async def post_many(
-    intake_url: str, tag: str, count: int, *, batch: int = 50, while_posting: Iterable[Any] = ()
+    intake_url: str, tag: str, count: int, *, batch: int = 50, while_posting: Iterable[Any] = (), lane: str = "live"
 ) -> set[str]:
-    """Post ``count`` tickets in batches; between batches run the next fault step, if any."""
+    """Post ``count`` tickets in batches (in intake's ``lane``); between batches run the next fault step, if any."""
     steps = iter(while_posting)
     accepted: set[str] = set()
     async with httpx.AsyncClient() as http:
         for start in range(0, count, batch):
             bodies = [ticket(n, tag) for n in range(start, min(count, start + batch))]
-            accepted |= await post_until_accepted(http, intake_url, bodies)
+            accepted |= await post_until_accepted(http, intake_url, bodies, lane=lane)
             step = next(steps, None)
             if step is not None:
                 outcome = step()

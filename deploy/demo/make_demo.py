@@ -5,7 +5,8 @@ placed near 119.05°E 29.58°N in western Zhejiang) with three townships
 (白沙街道 330127001, 青溪镇 330127101, 枫林镇 330127102), ten villages and
 communities, 46 grids, the "5+2" township offices, enforcement teams,
 stationed agencies, county departments, a 54-matter catalogue, devolution
-lists that differ per township, mappings for the three sources and a few
+lists that differ per township (with a dated history: devolved, entrusted, assisted, returned),
+mappings for the three sources and a few
 override rules.
 
 生成 ``deploy/demo/county.json``：虚构的青溪县（330127，位于浙江西部），3 个镇街、
@@ -213,13 +214,29 @@ DEVOLUTION: dict[str, list[str]] = {
         "SR001", "SR002", "SR003", "SR004", "SR005", "SR006", "SR009", "SR010",
         "WJ001", "WJ002", "WJ004", "HB001", "HB005",
         "SH001", "SH002", "SH003", "SH004", "NY001", "NY003",
-        "SL002", "AQ005", "AQ006",
+        "SL002", "AQ006",
     ],
     FENGLIN: [
         "SR001", "SR002", "SR003", "WJ001", "WJ004", "HB005",
         "SH001", "SH002", "SH003", "NY001", "NY004", "AQ006",
     ],
 }
+
+#: The dated history (下放清单动态调整): matters devolved, entrusted or assisted this year, one returned
+#: (青溪镇 小作坊安全隐患, back to the county from 2026-09-01) and one decided for next year. ``effective_to``
+#: is the first day an entry no longer applies. 带日期的下放记录：今年下放/委托/协助的事项、一项收回、一项明年生效。
+DEVOLUTION_ENTRIES: list[dict[str, Any]] = [
+    {"township": FENGLIN, "matter": "SC003", "mode": "devolved", "effective_from": "2026-03-01",
+     "document": "青政发〔2026〕5号"},
+    {"township": BAISHA, "matter": "SC004", "mode": "entrusted", "effective_from": "2026-05-01",
+     "document": "青市监〔2026〕12号"},
+    {"township": QINGXI, "matter": "HB004", "mode": "assist", "effective_from": "2026-07-01",
+     "document": "青政办发〔2026〕33号"},
+    {"township": QINGXI, "matter": "AQ005", "mode": "devolved", "effective_from": "2024-07-01",
+     "effective_to": "2026-09-01", "document": "青政发〔2024〕40号"},
+    {"township": FENGLIN, "matter": "SC005", "mode": "devolved", "effective_from": "2027-01-01",
+     "document": "青政发〔2026〕58号"},
+]
 
 SOURCE_12345: dict[str, str] = {
     # 01 城市管理
@@ -444,6 +461,7 @@ def build_demo() -> dict[str, Any]:
         "units": units,
         "matters": build_matters(),
         "devolution": DEVOLUTION,
+        "devolution_entries": DEVOLUTION_ENTRIES,
         "township_functions": functions,
         "source_mappings": {"12345": SOURCE_12345, "cityops": SOURCE_CITYOPS, "gridworker": SOURCE_GRIDWORKER},
         "rules": build_rules(),

@@ -30,6 +30,7 @@ __all__ = [
     "MarkOverdueBody",
     "Note",
     "ReassignBody",
+    "RecomputeDeadlineBody",
     "RejectBody",
     "ReopenBody",
     "ReportInBody",
@@ -200,6 +201,14 @@ class AddCohandlerBody(ActionBody):
 
 class MarkOverdueBody(ActionBody):
     """超期标记 by the sweep."""
+
+
+class RecomputeDeadlineBody(ActionBody):
+    """期限重算 by the system: the year's holiday notice (放假安排通知) made a provisional deadline final."""
+
+    deadline: AwareDatetime
+    overdue: bool
+    reason: Note = ""
 
 
 class SelfHandleBody(ActionBody):

@@ -135,3 +135,12 @@ class CalendarAnswer(Answer):
     hours_per_day: float
     working_days: list[str]
     provisional_days: list[str]
+
+
+class CalendarLoaded(Answer):
+    """The override file read again, and the deadlines it changed 日历重新载入与期限重算结果."""
+
+    county: str | None
+    years: dict[str, str]
+    recomputed: int
+    cases: list[str]

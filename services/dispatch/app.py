@@ -23,6 +23,9 @@ import httpx
 from fastapi import FastAPI
 
 from services.dispatch.api import router
+from services.dispatch.api_calendar import router as calendar_router
+from services.dispatch.api_whatif import router as whatif_router
+from services.dispatch.calendar_notices import load_notices
 from services.dispatch.consumers import incident_batch_handler, jurisdiction_handler
 from services.dispatch.context import DispatchContext, utc_now
 from services.dispatch.dashboard import mount_dashboard
@@ -31,7 +34,7 @@ from services.dispatch.grid_client import GridRefusedError, GridUnavailableError
 from services.dispatch.models import metadata
 from services.dispatch.settings import DispatchSettings
 from services.dispatch.sweep import sweep_overdue
-from shared.events import INCIDENT_REPORTED, JURISDICTION_CHANGED
+from shared.events import INCIDENT_REPORTED, INCIDENT_REPORTED_BULK, JURISDICTION_CHANGED
 from shared.logging import get_logger
 from shared.messaging.consumer import ConsumerRunner
 from shared.service import Check, ReadinessCheck, ServiceRuntime, create_service_app, tune_gc_for_throughput
@@ -70,6 +73,7 @@ def create_app(
                 log.error("dispatch cannot start", error=str(exc))
                 raise RuntimeError(str(exc)) from None
         loaders.append(asyncio.ensure_future(_start_incidents_when_loaded(ctx, incidents)))
+        loaders.append(asyncio.ensure_future(_recompute_deadlines_when_loaded(ctx)))
         runtime.spawn(source.keep_current(settings.grid_retry_s), "dispatch-jurisdiction-reload")
         if settings.overdue_sweep_interval_s > 0:
             runtime.spawn(_sweep_overdue_forever(ctx), "dispatch-overdue-sweep")
@@ -88,7 +92,7 @@ def create_app(
         description="Incidents from `incident.reported` become cases, routed by the county's jurisdiction "
         "(grid service) and explained; staff follow them through the closed loop (签收, 退单, 延期, 办结, 核查, "
         "结案, 回访, 督办, 吹哨). Every transition is published on `case.events`.",
-        routers=[router, *forces.routers()],
+        routers=[router, whatif_router, calendar_router, *forces.routers()],
         on_start=on_start,
         on_stop=on_stop,
     )
@@ -100,9 +104,10 @@ def create_app(
     return app
 
 
-def _register_consumers(ctx: DispatchContext) -> ConsumerRunner:
-    """Register dispatch's two consumer groups; return the incident one (started once a snapshot is loaded).
-    登记两个消费组；返回事件消费组（快照加载后启动）。"""
+def _register_consumers(ctx: DispatchContext) -> list[ConsumerRunner]:
+    """Register dispatch's consumer groups; return the incident ones of the lanes this process
+    dispatches (``incident_lanes``), started once a snapshot is loaded. 登记消费组；返回本进程所消费通道的
+    事件消费组（快照加载后启动）。"""
     runtime, settings = ctx.runtime, ctx.settings
     # The incident consumer is registered now (its table is in the metadata) but started
     # only after the first snapshot (/readyz reports it as not started until then).
@@ -113,16 +118,35 @@ def _register_consumers(ctx: DispatchContext) -> ConsumerRunner:
     # A short fetch wait: on Tansu it is the latency this hop adds (report → case.dispatched).
     # 按批立案，各分区并行：咨询锁每批一次按序取得、分区间不共享事件，不会死锁；
     # 拉取等待取短值：在 Tansu 上它就是这一跳增加的时延。
-    incidents = runtime.add_consumer(
-        group_id=settings.incident_group_id,
-        topics=[INCIDENT_REPORTED],
-        batch_handler=incident_batch_handler(ctx),
-        max_batch=settings.incident_max_batch,
-        concurrent_partitions=True,
-        fetch_max_wait_ms=20,
-        start=False,
-        starts_when="a jurisdiction snapshot is loaded",
-    )
+    lanes = {"both": ("live", "bulk"), "live": ("live",), "bulk": ("bulk",)}[settings.incident_lanes]
+    incidents: list[ConsumerRunner] = []
+    if "live" in lanes:
+        incidents.append(runtime.add_consumer(
+            group_id=settings.incident_group_id,
+            topics=[INCIDENT_REPORTED],
+            batch_handler=incident_batch_handler(ctx),
+            max_batch=settings.incident_max_batch,
+            concurrent_partitions=True,
+            fetch_max_wait_ms=20,
+            start=False,
+            starts_when="a jurisdiction snapshot is loaded",
+            priority=ctx.live_priority,
+        ))  # fmt: skip
+    if "bulk" in lanes:
+        # The bulk lane (history imports): the same handler, but a batch starts only while no live
+        # batch is in hand (shared.messaging.priority). 批量导入通道：同一处理器，实时批次优先。
+        incidents.append(runtime.add_consumer(
+            group_id=settings.bulk_group_id,
+            topics=[INCIDENT_REPORTED_BULK],
+            batch_handler=incident_batch_handler(ctx),
+            max_batch=settings.bulk_max_batch,
+            concurrent_partitions=True,
+            fetch_max_wait_ms=100,
+            start=False,
+            starts_when="a jurisdiction snapshot is loaded",
+            priority=ctx.live_priority,
+            bulk=True,
+        ))  # fmt: skip
     runtime.add_consumer(
         group_id=f"{settings.jurisdiction_group_prefix}-{uuid.uuid4().hex[:12]}",
         topics=[JURISDICTION_CHANGED],
@@ -132,8 +156,8 @@ def _register_consumers(ctx: DispatchContext) -> ConsumerRunner:
     return incidents
 
 
-async def _start_incidents_when_loaded(ctx: DispatchContext, incidents: ConsumerRunner) -> None:
-    """Wait for the first snapshot, then start the incident consumer. 首个快照加载后启动事件消费者。"""
+async def _start_incidents_when_loaded(ctx: DispatchContext, incidents: list[ConsumerRunner]) -> None:
+    """Wait for the first snapshot, then start the incident consumers. 首个快照加载后启动事件消费者。"""
     runtime, settings, source = ctx.runtime, ctx.settings, ctx.source
     if source.snapshot is None:
         await source.load_until_ready(settings.grid_retry_s)
@@ -147,8 +171,21 @@ async def _start_incidents_when_loaded(ctx: DispatchContext, incidents: Consumer
     # 长寿对象移出循环垃圾回收，并降低年轻代回收频率（热路径大量分配短命对象，基本由引用计数释放）；
     # 年轻代阈值高于在途批次存活的对象数，否则每次年轻代回收都要遍历整个在途批次。
     tune_gc_for_throughput(young_threshold=200_000)
-    runtime.start_consumer(incidents)
-    log.info("incident consumer started", group=settings.incident_group_id)
+    for runner in incidents:
+        runtime.start_consumer(runner)
+    log.info("incident consumers started", groups=[runner.group_id for runner in incidents])
+
+
+async def _recompute_deadlines_when_loaded(ctx: DispatchContext) -> None:
+    """Once the first snapshot (and its calendar) is in: recompute the provisional deadlines a notice
+    loaded while dispatch was down has made final. 首个快照加载后：按停机期间载入的放假通知重算暂定期限。"""
+    await ctx.source.loaded.wait()
+    try:
+        await load_notices(ctx, reread=False)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.warning("deadline recompute at start failed", error=repr(exc))
 
 
 async def _sweep_overdue_forever(ctx: DispatchContext) -> None:

@@ -89,6 +89,7 @@ class Action(StrEnum):
     ADD_COHANDLER = "add_cohandler"  # 增加协办单位
     MARK_OVERDUE = "mark_overdue"  # 超期标记 (system sweep)
     SELF_HANDLE = "self_handle"  # 网格员自办
+    RECOMPUTE_DEADLINE = "recompute_deadline"  # 期限重算 (system: the year's holiday notice was loaded)
     ASSIGN_MEMBER = "assign_member"  # 派单到人 (a member or a team of the handling unit)
 
 

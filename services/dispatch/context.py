@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from services.dispatch.grid_client import JurisdictionSource
 from services.dispatch.settings import DispatchSettings
+from shared.messaging.priority import LivePriority
 from shared.service import ServiceRuntime
 
 
@@ -17,6 +18,8 @@ class DispatchContext:
     runtime: ServiceRuntime
     settings: DispatchSettings
     source: JurisdictionSource
+    #: Live reports before bulk imports (the two incident consumers share it). 实时优先于批量导入。
+    live_priority: LivePriority = field(default_factory=LivePriority)
 
     @property
     def duplicate_window(self) -> timedelta:

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from services.dispatch.routing import RoutingMemo
-from shared.calendar import WorkingCalendar, load_calendar
+from shared.calendar import WorkingCalendar, load_calendar, reload_calendar
 from shared.jurisdiction import BundleInvalidError, JurisdictionBundle, JurisdictionSnapshot
 from shared.logging import get_logger
 
@@ -130,6 +130,19 @@ class JurisdictionSource:
         self.current = LoadedJurisdiction(snapshot, calendar)
         self.last_error = None
         self.loaded.set()
+
+    def reload_calendar(self) -> WorkingCalendar | None:
+        """Read the calendar override file again and install it with the current snapshot; the new
+        calendar, or ``None`` before the first snapshot. 重新读取日历覆盖配置并随当前快照安装。
+
+        Raises :class:`~shared.calendar_config.CalendarConfigError` (the file is unreadable or
+        invalid; the calendar in use is kept)."""
+        snapshot = self.snapshot
+        if snapshot is None:
+            return None
+        calendar = reload_calendar(county=snapshot.county_code)
+        self.current = LoadedJurisdiction(snapshot, calendar)
+        return calendar
 
     def is_current(self, version: int, rules_version: int) -> bool:
         """Whether the loaded snapshot is at least (``version``, ``rules_version``). 是否已是该版本或更新。"""

@@ -62,6 +62,7 @@ from services.dispatch.action_bodies import (
     EscalateBody,
     MarkOverdueBody,
     ReassignBody,
+    RecomputeDeadlineBody,
     RejectBody,
     ReopenBody,
     ReportInBody,
@@ -260,6 +261,13 @@ _TABLE: tuple[TransitionSpec, ...] = (
     TransitionSpec(
         Action.SELF_HANDLE, "自办", _states(_S.REPORTED), frozenset({_R.SYSTEM}),
         SelfHandleBody, _S.CLOSED, "case.self_handled", effect=rules.effect_self_handle,
+    ),
+    TransitionSpec(
+        Action.RECOMPUTE_DEADLINE, "期限重算", _RUNNING_STATES, frozenset({_R.SYSTEM}),
+        RecomputeDeadlineBody, None, "case.deadline_recomputed",
+        precondition=rules.pre_recompute_deadline, validate=rules.validate_recompute_deadline,
+        effect=rules.effect_recompute_deadline,
+        notes="the year's holiday notice was loaded: a provisional deadline becomes final; never flags overdue",
     ),
     TransitionSpec(
         Action.ASSIGN_MEMBER, "派单到人", _states(_S.ACCEPTED, _S.REOPENED), frozenset({_R.UNIT, *_DISPATCHERS}),

@@ -100,7 +100,8 @@ class CaseRecord:
     rules_version: Annotated[int | None, Shows(event=False)] = None
     jurisdiction_version: Annotated[int | None, Shows(event=False)] = None
     placement_method: Annotated[str | None, ROW_ONLY] = None
-    devolved: Annotated[bool | None, ROW_ONLY] = None
+    #: The matter is devolved (下放) to the township: in events for the two-way assessment (双向考核).
+    devolved: Annotated[bool | None, Shows(api=False)] = None
     #: Identity column, read back only. 自增列，仅读回。
     seq: Annotated[int | None, Shows(row=False, event=False, api=False)] = None
 

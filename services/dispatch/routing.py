@@ -38,11 +38,12 @@ import numpy as np
 from services.dispatch.candidates import Candidate, DecidedBy, cohandlers_of, unit_candidates, unit_name
 from services.dispatch.classification import matter_for_source
 from services.dispatch.deadlines import DeadlineFacts, amount_text, deadline_facts, time_basis_for
+from services.dispatch.devolution import entry_facts, entry_for, recorded_entry, with_assist
 from services.dispatch.placement import CODE_FIELDS, Placement, locate_event, where_zh
 from services.dispatch.rules import RuleFacts, first_matching_rule, rule_facts
 from shared.calendar import SHANGHAI, WorkingCalendar
 from shared.events import IncidentReported
-from shared.jurisdiction import DeadlineAmount, JurisdictionSnapshot, Matter, Rule, Unit, WorkingDays
+from shared.jurisdiction import DeadlineAmount, DevolutionEntry, JurisdictionSnapshot, Matter, Rule, Unit, WorkingDays
 from shared.locator import LocateResult
 from shared.vocabulary import TimeBasis
 
@@ -60,6 +61,7 @@ TriageReason = Literal["unlocated", "uncategorised", "no_unit", "no_candidate_le
 _DECIDED_LABELS: dict[str, str] = {
     "rule": "派遣规则",
     "devolved": "属地下放",
+    "entrusted": "委托执法",
     "stationed_agency": "派驻机构",
     "county_department": "县级部门",
 }
@@ -112,7 +114,7 @@ class RoutingMemo:
         self.calendar = calendar
         self._points: dict[tuple[float, float], LocateResult | None] = {}
         self._rules: dict[RuleFacts, Rule | None] = {}
-        self._candidates: dict[tuple[str, str, str | None], tuple[Candidate, ...]] = {}
+        self._candidates: dict[tuple[str, str, str | None, DevolutionEntry | None], tuple[Candidate, ...]] = {}
         self._classified: dict[tuple[str, str], Matter | None] = {}
         self._deadlines: dict[tuple[datetime, tzinfo | None, DeadlineAmount, str], DeadlineFacts] = {}
         self._fmt: dict[datetime, str] = {}
@@ -167,17 +169,19 @@ class RoutingMemo:
         self._put(self._rules, facts, rule)
         return rule
 
-    def candidates(self, matter: Matter, township: str, rule: Rule | None) -> tuple[Candidate, ...]:
+    def candidates(
+        self, matter: Matter, township: str, rule: Rule | None, entry: DevolutionEntry | None = None
+    ) -> tuple[Candidate, ...]:
         """:func:`~services.dispatch.candidates.unit_candidates` (rule unit, then the jurisdiction chain).
 
         候选列表（记忆化）。
         """
-        key = (matter.code, township, rule.id if rule is not None else None)
+        key = (matter.code, township, rule.id if rule is not None else None, entry)
         try:
             return self._candidates[key]
         except KeyError:
             pass
-        listed = tuple(unit_candidates(self.snapshot, matter, township, rule))
+        listed = tuple(unit_candidates(self.snapshot, matter, township, rule, entry))
         self._put(self._candidates, key, listed)
         return listed
 
@@ -238,6 +242,8 @@ class RoutingDecision:
     decided_by: DecidedBy | None = None
     rule_id: str | None = None
     devolved: bool | None = None
+    devolution_entry: dict[str, Any] | None = None
+    enforcement_subject: str | None = None
     deadline: datetime | None = None
     deadline_hours: float | None = None
     deadline_working_days: int | None = None
@@ -294,7 +300,7 @@ class RoutingDecision:
             "skipped_units": list(self.skipped_units),
             "explanation_zh": self.explanation_zh,
             "explanation": self.explanation,
-        }
+        } | recorded_entry(vars(self))
 
 
 def _fmt(moment: datetime | None) -> str:
@@ -358,11 +364,11 @@ def route(
     if found is None:
         return _triage("uncategorised", base, facts_common, trail.steps, trail.texts)
     township = placement.township
-    devolved = snapshot.is_devolved(township, found.code)
-    facts_common["devolved"] = devolved
+    entry = entry_for(snapshot, event, township, found)
+    facts_common.update(entry_facts(found, entry))
 
     rule = _rule(event, snapshot, memo, placement, found, trail)
-    chosen = _unit(snapshot, memo, found, township, rule, frozenset(exclude_units), devolved, facts_common, trail)
+    chosen = _unit(snapshot, memo, found, township, rule, frozenset(exclude_units), entry, facts_common, trail)
     if isinstance(chosen, str):
         return _triage(chosen, base, facts_common, trail.steps, trail.texts)
     unit, candidate, cohandlers = chosen
@@ -455,12 +461,12 @@ def _unit(
     township: str,
     rule: Rule | None,
     excluded: frozenset[str],
-    devolved: bool,
+    entry: DevolutionEntry | None,
     facts_common: dict[str, Any],
     trail: _Trail,
 ) -> tuple[Unit, Candidate, tuple[str, ...]] | TriageReason:
     """Step 4, the unit 属地默认: the first candidate that did not reject the case, or why none."""
-    listed = memo.candidates(found, township, rule)
+    listed = memo.candidates(found, township, rule, entry)
     skipped = tuple(c.unit for c in listed if c.unit is not None and c.unit in excluded)
     chosen = next((c for c in listed if c.unit is None or c.unit not in excluded), None)
     facts_common["candidates"] = tuple(listed)
@@ -477,21 +483,22 @@ def _unit(
     unit = snapshot.unit(chosen.unit)
     assert unit is not None
     trail.texts.append(chosen.why_zh)
-    cohandlers = cohandlers_of(snapshot, rule, unit)
+    cohandlers, assisting = with_assist(snapshot, found, township, entry, unit, cohandlers_of(snapshot, rule, unit))
+    if assisting:
+        trail.texts.append(assisting)
     if cohandlers:
         trail.texts.append("协办：" + "、".join(unit_name(snapshot, u) for u in cohandlers))
-    trail.steps.append(
-        {
-            "step": "unit",
-            "decided_by": chosen.decided_by,
-            "unit": unit.id,
-            "unit_name": unit.name,
-            "unit_kind": unit.kind,
-            "devolved": devolved,
-            "cohandlers": list(cohandlers),
-            "skipped": list(skipped),
-        }
-    )
+    step = {
+        "step": "unit",
+        "decided_by": chosen.decided_by,
+        "unit": unit.id,
+        "unit_name": unit.name,
+        "unit_kind": unit.kind,
+        "devolved": facts_common["devolved"],
+        "cohandlers": list(cohandlers),
+        "skipped": list(skipped),
+    }
+    trail.steps.append(step | recorded_entry(facts_common))
     return unit, chosen, cohandlers
 
 

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -41,6 +43,16 @@ class DispatchSettings(ServiceSettings):
     #: in partition batches of up to this many, each in one transaction — fewer statements and
     #: commits per event. 同时在途的事件上限（各分区合计）；积压时按批处理，每批一个事务。
     incident_max_batch: int = 2000
+    #: Which intake lanes this process dispatches: ``both`` (one process: live first, bulk while no
+    #: live batch is in hand), or ``live`` / ``bulk`` to run a history import in processes of its own
+    #: (started with a lower CPU priority, ``nice``, so the operating system keeps live work first).
+    #: 本进程消费的通道：both（同进程内实时优先），或 live / bulk（批量导入另起低优先级进程）。
+    incident_lanes: Literal["both", "live", "bulk"] = "both"
+    #: Consumer group of the bulk lane ``incident.reported.bulk`` (history imports). 批量导入通道消费组。
+    bulk_group_id: str = "dispatch-bulk"
+    #: Most bulk-lane records in flight at once: a live report arriving meanwhile shares the CPU
+    #: with at most this many. 批量通道同时在途的事件上限（实时事件最多与这么多共享 CPU）。
+    bulk_max_batch: int = 1000
     #: Prefix of the per-replica consumer group of ``jurisdiction.changed`` (every replica reloads).
     #: 辖区变更消费组前缀（每个副本各自一组，均重新加载）。
     jurisdiction_group_prefix: str = "dispatch-jurisdiction"

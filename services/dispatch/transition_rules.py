@@ -23,6 +23,7 @@ from services.dispatch.action_bodies import (
     EscalateBody,
     MarkOverdueBody,
     ReassignBody,
+    RecomputeDeadlineBody,
     RejectBody,
     ReopenBody,
     ReportInBody,
@@ -355,6 +356,24 @@ def effect_mark_overdue(
     case: CaseSnapshot, body: MarkOverdueBody, actor: Actor, at: datetime
 ) -> dict[str, Any]:
     return {"overdue": True}
+
+
+def pre_recompute_deadline(case: CaseSnapshot, at: datetime) -> str | None:
+    if case.deadline is None:
+        return "案件没有办结期限 / the case has no deadline"
+    return None
+
+
+def validate_recompute_deadline(case: CaseSnapshot, body: RecomputeDeadlineBody, at: datetime) -> str | None:
+    if body.overdue and not case.overdue:
+        return "期限重算不标记超期（由超期扫描标记）/ a recompute never flags overdue; the sweep does"
+    return None
+
+
+def effect_recompute_deadline(
+    case: CaseSnapshot, body: RecomputeDeadlineBody, actor: Actor, at: datetime
+) -> dict[str, Any]:
+    return {"deadline": body.deadline, "overdue": body.overdue}
 
 
 def effect_self_handle(

@@ -580,8 +580,11 @@ async def get_matters(
     snapshot = await _snapshot_for(grid, county)
     townships = [d.code for d in snapshot.divisions("township")]
     matters = []
+    now = utc_now()
     for matter in snapshot.matters:
-        devolved_to = [t for t in townships if snapshot.is_devolved(t, matter.code)]
+        # Devolved (下放) or entrusted (委托) today, by the dated list. 今日有效的下放或委托。
+        in_force = {t: snapshot.devolution_at(t, matter.code, now) for t in townships}
+        devolved_to = [t for t, e in in_force.items() if e is not None and e.mode != "assist"]
         if township is not None and township not in devolved_to:
             continue
         matters.append({**matter.model_dump(mode="json"), "devolved_to": devolved_to})

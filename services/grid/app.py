@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from prometheus_client import Counter, Gauge
 
 from services.grid.api import router
+from services.grid.api_devolution import router as devolution_router
 from services.grid.models import metadata
 from services.grid.registry import SnapshotRegistry
 from services.grid.service import refresh_registry
@@ -91,7 +92,7 @@ def create_app(settings: GridSettings | None = None) -> FastAPI:
         description="Each county's jurisdiction bundle (division tree with boundaries, units, matters, devolution, "
         "township functions, source mappings, override rules), versioned; export/import round trip; point → grid "
         "locator (WGS-84, GCJ-02, BD-09). Changes are published on `jurisdiction.changed`.",
-        routers=[router],
+        routers=[router, devolution_router],
         on_start=on_start,
         before_scrape=before_scrape,
     )

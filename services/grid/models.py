@@ -13,6 +13,7 @@ its full history:
 * ``rule_sets`` — every rule set (one per import, one per ``PUT /rules``),
   numbered per county from 1, with the bundle version it was validated against;
   每个规则集版本（导入或单独更新规则时产生）及其所依据的数据包版本；
+* ``devolution_changes`` — every devolution decision (文号, who, when, diff); 下放清单调整记录;
 * ``outbox`` — ``jurisdiction.changed`` events, written in the same transaction.
   发件箱：与变更同一事务写入的 ``jurisdiction.changed`` 事件。
 
@@ -85,3 +86,19 @@ rule_sets = Table(
 )
 
 outbox = outbox_tables(metadata)
+
+#: 下放清单调整: every recorded devolution decision (文号, who, when, the diff) and the bundle version it made.
+devolution_changes = Table(
+    "devolution_changes",
+    metadata,
+    Column("county_code", Text, primary_key=True),
+    Column("version", Integer, primary_key=True, comment="bundle version the decision made 所生成的数据包版本"),
+    Column("document", Text, nullable=False, comment="the decision's 文号"),
+    Column("items", JSONB, nullable=False, comment="the diff: township, matter, effective_from, before, after"),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_by", Text, nullable=True),
+    ForeignKeyConstraint(
+        ["county_code", "version"],
+        ["grid.bundle_versions.county_code", "grid.bundle_versions.version"],
+    ),
+)

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.grid.models import bundle_versions, counties, outbox, rule_sets
 from services.grid.registry import SnapshotRegistry
-from shared.events import JURISDICTION_CHANGED, JurisdictionChanged, make_envelope
+from shared.events import JURISDICTION_CHANGED, DevolutionChanged, JurisdictionChanged, make_envelope
 from shared.jurisdiction import (
     JurisdictionBundle,
     JurisdictionSnapshot,
@@ -150,6 +150,8 @@ def export_document(bundle: JurisdictionBundle, version: int) -> dict[str, Any]:
     """
     data = bundle.model_dump(mode="json", exclude_none=True)
     data["version"] = version
+    if not data.get("devolution_entries"):
+        data.pop("devolution_entries", None)
     for feature in data["divisions"]["features"]:
         feature["properties"].setdefault("parent_code", None)
         feature.setdefault("geometry", None)
@@ -291,7 +293,13 @@ async def refresh_registry(*, session: AsyncSession, registry: SnapshotRegistry)
 # --------------------------------------------------------------------------- writes / 写入
 
 
-def _event(state: CountyState, change: Literal["bundle", "rules"], correlation_id: str, now: datetime) -> Any:
+def _event(
+    state: CountyState,
+    change: Literal["bundle", "rules"],
+    correlation_id: str,
+    now: datetime,
+    devolution: DevolutionChanged | None = None,
+) -> Any:
     return make_envelope(
         event_type="jurisdiction.changed",
         data=JurisdictionChanged(
@@ -299,7 +307,8 @@ def _event(state: CountyState, change: Literal["bundle", "rules"], correlation_i
             version=state.version,
             rules_version=state.rules_version,
             digest=state.digest,
-            change=change,
+            change="devolution" if devolution is not None else change,
+            devolution=devolution,
         ),
         source=EVENT_SOURCE,
         correlation_id=correlation_id,
@@ -316,13 +325,15 @@ async def import_bundle(
     actor: str | None,
     correlation_id: str,
     now: datetime,
+    devolution: DevolutionChanged | None = None,
 ) -> ChangeOutcome:
     """Replace one county's jurisdiction with a validated bundle (other counties untouched).
 
     用已校验的数据包替换该区县的辖区（其他区县不变）。Same digest as what is
     current → nothing changes (``changed=False``). Otherwise the bundle version and
     the rule-set version both go up by one, the bundle and its rules are stored, and
-    ``jurisdiction.changed`` (change ``bundle``) is queued in the outbox.
+    ``jurisdiction.changed`` (change ``bundle``; ``devolution`` with the diff when ``devolution`` is
+    given, a dated devolution decision) is queued in the outbox.
     摘要相同则不作任何变更；否则数据包版本与规则集版本各加一，保存数据包与规则，
     并在发件箱中写入 ``jurisdiction.changed``（change=bundle）。
     """
@@ -371,7 +382,7 @@ async def import_bundle(
     snapshot = await asyncio.to_thread(
         JurisdictionSnapshot, bundle, version=version, rules_version=rules_version, validate=False
     )
-    await add_events(session, outbox, JURISDICTION_CHANGED, [_event(state, "bundle", correlation_id, now)])
+    await add_events(session, outbox, JURISDICTION_CHANGED, [_event(state, "bundle", correlation_id, now, devolution)])
     log.info("jurisdiction imported", county=code, version=version, rules_version=rules_version, actor=actor)
     return ChangeOutcome(changed=True, state=state, snapshot=snapshot)
 

@@ -6,10 +6,10 @@ import asyncio
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request, status
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import Counter
@@ -24,6 +24,7 @@ from shared.answers import documented
 from shared.auth import Admin
 from shared.cooperative import SLICE, cooperative_map
 from shared.db import driver_connection
+from shared.events import INCIDENT_REPORTED, INCIDENT_REPORTED_BULK
 from shared.service import ServiceRuntime
 from shared.vocabulary import Source
 
@@ -124,6 +125,19 @@ def producer(source: Source) -> Any:
     return Depends(check)
 
 
+#: The lane a batch goes in 通道: ``live`` (today's reports) or ``bulk`` (a history import 历史导入,
+#: dispatched only while no live report is in hand, so live work never waits behind an import).
+Lane = Literal["live", "bulk"]
+LANE_TOPICS: dict[str, str] = {"live": INCIDENT_REPORTED, "bulk": INCIDENT_REPORTED_BULK}
+LaneParam = Annotated[
+    Lane,
+    Query(
+        description="live 实时 (default) | bulk 批量导入: a history import goes in its own lane, dispatched "
+        "only while no live report is in hand, so a dispatcher's live work never waits behind it"
+    ),
+]
+
+
 class AcceptedResponse(BaseModel):
     event_id: uuid.UUID
     status: str = Field(description="accepted 已受理 | duplicate 重复 (points to the first event)")
@@ -150,6 +164,8 @@ async def _accept(
     source: str,
     items: list[tuple[dict[str, Any], SourceRecord]],
     key_name: str,
+    *,
+    lane: Lane = "live",
 ) -> list[Any]:
     runtime = intake.runtime
     now = received_now()
@@ -171,6 +187,7 @@ async def _accept(
             submissions=submissions,
             correlation_id=request.scope.get("state", {}).get("request_id") or str(uuid.uuid4()),
             api_key_name=key_name,
+            topic=LANE_TOPICS[lane],
         )
     if runtime.relay is not None and any(o.status == "accepted" for o in outcomes):
         runtime.relay.wake()
@@ -260,7 +277,7 @@ def _batch_route(source: Source) -> Any:
     model = SOURCE_MODELS[source]
 
     async def post_batch(
-        request: Request, intake: Intake, body: BatchBody, key_name: str = producer(source)
+        request: Request, intake: Intake, body: BatchBody, key_name: str = producer(source), lane: LaneParam = "live"
     ) -> Response:
         limit = intake.settings.max_batch_items
         if len(body.events) > limit:
@@ -282,7 +299,9 @@ def _batch_route(source: Source) -> Any:
                 ]
                 results[i] = {"index": i, "status": "rejected", "event_id": None, "errors": errors}
         outcomes = (
-            await _accept(request, intake, source, [(raw, rec) for _, raw, rec in valid], key_name) if valid else []
+            await _accept(request, intake, source, [(raw, rec) for _, raw, rec in valid], key_name, lane=lane)
+            if valid
+            else []
         )
         for (i, _, _), outcome in zip(valid, outcomes, strict=True):
             results[i] = {"index": i, "status": outcome.status, "event_id": outcome.event_id, "errors": None}
@@ -318,7 +337,8 @@ for _source, _label, _, _ in _PRODUCERS:
         tags=["intake 事件受理"],
         summary=f"Post a batch of {_source} records 批量{_label}",
         description="Up to 500 records (configurable). Answers per item, in order: accepted, duplicate, "
-        "conflict or rejected with the reason. One bad item never rejects the others.",
+        "conflict or rejected with the reason. One bad item never rejects the others. A history import "
+        "posts with `?lane=bulk` 批量导入通道: the same handling, after live reports.",
         openapi_extra={"requestBody": {"content": {"application/json": {"example": {"events": [EXAMPLES[_source]]}}}}},
     )
 

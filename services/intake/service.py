@@ -95,6 +95,7 @@ async def accept_submissions(
     submissions: list[Submission],
     correlation_id: str,
     api_key_name: str | None,
+    topic: str = INCIDENT_REPORTED,
 ) -> list[Outcome]:
     """Store new records and queue their ``incident.reported`` events; classify the rest.
 
@@ -104,6 +105,9 @@ async def accept_submissions(
     (a statement is atomic: both or neither) — so a request costs one round trip to the
     database. Within one batch the first occurrence of a record wins; later ones are judged
     against it.
+
+    ``topic``: the live lane (``incident.reported``) or the bulk lane (``incident.reported.bulk``)
+    a producer chose for a history import. 实时通道或批量导入通道。
     """
     if not submissions:
         return []
@@ -122,7 +126,7 @@ async def accept_submissions(
     envelopes = await cooperative_map(envelope, submissions)
     normalised = await cooperative_map(lambda s: s.event.model_dump_json(), submissions)
     # The payload is serialised once: the stored normalised record and the event on Kafka share it.
-    queued = await outbox_arrays_cooperatively(INCIDENT_REPORTED, envelopes, data_json=normalised)
+    queued = await outbox_arrays_cooperatively(topic, envelopes, data_json=normalised)
     columns: list[list[Any]] = [
         [s.event.event_id for s in submissions],
         [s.source for s in submissions],

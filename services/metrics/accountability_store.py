@@ -17,7 +17,7 @@ from typing import Final
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
-from sqlalchemy import or_, select
+from sqlalchemy import select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.metrics.access import narrowed
@@ -51,7 +51,9 @@ async def load_report(
     f, e = case_facts.c, case_events.c
     touched = select(e.case_id).where(e.occurred_at >= period.start - LOOKBACK, e.occurred_at < period.end)
     due = select(f.case_id).where(f.deadline >= period.start, f.deadline < period.end)
-    cases = select(f.case_id).where(or_(f.case_id.in_(touched), f.case_id.in_(due)))
+    # One IN over the UNION (a hashed semi-join), not `IN (…) OR IN (…)`: PostgreSQL runs an OR'ed
+    # subquery that outgrows work_mem once per fact row (minutes at 200 000 cases, bench/metrics_report.py).
+    cases = select(f.case_id).where(f.case_id.in_(union(touched, due)))
     if township is not None:
         cases = cases.where(f.township == township)
     rows = (

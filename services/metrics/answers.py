@@ -156,3 +156,20 @@ class Accountability(Answer):
     signed_at: str | None
     findings: list[AccountabilityFinding]
     not_covered: list[str]
+
+
+class DispatcherRow(Answer):
+    """One dispatcher's hand dispatches in a period 派遣员人工派遣情况."""
+
+    dispatcher: str
+    hand_dispatched: int
+    accurately_dispatched: int
+    accurate_dispatch_rate: float | None
+
+
+class Dispatchers(Answer):
+    """Dispatchers' 准确派遣率 for a period 派遣员准确派遣率."""
+
+    period: str
+    as_of: str
+    rows: list[DispatcherRow]

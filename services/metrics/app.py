@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from services.metrics.api import router
 from services.metrics.api_accountability import router as accountability_router
+from services.metrics.api_dispatchers import router as dispatchers_router
 from services.metrics.api_schemes import router as schemes_router
 from services.metrics.consumers import CaseEventConsumer, jurisdiction_handler
 from services.metrics.context import MetricsState
@@ -97,7 +98,7 @@ def create_app(
         description="办结 time on working and natural clocks 工作时/自然时办结时长, indicators 指标, "
         "assessment schemes 考核方案, township ratings 乡镇评价, rankings 排名, sign-off 签发 with revisions 修订, "
         "CSV/XLSX exports. Staff bearer token on every route; a township sees its own rows, admin sees all.",
-        routers=[router, schemes_router, accountability_router],
+        routers=[router, schemes_router, accountability_router, dispatchers_router],
         on_start=state.start,
         before_scrape=before_scrape,
     )

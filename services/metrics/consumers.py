@@ -11,11 +11,12 @@ after the commit; the directory fetches on its own task).
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 from services.metrics.facts import CaseEventRecord
-from services.metrics.signoff import mark_changed
+from services.metrics.signoff import mark_changed_many
 from services.metrics.store import apply_events, moments_of
 from services.metrics.telemetry import MetricsTelemetry
 from services.metrics.units import UnitDirectory
@@ -42,6 +43,7 @@ class CaseEventConsumer:
         recomputed once. 一批案件事件：每个涉及的案件只重算一次。"""
         records = [_record_of(envelope) for envelope in envelopes]
         session = uow.session
+        changed: list[tuple[str, list[datetime]]] = []
         for change, fresh in await apply_events(session=session, records=records, calendar=self.calendar):
             for record in fresh:  # events already folded in (replay, redelivery) count nothing
                 label = self.telemetry.type_label(record.type)
@@ -53,10 +55,10 @@ class CaseEventConsumer:
                 )  # fmt: skip
                 uow.after_commit(partial(self.telemetry.observe_handling, source, natural, working))
             if change.changed:
-                subject = f"case:{change.case_id}"
-                marked = await mark_changed(session=session, subject=subject, moments=moments_of(change))
-                if marked and self.revisions_wake is not None:
-                    uow.after_commit(self.revisions_wake.set)
+                changed.append((f"case:{change.case_id}", moments_of(change)))
+        marked = await mark_changed_many(session=session, changes=changed)
+        if marked and self.revisions_wake is not None:
+            uow.after_commit(self.revisions_wake.set)
 
 
 def _record_of(envelope: EventEnvelope[Any]) -> CaseEventRecord:

@@ -22,6 +22,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from services.metrics.indicators import INDICATOR_IDS, INDICATOR_LABELS
+from services.metrics.populations import POPULATION_LABELS
 from services.metrics.scoring import TOWNSHIP_RATING, UNIT_KIND_LABELS, AssessmentScheme
 
 __all__ = ["ScoreTable", "score_table", "to_csv", "to_xlsx"]
@@ -178,6 +179,9 @@ def to_xlsx(table: ScoreTable) -> bytes:
     for item in scheme.indicators:
         info.append([scheme.headers()[item.indicator], item.weight])
     info.append(["合计", scheme.township_rating_weight + sum(i.weight for i in scheme.indicators)])
+    info.append([])
+    per_township = "（按乡镇分别计分）" if scheme.per_township else ""
+    info.append(["考核口径", POPULATION_LABELS[scheme.population] + per_township])
     info.column_dimensions["A"].width = 34
     info.column_dimensions["B"].width = 40
     for row in info.iter_rows(min_row=7, max_row=7):

@@ -70,6 +70,8 @@ Per type 按事件类型:
     the transition, as ``CaseEvent`` carries it), or — only when neither key is
     present — ``unit`` (the co-handler). ``cohandlers`` lists on any event are merged.
 ``case.overdue``: no data needed; only advances ``last_event_at`` (overdue is derived).
+``case.deadline_recomputed`` (期限重算, a year's holiday notice was loaded): its ``deadline``,
+    ``accept_deadline`` and ``provisional`` are read like any event's.
 ``case.self_handled`` (自处置, closed on the spot 当场办结): ``unit`` (the grid
     worker / grid, optional). Never dispatched, so in no unit's population.
 
@@ -97,12 +99,14 @@ __all__ = [
     "EVENT_TYPES",
     "CaseEventRecord",
     "CaseFact",
+    "HandDispatch",
     "Satisfaction",
     "completion_time",
     "counts_rejection",
     "fact_counts",
     "is_overdue",
     "reduce_events",
+    "rejecting_units",
     "unit_counts",
 ]
 
@@ -113,6 +117,8 @@ EVENT_TYPES: Final[frozenset[str]] = frozenset(CASE_EVENT_TYPES)
 
 _ASSIGNMENT_TYPES: Final = frozenset({"case.dispatched", "case.assigned", "case.reassigned"})
 _DESCRIPTIVE_FIELDS: Final = ("township", "matter", "matter_group", "source", "urgency")
+_HAND_TYPES: Final = frozenset({"case.assigned", "case.reassigned"})
+_HAND_ROLES: Final = frozenset({"dispatcher", "admin"})
 
 
 def _to_datetime(value: Any) -> datetime:
@@ -155,6 +161,22 @@ class CaseEventRecord(BaseModel):
             self.event_id,
             json.dumps(self.data, sort_keys=True, default=str, ensure_ascii=False),
         )
+
+
+class HandDispatch(BaseModel):
+    """A dispatcher's manual dispatch (手动派遣 or 改派) of the case to a unit. 派遣员的一次人工派遣。
+
+    ``accurate`` (准确派遣): the unit did not reject it validly (判定退单有效) and it was not
+    reassigned away from the unit (改派) afterwards. 未被有效退单、其后也未被改派走即为准确。
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    by: str
+    """The dispatcher (the actor's id). 派遣员。"""
+    unit: str
+    at: datetime
+    accurate: bool = True
 
 
 class CaseFact(BaseModel):
@@ -214,6 +236,10 @@ class CaseFact(BaseModel):
     provisional: bool = False
     """Deadlines computed on a fallback calendar. 期限按备用日历推算（待复算）。"""
     event_count: int = 0
+    devolved: bool | None = None
+    """The matter is devolved (下放) to the case's township. 事项已下放乡镇。"""
+    hand_dispatches: list[HandDispatch] = Field(default_factory=list)
+    """Manual dispatches by dispatchers, for their 准确派遣率. 人工派遣记录（计算准确派遣率）。"""
 
 
 def completion_time(fact: CaseFact) -> datetime | None:
@@ -274,6 +300,9 @@ def reduce_events(events: Iterable[CaseEventRecord | Mapping[str, Any]]) -> Case
     for record in ordered:
         _apply(f, record)
     f["event_count"] = len(ordered)
+    for hand in f["hand_dispatches"]:  # a unit that rejected validly shows the dispatch was wrong
+        if hand["unit"] in f["units_rejected_validly"]:
+            hand["accurate"] = False
     fact = CaseFact.model_validate(f)
     if fact.last_event_at is not None:
         fact = fact.model_copy(update={"overdue": is_overdue(fact, fact.last_event_at)})
@@ -298,6 +327,8 @@ def _set_descriptive(f: dict[str, Any], data: Mapping[str, Any]) -> None:
             f[key] = data[key]
     if data.get("time_basis") is not None:
         f["time_basis"] = data["time_basis"]
+    if data.get("devolved") is not None:
+        f["devolved"] = bool(data["devolved"])
     if data.get("reported_at") is not None:
         reported = _to_datetime(data["reported_at"])
         if f["reported_at"] is None or reported < f["reported_at"]:
@@ -385,6 +416,20 @@ def _escalate(f: dict[str, Any], data: Mapping[str, Any]) -> None:
         f["accept_deadline"] = _to_datetime(report_deadline)
 
 
+def _note_hand_dispatch(f: dict[str, Any], t: str, data: Mapping[str, Any], at: datetime) -> None:
+    """改派 marks the holder's earlier hand dispatches inaccurate; a dispatcher's 手动派遣/改派 is recorded."""
+    unit = data.get("unit")
+    if t == "case.reassigned" and unit is not None and unit != f["unit"]:
+        for hand in f["hand_dispatches"]:
+            if hand["unit"] == f["unit"]:
+                hand["accurate"] = False
+    raw_actor = data.get("actor")
+    actor: Mapping[str, Any] = raw_actor if isinstance(raw_actor, Mapping) else {}
+    if t in _HAND_TYPES and unit is not None and actor.get("role") in _HAND_ROLES:
+        by = actor.get("name") or actor.get("role")
+        f["hand_dispatches"].append({"by": by, "unit": unit, "at": at, "accurate": True})
+
+
 def _apply(f: dict[str, Any], record: CaseEventRecord) -> None:
     """Fold one event into the working fact (a dict). 折叠一条事件。"""
     t, at, data = record.type, record.occurred_at, record.data
@@ -396,6 +441,7 @@ def _apply(f: dict[str, Any], record: CaseEventRecord) -> None:
     if t in _ASSIGNMENT_TYPES:
         if f["dispatched_at"] is None:
             f["dispatched_at"] = at
+        _note_hand_dispatch(f, t, data, at)
         _move_to(f, data.get("unit"), data.get("unit_kind"))
     elif t == "case.triage_required":
         f["triage_count"] += 1
@@ -488,6 +534,7 @@ def fact_counts(fact: CaseFact, as_of: datetime) -> dict[str, int]:
         return by(t) and (limit is None or (t is not None and t <= limit))
 
     counts["dispatched"] = 1
+    counts["received"] = 1
     counts["accepted"] = int(by(fact.accepted_at))
     counts["accepted_in_time"] = int(within(fact.accepted_at, fact.accept_deadline))
     counts["responded_in_time"] = counts["accepted_in_time"]
@@ -499,7 +546,6 @@ def fact_counts(fact: CaseFact, as_of: datetime) -> dict[str, int]:
     counts["extended"] = int(fact.extensions >= 1)
     counts["closed"] = int(by(fact.closed_at))
     counts["closed_on_time"] = int(within(fact.closed_at, fact.deadline))
-    counts["accurately_dispatched"] = int(not fact.units_rejected_validly)  # no unit showed it was misrouted
     if fact.satisfaction is not None:
         counts["callbacks_valid"] = 1
         counts["solved"] = int(bool(fact.solved))
@@ -508,16 +554,35 @@ def fact_counts(fact: CaseFact, as_of: datetime) -> dict[str, int]:
     return counts
 
 
+def rejecting_units(fact: CaseFact, as_of: datetime) -> list[str]:
+    """Units other than the holder whose 退单 of this case counts against them. 计入退单率的其他退单单位。
+
+    退单率 counts every unit that rejected the case, not only the final holder: a unit that
+    bounces a case (its rejection not ruled valid) has the case in its population for 退单率
+    only (``received`` and ``rejected``, nothing else). A rejection ruled valid never counts:
+    the case was outside the unit's remit. 退单单位仅在退单率口径内计入该案；判定有效的退单不计。
+    """
+    moment = as_of.replace(tzinfo=TZ) if as_of.tzinfo is None else as_of
+    if fact.dispatched_at is None or fact.dispatched_at > moment or fact.merged_into is not None:
+        return []
+    return [u for u in fact.rejected_by if u != fact.unit and u not in fact.units_rejected_validly]
+
+
 def unit_counts(facts: Iterable[CaseFact], as_of: datetime) -> dict[tuple[str, str | None], dict[str, int]]:
-    """Sum :func:`fact_counts` per (holding unit, township). 按（承办单位，乡镇）汇总计数。
+    """Sum :func:`fact_counts` per (holding unit, township), plus each rejecting unit's 退单. 按单位汇总计数。
 
     Keyed by (unit, township) so an agency serving several townships gets one
     row per township (needed by the township-led 派驻机构 scheme). Cases with
-    no holding unit are skipped.
+    no holding unit are skipped. A unit that rejected a case it no longer holds gets
+    ``received`` + 1 and ``rejected`` + 1 (:func:`rejecting_units`).
     以（单位，乡镇）为键，服务多个乡镇的派驻机构在每个乡镇各有一行。无承办单位的案件不计。
     """
     totals: dict[tuple[str, str | None], dict[str, int]] = {}
     for fact in facts:
+        for unit in rejecting_units(fact, as_of):  # also while no unit holds it (e.g. in triage)
+            row = totals.setdefault((unit, fact.township), empty_counts())
+            row["received"] += 1
+            row["rejected"] += 1
         if fact.unit is None:
             continue
         contribution = fact_counts(fact, as_of)

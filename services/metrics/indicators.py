@@ -52,6 +52,8 @@ COUNT_COLUMNS: Final[tuple[str, ...]] = (
     "solved",
     "satisfied",
     "basically_satisfied",
+    "received",
+    "hand_dispatched",
     "accurately_dispatched",
 )
 """Per-unit count columns, in export order. 单位计数列（按导出顺序）。"""
@@ -73,6 +75,8 @@ COUNT_LABELS: Final[Mapping[str, str]] = {
     "solved": "已解决数",
     "satisfied": "满意数",
     "basically_satisfied": "基本满意数",
+    "received": "收案数（含退回）",
+    "hand_dispatched": "人工派遣数",
     "accurately_dispatched": "准确派遣数",
 }
 """Chinese labels of the count columns. 计数列中文名。"""
@@ -152,9 +156,9 @@ INDICATORS: Final[Mapping[str, IndicatorDef]] = _defs(
         "rejection_rate",
         "退单率",
         "rejected",
-        "dispatched",
+        "received",
         lower_is_better=True,
-        description="本单位退单且未被判定为有效 / 派遣",
+        description="本单位退单且未被判定为有效 / 派给本单位的案件（含本单位退回的）",
     ),
     IndicatorDef(
         "extension_rate",
@@ -189,11 +193,18 @@ INDICATORS: Final[Mapping[str, IndicatorDef]] = _defs(
         description="（满意 + 系数 × 基本满意）/ 有效回访",
     ),
     IndicatorDef(
+        "report_in_rate",
+        "按时报到率",
+        "accepted_in_time",
+        "dispatched",
+        description="吹哨案件：报到时限内报到 / 吹哨至本部门的案件（县级部门）",
+    ),
+    IndicatorDef(
         "accurate_dispatch_rate",
         "准确派遣率",
         "accurately_dispatched",
-        "dispatched",
-        description="派遣质量：未被任何单位有效退单（判定派错）的案件 / 派遣",
+        "hand_dispatched",
+        description="派遣员：人工派遣后未被有效退单、也未被改派的 / 人工派遣（按派遣员）",
     ),
 )
 """The indicator registry, id → definition. 指标登记表：id → 定义。"""

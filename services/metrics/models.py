@@ -105,6 +105,10 @@ case_facts = Table(
     _ts("last_event_at"),
     Column("provisional", Boolean, nullable=False, server_default="false"),
     Column("event_count", Integer, nullable=False, server_default="0"),
+    # A dispatcher's 手动派遣/改派: [{by, unit, at, accurate}] for 准确派遣率 (migration 0005).
+    Column("hand_dispatches", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    # The matter is devolved (下放) to the case's township: the two-way assessment's population.
+    Column("devolved", Boolean),
     # 处置时长 dispatched → resolved; 结案时长 reported → closed; natural 自然 and working 工作 hours.
     Column("handling_natural_h", Double),
     Column("handling_working_h", Double),

@@ -25,12 +25,15 @@ from sqlalchemy import (
     Double,
     Select,
     and_,
+    any_,
     case,
     false,
     func,
     literal,
+    not_,
     or_,
     select,
+    true,
     tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -62,6 +65,17 @@ GROUP_KEYS: Final[Mapping[str, ColumnElement[Any]]] = {
     "source": F.c.source,
     "matter": F.c.matter,
     "matter_group": F.c.matter_group,
+}
+
+#: A unit that rejected the case (退单), one row per rejecting unit; its grid entry. 退单单位。
+REJECTER: Final = func.unnest(F.c.rejected_by).table_valued("unit").render_derived(name="rejecter")
+_RU: Final = U.alias("rejecter_unit")
+
+#: ``group_by`` keys for the rejecting units' rows: the rejecting unit instead of the holder.
+_REJECTION_KEYS: Final[Mapping[str, ColumnElement[Any]]] = {
+    **GROUP_KEYS,
+    "unit": REJECTER.c.unit,
+    "kind": _RU.c.kind,
 }
 
 #: Duration statistics per row: (name, value column, "done" time that must be by as_of).
@@ -144,7 +158,9 @@ def count_flags(as_of: datetime) -> dict[str, ColumnElement[bool]]:
         "solved": and_(callback, F.c.solved.is_(True)),
         "satisfied": F.c.satisfaction == "satisfied",
         "basically_satisfied": F.c.satisfaction == "basically_satisfied",
-        "accurately_dispatched": func.cardinality(F.c.units_rejected_validly) == 0,
+        "received": true(),
+        "hand_dispatched": false(),  # per dispatcher: services.metrics.dispatchers
+        "accurately_dispatched": false(),
     }
     missing = set(COUNT_COLUMNS) - {"dispatched"} - set(flags)
     assert not missing, f"count columns without a SQL condition: {missing}"
@@ -171,12 +187,47 @@ def _duration_columns(as_of: datetime) -> list[ColumnElement[Any]]:
     return columns
 
 
-def _base(columns: Sequence[ColumnElement[Any]], period: Period, as_of: datetime, filters: Filters) -> Select[Any]:
+def _base(
+    columns: Sequence[ColumnElement[Any]],
+    period: Period,
+    as_of: datetime,
+    filters: Filters,
+    extra: Sequence[ColumnElement[bool]] = (),
+) -> Select[Any]:
     return (
         select(*columns)
         .select_from(F.outerjoin(U, U.c.unit_id == F.c.unit))
-        .where(*population(period, as_of), *filters.clauses())
+        .where(*population(period, as_of), *filters.clauses(), *extra)
     )
+
+
+def _rejections(
+    columns: Sequence[ColumnElement[Any]],
+    period: Period,
+    as_of: datetime,
+    filters: Filters,
+    extra: Sequence[ColumnElement[bool]] = (),
+) -> Select[Any]:
+    """Rows of units that rejected a case they do not hold, the rejection not ruled valid.
+
+    Mirrors :func:`services.metrics.facts.rejecting_units`: such a case is in the rejecting unit's
+    population for 退单率 only (``received`` and ``rejected`` + 1). 退单单位的退单率口径。
+    """
+    where = [
+        *population(period, as_of)[:-1],
+        REJECTER.c.unit != func.coalesce(F.c.unit, ""),
+        not_(REJECTER.c.unit == any_(F.c.units_rejected_validly)),
+        *[_REJECTION_KEYS[key] == value for key, value in filters.as_dict().items()],
+        *extra,
+    ]
+    joined = F.join(REJECTER, true()).outerjoin(_RU, _RU.c.unit_id == REJECTER.c.unit)
+    return select(*columns, func.count().label("bounced")).select_from(joined).where(*where)
+
+
+def _add_bounced(counts: dict[str, int], bounced: int) -> dict[str, int]:
+    counts["received"] += bounced
+    counts["rejected"] += bounced
+    return counts
 
 
 def _counts_of(row: Mapping[str, Any]) -> dict[str, int]:
@@ -230,26 +281,46 @@ async def grouped_indicators(
             rows.append({**{k: raw[f"g_{k}"] for k in group_by}, **item})
         else:
             total = item
+    no_stats = {f"{name}__{stat}": None for name, _, _ in DURATION_FIELDS for stat in ("avg", "pct")}
+
+    def empty_item() -> dict[str, Any]:
+        return {"counts": empty_counts(), "rates": {}, "durations": _durations_of(no_stats)}
+
     if total is None:  # empty population: PostgreSQL returns no grand-total row for an empty GROUPING SETS input
-        counts = empty_counts()
-        no_stats = {f"{name}__{stat}": None for name, _, _ in DURATION_FIELDS for stat in ("avg", "pct")}
-        total = {
-            "counts": counts,
-            "rates": rates_from_counts(counts, satisfaction_factor),
-            "durations": _durations_of(no_stats),
-        }
+        total = empty_item()
+    by_key = {tuple(r[k] for k in group_by): r for r in rows}
+    rejection_keys = [_REJECTION_KEYS[k].label(f"g_{k}") for k in group_by]
+    bounced_stmt = _rejections(rejection_keys, period, as_of, filters).group_by(*rejection_keys)
+    for raw in (await session.execute(bounced_stmt)).mappings():
+        key = tuple(raw[f"g_{k}"] for k in group_by)
+        if group_by:
+            row = by_key.get(key)
+            if row is None:
+                row = by_key[key] = {**dict(zip(group_by, key, strict=True)), **empty_item()}
+                rows.append(row)
+            _add_bounced(row["counts"], int(raw["bounced"]))
+        _add_bounced(total["counts"], int(raw["bounced"]))
+    for item in (*rows, total):
+        item["rates"] = rates_from_counts(item["counts"], satisfaction_factor)
     rows.sort(key=lambda r: tuple("" if r[k] is None else str(r[k]) for k in group_by))
     return rows, total
 
 
 async def score_counts(
-    *, session: AsyncSession, period: Period, as_of: datetime, by_township: bool
+    *,
+    session: AsyncSession,
+    period: Period,
+    as_of: datetime,
+    by_township: bool,
+    extra: Sequence[ColumnElement[bool]] = (),
 ) -> list[dict[str, Any]]:
     """Counts per unit (per unit and township when ``by_township``) for scoring. 评分用分组计数。
 
     Each row: ``unit``, ``kind`` (grid's kind, else the events'), ``township`` (the case
     township when ``by_township``; else the unit's own township from grid, else the one
-    township its cases are in, else ``"*"`` for 全县), ``name`` and ``counts``.
+    township its cases are in, else ``"*"`` for 全县), ``name`` and ``counts``. ``extra``: the
+    scheme's population conditions (:mod:`services.metrics.populations`). Units that rejected
+    a case they no longer hold get its 退单 (``received``, ``rejected``).
     """
     group = [F.c.unit, F.c.township] if by_township else [F.c.unit]
     columns = [
@@ -262,9 +333,35 @@ async def score_counts(
         func.max(F.c.township).label("max_township"),
         *_count_columns(as_of),
     ]
-    stmt = _base(columns, period, as_of, Filters()).group_by(*group)
+    stmt = _base(columns, period, as_of, Filters(), extra).group_by(*group)
+    raws = [dict(raw) for raw in (await session.execute(stmt)).mappings()]
+    rejection_group = [REJECTER.c.unit.label("g_unit"), *([F.c.township.label("g_township")] if by_township else [])]
+    bounced_stmt = _rejections(
+        [
+            *rejection_group,
+            func.max(_RU.c.kind).label("grid_kind"),
+            literal(None).label("event_kind"),
+            func.max(_RU.c.name).label("name"),
+            func.max(_RU.c.township_code).label("home_township"),
+            func.min(F.c.township).label("min_township"),
+            func.max(F.c.township).label("max_township"),
+        ],
+        period,
+        as_of,
+        Filters(),
+        extra,
+    ).group_by(*[c.element for c in rejection_group])
+    keyed = {(r["g_unit"], r.get("g_township")): r for r in raws}
+    for bounced in (await session.execute(bounced_stmt)).mappings():
+        key = (bounced["g_unit"], bounced.get("g_township"))
+        raw = keyed.get(key)
+        if raw is None:
+            raw = keyed[key] = {**dict(bounced), **empty_counts()}
+            raws.append(raw)
+        raw["received"] += int(bounced["bounced"])
+        raw["rejected"] += int(bounced["bounced"])
     out: list[dict[str, Any]] = []
-    for raw in (await session.execute(stmt)).mappings():
+    for raw in raws:
         if by_township:
             township = raw["g_township"] or "*"
         elif raw["home_township"]:
@@ -294,14 +391,22 @@ async def case_contributions(
     township: str | None,
     limit: int,
     offset: int,
+    extra: Sequence[ColumnElement[bool]] = (),
 ) -> tuple[int, list[dict[str, Any]]]:
     """The cases behind a unit's figures, each with its 0/1 contribution per count column.
 
-    单位得分背后的案件，以及每个案件对各计数列的贡献。Returns ``(total, page)``.
+    单位得分背后的案件，以及每个案件对各计数列的贡献。Returns ``(total, page)``. The cases it holds,
+    and those it rejected and no longer holds, the rejection not ruled valid: these count in its
+    退单率 only (``received`` and ``rejected``), as :func:`services.metrics.facts.rejecting_units` says.
     """
     flags = count_flags(as_of)
-    filters = Filters(unit=unit, township=township)
-    where = [*population(period, as_of), *filters.clauses()]
+    me = literal(unit)
+    holder = F.c.unit == me
+    bounced = and_(
+        F.c.unit.is_distinct_from(me), me == any_(F.c.rejected_by), not_(me == any_(F.c.units_rejected_validly))
+    )
+    filters = Filters(township=township)
+    where = [*population(period, as_of)[:-1], or_(holder, bounced), *filters.clauses(), *extra]
     total = (
         await session.execute(select(func.count()).select_from(F.outerjoin(U, U.c.unit_id == F.c.unit)).where(*where))
     ).scalar_one()
@@ -331,6 +436,7 @@ async def case_contributions(
         F.c.provisional,
         F.c.durations_provisional,
         *[func.coalesce(cond, false()).label(f"c_{name}") for name, cond in flags.items()],
+        func.coalesce(holder, false()).label("is_holder"),
     ]
     stmt = (
         select(*columns)
@@ -342,8 +448,11 @@ async def case_contributions(
     )
     page: list[dict[str, Any]] = []
     for raw in (await session.execute(stmt)).mappings():
-        counts = {"dispatched": 1, **{name: int(bool(raw[f"c_{name}"])) for name in flags}}
-        item = {k: v for k, v in raw.items() if not k.startswith("c_")}
+        if raw["is_holder"]:
+            counts = {"dispatched": 1, **{name: int(bool(raw[f"c_{name}"])) for name in flags}}
+        else:  # a case it bounced: its 退单 only
+            counts = {**empty_counts(), "received": 1, "rejected": 1}
+        item = {k: v for k, v in raw.items() if not k.startswith("c_") and k != "is_holder"}
         item["case_id"] = str(item["case_id"])
         for key, value in item.items():
             if isinstance(value, datetime):

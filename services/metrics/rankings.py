@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.metrics.access import narrowed
 from services.metrics.periods import Period, evaluation_moment
+from services.metrics.populations import population_clauses
 from services.metrics.queries import case_contributions
 from services.metrics.scheme_store import compute_scores, find_scheme
 from services.metrics.scoring import AssessmentScheme
@@ -95,7 +96,7 @@ async def ranking(
     names = await unit_names(session=session, ids=sorted({r["unit"] for r in rows if not r.get("unit_name")}))
     for row in rows:
         row["unit_name"] = row.get("unit_name") or (names.get(row["unit"]) or {}).get("name")
-        query = f"?township={quote(row['township'])}" if used.kind == "township_led" else ""
+        query = f"?township={quote(row['township'])}" if used.per_township else ""
         row["cases_url"] = f"/v1/scores/{scheme.id}/{quote(period.id)}/{quote(row['unit'])}/cases{query}"
         if revised is not None:
             rev = revised.get((row["unit"], row["township"]))
@@ -131,12 +132,19 @@ async def score_cases(
 
     Raises :class:`~services.metrics.scheme_store.UnknownSchemeError` and
     :class:`~services.metrics.access.OutOfScopeError`. 逐案贡献（已签发周期以签发时点为准）。"""
-    await find_scheme(session=session, scheme_id=scheme_id)
+    scheme = await find_scheme(session=session, scheme_id=scheme_id)
     unit = narrowed(viewer, "unit", unit) or unit
     township = narrowed(viewer, "township", township)
     signoff = await signoff_of(session=session, period_id=period.id)
     moment = datetime.fromisoformat(signoff["as_of"]) if signoff else period.default_as_of(now)
     total, cases = await case_contributions(
-        session=session, period=period, as_of=moment, unit=unit, township=township, limit=limit, offset=offset
+        session=session,
+        period=period,
+        as_of=moment,
+        unit=unit,
+        township=township,
+        limit=limit,
+        offset=offset,
+        extra=population_clauses(scheme.population),
     )
     return ScoreCases(unit, township, moment, total, cases, bool(signoff))

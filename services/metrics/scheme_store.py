@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.metrics.models import ratings, schemes
 from services.metrics.periods import Period
+from services.metrics.populations import population_clauses
 from services.metrics.queries import score_counts
 from services.metrics.scoring import AssessmentScheme, IndicatorRow, ScoreRow, score_units
 from shared.logging import get_logger
@@ -151,7 +152,8 @@ async def put_scheme(*, session: AsyncSession, scheme_id: str, body: dict[str, A
     data.setdefault("id", scheme_id)
     if data.get("version") is None:
         data["version"] = (latest or 0) + 1
-    scheme = AssessmentScheme.model_validate(data)  # raises ValidationError naming the field
+    # raises ValidationError naming the field; a new version may not rank 派驻机构 outside township-led
+    scheme = AssessmentScheme.model_validate(data, context={"new_version": True})
     if scheme.id != scheme_id:
         raise SchemeConflictError(f"id: the body's id {scheme.id!r} differs from the path's {scheme_id!r}")
     if latest is not None and scheme.version <= latest:
@@ -225,17 +227,24 @@ async def compute_scores(
     """Score and rank every covered unit for a period, as of ``as_of``. 计算某周期的评分与排名。
 
     Standard schemes score a unit once (its township: grid's, else its cases' one township,
-    else ``*``); the township-led scheme scores an agency per township it served. Units of
+    else ``*``); the township-led scheme (and one ``by_township``) scores a unit per township it
+    served. Only the scheme's population counts (two-way assessment: ``whistled``, ``devolved``). Units of
     unknown kind cannot be matched to a scheme and are left out.
     """
     township_led = scheme.kind == "township_led"
-    grouped = await score_counts(session=session, period=period, as_of=as_of, by_township=township_led)
+    grouped = await score_counts(
+        session=session,
+        period=period,
+        as_of=as_of,
+        by_township=scheme.per_township,
+        extra=population_clauses(scheme.population),
+    )
     rows = [
         IndicatorRow(
             unit=g["unit"], unit_kind=g["kind"], township=g["township"], counts=g["counts"], unit_name=g["name"]
         )
         for g in grouped
-        if g["kind"] in _UNIT_KINDS and g["kind"] in scheme.unit_kinds
+        if g["kind"] in _UNIT_KINDS and g["kind"] in scheme.ranked_kinds
     ]
     rating_map = await ratings_for(session=session, period_id=period.id) if township_led else {}
     return score_units(rows, scheme, rating_map)

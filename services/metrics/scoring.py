@@ -42,6 +42,7 @@ from services.metrics.indicators import (
     INDICATORS,
     rates_from_counts,
 )
+from services.metrics.populations import Population
 from shared.vocabulary import UnitKind
 
 __all__ = [
@@ -163,6 +164,12 @@ class AssessmentScheme(BaseModel):
     grade_bands: list[GradeBand] = Field(default_factory=lambda: list(DEFAULT_GRADE_BANDS))
     indicators: list[SchemeIndicator] = Field(min_length=1)
     description: str = ""
+    population: Population = "all"
+    """Which cases it scores (:mod:`services.metrics.populations`): ``whistled`` 吹哨报到,
+    ``devolved`` 下放事项. 考核口径。"""
+    by_township: bool = False
+    """Score a unit once per township its cases are in (a department as each township that whistled
+    it sees it); a township-led scheme always does. 按乡镇分别计分。"""
 
     @field_validator("unit_kinds")
     @classmethod
@@ -230,6 +237,30 @@ class AssessmentScheme(BaseModel):
                 f"got {self.township_rating_weight:g} with kind {self.kind}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _agencies_township_led(self, info: ValidationInfo) -> AssessmentScheme:
+        """A new version may not rank 派驻机构 outside a township-led scheme (stored ones are read as
+        they are, and :attr:`ranked_kinds` leaves the agencies out of them)."""
+        if (info.context or {}).get("new_version") and self.kind != "township_led":
+            if "stationed_agency" in self.unit_kinds:
+                raise ValueError(
+                    "unit_kinds: 派驻机构 (stationed_agency) are assessed township-led only (工作考核以乡镇为主); "
+                    "score them in a township_led scheme, not a second standard ranking"
+                )
+        return self
+
+    @property
+    def per_township(self) -> bool:
+        """Scored per (unit, township). 按（单位，乡镇）计分。"""
+        return self.kind == "township_led" or self.by_township
+
+    @property
+    def ranked_kinds(self) -> list[UnitKind]:
+        """The unit kinds this scheme ranks: 派驻机构 only in a township-led scheme. 实际参与排名的单位类型。"""
+        if self.kind == "township_led":
+            return list(self.unit_kinds)
+        return [k for k in self.unit_kinds if k != "stationed_agency"]
 
     @property
     def key(self) -> str:
@@ -355,7 +386,8 @@ def score_units(
 
     ``ratings`` maps ``(township, unit)`` to the township's rating of the
     agency (0–100), used by the township-led scheme only. Rows of unit kinds
-    the scheme does not cover are left out. Ranks are given per (township,
+    the scheme does not cover are left out, and so are 派驻机构 under a scheme that is
+    not township-led (their one ranking is the township-led one, 以乡镇为主). Ranks are given per (township,
     unit kind) and per unit kind; ties go to the better value of the parts in
     the scheme's order (township rating first in a township-led scheme), then
     unit id. Rows come back ordered by unit kind, township, rank, unit.
@@ -370,7 +402,7 @@ def score_units(
     scored: list[ScoreRow] = []
     seen: set[tuple[str, str]] = set()
     for row in rows:
-        if row.unit_kind not in scheme.unit_kinds:
+        if row.unit_kind not in scheme.ranked_kinds:
             continue
         if (row.unit, row.township) in seen:
             raise ValueError(f"duplicate row for unit {row.unit} in township {row.township}")

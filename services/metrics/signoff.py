@@ -3,7 +3,7 @@
 ``POST /v1/periods/{period}/sign-off`` freezes the period's scores under every active scheme,
 as of the period's end (:func:`sign_off`). From then on the published figures never change.
 A later event that changes a fact of a case dispatched in a signed-off period, or a changed
-township rating for it, marks the period (:func:`mark_changed`); a background loop
+township rating for it, marks the period (:func:`mark_changed_many`); a background loop
 (:func:`process_revisions`) re-scores marked periods with the *same* scheme versions and
 ``as_of`` and, when any published figure differs from the latest state, records a revision
 (``score_revisions``) that the API shows beside the published scores.
@@ -12,10 +12,11 @@ township rating for it, marks the period (:func:`mark_changed`); a background lo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -35,7 +36,7 @@ __all__ = [
     "diff_rows",
     "latest_revision",
     "list_revisions",
-    "mark_changed",
+    "mark_changed_many",
     "mark_period",
     "period_record",
     "process_revisions",
@@ -187,17 +188,40 @@ async def period_record(*, session: AsyncSession, period_id: str) -> dict[str, A
     return {"signed_off": signed, "revisions": revisions}
 
 
-async def mark_changed(*, session: AsyncSession, subject: str, moments: list[datetime]) -> list[str]:
-    """Mark the signed-off periods containing any of ``moments`` for a revision check.
+async def mark_changed_many(
+    *, session: AsyncSession, changes: Sequence[tuple[str, Sequence[datetime]]]
+) -> list[str]:
+    """Mark the signed-off periods containing any of each subject's moments for a revision check.
 
-    标记包含这些时刻的已签发周期待复核；返回被标记的周期。``subject`` says what changed
-    (``case:<id>`` or ``rating:<township>/<unit>``).
-    """
-    if not moments:
+    标记包含这些时刻的已签发周期待复核（一批主体一次完成）；返回被标记的周期。A subject says what
+    changed (``case:<id>``); a consumer batch costs one read of the signed-off periods, and two
+    writes when any of them is touched."""
+    wanted = [(subject, moments) for subject, moments in changes if moments]
+    if not wanted:
         return []
-    conditions = [(period_signoffs.c.period_start <= m) & (period_signoffs.c.period_end > m) for m in moments]
-    periods = list((await session.execute(select(period_signoffs.c.period_id).where(or_(*conditions)))).scalars().all())
-    return await _mark(session=session, subject=subject, periods=periods)
+    signed = (
+        await session.execute(
+            select(period_signoffs.c.period_id, period_signoffs.c.period_start, period_signoffs.c.period_end)
+        )
+    ).all()
+    if not signed:
+        return []
+    rows = {
+        (period_id, subject)
+        for subject, moments in wanted
+        for period_id, start, end in signed
+        if any(start <= m < end for m in moments)
+    }
+    if not rows:
+        return []
+    await session.execute(
+        pg_insert(signoff_changes)
+        .values([{"period_id": p, "subject": subject} for p, subject in sorted(rows)])
+        .on_conflict_do_nothing()
+    )
+    periods = sorted({p for p, _ in rows})
+    await session.execute(update(period_signoffs).where(period_signoffs.c.period_id.in_(periods)).values(dirty=True))
+    return periods
 
 
 async def mark_period(*, session: AsyncSession, period_id: str, subject: str) -> list[str]:

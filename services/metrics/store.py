@@ -1,7 +1,7 @@
 """Event log and case facts in PostgreSQL 事件日志与案件事实的存取.
 
-:func:`apply_event` is what makes the facts idempotent and order-independent: the event is
-stored in ``case_events`` (``ON CONFLICT DO NOTHING`` on its id), then the case's fact is
+:func:`apply_events` is what makes the facts idempotent and order-independent: the events are
+stored in ``case_events`` (``ON CONFLICT DO NOTHING`` on their ids), then each touched case's fact is
 recomputed from *all* its stored events with the pure :func:`reduce_events` and upserted.
 Replaying the topic, a duplicate, or events arriving out of order therefore give the same
 row. 先存事件（按 id 去重），再由该案件全部事件重新归约并写入事实行，故重放、重复、乱序结果相同。
@@ -26,12 +26,11 @@ from shared.calendar import WorkingCalendar
 
 __all__ = [
     "FactChange",
-    "apply_event",
     "apply_events",
     "event_record",
     "fact_row",
     "load_fact_row",
-    "recompute_fact",
+    "recompute_facts",
 ]
 
 #: Columns compared to decide whether a recomputed fact changed (all but bookkeeping).
@@ -72,6 +71,7 @@ def fact_row(fact: CaseFact, calendar: WorkingCalendar) -> dict[str, Any]:
     row: dict[str, Any] = fact.model_dump()
     row["case_id"] = uuid.UUID(fact.case_id)
     row["rejected_by_holder"] = counts_rejection(fact)
+    row["hand_dispatches"] = [hand.model_dump(mode="json") for hand in fact.hand_dispatches]
     d = durations(
         calendar,
         reported_at=fact.reported_at,
@@ -108,14 +108,24 @@ async def load_fact_row(*, session: AsyncSession, case_id: uuid.UUID) -> dict[st
     return dict(row) if row is not None else None
 
 
-async def _lock_case(*, session: AsyncSession, case_id: uuid.UUID) -> None:
-    """Serialise recomputations of one case across consumers and replicas. 同一案件串行重算。"""
-    await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"metrics:{case_id}"})
+#: Take several cases' locks in one round trip, in the (sorted) order given. 一次按序加多个案件锁。
+_LOCK_CASES = text(
+    "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM unnest(CAST(:keys AS text[])) AS k"
+)
 
 
-async def recompute_fact(*, session: AsyncSession, case_id: uuid.UUID, calendar: WorkingCalendar) -> FactChange | None:
-    """Rebuild one case's fact from all its stored events and upsert it. 由全部事件重建事实。"""
-    rows = (
+async def recompute_facts(
+    *, session: AsyncSession, case_ids: Sequence[uuid.UUID], calendar: WorkingCalendar
+) -> list[FactChange]:
+    """Rebuild the facts of ``case_ids`` from all their stored events and upsert those that changed.
+
+    由全部已存事件重建这些案件的事实，并写入有变化者。Three statements whatever the number of
+    cases: their events, their stored facts, one upsert of the changed ones. The caller holds the
+    cases' locks. Returns a change per case that has events (changed or not), in ``case_ids`` order.
+    """
+    if not case_ids:
+        return []
+    event_rows = (
         await session.execute(
             select(
                 case_events.c.event_id,
@@ -124,59 +134,35 @@ async def recompute_fact(*, session: AsyncSession, case_id: uuid.UUID, calendar:
                 case_events.c.version,
                 case_events.c.occurred_at,
                 case_events.c.data,
-            ).where(case_events.c.case_id == case_id)
+            ).where(case_events.c.case_id == func.any(list(case_ids)))
         )
     ).all()
-    if not rows:
-        return None
-    fact = reduce_events(event_record(r) for r in rows)
-    new = fact_row(fact, calendar)
-    old = await load_fact_row(session=session, case_id=case_id)
-    change = FactChange(case_id, old, new)
-    if old is None or change.changed:
-        values = {**new, "updated_at": func.now()}
-        stmt = pg_insert(case_facts).values(values)
+    events: dict[uuid.UUID, list[Any]] = {}
+    for row in event_rows:
+        events.setdefault(row.case_id, []).append(row)
+    stored = (
+        await session.execute(select(case_facts).where(case_facts.c.case_id == func.any(list(events))))
+    ).mappings().all() if events else []
+    old_rows = {row["case_id"]: dict(row) for row in stored}
+    changes: list[FactChange] = []
+    upserts: list[dict[str, Any]] = []
+    for case_id in case_ids:
+        rows = events.get(case_id)
+        if not rows:
+            continue
+        new = fact_row(reduce_events(event_record(r) for r in rows), calendar)
+        change = FactChange(case_id, old_rows.get(case_id), new)
+        changes.append(change)
+        if change.old is None or change.changed:
+            upserts.append(new)
+    if upserts:
+        stmt = pg_insert(case_facts).values([{**row, "updated_at": func.now()} for row in upserts])
         stmt = stmt.on_conflict_do_update(
             index_elements=[case_facts.c.case_id],
-            set_={k: stmt.excluded[k] for k in values if k != "case_id"},
+            set_={k: stmt.excluded[k] for k in (*upserts[0], "updated_at") if k != "case_id"},
         )
         await session.execute(stmt)
-    return change
-
-
-async def apply_event(
-    *, session: AsyncSession, record: CaseEventRecord, calendar: WorkingCalendar
-) -> FactChange | None:
-    """Store one event and refresh its case's fact; ``None`` if the event was already stored.
-
-    存储一条事件并刷新案件事实；已存储过的事件返回 ``None``（不作任何改动）。
-    """
-    case_id = uuid.UUID(record.case_id)
-    await _lock_case(session=session, case_id=case_id)
-    inserted = (
-        await session.execute(
-            pg_insert(case_events)
-            .values(
-                event_id=uuid.UUID(record.event_id),
-                case_id=case_id,
-                type=record.type,
-                version=record.version,
-                occurred_at=record.occurred_at,
-                data=record.data,
-            )
-            .on_conflict_do_nothing(index_elements=[case_events.c.event_id])
-            .returning(case_events.c.event_id)
-        )
-    ).first()
-    if inserted is None:
-        return None
-    return await recompute_fact(session=session, case_id=case_id, calendar=calendar)
-
-
-#: Take several cases' locks in one round trip, in the (sorted) order given. 一次按序加多个案件锁。
-_LOCK_CASES = text(
-    "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM unnest(CAST(:keys AS text[])) AS k"
-)
+    return changes
 
 
 async def apply_events(
@@ -186,7 +172,9 @@ async def apply_events(
 
     批量存储事件，每个涉及的案件只重算一次事实。Returns, per case that got at least one new
     event, its change and the events that were new; events already stored change nothing. The
-    same facts as :func:`apply_event` one by one: the fold is order-independent and idempotent.
+    fold is order-independent and idempotent, so a batch gives the facts that the same events one
+    at a time, in any order, would give. The touched cases are locked (sorted, one statement), so
+    two consumers or replicas never recompute one case side by side.
     """
     if not records:
         return []
@@ -209,15 +197,10 @@ async def apply_events(
     ]
     stmt = pg_insert(case_events).values(rows).on_conflict_do_nothing(index_elements=[case_events.c.event_id])
     inserted = set((await session.execute(stmt.returning(case_events.c.event_id))).scalars().all())
-    out: list[tuple[FactChange, list[CaseEventRecord]]] = []
-    for case_id in cases:
-        fresh = [r for r in by_case[case_id] if uuid.UUID(r.event_id) in inserted]
-        if not fresh:
-            continue
-        change = await recompute_fact(session=session, case_id=case_id, calendar=calendar)
-        if change is not None:
-            out.append((change, fresh))
-    return out
+    fresh = {c: [r for r in by_case[c] if uuid.UUID(r.event_id) in inserted] for c in cases}
+    touched = [c for c in cases if fresh[c]]
+    changes = await recompute_facts(session=session, case_ids=touched, calendar=calendar)
+    return [(change, fresh[change.case_id]) for change in changes]
 
 
 def moments_of(change: FactChange) -> list[datetime]:

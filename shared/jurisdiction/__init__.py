@@ -16,6 +16,7 @@ One job per module 一个模块一项职责:
   :func:`validate_bundle`, :func:`rules_problems` 解析与校验入口;
 * :mod:`~shared.jurisdiction.validation` — one module per bundle section 分节校验;
 * :mod:`~shared.jurisdiction.canonical` — canonical JSON and digest 规范化与摘要;
+* :mod:`~shared.jurisdiction.devolution` — the dated devolution list and its changes 下放清单（动态调整）;
 * :mod:`~shared.jurisdiction.snapshot` — :class:`JurisdictionSnapshot` 快照.
 
 This package re-exports the public bundle API; internals are imported from their
@@ -41,6 +42,8 @@ from shared.jurisdiction.limits import (
 from shared.jurisdiction.model import (
     DeadlineAmount,
     Deadlines,
+    DevolutionEntry,
+    DevolutionMode,
     DivisionCollection,
     DivisionFeature,
     DivisionProperties,
@@ -72,6 +75,8 @@ __all__ = [
     "BundleInvalidError",
     "DeadlineAmount",
     "Deadlines",
+    "DevolutionEntry",
+    "DevolutionMode",
     "Division",
     "DivisionCollection",
     "DivisionFeature",

@@ -28,7 +28,9 @@ def _floats(value: Any) -> Any:
 def canonical_bundle(bundle: JurisdictionBundle) -> dict[str, Any]:
     """Canonical plain-data form: defaults filled, ``version`` dropped, lists whose
     order carries no meaning sorted (features by code, units by id, matters by
-    code, rules by priority, condition/devolution/covers lists), coordinates as floats.
+    code, rules by priority, condition/devolution/covers lists, dated devolution entries by township,
+    matter and dates), coordinates as floats; ``effective_date`` and ``devolution_entries`` left out
+    when unset or empty.
 
     规范化形式：补全默认值、去掉 ``version``、对无序列表排序、坐标统一为浮点。
     Geometry coordinate order and ``cohandlers`` order are kept. 坐标与协办顺序保持原样。
@@ -45,6 +47,15 @@ def canonical_bundle(bundle: JurisdictionBundle) -> dict[str, Any]:
     data["units"].sort(key=lambda u: u["id"])
     data["matters"].sort(key=lambda m: m["code"])
     data["devolution"] = {t: sorted(codes) for t, codes in data["devolution"].items()}
+    # The dated list: absent when empty, so bundles without it keep their digest. 空时省略，旧数据包摘要不变。
+    if data["effective_date"] is None:
+        del data["effective_date"]
+    if data["devolution_entries"]:
+        data["devolution_entries"].sort(
+            key=lambda e: (e["township"], e["matter"], e["effective_from"] or "", e["effective_to"] or "")
+        )
+    else:
+        del data["devolution_entries"]
     for rule in data["rules"]:
         rule["conditions"] = {k: (sorted(v) if v is not None else None) for k, v in rule["conditions"].items()}
     data["rules"].sort(key=lambda r: (r["priority"], r["id"]))

@@ -10,6 +10,7 @@ its shape only; :mod:`shared.jurisdiction.validation` checks its meaning.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,6 +20,8 @@ from shared.vocabulary import DivisionLevel, Source, TimeBasis, UnitKind, Urgenc
 
 __all__ = [
     "Deadlines",
+    "DevolutionEntry",
+    "DevolutionMode",
     "DivisionCollection",
     "DivisionFeature",
     "DivisionProperties",
@@ -175,6 +178,32 @@ class Rule(_Closed):
     action: RuleAction = Field(default_factory=RuleAction)
 
 
+#: How a power reaches the township (the team's domain notes, "Devolution that changes"):
+#: 下放 (the township is the legal enforcer), 委托 (entrusted: it acts in the department's name),
+#: 协助 (it only assists). 下放 / 委托 / 协助。
+DevolutionMode = Literal["devolved", "entrusted", "assist"]
+
+
+class DevolutionEntry(_Closed):
+    """A dated devolution entry 下放清单条目（动态调整）.
+
+    In force on the Asia/Shanghai days ``effective_from`` ≤ day < ``effective_to``
+    (``effective_to`` is the first day it no longer applies, the day the power is returned 收回;
+    ``None``: open-ended). ``effective_from=None``: in force from the start of the record (the
+    import of an undated ``devolution`` list). ``document``: the decision's 文号.
+    生效区间按上海日期 [effective_from, effective_to)；effective_to 为收回之日（不含）；document 为文号。
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    township: str
+    matter: str
+    mode: DevolutionMode = "devolved"
+    effective_from: date | None = None
+    effective_to: date | None = None
+    document: str | None = None
+
+
 class JurisdictionBundle(_Open):
     """A county's whole jurisdiction as one document (see jurisdiction.md). 辖区数据包。
 
@@ -189,6 +218,11 @@ class JurisdictionBundle(_Open):
     units: list[Unit] = Field(default_factory=list)
     matters: list[Matter] = Field(default_factory=list)
     devolution: dict[str, list[str]] = Field(default_factory=dict)
+    #: The date the undated ``devolution`` lists apply from (``None``: from the start of the record).
+    #: 未注明日期的下放清单的生效日期。
+    effective_date: date | None = None
+    #: Dated devolution entries (history, never rewritten). 带日期的下放条目（历史，不改写）。
+    devolution_entries: list[DevolutionEntry] = Field(default_factory=list)
     township_functions: dict[str, dict[str, str]] = Field(default_factory=dict)
     source_mappings: dict[Source, dict[str, str]] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)

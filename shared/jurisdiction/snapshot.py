@@ -13,14 +13,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
 from shapely.geometry import shape
 
 from shared.jurisdiction.canonical import bundle_digest
+from shared.jurisdiction.devolution import DevolutionIndex, all_entries
 from shared.jurisdiction.limits import DIVISION_LEVELS, LEVEL_RANK
-from shared.jurisdiction.model import JurisdictionBundle, Matter, Rule, Unit
+from shared.jurisdiction.model import DevolutionEntry, JurisdictionBundle, Matter, Rule, Unit
 from shared.jurisdiction.parsing import rules_problems
 from shared.jurisdiction.problems import BundleInvalidError
 from shared.jurisdiction.validation.bundle import check_bundle
@@ -56,6 +58,7 @@ class JurisdictionSnapshot:
         "_bundle",
         "_children",
         "_county_departments",
+        "_devolution",
         "_devolved",
         "_digest",
         "_divisions",
@@ -114,6 +117,7 @@ class JurisdictionSnapshot:
         self._devolved: Mapping[str, frozenset[str]] = MappingProxyType(
             {t: frozenset(codes) for t, codes in b.devolution.items()}
         )
+        self._devolution = DevolutionIndex(all_entries(b))
         self._functions: Mapping[str, Mapping[str, str]] = MappingProxyType(
             {t: MappingProxyType(dict(f)) for t, f in b.township_functions.items()}
         )
@@ -180,6 +184,28 @@ class JurisdictionSnapshot:
         object.__setattr__(clone, "_rules", tuple(sorted(copied, key=lambda r: (r.priority, r.id))))
         object.__setattr__(clone, "_digest", None)
         object.__setattr__(clone, "rules_version", rules_version)
+        object.__setattr__(clone, "_frozen", True)
+        return clone
+
+    def with_devolution(self, bundle: JurisdictionBundle) -> JurisdictionSnapshot:
+        """A snapshot with the devolution lists of ``bundle`` (undated and dated); the rest shared.
+
+        换用 ``bundle`` 的下放清单的快照（其余复用，不重建），供模拟调整使用。The caller
+        validates the entries (:func:`~shared.jurisdiction.validation.devolution.check_devolution_entries`).
+        """
+        clone = object.__new__(JurisdictionSnapshot)
+        for slot in JurisdictionSnapshot.__slots__:
+            if slot in ("_frozen", "_bundle", "_devolution", "_devolved", "_digest"):
+                continue
+            object.__setattr__(clone, slot, getattr(self, slot))
+        update = {"devolution": bundle.devolution, "devolution_entries": bundle.devolution_entries}
+        updated = self._bundle.model_copy(update=update, deep=True)
+        object.__setattr__(clone, "_bundle", updated)
+        object.__setattr__(clone, "_devolution", DevolutionIndex(all_entries(updated)))
+        object.__setattr__(
+            clone, "_devolved", MappingProxyType({t: frozenset(c) for t, c in updated.devolution.items()})
+        )
+        object.__setattr__(clone, "_digest", None)
         object.__setattr__(clone, "_frozen", True)
         return clone
 
@@ -348,6 +374,19 @@ class JurisdictionSnapshot:
     def devolved_matters(self, township: str) -> frozenset[str]:
         """Codes of the matters devolved to ``township``. 下放至该镇街的事项编码。"""
         return self._devolved.get(township, frozenset())
+
+    def devolution_at(self, township: str, matter: str, moment: datetime) -> DevolutionEntry | None:
+        """The devolution entry in force for (township, matter) on the Shanghai day of ``moment``.
+
+        某时刻有效的下放条目（按上海日期）；未下放返回 None。The undated ``devolution`` lists count
+        as ``devolved`` entries from the bundle's ``effective_date``. 未注明日期的清单视为下放条目。
+        """
+        return self._devolution.at(township, matter, moment)
+
+    @property
+    def devolution(self) -> DevolutionIndex:
+        """Every devolution entry, indexed (history included). 全部下放条目（含历史）。"""
+        return self._devolution
 
     def source_mapping(self, source: str) -> Mapping[str, str]:
         """The bundle's ``{source code: matter code}`` table of ``source`` (empty if none). 来源编码映射表。"""

@@ -25,6 +25,9 @@ Consumer runner rules (process at least once, apply exactly once):
   single envelope), so a poison event is still isolated and dead-lettered.
   批处理器：一次拿到分区批次中全部新事件（在去重登记之后、同一事务内），以少量集合
   语句完成；失败时同样逐条重试，毒消息仍被隔离并进入死信队列。
+* Two lanes (``priority=`` a shared :class:`~shared.messaging.priority.LivePriority`): a
+  ``bulk=True`` runner starts a batch only when the live runners sharing it have none in hand.
+  两条通道：批量消费者只在实时消费者没有在途批次时开始新批次。
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from shared.events import ContractError, EventEnvelope, decode_envelope, dlq_top
 from shared.logging import bind_correlation, clear_correlation, get_logger
 from shared.messaging.background import Backoff, stop_task
 from shared.messaging.epochs import EpochTracker
+from shared.messaging.priority import LivePriority
 from shared.messaging.publisher import KafkaPublisher
 from shared.messaging.topics import ensure_topics
 from shared.observability import PlatformMetrics
@@ -134,6 +138,8 @@ class ConsumerRunner:
         concurrent_partitions: bool = False,
         poll_timeout_ms: int = 200,
         fetch_max_wait_ms: int = 100,
+        priority: LivePriority | None = None,
+        bulk: bool = False,
     ) -> None:
         self.group_id = group_id
         self.topics = list(topics)
@@ -152,6 +158,8 @@ class ConsumerRunner:
         self.unit_of_work: Callable[[], UnitOfWork] = unit_of_work or (lambda: UnitOfWork(self.sessions))
         self.client_id = client_id or group_id
         self.concurrent_partitions = concurrent_partitions
+        self.priority = priority
+        self.bulk = bulk
         self.poll_timeout_ms = poll_timeout_ms
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self._consumer: AIOKafkaConsumer | None = None
@@ -375,6 +383,18 @@ class ConsumerRunner:
 
     # -- processing
     async def _process_partition(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord]
+    ) -> None:
+        if self.priority is None:
+            await self._check_and_apply(consumer, tp, records)
+        elif self.bulk:  # a bulk batch starts only when no live batch is in hand 批量批次让实时批次先行
+            await self.priority.before_bulk_batch()
+            await self._check_and_apply(consumer, tp, records)
+        else:
+            async with self.priority.live_batch():
+                await self._check_and_apply(consumer, tp, records)
+
+    async def _check_and_apply(
         self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord]
     ) -> None:
         if self._epochs.check(tp, records).action == "rewind":

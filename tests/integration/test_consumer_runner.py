@@ -17,6 +17,7 @@ from shared.db import UnitOfWork, create_engine, service_metadata, session_facto
 from shared.embedded import TansuBroker
 from shared.events import (
     INCIDENT_REPORTED,
+    INCIDENT_REPORTED_BULK,
     JURISDICTION_CHANGED,
     EventEnvelope,
     JurisdictionChanged,
@@ -24,6 +25,7 @@ from shared.events import (
     make_envelope,
 )
 from shared.messaging.consumer import ConsumerRunner
+from shared.messaging.priority import LivePriority
 from shared.messaging.publisher import KafkaPublisher
 from shared.messaging.tables import processed_messages_table
 from shared.messaging.topics import ensure_topics
@@ -152,7 +154,8 @@ async def test_restart_resumes_from_committed_offset_without_loss_or_double_appl
     r2 = runner(engine, own_broker, second, "g-restart", publisher)
     r2.start()
     try:
-        await eventually(lambda: _eq(count_applied(engine), 40), timeout_s=30)
+        # The group's rejoin waits out the old member's session (10 s), longer on a busy machine.
+        await eventually(lambda: _eq(count_applied(engine), 40), timeout_s=90)
         await asyncio.sleep(1.0)
         assert await count_applied(engine) == 40
         # The restarted consumer started after the committed offset: it never re-read the first 20;
@@ -291,6 +294,68 @@ async def test_rebalance_with_concurrent_partitions_applies_each_event_once(
     finally:
         await a.stop()
         await b.stop()
+        await publisher.stop()
+
+
+class HeldBatchRecorder(BatchRecorder):
+    """A batch recorder whose batches wait for ``release`` (set by the test). 可被测试挡住的批处理器。"""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.entered = asyncio.Event()
+
+    async def __call__(self, uow: UnitOfWork, envs: list[EventEnvelope[Any]]) -> None:
+        self.entered.set()
+        await self.release.wait()
+        await super().__call__(uow, envs)
+
+
+async def test_a_bulk_batch_waits_while_a_live_batch_is_in_hand(
+        engine: AsyncEngine, own_broker: TansuBroker) -> None:
+    """Live and bulk lanes sharing one LivePriority: while a live batch is in hand, the bulk runner
+    fetches its records but does not start applying them; once the live batch is done, it does.
+    实时批次在途时，批量消费者取到消息但不开始处理；实时批次完成后才处理。"""
+    live_topic, bulk_topic = INCIDENT_REPORTED, INCIDENT_REPORTED_BULK
+    await ensure_topics(own_broker.bootstrap, [live_topic, bulk_topic])
+    publisher = KafkaPublisher(bootstrap=own_broker.bootstrap, client_id="t")
+    priority = LivePriority()
+    live_handler, bulk_handler = HeldBatchRecorder(), BatchRecorder()
+    live = ConsumerRunner(group_id="g-live", topics=[live_topic], bootstrap=own_broker.bootstrap,
+                          sessions=session_factory(engine), processed=processed, batch_handler=live_handler,
+                          publisher=publisher, concurrent_partitions=True, priority=priority)
+    bulk = ConsumerRunner(group_id="g-bulk", topics=[bulk_topic], bootstrap=own_broker.bootstrap,
+                          sessions=session_factory(engine), processed=processed, batch_handler=bulk_handler,
+                          publisher=publisher, concurrent_partitions=True, priority=priority, bulk=True)
+    live_events = [envelope(f"38{i:04d}", i) for i in range(3)]
+    bulk_events = [envelope(f"39{i:04d}", i) for i in range(40)]
+    producer = AIOKafkaProducer(bootstrap_servers=own_broker.bootstrap, acks="all")
+    await producer.start()
+    live.start()
+    bulk.start()
+    try:
+        for e in live_events:
+            await producer.send(live_topic, key=str(e.id).encode(), value=e.to_bytes())
+        await producer.flush()
+        await asyncio.wait_for(live_handler.entered.wait(), 30)  # a live batch is in hand, held
+        assert priority.live_in_hand >= 1
+        for e in bulk_events:
+            await producer.send(bulk_topic, key=str(e.id).encode(), value=e.to_bytes())
+        await producer.flush()
+
+        async def bulk_waiting() -> bool:
+            return priority.bulk_waits >= 1
+
+        await eventually(bulk_waiting, timeout_s=30)  # the bulk runner fetched records and stopped at the gate
+        assert (bulk_handler.sizes, await count_applied(engine)) == ([], 0)
+        live_handler.release.set()
+        await eventually(lambda: _eq(count_applied(engine), 43), timeout_s=30)
+        assert (live.applied, bulk.applied, priority.live_in_hand) == (3, 40, 0)
+    finally:
+        live_handler.release.set()
+        await producer.stop()
+        await live.stop()
+        await bulk.stop()
         await publisher.stop()
 
 

@@ -413,8 +413,8 @@ async def test_hand_computed_indicators_end_to_end(client: httpx.AsyncClient) ->
         1.0,
     )
     assert a["rates"]["satisfaction_rate"] is None  # no 回访 → None, never 0
-    # 准确派遣率 (dispatcher quality): a4 went to C first, and C's rejection was ruled valid → 7/8
-    assert (a["rates"]["accurate_dispatch_rate"], b["rates"]["accurate_dispatch_rate"]) == (0.875, 1.0)
+    # 准确派遣率 is a dispatcher's figure (GET /v1/dispatchers), not a unit's: no hand dispatches here
+    assert (a["rates"]["accurate_dispatch_rate"], b["rates"]["accurate_dispatch_rate"]) == (None, None)
     assert (c["rates"]["resolution_rate"], c["rates"]["ontime_resolution_rate"], c["rates"]["overdue_rate"]) == (
         0.6,
         0.6,
@@ -489,11 +489,9 @@ async def test_township_led_scheme_with_ratings(client: httpx.AsyncClient) -> No
     t2 = rows[("PCS-1", "T2")]
     # T2 gave no rating: never read as 0 → incomplete; partial 20 + 10 + 10 + 10 = 50
     assert (t2["status"], t2["rating_missing"], t2["partial_score"], t2["score"]) == ("incomplete", True, 50.0, None)
-    # Under the standard 接诉即办 scheme the agency is one county-wide row:
-    # 响应率 10/10 × 10 = 10; 解决率 9/10 × 50 = 45; 满意率 (8 + 0.9)/10 × 40 = 35.6 → 90.6 A
+    # The standard 接诉即办 scheme gives the agency no second, non-township-led ranking (以乡镇为主)
     hotline = (await client.get("/v1/scores/hotline_three_rates/2026-10", headers=ADMIN)).json()
-    [agency] = [r for r in hotline["rows"] if r["unit"] == "PCS-1"]
-    assert (agency["township"], agency["score"], agency["grade"]) == ("*", 90.6, "A")
+    assert [r for r in hotline["rows"] if r["unit"] == "PCS-1"] == []
     ratings = (await client.get("/v1/ratings/2026-10", headers={"Authorization": "Bearer t-t1"})).json()["ratings"]
     assert [(r["township"], r["unit"], r["rating"], r["note"]) for r in ratings] == [("T1", "PCS-1", 80.0, "配合较好")]
 

@@ -119,6 +119,7 @@ EXPECTED: dict[Action, Expect] = {
     A.ADD_COHANDLER: Expect(OPEN, DISPATCHERS, None, "case.cohandler_added"),
     A.MARK_OVERDUE: Expect(OPEN - {S.RESOLVED}, _r(R.SYSTEM), None, "case.overdue"),
     A.SELF_HANDLE: Expect(_s(S.REPORTED), _r(R.SYSTEM), S.CLOSED, "case.self_handled"),
+    A.RECOMPUTE_DEADLINE: Expect(OPEN - {S.RESOLVED}, _r(R.SYSTEM), None, "case.deadline_recomputed"),
     A.ASSIGN_MEMBER: Expect(_s(S.ACCEPTED, S.REOPENED), _r(R.UNIT, R.DISPATCHER, R.ADMIN), None,
                             "case.member_assigned"),
 }
@@ -194,6 +195,8 @@ def prepare(case: CaseSnapshot, action: Action) -> CaseSnapshot:
         }
     elif action is A.MARK_OVERDUE:
         update = {"deadline": NOW - timedelta(hours=1), "overdue": False}
+    elif action is A.RECOMPUTE_DEADLINE:
+        update = {"deadline": DEADLINE}
     return case.model_copy(update=update) if update else case
 
 
@@ -221,6 +224,7 @@ def body_for(action: Action, case: CaseSnapshot) -> dict[str, Any]:
         A.ADD_COHANDLER: {"unit": COHANDLER},
         A.MARK_OVERDUE: {},
         A.SELF_HANDLE: {"handler": "GW-7"},
+        A.RECOMPUTE_DEADLINE: {"deadline": DEADLINE + timedelta(days=1), "overdue": case.overdue},
         A.ASSIGN_MEMBER: {"assignee": "T1", "assignee_kind": "team", "members": ["M2", "M3"]},
     }
     return {"expected_version": case.version, **extra[action]}

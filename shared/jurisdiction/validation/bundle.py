@@ -7,6 +7,7 @@ from typing import Any
 
 from shared.jurisdiction.model import JurisdictionBundle
 from shared.jurisdiction.problems import Problem
+from shared.jurisdiction.validation.devolution import check_devolution_entries
 from shared.jurisdiction.validation.divisions import check_division_codes, check_division_parents, first_positions
 from shared.jurisdiction.validation.geometry import check_geometries
 from shared.jurisdiction.validation.links import check_devolution, check_source_mappings, check_township_functions
@@ -44,6 +45,7 @@ def check_bundle(bundle: JurisdictionBundle) -> Checked:
     matters = {m.code: m for m in bundle.matters}
     problems += check_township_functions(bundle, townships, unit_index)
     problems += check_devolution(bundle, townships, matters)
+    problems += check_devolution_entries(bundle, townships, matters)
     problems += check_source_mappings(bundle, set(matters))
     refs = RuleRefs(
         townships=townships,

@@ -1,10 +1,11 @@
 // 综合指挥中心 · 调度台 — entry point: sign-in, header, hash routing, the live case stream.
 //
-// Routes: #/queues[/<queue>]  #/case/<id>  #/perf  #/accountability  #/forces
+// Routes: #/queues[/<queue>]  #/case/<id>  #/perf  #/accountability  #/devolution  #/forces
 
 import { renderAccountability } from "./accountability.js";
 import { api, getToken, onUnauthorized, setToken } from "./api.js";
 import { renderCase } from "./case.js";
+import { renderDevolution } from "./devolution.js";
 import { renderForces } from "./forces.js";
 import { fmtClock, h, mount, toast } from "./dom.js";
 import { countyName, divisionName, loadJurisdiction, resetJurisdiction, unitName } from "./jurisdiction.js";
@@ -19,6 +20,8 @@ const view = document.getElementById("view");
 const topbar = document.getElementById("topbar");
 const FEED_MAX = 60;
 const TICK_MS = 30000;
+// Who may run a what-if (POST /v1/whatif): county-wide admins and dispatchers.
+const mayWhatIf = (me) => ["admin", "dispatcher"].includes(me.role) && me.township === "*";
 
 let disposeView = null;
 let stream = null;
@@ -67,6 +70,7 @@ function route() {
   else if (section === "accountability" && !["unit", "member"].includes(store.me.role)) {
     disposeView = renderAccountability(view);
   }
+  else if (section === "devolution" && mayWhatIf(store.me)) disposeView = renderDevolution(view);
   else if (section === "forces") disposeView = renderForces(view);
   else {
     const fallback = visibleQueues(store.me)[0].id;
@@ -144,6 +148,7 @@ async function start() {
   });
   drawHeader();
   for (const a of document.querySelectorAll("[data-nav-staff]")) a.hidden = ["unit", "member"].includes(store.me.role);
+  for (const a of document.querySelectorAll("[data-nav-whatif]")) a.hidden = !mayWhatIf(store.me);
   followStream();
   stream = openStream({
     onStatus: (state) => {

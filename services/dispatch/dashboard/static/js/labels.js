@@ -31,6 +31,7 @@ export const ACTION_LABELS = {
   report_in: "报到",
   add_cohandler: "增加协办",
   mark_overdue: "超期标记",
+  recompute_deadline: "期限重算",
   self_handle: "自办",
   merge: "并案",
 };
@@ -57,6 +58,7 @@ export const EVENT_LABELS = {
   "case.reported_in": "报到",
   "case.cohandler_added": "增加协办单位",
   "case.overdue": "超期",
+  "case.deadline_recomputed": "期限重算",
   "case.self_handled": "网格员自办",
   "case.merged": "并案",
   "case.member_assigned": "派单到人",
