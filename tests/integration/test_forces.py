@@ -64,7 +64,7 @@ async def accepted_case(stack: Stack) -> dict[str, Any]:
         f"/v1/cases/{c['id']}/actions/accept", json={"expected_version": c["version"]}, headers=ZFD_UNIT
     )
     assert r.status_code == 200, r.text
-    return r.json()["case"]  # type: ignore[no-any-return]
+    return r.json()["case"]
 
 
 async def test_the_people_document_is_admin_only_and_checked(stack: Stack) -> None:

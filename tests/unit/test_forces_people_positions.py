@@ -87,7 +87,7 @@ def test_who_sees_a_units_forces() -> None:
     pcs = Unit(id="P", name="派出所", kind="stationed_agency", department="D", covers=["T1"])
 
     def who(role: str, **kw: str) -> StaffPrincipal:
-        return StaffPrincipal(role=role, **kw)  # type: ignore[arg-type]
+        return StaffPrincipal(role=role, **kw)
 
     assert sees_unit(who("dispatcher", township="*"), zfd, "A") and sees_unit(who("admin"), zfd, "A")
     assert sees_unit(who("township_admin", township="T1"), zfd, "A")
