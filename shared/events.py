@@ -225,6 +225,10 @@ class CaseEvent(_Payload):
     cohandlers: list[str] = Field(default_factory=list)
     overdue: bool = False
     self_handled: bool = False
+    # 派单到人 (since case.member_assigned): who of the handling unit holds the task; empty before.
+    assignee: str | None = Field(None, description="member or team id the handling unit sent 派单到人")
+    assignee_kind: Literal["member", "team"] | None = None
+    assignees: list[str] = Field(default_factory=list, description="member ids holding the task")
     details: dict[str, Any] = Field(default_factory=dict)
     # since the approval and alarm sources (optional: absent on earlier events)
     kind: CaseKind = Field("incident", description="incident 事件 / inspection 监管任务")
@@ -271,6 +275,37 @@ class JurisdictionChanged(_Payload):
     digest: str
     change: Literal["bundle", "rules", "devolution"]
     devolution: DevolutionChanged | None = Field(None, description="the diff, when change = devolution")
+
+
+# --------------------------------------------------------------------------- operation.events
+
+
+class OperationEvent(_Payload):
+    """联合执法: a fact about one joint operation — opened, a unit confirmed (报到), concluded, cancelled.
+
+    Every event carries where the operation stands after it (state, units, window, cases), so a consumer
+    (监督问责) can fold them in any order. Member ids of the people sent are listed; never positions.
+    """
+
+    operation_id: uuid.UUID
+    version: int = Field(description="operation version after this transition")
+    occurred_at: datetime
+    actor: ActorRef
+    state: Literal["open", "concluded", "cancelled"]
+    township: str
+    lead_unit: str
+    units: list[str] = Field(description="participating units, the lead unit first")
+    starts_at: datetime
+    ends_at: datetime
+    cases: list[uuid.UUID] = Field(default_factory=list)
+    unit: str | None = Field(None, description="operation.confirmed: the unit that confirmed 报到单位")
+    late: bool | None = Field(None, description="operation.confirmed: after the start 迟到")
+    people: list[str] = Field(default_factory=list, description="operation.confirmed: member ids sent 出动人员")
+    confirmed_late: list[str] = Field(default_factory=list, description="units that confirmed after the start")
+    absent: list[str] = Field(default_factory=list, description="operation.concluded: units never confirmed 未报到")
+    result: str | None = None
+    apply_result: Literal["resolve", "leave"] | None = None
+    reason: str | None = None
 
 
 # --------------------------------------------------------------------------- envelope
@@ -338,6 +373,7 @@ INCIDENT_REPORTED = "incident.reported"
 INCIDENT_REPORTED_BULK = "incident.reported.bulk"
 CASE_EVENTS = "case.events"
 JURISDICTION_CHANGED = "jurisdiction.changed"
+OPERATION_EVENTS = "operation.events"
 
 CASE_EVENT_TYPES: tuple[str, ...] = (
     "case.dispatched",
@@ -370,6 +406,14 @@ CASE_EVENT_TYPES: tuple[str, ...] = (
     "case.occurrence_added",
     "case.inspected",
     "case.revoked",
+    "case.member_assigned",
+)
+
+OPERATION_EVENT_TYPES: tuple[str, ...] = (
+    "operation.opened",
+    "operation.confirmed",
+    "operation.concluded",
+    "operation.cancelled",
 )
 
 TOPICS: dict[str, TopicSpec] = {
@@ -412,6 +456,14 @@ TOPICS: dict[str, TopicSpec] = {
         key="county code",
         partitions=1,
         event_types={"jurisdiction.changed": JurisdictionChanged},
+    ),
+    OPERATION_EVENTS: TopicSpec(
+        name=OPERATION_EVENTS,
+        description="Every joint operation (联合执法) transition: opened, 报到, concluded, cancelled (dispatch → "
+        "whoever follows lateness and absence, e.g. 监督问责).",
+        key="operation id",
+        partitions=3,
+        event_types={t: OperationEvent for t in OPERATION_EVENT_TYPES},
     ),
 }
 

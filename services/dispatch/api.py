@@ -76,8 +76,9 @@ Dispatcher = Annotated[StaffPrincipal, Depends(require_roles("dispatcher", "admi
 
 
 def actor_of(principal: StaffPrincipal) -> Actor:
-    """The lifecycle actor of a staff token. 工作人员令牌对应的操作人。"""
-    return Actor(Role(principal.role), unit=principal.unit, township=principal.township, id=principal.token_name)
+    """The lifecycle actor of a staff token (a member's id is its member id). 工作人员令牌对应的操作人。"""
+    actor_id = principal.member if principal.role == "member" else principal.token_name
+    return Actor(Role(principal.role), unit=principal.unit, township=principal.township, id=actor_id)
 
 
 def _correlation_id(request: Request) -> str:

@@ -29,6 +29,7 @@ from services.dispatch.calendar_notices import load_notices
 from services.dispatch.consumers import incident_batch_handler, jurisdiction_handler
 from services.dispatch.context import DispatchContext, utc_now
 from services.dispatch.dashboard import mount_dashboard
+from services.dispatch.forces import wiring as forces
 from services.dispatch.grid_client import GridRefusedError, GridUnavailableError, JurisdictionSource
 from services.dispatch.models import metadata
 from services.dispatch.settings import DispatchSettings
@@ -76,6 +77,7 @@ def create_app(
         runtime.spawn(source.keep_current(settings.grid_retry_s), "dispatch-jurisdiction-reload")
         if settings.overdue_sweep_interval_s > 0:
             runtime.spawn(_sweep_overdue_forever(ctx), "dispatch-overdue-sweep")
+        forces.start(ctx)
 
     async def on_stop() -> None:
         for task in loaders:
@@ -90,11 +92,12 @@ def create_app(
         description="Incidents from `incident.reported` become cases, routed by the county's jurisdiction "
         "(grid service) and explained; staff follow them through the closed loop (签收, 退单, 延期, 办结, 核查, "
         "结案, 回访, 督办, 吹哨). Every transition is published on `case.events`.",
-        routers=[router, whatif_router, calendar_router],
+        routers=[router, whatif_router, calendar_router, *forces.routers()],
         on_start=on_start,
         on_stop=on_stop,
     )
     app.state.dispatch = ctx
+    forces.install(app, ctx)
     app.state.settings = settings
     # 调度台: static page at /dashboard plus same-origin proxies to metrics and grid.
     mount_dashboard(app, metrics_url=settings.metrics_url, grid_url=settings.grid_url, grid_transport=grid_transport)

@@ -97,6 +97,7 @@ class Action(StrEnum):
     MARK_FALSE_ALARM = "mark_false_alarm"  # 误报 (dispatcher; alarm cases)
     RECORD_INSPECTION = "record_inspection"  # 检查结果 of a supervision task 监管任务 (unit)
     REVOKE = "revoke"  # 撤销: the approval was revoked, its open supervision task closes (system)
+    ASSIGN_MEMBER = "assign_member"  # 派单到人 (a member or a team of the handling unit)
 
 
 class Role(StrEnum):
@@ -108,6 +109,7 @@ class Role(StrEnum):
     HOTLINE = "hotline"  # 12345 系统 (posts 回访 results)
     ADMIN = "admin"  # 管理员: anything a dispatcher or township admin may do
     SYSTEM = "system"  # 系统内部 (auto dispatch, overdue sweep, self-handled reports)
+    MEMBER = "member"  # 队员 (a person of a unit; acts on the cases assigned to them; id = member id)
 
 
 class Satisfaction(StrEnum):
@@ -234,6 +236,9 @@ class CaseSnapshot(BaseModel):
     follow_up_case: str | None = None  # 整改复查 task created by a rectify result
     close_reason: str | None = None  # 自动恢复 / 撤销 when the system closed it
     false_alarm: bool = False  # 误报 (alarm cases)
+    assignee: str | None = None  # 派单到人: the member or team the handling unit sent
+    assignee_kind: Literal["member", "team"] | None = None
+    assignees: tuple[str, ...] = ()  # the members who hold the task (the member, or the team's members)
 
     @property
     def rejected_by(self) -> tuple[str, ...]:

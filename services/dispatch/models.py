@@ -92,6 +92,8 @@ cases = Table(
     Column("explanation", JSONB, nullable=False),
     Column("snapshot", JSONB, nullable=False),
     Column("incident", JSONB, nullable=False),
+    Column("assignee", Text, nullable=True),
+    Column("assignees", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
@@ -120,6 +122,8 @@ Index(
     cases.c.alarm_type,
     postgresql_where=text("state <> 'closed' AND device_id IS NOT NULL"),
 )
+#: Cases by the members holding them (派单到人): a member token's scope. 队员可见范围索引。
+Index("ix_cases_assignees", cases.c.assignees, postgresql_using="gin")
 #: Not-yet-flagged cases by deadline: the overdue sweep. 超期扫描索引。
 Index("ix_cases_overdue_sweep", cases.c.deadline, postgresql_where=text("NOT overdue AND deadline IS NOT NULL"))
 

@@ -105,7 +105,12 @@ def scope_condition(actor: Actor) -> Any:
     """SQL condition of the cases ``actor`` may see (:func:`shared.visibility.case_scope`). 可见范围条件。"""
     c = cases.c
     return case_scope(
-        Viewer.of(actor), township=c.township, unit=c.unit, cohandlers=c.cohandlers, escalated_to=c.escalated_to
+        Viewer.of(actor),
+        township=c.township,
+        unit=c.unit,
+        cohandlers=c.cohandlers,
+        escalated_to=c.escalated_to,
+        assignees=c.assignees,
     )
 
 

@@ -180,6 +180,9 @@ SNAPSHOT_FIELDS: tuple[SnapshotField, ...] = (
     SnapshotField("follow_up_case", operator.attrgetter("follow_up_case"), _NOT_IN_EVENTS),
     SnapshotField("close_reason", operator.attrgetter("close_reason"), _NOT_IN_EVENTS),
     SnapshotField("false_alarm", operator.attrgetter("false_alarm"), _NOT_IN_EVENTS),
+    SnapshotField("assignee", operator.attrgetter("assignee")),
+    SnapshotField("assignee_kind", operator.attrgetter("assignee_kind"), Shows(row=False, api=False)),
+    SnapshotField("assignees", lambda s: list(s.assignees)),
 )
 
 

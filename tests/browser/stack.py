@@ -62,6 +62,7 @@ STAFF_SPEC: dict[str, dict[str, str]] = {
     "u-qx-zfd": {"role": "unit", "township": QINGXI, "unit": "330127101-zfd"},
     "u-bs-zfd": {"role": "unit", "township": BAISHA, "unit": "330127001-zfd"},
     "u-cgj": {"role": "unit", "township": "*", "unit": "dept-cgj"},
+    "m-qx-zfd-02": {"role": "member", "township": QINGXI, "unit": "330127101-zfd", "member": "330127101-zfd-m02"},
 }
 STAFF = orjson.dumps(STAFF_SPEC).decode()
 API_KEYS = orjson.dumps({s: [k] for s, k in KEYS.items()}).decode()

@@ -12,6 +12,7 @@ import {
   SATISFACTION_LABELS, SOURCE_LABELS, STATE_LABELS, TRIAGE_LABELS, URGENCY_LABELS, label,
 } from "./labels.js";
 import { caseMap } from "./map.js";
+import { showsSuggestions, suggestPanel } from "./suggest.js";
 import { actionsFor } from "./rules.js";
 import { sourceExtras } from "./sources.js";
 import { on, store } from "./store.js";
@@ -235,6 +236,7 @@ export function renderCase(root, caseId) {
         h("div", {},
           statusCard(d),
           canAssign ? assignPanel(d, { onDone: load }) : null,
+          showsSuggestions(d, store.me) ? suggestPanel(d, { onDone: load }) : null,
           actionsCard(d, { withAssignPanel: canAssign, onDone: load }))));
   }
 

@@ -73,6 +73,7 @@ export const EVENT_LABELS = {
   "case.occurrence_added": "告警合并",
   "case.inspected": "检查结果",
   "case.revoked": "撤销",
+  "case.member_assigned": "派单到人",
 };
 
 export const TRIAGE_LABELS = {
@@ -91,6 +92,7 @@ export const ROLE_LABELS = {
   unit: "处置单位",
   hotline: "12345热线",
   system: "系统",
+  member: "队员",
 };
 
 export const SOURCE_LABELS = {
