@@ -115,12 +115,13 @@ def fold_operation(events: Iterable[OperationEventRecord]) -> list[Lapse]:
 
 
 def _operation_item(lapse: Lapse) -> dict[str, object]:
+    """An operation behind a finding; times in Beijing time 北京时间."""
     return {
         "operation_id": lapse.operation_id,
-        "at": lapse.at.isoformat(),
+        "at": lapse.at.astimezone(TZ).isoformat(),
         "lead_unit": lapse.lead_unit,
-        "starts_at": lapse.starts_at.isoformat(),
-        "ends_at": lapse.ends_at.isoformat(),
+        "starts_at": lapse.starts_at.astimezone(TZ).isoformat(),
+        "ends_at": lapse.ends_at.astimezone(TZ).isoformat(),
         "cases": list(lapse.cases),
     }
 
