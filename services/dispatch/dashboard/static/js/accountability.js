@@ -39,12 +39,13 @@ function jointTable(report) {
       h("td", {}, f.unit ? unitName(f.unit) : "—"),
       h("td", {}, f.township ? divisionName(f.township) : "—"),
       h("td", { class: "num" }, f.count),
-      h("td", { class: "small" }, h("ul", { style: "margin:0;padding-left:16px" }, (f.operations || []).map(operationItem)))))))))];
+      h("td", { class: "small" }, h("ul", { style: "margin:0;padding-left:16px" }, (f.operations || []).map(operationItem))))))))];
 }
 
 function findingsTable(report) {
   const rows = (report.findings || []).filter((f) => !JOINT_KINDS.has(f.kind));
-  if (!rows.length) return h("div", { class: "empty", "data-empty": "accountability" }, "本期无问责事项");
+  const joint = (report.findings || []).length > rows.length;
+  if (!rows.length) return h("div", { class: "empty", "data-empty": "accountability" }, joint ? "本期无案件类问责事项" : "本期无问责事项");
   return h("div", { class: "table-scroll", style: "max-height:none" }, h("table", { class: "grid", "data-table": "accountability" },
     h("thead", {}, h("tr", {},
       h("th", {}, "问责事项"), h("th", {}, "单位/部门"), h("th", {}, "乡镇"), h("th", { class: "num" }, "案件数"), h("th", {}, "案件"))),
