@@ -1,11 +1,11 @@
 """联合执法未报到 end to end: a joint operation run through dispatch's real API (grid, intake, dispatch, metrics;
 PostgreSQL and Tansu) → ``operation.events`` → metrics → the 监督问责 report of the period.
 
-青溪镇's enforcement team (lead) opens nothing itself: the township's dispatcher opens an operation starting
-in a few seconds on one case, with the team, the police station and the emergency office. The team confirms
-before the start (in time), the station after it (late), the emergency office never (absent when the team
-concludes). The report of the month lists exactly the late and the absent unit, each with the operation and
-its case; 白沙街道's dispatcher sees neither; the lapses are stored once (4 events → 2 rows).
+青溪镇's dispatcher opens an operation starting in a few seconds on one case, led by the enforcement team, with
+the police station and the emergency office. The team confirms before the start (in time), the station after
+it (late), the emergency office never (absent when the team concludes). The report of the month, as 青溪镇's
+township admin and the county see it, lists exactly the late and the absent unit, each with the operation
+and its case; 白沙街道's dispatcher sees neither; the lapses are stored once (4 events → 2 rows).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FORCES = orjson.loads((ROOT / "deploy" / "demo" / "forces.json").read_bytes())
 ZFD, PCS, YJGL = "330127101-zfd", "pz-pcs-qingxi", "330127101-yjgl"
 QINGXI_DISPATCHER, BAISHA_DISPATCHER = bearer("t-disp-qx"), bearer("t-disp-bs")
+QINGXI_ADMIN, COUNTY = bearer("t-town-qx"), bearer("t-disp")
 #: How far ahead the operation starts: time enough for the lead unit to confirm before it on a busy machine.
 LEAD = timedelta(seconds=20)
 
@@ -90,7 +91,7 @@ async def test_late_and_absent_units_reach_the_accountability_report(
     period = confirmed_at.strftime("%Y-%m")
 
     async def report() -> dict[str, Any] | None:
-        r = await metrics.get("/v1/accountability", params={"period": period}, headers=QINGXI_DISPATCHER)
+        r = await metrics.get("/v1/accountability", params={"period": period}, headers=QINGXI_ADMIN)
         assert r.status_code == 200, r.text
         body: dict[str, Any] = r.json()
         joint = [f for f in body["findings"] if f["kind"].startswith("operation_")]
@@ -107,7 +108,9 @@ async def test_late_and_absent_units_reach_the_accountability_report(
     late_at = datetime.fromisoformat(joint[("operation_late", PCS)]["operations"][0]["at"])
     assert late_at == datetime.fromisoformat(late["confirmations"][PCS]["at"])  # the 报到's own time
 
-    # 白沙街道's dispatcher sees none of 青溪镇's operation.
+    # The county sees the same two findings; 白沙街道's dispatcher sees none of 青溪镇's operation.
+    county = await metrics.get("/v1/accountability", params={"period": period}, headers=COUNTY)
+    assert [f for f in county.json()["findings"] if f["kind"].startswith("operation_")] == list(joint.values())
     other = await metrics.get("/v1/accountability", params={"period": period}, headers=BAISHA_DISPATCHER)
     assert [f for f in other.json()["findings"] if f["kind"].startswith("operation_")] == []
     # Stored once: 4 events (opened, two 报到, concluded) → 2 lapses.
