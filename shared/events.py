@@ -464,6 +464,7 @@ TOPICS: dict[str, TopicSpec] = {
         key="operation id",
         partitions=3,
         event_types={t: OperationEvent for t in OPERATION_EVENT_TYPES},
+        consumer_groups=("metrics-operations",),
     ),
 }
 

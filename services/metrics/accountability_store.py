@@ -26,9 +26,11 @@ from services.metrics.accountability import (
     AccountabilityReport,
     AccountabilityRules,
     accountability_report,
+    with_findings,
 )
 from services.metrics.facts import CaseEventRecord, reduce_events
 from services.metrics.models import case_events, case_facts, period_signoffs
+from services.metrics.operation_store import load_operation_findings
 from services.metrics.periods import Period
 from services.metrics.store import event_record
 from shared.calendar import WorkingCalendar
@@ -67,9 +69,11 @@ async def load_report(
     for r in rows:
         events.setdefault(str(r.case_id), []).append(event_record(r))
     facts = [reduce_events(history) for history in events.values()]
-    return accountability_report(
+    report = accountability_report(
         period=period, as_of=as_of, facts=facts, events=events, calendar=calendar, rules=rules
     )
+    joint = await load_operation_findings(session=session, period=period, as_of=as_of, township=township)
+    return with_findings(report, joint, covers="joint_operations")  # 联合执法未报到
 
 
 async def accountability_view(
@@ -114,7 +118,7 @@ def report_xlsx(report: Mapping[str, object], *, title: str, unit_names: Mapping
     state = "已签发（冻结）" if report.get("signed_off") else "实时"
     ws.append([f"周期 {report['period']}，截至 {report['as_of']}，{state}"])
     ws.append([])
-    ws.append(["问责事项", "单位/部门", "乡镇/街道", "案件数", "案件"])
+    ws.append(["问责事项", "单位/部门", "乡镇/街道", "案件数", "案件", "联合执法"])
     for cell in ws[4]:
         cell.font = Font(bold=True)
     findings = report.get("findings")
@@ -127,13 +131,14 @@ def report_xlsx(report: Mapping[str, object], *, title: str, unit_names: Mapping
                 finding["township"] or "",
                 finding["count"],
                 "、".join(finding["cases"]),
+                "、".join(str(o["operation_id"]) for o in finding.get("operations") or ()),
             ]
         )
     not_covered = report.get("not_covered")
     if isinstance(not_covered, list) and "joint_operations" in not_covered:
         ws.append([])
         ws.append(["联合执法未报到：平台尚未接入联合执法，本项暂不统计"])
-    for letter, width in zip("ABCDE", (22, 28, 14, 8, 80), strict=True):
+    for letter, width in zip("ABCDEF", (22, 28, 14, 8, 80, 40), strict=True):
         ws.column_dimensions[letter].width = width
     buffer = io.BytesIO()
     wb.save(buffer)
