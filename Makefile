@@ -39,6 +39,8 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/intake.py
+	$(PY) bench/positions.py
+	$(PY) bench/suggestions.py
 
 clean-data:
 	rm -rf var

@@ -711,7 +711,7 @@ def report(label: str, run: Run, n: int, floors: dict[str, float] | None) -> flo
     )
     if floors:
         print(
-            f"  floor (a) raw aiokafka consume of incident.reported: {floors['consume']:,.0f} /s"
+            f"  floor (a) raw aiokafka consume of the replay's topic: {floors['consume']:,.0f} /s"
             f"  → dispatch / (a) = {rates['dispatch cases'] / floors['consume']:.3f}"
         )
         print(

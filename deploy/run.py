@@ -149,9 +149,37 @@ def load_demo_county(token: str) -> None:
         say(f"! demo county not loaded: HTTP {response.status_code} {response.text[:300]}")
 
 
+def load_demo_forces(token: str, timeout_s: float = 60.0) -> None:
+    """The demo county's people, teams and rosters (deploy/demo/forces.json) into dispatch, once dispatch
+    has the county's jurisdiction (it answers 503/422 until then). 载入示范县人员、编组与排班。"""
+    doc = (ROOT / "deploy" / "demo" / "forces.json").read_bytes()
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.put(
+                f"http://127.0.0.1:{SERVICES['dispatch']}/v1/forces/330127",
+                content=doc,
+                timeout=30,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            last = str(exc)
+        else:
+            if response.status_code < 300:
+                body = response.json()
+                say(f"• demo forces loaded into dispatch: {body['members']} members, {body['shifts']} shifts")
+                return
+            last = f"HTTP {response.status_code} {response.text[:200]}"
+        time.sleep(1.0)
+    say(f"! demo forces not loaded: {last}")
+
+
 def banner() -> None:
     tokens = "\n".join(
-        f"    {t:<24} {v['role']:<15} township {v['township']}" + (f", unit {v['unit']}" if v.get("unit") else "")
+        f"    {t:<24} {v['role']:<15} township {v['township']}"
+        + (f", unit {v['unit']}" if v.get("unit") else "")
+        + (f", member {v['member']}" if v.get("member") else "")
         for t, v in DEV_STAFF_TOKENS.items()
     )
     if os.environ.get("STAFF_TOKENS", "").strip():
@@ -165,7 +193,7 @@ def banner() -> None:
   metrics   http://127.0.0.1:{metrics}
   every service: /healthz /readyz /metrics
 
-Producer keys (header X-API-Key): dev-12345, dev-cityops, dev-gridworker
+Producer keys (header X-API-Key): dev-12345, dev-cityops, dev-gridworker, dev-approval, dev-alarm
 Staff tokens (header Authorization: Bearer <token>):
 {tokens}
 
@@ -244,6 +272,7 @@ def main() -> None:
         procs.update(start_services(env))
         wait_healthy(procs)
         load_demo_county(token)
+        load_demo_forces(token)
         banner()
         supervise(procs, broker)
     except KeyboardInterrupt:

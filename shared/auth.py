@@ -1,7 +1,7 @@
 """Staff authentication shared by every service (工作人员身份).
 
 ``Authorization: Bearer <token>``; tokens come from the setting
-``STAFF_TOKENS`` (JSON ``{"<token>": {"role": ..., "township": ..., "unit": ...}}``).
+``STAFF_TOKENS`` (JSON ``{"<token>": {"role": ..., "township": ..., "unit": ..., "member": ...}}``).
 The dev tokens below apply only when explicitly asked for (``ZHPT_DEV_CREDENTIALS=true``,
 which ``make run`` sets and production never does) and ``STAFF_TOKENS`` is empty; a blank
 or malformed setting otherwise refuses to start (开发令牌须显式开启；配置为空或有误则拒绝启动).
@@ -20,7 +20,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-StaffRole = Literal["admin", "dispatcher", "township_admin", "unit", "hotline"]
+StaffRole = Literal["admin", "dispatcher", "township_admin", "unit", "hotline", "member"]
 
 #: Dev tokens of the demo county (deploy/demo). Used only with ZHPT_DEV_CREDENTIALS=true and no STAFF_TOKENS.
 DEV_STAFF_TOKENS: dict[str, dict[str, str]] = {
@@ -30,7 +30,21 @@ DEV_STAFF_TOKENS: dict[str, dict[str, str]] = {
     "dev-township-qingxi": {"role": "township_admin", "township": "330127101"},
     "dev-unit-qingxi-zfd": {"role": "unit", "township": "330127101", "unit": "330127101-zfd"},
     "dev-unit-pcs-qingxi": {"role": "unit", "township": "330127101", "unit": "pz-pcs-qingxi"},
+    "dev-unit-scjgs-qingxi": {"role": "unit", "township": "*", "unit": "pz-scjgs-qingxi"},
     "dev-hotline": {"role": "hotline", "township": "*"},
+    # 队员 / 负责人 of 青溪镇综合行政执法队 (deploy/demo/forces.json): tokens of role member carry their member id.
+    "dev-member-qingxi-zfd-leader": {
+        "role": "member",
+        "township": "330127101",
+        "unit": "330127101-zfd",
+        "member": "330127101-zfd-m01",
+    },
+    "dev-member-qingxi-zfd": {
+        "role": "member",
+        "township": "330127101",
+        "unit": "330127101-zfd",
+        "member": "330127101-zfd-m02",
+    },
 }
 
 
@@ -39,9 +53,10 @@ DEV_SERVICE_TOKEN = "dev-admin"
 
 
 class StaffPrincipal(BaseModel):
-    """Who is calling: role, township scope (``*`` = whole county) and, for role ``unit``, the unit.
+    """Who is calling: role, township scope (``*`` = whole county), for roles ``unit`` and ``member`` the
+    unit, and for role ``member`` (队员, a person of a unit on a mobile terminal) the member id.
 
-    工作人员：角色、乡镇范围（``*`` 为全县）、单位角色所属单位。"""
+    工作人员：角色、乡镇范围（``*`` 为全县）、单位/队员角色所属单位、队员角色的队员编号。"""
 
     model_config = ConfigDict(frozen=True)
 
@@ -49,11 +64,16 @@ class StaffPrincipal(BaseModel):
     role: StaffRole
     township: str = "*"
     unit: str | None = None
+    member: str | None = None
 
     @model_validator(mode="after")
     def _unit_needs_unit(self) -> StaffPrincipal:
-        if self.role == "unit" and not self.unit:
-            raise ValueError("role 'unit' needs a 'unit'")
+        if self.role in ("unit", "member") and not self.unit:
+            raise ValueError(f"role {self.role!r} needs a 'unit'")
+        if self.role == "member" and not self.member:
+            raise ValueError("role 'member' needs a 'member' (the member id 队员编号)")
+        if self.role != "member" and self.member:
+            raise ValueError("only role 'member' carries a 'member'")
         return self
 
     @property

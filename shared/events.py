@@ -22,7 +22,18 @@ from typing import Any, Generic, Literal, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.vocabulary import Crs, Source, TimeBasis, Urgency
+from shared.vocabulary import (
+    AlarmLevel,
+    ApprovalResult,
+    CaseKind,
+    Crs,
+    DeviceKind,
+    InspectionResult,
+    InvalidReason,
+    Source,
+    TimeBasis,
+    Urgency,
+)
 
 SCHEMA_VERSION = 1
 #: Namespace of the deterministic event ids: uuid5(NS, "<source>:<source id>").
@@ -32,6 +43,11 @@ EVENT_ID_NAMESPACE = uuid.UUID("6f1c7c1e-3b1a-5d2e-9a57-2c1d0e8f4b11")
 def incident_event_id(source: str, source_id: str) -> uuid.UUID:
     """Deterministic event id of a producer's record: every service derives the same one."""
     return uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}:{source_id}")
+
+
+def alarm_cleared_event_id(alarm_event_id: uuid.UUID) -> uuid.UUID:
+    """Deterministic id of an alarm's ``alarm.cleared`` event (one clearing per alarm). 告警恢复事件 id。"""
+    return uuid.uuid5(EVENT_ID_NAMESPACE, f"{alarm_event_id}:cleared")
 
 
 class _Payload(BaseModel):
@@ -90,6 +106,70 @@ class IncidentReported(_Payload):
     attachments: list[str] = Field(default_factory=list)
 
 
+class ApplicantRef(_Payload):
+    """申请人 without personal data: an org's name and 统一社会信用代码 as sent; a person's ID number
+    masked (``330***********1234``) plus a salted hash, the name left in intake's raw record."""
+
+    kind: Literal["org", "person"]
+    name: str | None = Field(None, description="an org's name; null for a person (personal data)")
+    credit_code: str | None = Field(None, description="统一社会信用代码 (org) or the masked ID number (person)")
+    id_hash: str | None = Field(None, description="a person's ID number, salted hash (links repeat applicants)")
+
+
+class ApprovalFacts(_Payload):
+    """审批办件 facts: what the approval system sent about the decision."""
+
+    approval_no: str
+    item_code: str = Field(description="审批事项 code in the government-service catalogue")
+    item_name: str | None = None
+    result: ApprovalResult = Field(
+        description="approved 准予 / approved_with_conditions 附条件准予 / denied 不予许可 / revoked 撤销"
+    )
+    approved_at: datetime = Field(description="办结时间")
+    applicant: ApplicantRef
+    conditions: str | None = Field(None, description="承诺事项 / 许可条件")
+    supervise_within_days: int | None = Field(None, description="working days by which the first check is due")
+
+
+class ApprovalReported(IncidentReported):
+    """审批办件 双推送: an approval decision, for 事中事后监管 (a supervision task 监管任务 unless denied)."""
+
+    approval: ApprovalFacts
+
+
+class AlarmFacts(_Payload):
+    """监测告警 facts: the device, the alarm and its reading."""
+
+    alarm_id: str
+    device_id: str
+    device_kind: DeviceKind
+    alarm_type: str = Field(description="the monitoring system's own code (source_mappings.alarm)")
+    raised_at: datetime
+    cleared_at: datetime | None = None
+    level: AlarmLevel
+    confidence: float | None = Field(None, description="0–1, video AI")
+    value: float | None = None
+    threshold: float | None = None
+    snapshot_url: str | None = None
+
+
+class AlarmReported(IncidentReported):
+    """监测告警: a video-AI or sensor alarm (日常监测监控)."""
+
+    alarm: AlarmFacts
+
+
+class AlarmCleared(_Payload):
+    """告警恢复: an alarm posted again with ``cleared_at`` (and possibly a new ``level``) added."""
+
+    event_id: uuid.UUID = Field(description="the alarm's own event id (its alarm.reported)")
+    source: Literal["alarm"] = "alarm"
+    source_id: str = Field(description="alarm_id")
+    cleared_at: datetime
+    level: AlarmLevel
+    received_at: datetime = Field(description="when intake accepted the update")
+
+
 # --------------------------------------------------------------------------- case.events
 
 
@@ -145,7 +225,18 @@ class CaseEvent(_Payload):
     cohandlers: list[str] = Field(default_factory=list)
     overdue: bool = False
     self_handled: bool = False
+    # 派单到人 (since case.member_assigned): who of the handling unit holds the task; empty before.
+    assignee: str | None = Field(None, description="member or team id the handling unit sent 派单到人")
+    assignee_kind: Literal["member", "team"] | None = None
+    assignees: list[str] = Field(default_factory=list, description="member ids holding the task")
     details: dict[str, Any] = Field(default_factory=dict)
+    # since the approval and alarm sources (optional: absent on earlier events)
+    kind: CaseKind = Field("incident", description="incident 事件 / inspection 监管任务")
+    reporter_id: str | None = Field(None, description="the reporting grid worker (网格员) or device (设备)")
+    device_id: str | None = None
+    invalid_reason: InvalidReason | None = Field(None, description="不予立案/作废 reason (case.invalidated)")
+    inspection_result: InspectionResult | None = None
+    occurrences: int | None = Field(None, description="告警次数: occurrences joined to an alarm case")
 
 
 # --------------------------------------------------------------------------- jurisdiction.changed
@@ -184,6 +275,37 @@ class JurisdictionChanged(_Payload):
     digest: str
     change: Literal["bundle", "rules", "devolution"]
     devolution: DevolutionChanged | None = Field(None, description="the diff, when change = devolution")
+
+
+# --------------------------------------------------------------------------- operation.events
+
+
+class OperationEvent(_Payload):
+    """联合执法: a fact about one joint operation — opened, a unit confirmed (报到), concluded, cancelled.
+
+    Every event carries where the operation stands after it (state, units, window, cases), so a consumer
+    (监督问责) can fold them in any order. Member ids of the people sent are listed; never positions.
+    """
+
+    operation_id: uuid.UUID
+    version: int = Field(description="operation version after this transition")
+    occurred_at: datetime
+    actor: ActorRef
+    state: Literal["open", "concluded", "cancelled"]
+    township: str
+    lead_unit: str
+    units: list[str] = Field(description="participating units, the lead unit first")
+    starts_at: datetime
+    ends_at: datetime
+    cases: list[uuid.UUID] = Field(default_factory=list)
+    unit: str | None = Field(None, description="operation.confirmed: the unit that confirmed 报到单位")
+    late: bool | None = Field(None, description="operation.confirmed: after the start 迟到")
+    people: list[str] = Field(default_factory=list, description="operation.confirmed: member ids sent 出动人员")
+    confirmed_late: list[str] = Field(default_factory=list, description="units that confirmed after the start")
+    absent: list[str] = Field(default_factory=list, description="operation.concluded: units never confirmed 未报到")
+    result: str | None = None
+    apply_result: Literal["resolve", "leave"] | None = None
+    reason: str | None = None
 
 
 # --------------------------------------------------------------------------- envelope
@@ -251,6 +373,7 @@ INCIDENT_REPORTED = "incident.reported"
 INCIDENT_REPORTED_BULK = "incident.reported.bulk"
 CASE_EVENTS = "case.events"
 JURISDICTION_CHANGED = "jurisdiction.changed"
+OPERATION_EVENTS = "operation.events"
 
 CASE_EVENT_TYPES: tuple[str, ...] = (
     "case.dispatched",
@@ -276,15 +399,36 @@ CASE_EVENT_TYPES: tuple[str, ...] = (
     "case.cohandler_added",
     "case.overdue",
     "case.deadline_recomputed",
+    # since the approval and alarm sources
+    "case.invalidated",
+    "case.auto_recovered",
+    "case.false_alarm",
+    "case.occurrence_added",
+    "case.inspected",
+    "case.revoked",
+    "case.member_assigned",
+)
+
+OPERATION_EVENT_TYPES: tuple[str, ...] = (
+    "operation.opened",
+    "operation.confirmed",
+    "operation.concluded",
+    "operation.cancelled",
 )
 
 TOPICS: dict[str, TopicSpec] = {
     INCIDENT_REPORTED: TopicSpec(
         name=INCIDENT_REPORTED,
-        description="Every accepted producer record, normalised (intake → dispatch).",
+        description="Every accepted producer record, normalised (intake → dispatch); approvals and alarms "
+        "as their own kinds, and an alarm's clearing (consumers ignore kinds they do not handle).",
         key="event id (one record = one case; all its events keep their order)",
         partitions=6,
-        event_types={"incident.reported": IncidentReported},
+        event_types={
+            "incident.reported": IncidentReported,
+            "approval.reported": ApprovalReported,
+            "alarm.reported": AlarmReported,
+            "alarm.cleared": AlarmCleared,
+        },
         consumer_groups=("dispatch",),
     ),
     INCIDENT_REPORTED_BULK: TopicSpec(
@@ -312,6 +456,15 @@ TOPICS: dict[str, TopicSpec] = {
         key="county code",
         partitions=1,
         event_types={"jurisdiction.changed": JurisdictionChanged},
+    ),
+    OPERATION_EVENTS: TopicSpec(
+        name=OPERATION_EVENTS,
+        description="Every joint operation (联合执法) transition: opened, 报到, concluded, cancelled (dispatch → "
+        "whoever follows lateness and absence, e.g. 监督问责).",
+        key="operation id",
+        partitions=3,
+        event_types={t: OperationEvent for t in OPERATION_EVENT_TYPES},
+        consumer_groups=("metrics-operations",),
     ),
 }
 

@@ -10,8 +10,26 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-#: Where an incident came from 来源: 12345 热线工单, 数字城管案卷, 网格员上报.
-Source = Literal["12345", "cityops", "gridworker"]
+#: Where an incident came from 来源: 12345 热线工单, 数字城管案卷, 网格员上报, 审批办件 (双推送), 监测告警.
+Source = Literal["12345", "cityops", "gridworker", "approval", "alarm"]
+
+#: What a case is 案件类型: an incident to handle 事件, or a supervision task after an approval 监管任务.
+CaseKind = Literal["incident", "inspection"]
+
+#: 审批结果: 准予, 附条件准予 (承诺制), 不予许可, 撤销.
+ApprovalResult = Literal["approved", "approved_with_conditions", "denied", "revoked"]
+
+#: 监测设备类型: video AI, water level, noise, smoke, manhole cover, air, other.
+DeviceKind = Literal["video", "water_level", "noise", "smoke", "manhole", "air", "other"]
+
+#: 告警级别.
+AlarmLevel = Literal["info", "warning", "alarm", "critical"]
+
+#: Why a case is marked invalid 不予立案/作废原因: 重复, 非管辖, 不属实, 信息不全, 误报.
+InvalidReason = Literal["duplicate_elsewhere", "out_of_scope", "not_a_problem", "insufficient", "false_alarm"]
+
+#: A supervision task's inspection result 检查结果: 合格, 责令整改, 立案查处.
+InspectionResult = Literal["compliant", "rectify", "case_opened"]
 
 #: How urgent a report is 紧急程度: 一般件 / 紧急件 / 特急件.
 Urgency = Literal["normal", "urgent", "critical"]
@@ -34,3 +52,15 @@ Crs = Literal["wgs84", "gcj02", "bd09", "cgcs2000"]
 #: Chinese labels 中文名称.
 URGENCY_LABELS: Final[dict[str, str]] = {"normal": "一般件", "urgent": "紧急件", "critical": "特急件"}
 TIME_BASIS_LABELS: Final[dict[str, str]] = {"working": "工作时", "natural": "自然时"}
+INVALID_REASON_LABELS: Final[dict[str, str]] = {
+    "duplicate_elsewhere": "重复",
+    "out_of_scope": "非管辖",
+    "not_a_problem": "不属实",
+    "insufficient": "信息不全",
+    "false_alarm": "误报",
+}
+INSPECTION_RESULT_LABELS: Final[dict[str, str]] = {
+    "compliant": "合格",
+    "rectify": "责令整改",
+    "case_opened": "立案查处",
+}

@@ -199,6 +199,10 @@ MATTERS: list[tuple[str, str, str, str, str, tuple[tuple[Amount, float, float], 
     ("ZJ002", "房屋安全隐患", "城乡建设", "dept-zjj", "emergency", N_DAY2, False),
     ("ZJ003", "窨井盖缺失破损", "城乡建设", "dept-cgj", "urban", N_FAST, False),
     ("ZJ004", "建筑工地扬尘", "城乡建设", "dept-zjj", "enforcement", W_STD, False),
+    # 事中事后监管 (supervision after an approval, 审批办件双推送) and 监测告警
+    ("JG001", "食品经营许可事中事后监管", "市场监管", "dept-scjgj", "enforcement", W_LONG, False),
+    ("JG002", "户外广告设置事中事后监管", "市容环境", "dept-cgj", "enforcement", W_LONG, False),
+    ("AQ007", "烟感火警", "安全生产", "dept-yjglj", "emergency", N_EMERG, True),
     ("ZJ005", "路灯不亮", "城乡建设", "dept-cgj", "urban", W_STD, False),
 ]
 
@@ -208,7 +212,7 @@ DEVOLUTION: dict[str, list[str]] = {
     BAISHA: [
         *(f"SR{n:03d}" for n in range(1, 12)),
         "WJ001", "WJ003", "HB001", "HB002", "HB005",
-        "SH001", "SH002", "SH004", "ZJ003", "ZJ005",
+        "SH001", "SH002", "SH004", "ZJ003", "ZJ005", "JG002",
     ],
     QINGXI: [
         "SR001", "SR002", "SR003", "SR004", "SR005", "SR006", "SR009", "SR010",
@@ -294,6 +298,33 @@ SOURCE_GRIDWORKER: dict[str, str] = {
     "GW-ZA-01": "ZA002", "GW-ZA-02": "ZA001",
     "GW-SL-01": "SL001", "GW-SL-02": "SL002", "GW-SL-03": "SL003",
     "GW-ZJ-01": "ZJ002",
+}
+
+#: 审批办件 双推送: 审批事项 code (government-service catalogue) → supervision matter. 审批事项 → 监管事项。
+SOURCE_APPROVAL: dict[str, str] = {
+    "SPJY-001": "JG001",  # 食品经营许可 → 市场监管所 事中事后监管
+    "SPJY-002": "JG001",  # 仅销售预包装食品备案
+    "HWGG-001": "JG002",  # 户外广告设施设置审批 → 城市管理（白沙街道下放至综合行政执法队）
+}
+
+#: 监测告警: the monitoring platform's alarm types → matters. 告警类型 → 事项。
+SOURCE_ALARM: dict[str, str] = {
+    "SW-HIGH": "SL003",  # 水位超警戒 → 防汛险情
+    "YG-01": "AQ007",  # 烟感报警 → 烟感火警
+    "JG-WY": "ZJ003",  # 井盖位移 → 窨井盖缺失破损
+    "AI-ZDJY": "SR001",  # 视频AI 占道经营识别 → 占道经营
+}
+
+#: 监管时限 (working days to the first check after an approval). 审批后首次检查时限（工作日）。
+SUPERVISE_DAYS: dict[str, int] = {"JG001": 10, "JG002": 15}
+
+#: Alarm-type settings: video AI needs a human look below 0.6; water levels rise and fall for an hour.
+#: 告警类型设置：视频AI 置信度低于 0.6 转人工复核；水位告警一小时内合并。
+ALARM_TYPES: dict[str, dict[str, Any]] = {
+    "AI-ZDJY": {"confidence_threshold": 0.6, "burst_window_minutes": 30},
+    "SW-HIGH": {"confidence_threshold": 0.6, "burst_window_minutes": 60},
+    "YG-01": {"confidence_threshold": 0.6, "burst_window_minutes": 10},
+    "JG-WY": {"confidence_threshold": 0.6, "burst_window_minutes": 30},
 }
 
 # fmt: on
@@ -391,6 +422,7 @@ def build_matters() -> list[dict[str, Any]]:
                 "deadlines": {"normal": normal, "urgent": urgent, "critical": critical},
                 "time_basis": basis,
                 "auto_escalate_when_overdue": escalate,
+                **({"supervise_within_days": SUPERVISE_DAYS[code]} if code in SUPERVISE_DAYS else {}),
             }
         )
     return out
@@ -463,8 +495,15 @@ def build_demo() -> dict[str, Any]:
         "devolution": DEVOLUTION,
         "devolution_entries": DEVOLUTION_ENTRIES,
         "township_functions": functions,
-        "source_mappings": {"12345": SOURCE_12345, "cityops": SOURCE_CITYOPS, "gridworker": SOURCE_GRIDWORKER},
+        "source_mappings": {
+            "12345": SOURCE_12345,
+            "cityops": SOURCE_CITYOPS,
+            "gridworker": SOURCE_GRIDWORKER,
+            "approval": SOURCE_APPROVAL,
+            "alarm": SOURCE_ALARM,
+        },
         "rules": build_rules(),
+        "alarm_types": ALARM_TYPES,
     }
 
 

@@ -9,7 +9,7 @@ Which body an action takes is said by the transition table
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, ConfigDict, StringConstraints
 
@@ -21,6 +21,7 @@ __all__ = [
     "ActionBody",
     "AddCohandlerBody",
     "AssignBody",
+    "AssignMemberBody",
     "CallbackBody",
     "CloseBody",
     "DecideExtensionBody",
@@ -85,6 +86,16 @@ class AssignBody(ActionBody):
     matter: str | None = None
     deadline: AwareDatetime | None = None
     reject_window_ends_at: AwareDatetime | None = None
+
+
+class AssignMemberBody(ActionBody):
+    """派单到人: the member or team of the handling unit who goes, and the members holding the task
+    (filled by the service from the unit's registry 由服务按力量登记补全)."""
+
+    assignee: UnitId
+    assignee_kind: Literal["member", "team"]
+    members: tuple[UnitId, ...]
+    note: Note = ""
 
 
 class AcceptBody(ActionBody):

@@ -26,6 +26,7 @@ from services.dispatch.deadlines import (
     reject_window_ends,
     report_in_deadline,
 )
+from services.dispatch.follow_ups import create_follow_up
 from services.dispatch.grid_client import LoadedJurisdiction
 from services.dispatch.identity import SYSTEM_ACTOR
 from services.dispatch.lifecycle import after_rejection, apply, can_see
@@ -55,6 +56,9 @@ API_ACTIONS: tuple[Action, ...] = (
     Action.REPORT_IN,
     Action.ADD_COHANDLER,
     Action.ASSIGN,
+    Action.MARK_INVALID,
+    Action.MARK_FALSE_ALARM,
+    Action.RECORD_INSPECTION,
 )
 
 
@@ -350,4 +354,8 @@ async def perform_action(
             correlation_id=correlation_id,
         )
     await save(session, record, pending)
+    if result.new_case.inspection_result == "rectify" and action is Action.RECORD_INSPECTION and jurisdiction:
+        await create_follow_up(
+            session=session, parent=record, inspected=result, jurisdiction=jurisdiction, correlation_id=correlation_id
+        )
     return ActionOutcome(record, applied=tuple(done))

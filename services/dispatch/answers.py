@@ -121,6 +121,7 @@ class Me(Answer):
     role: str
     township: str
     unit: str | None
+    member: str | None = None
     whole_county: bool
 
 

@@ -76,8 +76,9 @@ Dispatcher = Annotated[StaffPrincipal, Depends(require_roles("dispatcher", "admi
 
 
 def actor_of(principal: StaffPrincipal) -> Actor:
-    """The lifecycle actor of a staff token. 工作人员令牌对应的操作人。"""
-    return Actor(Role(principal.role), unit=principal.unit, township=principal.township, id=principal.token_name)
+    """The lifecycle actor of a staff token (a member's id is its member id). 工作人员令牌对应的操作人。"""
+    actor_id = principal.member if principal.role == "member" else principal.token_name
+    return Actor(Role(principal.role), unit=principal.unit, township=principal.township, id=actor_id)
 
 
 def _correlation_id(request: Request) -> str:
@@ -114,6 +115,8 @@ def case_json(record: CaseRecord, *, detail: bool = False) -> dict[str, Any]:
                 "division_code",
                 "cell_code",
                 "attachments",
+                "approval",  # 审批办件: the applicant already masked by intake
+                "alarm",  # 监测告警: device, reading, snapshot
             )
         }
         out["incident"]["caller"] = caller_json(incident)
@@ -131,6 +134,7 @@ async def get_cases(
     unit: str | None = None,
     state: Annotated[list[str] | None, Query(description="one or more states 状态（可多选）")] = None,
     source: str | None = None,
+    kind: Annotated[str | None, Query(description="`incident` 事件 or `inspection` 监管任务")] = None,
     source_id: str | None = None,
     matter: str | None = None,
     queue: Annotated[str | None, Query(description="`triage`: the manual triage queue 待人工分拨")] = None,
@@ -156,6 +160,7 @@ async def get_cases(
         unit=unit,
         state=tuple(state or ()),
         source=source,
+        kind=kind,
         source_id=source_id,
         matter=matter,
         triage=queue == "triage",

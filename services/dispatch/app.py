@@ -29,6 +29,7 @@ from services.dispatch.calendar_notices import load_notices
 from services.dispatch.consumers import incident_batch_handler, jurisdiction_handler
 from services.dispatch.context import DispatchContext, utc_now
 from services.dispatch.dashboard import mount_dashboard
+from services.dispatch.forces import wiring as forces
 from services.dispatch.grid_client import GridRefusedError, GridUnavailableError, JurisdictionSource
 from services.dispatch.models import metadata
 from services.dispatch.settings import DispatchSettings
@@ -76,6 +77,7 @@ def create_app(
         runtime.spawn(source.keep_current(settings.grid_retry_s), "dispatch-jurisdiction-reload")
         if settings.overdue_sweep_interval_s > 0:
             runtime.spawn(_sweep_overdue_forever(ctx), "dispatch-overdue-sweep")
+        forces.start(ctx)
 
     async def on_stop() -> None:
         for task in loaders:
@@ -90,11 +92,12 @@ def create_app(
         description="Incidents from `incident.reported` become cases, routed by the county's jurisdiction "
         "(grid service) and explained; staff follow them through the closed loop (签收, 退单, 延期, 办结, 核查, "
         "结案, 回访, 督办, 吹哨). Every transition is published on `case.events`.",
-        routers=[router, whatif_router, calendar_router],
+        routers=[router, whatif_router, calendar_router, *forces.routers()],
         on_start=on_start,
         on_stop=on_stop,
     )
     app.state.dispatch = ctx
+    forces.install(app, ctx)
     app.state.settings = settings
     # 调度台: static page at /dashboard plus same-origin proxies to metrics and grid.
     mount_dashboard(app, metrics_url=settings.metrics_url, grid_url=settings.grid_url, grid_transport=grid_transport)
@@ -115,35 +118,30 @@ def _register_consumers(ctx: DispatchContext) -> list[ConsumerRunner]:
     # A short fetch wait: on Tansu it is the latency this hop adds (report → case.dispatched).
     # 按批立案，各分区并行：咨询锁每批一次按序取得、分区间不共享事件，不会死锁；
     # 拉取等待取短值：在 Tansu 上它就是这一跳增加的时延。
-    lanes = {"both": ("live", "bulk"), "live": ("live",), "bulk": ("bulk",)}[settings.incident_lanes]
+    # The live lane, and the bulk lane (history imports): the same handler, but a bulk batch starts
+    # only while no live batch is in hand (shared.messaging.priority). 实时与批量导入通道：同一处理器，实时优先。
+    lanes = {  # lane → group, topic, most records in flight, fetch wait (ms)
+        "live": (settings.incident_group_id, INCIDENT_REPORTED, settings.incident_max_batch, 20),
+        "bulk": (settings.bulk_group_id, INCIDENT_REPORTED_BULK, settings.bulk_max_batch, 100),
+    }
+    chosen = ("live", "bulk") if settings.incident_lanes == "both" else (settings.incident_lanes,)
     incidents: list[ConsumerRunner] = []
-    if "live" in lanes:
-        incidents.append(runtime.add_consumer(
-            group_id=settings.incident_group_id,
-            topics=[INCIDENT_REPORTED],
-            batch_handler=incident_batch_handler(ctx),
-            max_batch=settings.incident_max_batch,
-            concurrent_partitions=True,
-            fetch_max_wait_ms=20,
-            start=False,
-            starts_when="a jurisdiction snapshot is loaded",
-            priority=ctx.live_priority,
-        ))  # fmt: skip
-    if "bulk" in lanes:
-        # The bulk lane (history imports): the same handler, but a batch starts only while no live
-        # batch is in hand (shared.messaging.priority). 批量导入通道：同一处理器，实时批次优先。
-        incidents.append(runtime.add_consumer(
-            group_id=settings.bulk_group_id,
-            topics=[INCIDENT_REPORTED_BULK],
-            batch_handler=incident_batch_handler(ctx),
-            max_batch=settings.bulk_max_batch,
-            concurrent_partitions=True,
-            fetch_max_wait_ms=100,
-            start=False,
-            starts_when="a jurisdiction snapshot is loaded",
-            priority=ctx.live_priority,
-            bulk=True,
-        ))  # fmt: skip
+    for lane in chosen:
+        group, topic, max_batch, fetch_wait_ms = lanes[lane]
+        incidents.append(
+            runtime.add_consumer(
+                group_id=group,
+                topics=[topic],
+                batch_handler=incident_batch_handler(ctx),
+                max_batch=max_batch,
+                concurrent_partitions=True,
+                fetch_max_wait_ms=fetch_wait_ms,
+                start=False,
+                starts_when="a jurisdiction snapshot is loaded",
+                priority=ctx.live_priority,
+                bulk=lane == "bulk",
+            )
+        )
     runtime.add_consumer(
         group_id=f"{settings.jurisdiction_group_prefix}-{uuid.uuid4().hex[:12]}",
         topics=[JURISDICTION_CHANGED],

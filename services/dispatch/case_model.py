@@ -90,6 +90,14 @@ class Action(StrEnum):
     MARK_OVERDUE = "mark_overdue"  # 超期标记 (system sweep)
     SELF_HANDLE = "self_handle"  # 网格员自办
     RECOMPUTE_DEADLINE = "recompute_deadline"  # 期限重算 (system: the year's holiday notice was loaded)
+    # since the approval and alarm sources
+    MARK_INVALID = "mark_invalid"  # 不予立案 / 作废 (dispatcher; triage or not yet accepted)
+    ADD_OCCURRENCE = "add_occurrence"  # 告警合并: alarms of a burst join the open case (system)
+    AUTO_RECOVER = "auto_recover"  # 自动恢复: the alarm cleared before the case was accepted (system)
+    MARK_FALSE_ALARM = "mark_false_alarm"  # 误报 (dispatcher; alarm cases)
+    RECORD_INSPECTION = "record_inspection"  # 检查结果 of a supervision task 监管任务 (unit)
+    REVOKE = "revoke"  # 撤销: the approval was revoked, its open supervision task closes (system)
+    ASSIGN_MEMBER = "assign_member"  # 派单到人 (a member or a team of the handling unit)
 
 
 class Role(StrEnum):
@@ -101,6 +109,7 @@ class Role(StrEnum):
     HOTLINE = "hotline"  # 12345 系统 (posts 回访 results)
     ADMIN = "admin"  # 管理员: anything a dispatcher or township admin may do
     SYSTEM = "system"  # 系统内部 (auto dispatch, overdue sweep, self-handled reports)
+    MEMBER = "member"  # 队员 (a person of a unit; acts on the cases assigned to them; id = member id)
 
 
 class Satisfaction(StrEnum):
@@ -217,6 +226,19 @@ class CaseSnapshot(BaseModel):
     self_handled: bool = False  # 自办
     handler: str | None = None  # 自办网格员
     last_transition_at: AwareDatetime | None = None  # time of the last transition
+    # since the approval and alarm sources (defaults: a case stored before them reads the same)
+    kind: Literal["incident", "inspection"] = "incident"  # 事件 / 监管任务
+    occurrences: int = 1  # 告警次数 (alarm cases: this alarm and those of its burst)
+    last_raised_at: AwareDatetime | None = None  # latest occurrence's raised_at (alarm cases)
+    invalid_reason: str | None = None  # 不予立案/作废 reason
+    inspection_result: str | None = None  # 检查结果: compliant / rectify / case_opened
+    enforcement_case_no: str | None = None  # 执法案件编号 (立案查处)
+    follow_up_case: str | None = None  # 整改复查 task created by a rectify result
+    close_reason: str | None = None  # 自动恢复 / 撤销 when the system closed it
+    false_alarm: bool = False  # 误报 (alarm cases)
+    assignee: str | None = None  # 派单到人: the member or team the handling unit sent
+    assignee_kind: Literal["member", "team"] | None = None
+    assignees: tuple[str, ...] = ()  # the members who hold the task (the member, or the team's members)
 
     @property
     def rejected_by(self) -> tuple[str, ...]:

@@ -9,31 +9,29 @@ from __future__ import annotations
 from typing import Any
 
 from services.dispatch.context import DispatchContext
-from services.dispatch.incidents import handle_incidents
+from services.dispatch.intake_events import HANDLED_TYPES, handle_intake_events
 from shared.db import UnitOfWork
-from shared.events import EventEnvelope, IncidentReported, JurisdictionChanged
+from shared.events import EventEnvelope, JurisdictionChanged
 from shared.messaging.consumer import BatchHandler, Handler
 
 
 def incident_batch_handler(ctx: DispatchContext) -> BatchHandler:
     """``incident.reported`` batches → :func:`handle_incidents` (started only once a snapshot is loaded).
 
-    事件批处理：一批 ``incident.reported`` 一次立案（快照加载后才启动）。Envelopes of other
-    types on the topic are ignored. 主题上的其他类型事件忽略。
+    事件批处理：一批 ``incident.reported`` 一次立案（快照加载后才启动）。Approvals and alarms on
+    the topic go to their own use cases (:mod:`services.dispatch.intake_events`); other types are
+    ignored. 审批办件与监测告警交各自用例处理；其他类型忽略。
     """
 
     async def handle(uow: UnitOfWork, envelopes: list[EventEnvelope[Any]]) -> None:
-        incidents = [
-            env for env in envelopes if env.type == "incident.reported" and isinstance(env.data, IncidentReported)
-        ]
-        if not incidents:
+        if not any(env.type in HANDLED_TYPES for env in envelopes):
             return
         loaded = ctx.source.current
         if loaded is None:  # the consumer is started after the first load; never here in practice
             raise RuntimeError("no jurisdiction snapshot loaded yet")
-        await handle_incidents(
+        await handle_intake_events(
             session=uow.session,
-            envelopes=incidents,
+            envelopes=envelopes,
             jurisdiction=loaded,
             duplicate_distance_m=ctx.settings.duplicate_distance_m,
             duplicate_window=ctx.duplicate_window,

@@ -48,12 +48,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from services.dispatch import alarms, invalid, supervision
 from services.dispatch import transition_rules as rules
 from services.dispatch.action_bodies import (
     AcceptBody,
     ActionBody,
     AddCohandlerBody,
     AssignBody,
+    AssignMemberBody,
     CallbackBody,
     CloseBody,
     DecideExtensionBody,
@@ -188,7 +190,7 @@ _TABLE: tuple[TransitionSpec, ...] = (
         notes="only within reject_window_ends_at",
     ),
     TransitionSpec(
-        Action.REQUEST_EXTENSION, "延期申请", _states(_S.ACCEPTED), frozenset({_R.UNIT}),
+        Action.REQUEST_EXTENSION, "延期申请", _states(_S.ACCEPTED), frozenset({_R.UNIT, _R.MEMBER}),
         RequestExtensionBody, None, "case.extension_requested",
         precondition=rules.pre_request_extension, validate=rules.validate_request_extension,
         effect=rules.effect_request_extension,
@@ -210,7 +212,7 @@ _TABLE: tuple[TransitionSpec, ...] = (
         ReassignBody, _S.DISPATCHED, "case.reassigned", validate=rules.validate_reassign, effect=rules.effect_reassign,
     ),
     TransitionSpec(
-        Action.RESOLVE, "办结", _states(_S.ACCEPTED, _S.REOPENED), frozenset({_R.UNIT}),
+        Action.RESOLVE, "办结", _states(_S.ACCEPTED, _S.REOPENED), frozenset({_R.UNIT, _R.MEMBER}),
         ResolveBody, _S.RESOLVED, "case.resolved", effect=rules.effect_resolve,
         notes="primary unit only, never a co-handler",
     ),
@@ -268,6 +270,41 @@ _TABLE: tuple[TransitionSpec, ...] = (
         effect=rules.effect_recompute_deadline,
         notes="the year's holiday notice was loaded: a provisional deadline becomes final; never flags overdue",
     ),
+    # the approval and alarm sources, and invalid reports (cells in invalid / alarms / supervision)
+    TransitionSpec(
+        Action.MARK_INVALID, "不予立案/作废", invalid.INVALID_FROM, _DISPATCHERS, invalid.MarkInvalidBody,
+        _S.CLOSED, "case.invalidated", validate=invalid.validate_mark_invalid, effect=invalid.effect_mark_invalid,
+        notes="in triage, or dispatched and not yet accepted; leaves every unit indicator",
+    ),
+    TransitionSpec(
+        Action.ADD_OCCURRENCE, "告警合并", OPEN_STATES, frozenset({_R.SYSTEM}), alarms.AddOccurrenceBody,
+        None, "case.occurrence_added", precondition=alarms.pre_alarm_case, effect=alarms.effect_add_occurrence,
+    ),
+    TransitionSpec(
+        Action.AUTO_RECOVER, "自动恢复", alarms.AUTO_RECOVER_FROM, frozenset({_R.SYSTEM}), alarms.AutoRecoverBody,
+        _S.CLOSED, "case.auto_recovered", precondition=alarms.pre_alarm_case, effect=alarms.effect_auto_recover,
+        notes="the alarm cleared before the case was accepted; not the unit's 办结",
+    ),
+    TransitionSpec(
+        Action.MARK_FALSE_ALARM, "误报", frozenset(CaseState), _DISPATCHERS, alarms.MarkFalseAlarmBody,
+        None, "case.false_alarm", precondition=alarms.pre_mark_false_alarm, effect=alarms.effect_mark_false_alarm,
+    ),
+    TransitionSpec(
+        Action.RECORD_INSPECTION, "检查结果", _states(_S.ACCEPTED, _S.REOPENED), frozenset({_R.UNIT}),
+        supervision.RecordInspectionBody, _S.CLOSED, "case.inspected",
+        precondition=supervision.pre_inspection_task, validate=supervision.validate_record_inspection,
+        effect=supervision.effect_record_inspection, notes="rectify: the caller creates the linked follow-up task",
+    ),
+    TransitionSpec(
+        Action.REVOKE, "撤销", OPEN_STATES, frozenset({_R.SYSTEM}), supervision.RevokeBody,
+        _S.CLOSED, "case.revoked", precondition=supervision.pre_inspection_task, effect=supervision.effect_revoke,
+    ),
+    TransitionSpec(
+        Action.ASSIGN_MEMBER, "派单到人", _states(_S.ACCEPTED, _S.REOPENED), frozenset({_R.UNIT, *_DISPATCHERS}),
+        AssignMemberBody, None, "case.member_assigned",
+        validate=rules.validate_assign_member, effect=rules.effect_assign_member,
+        notes="the unit's leader acts with the unit's authority (the service checks the registry)",
+    ),
 )
 # fmt: on
 
@@ -288,6 +325,8 @@ def _scope_refusal(case: CaseSnapshot, actor: Actor, action: Action | None) -> s
     """Why ``actor`` may not act on ``case`` (None if it may). Role permissions are checked elsewhere."""
     if actor.role in (Role.ADMIN, Role.SYSTEM, Role.HOTLINE):
         return None
+    if actor.role is Role.MEMBER:
+        return _member_scope_refusal(case, actor, action)
     if actor.role is Role.UNIT:
         if not actor.unit:
             return "单位账号未绑定单位 / unit actor has no unit"
@@ -307,6 +346,17 @@ def _scope_refusal(case: CaseSnapshot, actor: Actor, action: Action | None) -> s
     if actor.township not in (WHOLE_COUNTY, case.township):
         return f"案件不属于乡镇 {actor.township} / the case is outside township {actor.township}"
     return None
+
+
+def _member_scope_refusal(case: CaseSnapshot, actor: Actor, action: Action | None) -> str | None:
+    """A member (队员, ``actor.id`` = member id) acts only on the cases of its unit assigned to it."""
+    if not actor.unit or not actor.id:
+        return "队员账号未绑定单位 / member actor has no unit or member id"
+    if case.primary_unit != actor.unit:
+        return f"{actor.unit} 不是主办单位 / {actor.unit} is not the primary unit of this case"
+    if actor.id in case.assignees:
+        return None
+    return f"案件未派给队员 {actor.id} / the case is not assigned to member {actor.id}"
 
 
 def may_act(case: CaseSnapshot, actor: Actor, action: Action | None = None) -> bool:
@@ -332,6 +382,7 @@ def can_see(case: CaseSnapshot, actor: Actor) -> bool:
         unit=case.primary_unit,
         cohandlers=case.cohandlers,
         escalated_to=case.escalation_department,
+        assignees=case.assignees,
     )
 
 
@@ -398,6 +449,9 @@ def _finish(case: CaseSnapshot, spec: TransitionSpec, body: ActionBody, actor: A
     # A deadline moved past the transition time clears the overdue flag (judged against the new one).
     if new.overdue and new.deadline != case.deadline and new.deadline is not None and new.deadline > at:
         extra["overdue"] = False
+    # A new primary unit: the people the old one sent no longer hold the task (派单到人随主办单位失效).
+    if new.primary_unit != case.primary_unit and new.assignees:
+        extra.update(assignee=None, assignee_kind=None, assignees=())
     # The primary unit is never also a co-handler.
     if new.primary_unit is not None and new.primary_unit in new.cohandlers:
         extra["cohandlers"] = rules.without(new.cohandlers, new.primary_unit)

@@ -77,9 +77,23 @@ cases = Table(
     Column("jurisdiction_version", Integer, nullable=True),
     Column("placement_method", Text, nullable=True),
     Column("devolved", Boolean, nullable=True),
+    Column("kind", Text, nullable=False, server_default=text("'incident'")),
+    Column("reporter_id", Text, nullable=True),
+    Column("device_id", Text, nullable=True),
+    Column("alarm_type", Text, nullable=True),
+    Column("follow_up_of", Uuid, nullable=True),
+    Column("occurrences", Integer, nullable=False, server_default=text("1")),
+    Column("invalid_reason", Text, nullable=True),
+    Column("inspection_result", Text, nullable=True),
+    Column("enforcement_case_no", Text, nullable=True),
+    Column("follow_up_case", Text, nullable=True),
+    Column("close_reason", Text, nullable=True),
+    Column("false_alarm", Boolean, nullable=False, server_default=text("false")),
     Column("explanation", JSONB, nullable=False),
     Column("snapshot", JSONB, nullable=False),
     Column("incident", JSONB, nullable=False),
+    Column("assignee", Text, nullable=True),
+    Column("assignees", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
@@ -101,6 +115,15 @@ Index(
     cases.c.phone_hash,
     postgresql_where=text("state <> 'closed' AND merged_into IS NULL AND phone_hash IS NOT NULL"),
 )
+#: Open alarm cases by device and type: the burst check (告警合并). 告警合并查询索引。
+Index(
+    "ix_cases_open_alarm",
+    cases.c.device_id,
+    cases.c.alarm_type,
+    postgresql_where=text("state <> 'closed' AND device_id IS NOT NULL"),
+)
+#: Cases by the members holding them (派单到人): a member token's scope. 队员可见范围索引。
+Index("ix_cases_assignees", cases.c.assignees, postgresql_using="gin")
 #: Not-yet-flagged cases by deadline: the overdue sweep. 超期扫描索引。
 Index("ix_cases_overdue_sweep", cases.c.deadline, postgresql_where=text("NOT overdue AND deadline IS NOT NULL"))
 
@@ -127,6 +150,18 @@ case_transitions = Table(
     Column("deadline", DateTime(timezone=True), nullable=True),
     Column("event_id", Uuid, nullable=True, unique=True),
     UniqueConstraint("case_id", "version"),
+)
+
+#: 告警次数: every alarm that became or joined a case (one row per alarm; a replay adds nothing).
+#: 每条告警一行（成为或并入某案件）；重放不重复计数。
+alarm_occurrences = Table(
+    "alarm_occurrences",
+    metadata,
+    Column("incident_id", Uuid, primary_key=True),
+    Column("case_id", Uuid, nullable=False, index=True),  # no foreign key: cases may be truncated on replay
+    Column("alarm_id", Text, nullable=False),
+    Column("raised_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 outbox = outbox_tables(metadata)

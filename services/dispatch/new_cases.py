@@ -25,6 +25,7 @@ from services.dispatch.identity import SYSTEM_ACTOR, SYSTEM_ADMIN, case_id_for
 from services.dispatch.lifecycle import apply
 from services.dispatch.records import CaseRecord
 from services.dispatch.routing import RoutingDecision, RoutingMemo, route
+from services.dispatch.source_kinds import adapt
 from services.dispatch.staging import Pending, must, stage, stage_applied
 from services.dispatch.store import CASE_COLUMNS, TRANSITION_COLUMNS
 from shared.events import IncidentReported
@@ -124,7 +125,9 @@ def route_one(
             source=event.source,
             phone_hash=record.phone_hash,
         )
-    return Routed(event, correlation_id, at, decision, record, report)
+    routed = Routed(event, correlation_id, at, decision, record, report)
+    adapt(routed, jurisdiction)
+    return routed
 
 
 def prime_points(reports: Sequence[tuple[IncidentReported, str]], jurisdiction: LoadedJurisdiction) -> None:

@@ -98,13 +98,19 @@ class CaseFilters:
     reported_from: datetime | None = None
     reported_to: datetime | None = None
     merged: bool | None = None
+    kind: str | None = None
 
 
 def scope_condition(actor: Actor) -> Any:
     """SQL condition of the cases ``actor`` may see (:func:`shared.visibility.case_scope`). 可见范围条件。"""
     c = cases.c
     return case_scope(
-        Viewer.of(actor), township=c.township, unit=c.unit, cohandlers=c.cohandlers, escalated_to=c.escalated_to
+        Viewer.of(actor),
+        township=c.township,
+        unit=c.unit,
+        cohandlers=c.cohandlers,
+        escalated_to=c.escalated_to,
+        assignees=c.assignees,
     )
 
 
@@ -122,6 +128,8 @@ def case_conditions(actor: Actor, filters: CaseFilters) -> list[Any]:
         conditions.append(c.state == str(CaseState.TRIAGE))
     if filters.source:
         conditions.append(c.source == filters.source)
+    if filters.kind:
+        conditions.append(c.kind == filters.kind)
     if filters.source_id:
         conditions.append(c.source_id == filters.source_id)
     if filters.matter:

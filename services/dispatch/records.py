@@ -22,7 +22,7 @@ from typing import Annotated, Any, get_type_hints
 
 from services.dispatch.case_model import CaseSnapshot
 from services.dispatch.models import cases
-from shared.events import IncidentReported
+from shared.events import AlarmReported, ApprovalReported, IncidentReported
 
 __all__ = [
     "CASE_FIELDS",
@@ -58,6 +58,8 @@ class Shows:
 
 #: Shown in the row only (dispatch's own bookkeeping). 仅存于数据库行。
 ROW_ONLY = Shows(event=False, api=False)
+#: In the row and the API, not in events. 存于数据库行并在接口中展示，不进入事件。
+_NOT_IN_EVENTS = Shows(event=False)
 
 
 def _unit_kind_while_assigned(record: CaseRecord) -> str | None:
@@ -102,6 +104,12 @@ class CaseRecord:
     placement_method: Annotated[str | None, ROW_ONLY] = None
     #: The matter is devolved (下放) to the township: in events for the two-way assessment (双向考核).
     devolved: Annotated[bool | None, Shows(api=False)] = None
+    #: The reporting grid worker (网格员) or device (设备): 有效上报率 and 误报率 are theirs. 上报人或设备。
+    reporter_id: Annotated[str | None, Shows()] = None
+    device_id: Annotated[str | None, Shows()] = None
+    alarm_type: Annotated[str | None, Shows(event=False)] = None
+    #: The supervision task a 整改复查 task follows up. 复查任务所跟进的监管任务。
+    follow_up_of: Annotated[uuid.UUID | None, Shows(event=False)] = None
     #: Identity column, read back only. 自增列，仅读回。
     seq: Annotated[int | None, Shows(row=False, event=False, api=False)] = None
 
@@ -128,7 +136,11 @@ class CaseRecord:
         return {f.name: api_value(f.value(self)) for f in _API}
 
     def event_model(self) -> IncidentReported:
-        """The incident as received. 原始事件。"""
+        """The incident as received (an approval or alarm as its own kind). 原始事件。"""
+        if "approval" in self.incident:
+            return ApprovalReported.model_validate(self.incident)
+        if "alarm" in self.incident:
+            return AlarmReported.model_validate(self.incident)
         return IncidentReported.model_validate(self.incident)
 
 
@@ -160,6 +172,17 @@ SNAPSHOT_FIELDS: tuple[SnapshotField, ...] = (
     SnapshotField("reject_window_ends_at", operator.attrgetter("reject_window_ends_at"), Shows(event=False)),
     SnapshotField("overdue", operator.attrgetter("overdue")),
     SnapshotField("self_handled", operator.attrgetter("self_handled"), Shows(row=False, api=False)),
+    SnapshotField("kind", operator.attrgetter("kind")),
+    SnapshotField("occurrences", operator.attrgetter("occurrences")),
+    SnapshotField("invalid_reason", operator.attrgetter("invalid_reason")),
+    SnapshotField("inspection_result", operator.attrgetter("inspection_result")),
+    SnapshotField("enforcement_case_no", operator.attrgetter("enforcement_case_no"), _NOT_IN_EVENTS),
+    SnapshotField("follow_up_case", operator.attrgetter("follow_up_case"), _NOT_IN_EVENTS),
+    SnapshotField("close_reason", operator.attrgetter("close_reason"), _NOT_IN_EVENTS),
+    SnapshotField("false_alarm", operator.attrgetter("false_alarm"), _NOT_IN_EVENTS),
+    SnapshotField("assignee", operator.attrgetter("assignee")),
+    SnapshotField("assignee_kind", operator.attrgetter("assignee_kind"), Shows(row=False, api=False)),
+    SnapshotField("assignees", lambda s: list(s.assignees)),
 )
 
 

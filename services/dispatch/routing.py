@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 Outcome = Literal["dispatch", "triage", "self_handled"]
-TriageReason = Literal["unlocated", "uncategorised", "no_unit", "no_candidate_left"]
+TriageReason = Literal["unlocated", "uncategorised", "no_unit", "no_candidate_left", "low_confidence"]
 
 _DECIDED_LABELS: dict[str, str] = {
     "rule": "派遣规则",

@@ -58,3 +58,12 @@ class DispatchSettings(ServiceSettings):
     jurisdiction_group_prefix: str = "dispatch-jurisdiction"
     #: SSE poll period (s). 事件流轮询间隔（秒）。
     stream_poll_s: float = 0.5
+    #: 任务推送: seconds between polls of the push queue and of due deliveries; 0 disables pushing.
+    #: 推送轮询间隔（秒）；0 表示不推送。
+    push_poll_s: float = 1.0
+    #: Failed attempts after which a delivery is dead-lettered (visible, never dropped). 推送失败上限。
+    push_max_attempts: int = 6
+    #: The first retry's delay (s); each next one doubles, up to an hour. 首次重试间隔（秒），此后翻倍。
+    push_backoff_s: float = 5.0
+    #: A webhook's answer is awaited this long (s). 推送请求超时（秒）。
+    push_timeout_s: float = 10.0

@@ -16,6 +16,7 @@ from typing import Any
 from services.dispatch.action_bodies import (
     AddCohandlerBody,
     AssignBody,
+    AssignMemberBody,
     CallbackBody,
     DecideExtensionBody,
     DispatchBody,
@@ -121,6 +122,18 @@ def effect_assign(case: CaseSnapshot, body: AssignBody, actor: Actor, at: dateti
         "deadline": body.deadline if body.deadline is not None else case.deadline,
         "reject_window_ends_at": body.reject_window_ends_at,
     }
+
+
+def validate_assign_member(case: CaseSnapshot, body: AssignMemberBody, at: datetime) -> str | None:
+    if not body.members:
+        return "派单对象没有队员 / the assignee has no members"
+    if body.assignee == case.assignee and tuple(body.members) == case.assignees:
+        return f"案件已派给 {body.assignee} / the case is already assigned to {body.assignee}"
+    return None
+
+
+def effect_assign_member(case: CaseSnapshot, body: AssignMemberBody, actor: Actor, at: datetime) -> dict[str, Any]:
+    return {"assignee": body.assignee, "assignee_kind": body.assignee_kind, "assignees": tuple(body.members)}
 
 
 def validate_reassign(case: CaseSnapshot, body: ReassignBody, at: datetime) -> str | None:

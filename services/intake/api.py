@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from prometheus_client import Counter
 from pydantic import BaseModel, Field, ValidationError
 
+from services.intake.alarm_updates import resolve_clearings
 from services.intake.answers import RawRecord, Renormalised
 from services.intake.normalise import content_hash, normalise
 from services.intake.schemas import EXAMPLES, SOURCE_MODELS, BatchBody, SourceRecord
@@ -140,13 +141,16 @@ LaneParam = Annotated[
 
 class AcceptedResponse(BaseModel):
     event_id: uuid.UUID
-    status: str = Field(description="accepted 已受理 | duplicate 重复 (points to the first event)")
+    status: str = Field(
+        description="accepted 已受理 | duplicate 重复 (points to the first event) | updated 已更新 "
+        "(告警恢复: an alarm's cleared_at added)"
+    )
     duplicate_of: uuid.UUID | None = None
 
 
 class BatchItemResult(BaseModel):
     index: int
-    status: str = Field(description="accepted | duplicate | conflict | rejected")
+    status: str = Field(description="accepted | duplicate | updated (alarms: cleared_at added) | conflict | rejected")
     event_id: uuid.UUID | None = None
     errors: list[dict[str, Any]] | None = None
 
@@ -155,6 +159,7 @@ class BatchResponse(BaseModel):
     accepted: int
     duplicates: int
     rejected: int
+    updated: int = Field(0, description="告警恢复: alarms posted again with cleared_at added")
     results: list[BatchItemResult]
 
 
@@ -181,15 +186,20 @@ async def _accept(
         )
 
     submissions = await cooperative_map(submission, items)
+    correlation_id = request.scope.get("state", {}).get("request_id") or str(uuid.uuid4())
     async with driver_connection(runtime.engine) as conn:
         outcomes = await accept_submissions(
             conn=conn,
             submissions=submissions,
-            correlation_id=request.scope.get("state", {}).get("request_id") or str(uuid.uuid4()),
+            correlation_id=correlation_id,
             api_key_name=key_name,
             topic=LANE_TOPICS[lane],
         )
-    if runtime.relay is not None and any(o.status == "accepted" for o in outcomes):
+        if source == "alarm":
+            outcomes = await resolve_clearings(
+                conn=conn, submissions=submissions, outcomes=outcomes, correlation_id=correlation_id
+            )
+    if runtime.relay is not None and any(o.status in ("accepted", "updated") for o in outcomes):
         runtime.relay.wake()
     return outcomes
 
@@ -207,6 +217,8 @@ async def _accept_one(
             {"event_id": str(outcome.event_id), "status": "duplicate", "duplicate_of": str(outcome.event_id)},
             status_code=200,
         )
+    if outcome.status == "updated":
+        return JSONResponse({"event_id": str(outcome.event_id), "status": "updated"}, status_code=200)
     return JSONResponse(
         {
             "detail": f"different content under the same source id; the first event is {outcome.event_id} "
@@ -220,7 +232,11 @@ async def _accept_one(
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {"model": AcceptedResponse, "description": "accepted 已受理 (committed; published to Kafka by the outbox)"},
-    200: {"model": AcceptedResponse, "description": "duplicate 重复: the same record was accepted before"},
+    200: {
+        "model": AcceptedResponse,
+        "description": "duplicate 重复: the same record was accepted before; updated 已更新: an alarm posted "
+        "again with cleared_at (and possibly level) added (告警恢复)",
+    },
     401: {"description": "missing or unknown X-API-Key"},
     403: {"description": "the key belongs to another source"},
     409: {"description": "different content under an already used source id"},
@@ -239,6 +255,8 @@ _PRODUCERS: tuple[tuple[Source, str, str, str], ...] = (
     ("12345", "12345热线工单", "post_hotline", "Post a 12345 hotline ticket 12345热线工单"),
     ("cityops", "数字城管案卷", "post_cityops", "Post a 数字城管 case 数字城管案卷"),
     ("gridworker", "网格员上报", "post_gridworker", "Post a grid worker's report 网格员上报"),
+    ("approval", "审批办件", "post_approval", "Post an approval decision 审批办件 (双推送)"),
+    ("alarm", "监测告警", "post_alarm", "Post a monitoring alarm 监测告警 (re-post with cleared_at = 告警恢复)"),
 )
 
 
@@ -306,7 +324,7 @@ def _batch_route(source: Source) -> Any:
         for (i, _, _), outcome in zip(valid, outcomes, strict=True):
             results[i] = {"index": i, "status": outcome.status, "event_id": outcome.event_id, "errors": None}
         final = [r for r in results if r is not None]
-        tally = dict.fromkeys(("accepted", "duplicate", "conflict", "rejected"), 0)
+        tally = dict.fromkeys(("accepted", "duplicate", "updated", "conflict", "rejected"), 0)
         for r in final:
             tally[r["status"]] += 1
         for s, n in tally.items():
@@ -319,6 +337,7 @@ def _batch_route(source: Source) -> Any:
                     "accepted": tally["accepted"],
                     "duplicates": tally["duplicate"],
                     "rejected": tally["rejected"] + tally["conflict"],
+                    "updated": tally["updated"],
                     "results": final,
                 }
             ),
@@ -337,8 +356,8 @@ for _source, _label, _, _ in _PRODUCERS:
         tags=["intake 事件受理"],
         summary=f"Post a batch of {_source} records 批量{_label}",
         description="Up to 500 records (configurable). Answers per item, in order: accepted, duplicate, "
-        "conflict or rejected with the reason. One bad item never rejects the others. A history import "
-        "posts with `?lane=bulk` 批量导入通道: the same handling, after live reports.",
+        "updated (alarms: cleared_at added), conflict or rejected with the reason. One bad item never rejects "
+        "the others. A history import posts with `?lane=bulk` 批量导入通道: the same handling, after live reports.",
         openapi_extra={"requestBody": {"content": {"application/json": {"example": {"events": [EXAMPLES[_source]]}}}}},
     )
 

@@ -1,4 +1,5 @@
-"""Normalisation (标准化): each source's record → one ``IncidentReported``.
+"""Normalisation (标准化): each source's record → one ``IncidentReported`` (approvals and alarms: its
+kinds ``ApprovalReported`` / ``AlarmReported``, :mod:`services.intake.approvals`, :mod:`services.intake.alarms`).
 
 Pure functions, no I/O. The caller's phone never leaves intake: the event
 carries it masked (``138****5678``) plus a salted hash for linking repeat
@@ -18,10 +19,19 @@ from typing import Any, Literal
 
 import orjson
 
+from services.intake.alarms import from_alarm
+from services.intake.approvals import from_approval
 from services.intake.pii import mask_optional, mask_personal_numbers
-from services.intake.schemas import CityOpsCase, GridWorkerReport, HotlineTicket, Location, SourceRecord
-from shared.events import CallerRef, GeoPoint, IncidentReported, incident_event_id
-from shared.geo import to_wgs84
+from services.intake.points import point
+from services.intake.schemas import (
+    AlarmRecord,
+    ApprovalRecord,
+    CityOpsCase,
+    GridWorkerReport,
+    HotlineTicket,
+    SourceRecord,
+)
+from shared.events import CallerRef, IncidentReported, incident_event_id
 
 #: 网格员 事件等级 → platform urgency.
 SEVERITY_TO_URGENCY: dict[str, Literal["normal", "urgent", "critical"]] = {
@@ -74,19 +84,6 @@ def phone_hash(phone: str, salt: str) -> str:
     return hmac.new(salt.encode(), digits.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def _point(location: Location | None) -> GeoPoint | None:
-    if location is None:
-        return None
-    lng, lat = to_wgs84(location.lng, location.lat, location.crs)
-    return GeoPoint(
-        lng=round(lng, 7),
-        lat=round(lat, 7),
-        original_crs=location.crs,
-        original_lng=location.lng,
-        original_lat=location.lat,
-    )
-
-
 def normalise(source: str, record: SourceRecord, *, received_at: datetime, phone_salt: str) -> IncidentReported:
     """One validated source record → the platform's event."""
     if isinstance(record, HotlineTicket):
@@ -95,6 +92,10 @@ def normalise(source: str, record: SourceRecord, *, received_at: datetime, phone
         return _from_cityops(record, received_at=received_at)
     if isinstance(record, GridWorkerReport):
         return _from_gridworker(record, received_at=received_at)
+    if isinstance(record, ApprovalRecord):
+        return from_approval(record, received_at=received_at, salt=phone_salt)
+    if isinstance(record, AlarmRecord):
+        return from_alarm(record, received_at=received_at)
     raise TypeError(f"no normalisation for {source}: {type(record).__name__}")
 
 
@@ -121,7 +122,7 @@ def _from_hotline(t: HotlineTicket, *, received_at: datetime, phone_salt: str) -
         description=mask_personal_numbers(t.content),
         category_codes={"category_code": t.category_code},
         category_key=t.category_code,
-        location=_point(t.location),
+        location=point(t.location),
         address=mask_personal_numbers(t.address),
         division_code=t.division_code,
         urgency=t.urgency,
@@ -144,7 +145,7 @@ def _from_cityops(c: CityOpsCase, *, received_at: datetime) -> IncidentReported:
         category_codes={"kind": c.kind, "major_code": c.major_code, "minor_code": c.minor_code},
         category_key=f"{c.major_code}-{c.minor_code}",
         category_name=CITYOPS_MAJOR_NAMES.get((c.kind, c.major_code)),
-        location=_point(c.location),
+        location=point(c.location),
         address=mask_personal_numbers(c.address),
         cell_code=c.cell_code,
         urgency=c.urgency,
@@ -164,7 +165,7 @@ def _from_gridworker(r: GridWorkerReport, *, received_at: datetime) -> IncidentR
         description=mask_personal_numbers(r.description),
         category_codes={"event_type": r.event_type},
         category_key=r.event_type,
-        location=_point(r.location),
+        location=point(r.location),
         address=mask_optional(r.address),
         grid_code=r.grid_code,
         urgency=SEVERITY_TO_URGENCY[r.severity],

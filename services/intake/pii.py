@@ -52,3 +52,10 @@ def mask_personal_numbers(text: str) -> str:
 def mask_optional(text: str | None) -> str | None:
     """:func:`mask_personal_numbers` for optional fields."""
     return None if text is None else mask_personal_numbers(text)
+
+
+def mask_id_number(number: str) -> str:
+    """A person's ID number as ``330***********1234`` (first three, last four kept). 屏蔽证件号码。"""
+    if len(number) <= 7:
+        return "*" * len(number)
+    return number[:3] + "*" * (len(number) - 7) + number[-4:]

@@ -1,4 +1,5 @@
-"""Wire formats (version 1) of the three producer systems, as pydantic models.
+"""Wire formats (version 1) of the producer systems, as pydantic models: 12345 工单, 数字城管 案卷,
+网格员 上报, 审批办件 (双推送) and 监测告警.
 
 Unknown extra keys are allowed, within bounds (size, depth, numbers: see
 :mod:`services.intake.guards`): they stay in the raw record (intake's own
@@ -32,7 +33,7 @@ from pydantic_core import PydanticCustomError
 
 from services.intake.guards import record_problem
 from shared.geo import in_china_bbox
-from shared.vocabulary import Crs, Source, Urgency
+from shared.vocabulary import AlarmLevel, ApprovalResult, Crs, DeviceKind, Source, Urgency
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: How far ahead of now a reported time may be (clock skew); set from settings at start-up.
@@ -203,14 +204,73 @@ class GridWorkerReport(_Record):
         return [u.strip() for u in v]
 
 
-SourceRecord = HotlineTicket | CityOpsCase | GridWorkerReport
+class Applicant(BaseModel):
+    """申请人: an org (统一社会信用代码) or a person (ID number: personal data, stays in intake's raw record)."""
 
-SOURCE_MODELS: dict[Source, type[HotlineTicket] | type[CityOpsCase] | type[GridWorkerReport]] = {
+    model_config = ConfigDict(extra="allow")
+
+    kind: Literal["org", "person"]
+    name: str = Field(min_length=1, max_length=200)
+    credit_code: str | None = Field(None, pattern=r"^[0-9A-Za-z]{15,18}$")
+
+
+class ApprovalRecord(_Record):
+    """审批办件 双推送: an approval decision of the 便民服务中心, for 事中事后监管."""
+
+    approval_no: SourceId
+    approved_at: ReportedTime
+    item_code: str = Field(min_length=1, max_length=64, description="审批事项 code")
+    item_name: str | None = Field(None, max_length=200)
+    result: ApprovalResult
+    applicant: Applicant
+    address: str = Field(min_length=1, max_length=500)
+    location: Location | None = None
+    division_code: str | None = Field(None, pattern=r"^\d{6,15}$")
+    conditions: str | None = Field(None, max_length=5_000, description="承诺事项 / 许可条件")
+    supervise_within_days: int | None = Field(None, ge=1, le=365, description="first check due, working days")
+
+
+class AlarmRecord(_Record):
+    """监测告警: a video-AI or sensor alarm. Re-posting it with ``cleared_at`` (and possibly ``level``)
+    added is an update (告警恢复)."""
+
+    alarm_id: SourceId
+    device_id: str = Field(min_length=1, max_length=64)
+    device_kind: DeviceKind
+    alarm_type: str = Field(min_length=1, max_length=64)
+    raised_at: ReportedTime
+    cleared_at: ReportedTime | None = None
+    level: AlarmLevel
+    confidence: float | None = Field(None, ge=0, le=1)
+    value: float | None = None
+    threshold: float | None = None
+    location: Location
+    address: str | None = Field(None, max_length=500)
+    snapshot_url: str | None = Field(None, min_length=1, max_length=2048)
+
+    @model_validator(mode="after")
+    def _cleared_after_raised(self) -> AlarmRecord:
+        if self.cleared_at is not None and self.cleared_at < self.raised_at:
+            raise ValueError("cleared_at is before raised_at")
+        return self
+
+
+SourceRecord = HotlineTicket | CityOpsCase | GridWorkerReport | ApprovalRecord | AlarmRecord
+
+SOURCE_MODELS: dict[Source, type[SourceRecord]] = {
     "12345": HotlineTicket,
     "cityops": CityOpsCase,
     "gridworker": GridWorkerReport,
+    "approval": ApprovalRecord,
+    "alarm": AlarmRecord,
 }
-SOURCE_ID_FIELD: dict[Source, str] = {"12345": "ticket_no", "cityops": "case_no", "gridworker": "report_id"}
+SOURCE_ID_FIELD: dict[Source, str] = {
+    "12345": "ticket_no",
+    "cityops": "case_no",
+    "gridworker": "report_id",
+    "approval": "approval_no",
+    "alarm": "alarm_id",
+}
 
 
 class BatchBody(BaseModel):

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.models import accepted_events
 from shared.cooperative import cooperative_map
-from shared.events import INCIDENT_REPORTED, EventEnvelope, IncidentReported, make_envelope
+from shared.events import INCIDENT_REPORTED, TOPICS, EventEnvelope, IncidentReported, make_envelope
 from shared.messaging.outbox import outbox_arrays_cooperatively
 
 
@@ -36,8 +36,12 @@ class Submission:
 
 @dataclass(frozen=True)
 class Outcome:
-    status: Literal["accepted", "duplicate", "conflict"]
+    status: Literal["accepted", "duplicate", "conflict", "updated"]
     event_id: uuid.UUID
+
+
+#: The event type of each payload kind on ``incident.reported`` (事件上报 / 审批办件 / 监测告警).
+EVENT_TYPE_OF: dict[type[Any], str] = {model: t for t, model in TOPICS[INCIDENT_REPORTED].event_types.items()}
 
 
 # The verbatim rows, their outbox rows (columns as in shared.messaging.outbox.outbox_arrays) and the relay's pending
@@ -114,7 +118,7 @@ async def accept_submissions(
 
     def envelope(s: Submission) -> EventEnvelope[IncidentReported]:
         return make_envelope(
-            event_type="incident.reported",
+            event_type=EVENT_TYPE_OF[type(s.event)],
             data=s.event,
             source=f"/intake/{s.source}",
             correlation_id=correlation_id,

@@ -9,7 +9,10 @@ from pydantic_settings import SettingsConfigDict
 from shared.settings import ServiceSettings
 
 #: Dev producer keys, used only with ZHPT_DEV_CREDENTIALS=true and INTAKE_API_KEYS empty (``make run``).
-DEV_API_KEYS = '{"12345": ["dev-12345"], "cityops": ["dev-cityops"], "gridworker": ["dev-gridworker"]}'
+DEV_API_KEYS = (
+    '{"12345": ["dev-12345"], "cityops": ["dev-cityops"], "gridworker": ["dev-gridworker"], '
+    '"approval": ["dev-approval"], "alarm": ["dev-alarm"]}'
+)
 
 
 class IntakeSettings(ServiceSettings):

@@ -17,21 +17,27 @@ reported in February):
 - **reopened or reworked more than once 多次重办/返工** — per case, counted when the second one
   happens.
 
-Joint operations (联合执法) are not on the platform yet; the report says so rather than showing an
-empty section as if nobody failed to confirm. Rules follow the team's domain notes
-("监督问责 — the accountability report").
+- **joint-operation units that did not confirm 联合执法未报到** — units absent from a joint operation
+  (counted in the period it concluded) and units that confirmed late (the period of the
+  confirmation), per unit, each listing its operations and their cases; folded from
+  ``operation.events`` by :mod:`services.metrics.operations` and added with :func:`with_findings`.
+
+Without the operations (:func:`accountability_report` alone) the report says that section is not
+covered rather than showing it empty as if nobody failed to confirm. Rules follow the team's domain
+notes ("监督问责 — the accountability report").
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final, Literal
 
 from services.metrics.facts import CaseEventRecord, CaseFact, completion_time
 from services.metrics.periods import EARLIEST, TZ, Period
+from services.metrics.source_facts import in_unit_indicators
 from shared.calendar import WorkingCalendar
 
 FindingKind = Literal[
@@ -41,6 +47,8 @@ FindingKind = Literal[
     "whistle_unanswered",
     "supervision_ignored",
     "reopened_repeatedly",
+    "operation_absent",
+    "operation_late",
 ]
 
 #: Chinese names of the sections 问责事项名称.
@@ -51,6 +59,8 @@ KIND_LABELS: Final[dict[str, str]] = {
     "whistle_unanswered": "吹哨未按时报到",
     "supervision_ignored": "督办未响应",
     "reopened_repeatedly": "多次重办/返工",
+    "operation_absent": "联合执法未报到（缺席）",
+    "operation_late": "联合执法迟到报到",
 }
 
 #: What counts as the holder acting on a case after a 督办.
@@ -68,7 +78,18 @@ _ACTS: Final = frozenset(
 
 
 #: The fact fields the rules read (a loader needs no others). 规则读取的案件事实字段。
-FACT_FIELDS: Final = ("case_id", "township", "unit", "deadline", "resolved_at", "closed_at", "merged_into")
+FACT_FIELDS: Final = (
+    "case_id",
+    "township",
+    "unit",
+    "deadline",
+    "resolved_at",
+    "closed_at",
+    "merged_into",
+    "kind",
+    "invalid",
+    "auto_recovered",
+)
 
 #: Events whose own time is when their finding happens (the second 超期 mark, a 判定退单, the second
 #: 重办/返工): a case can have such a finding in a period only with one of these in it.
@@ -88,16 +109,18 @@ class AccountabilityRules:
 
 @dataclass(slots=True)
 class Finding:
-    """One line of the report 问责事项: a unit (or a case) and the cases behind it."""
+    """One line of the report 问责事项: a unit (or a case) and the cases behind it; for a joint-operation
+    finding also its operations 联合执法 (then ``count`` counts the operations)."""
 
     kind: FindingKind
     township: str | None
     unit: str | None
     cases: list[str] = field(default_factory=list)
+    operations: list[dict[str, object]] = field(default_factory=list)
 
     @property
     def count(self) -> int:
-        return len(self.cases)
+        return len(self.operations) if self.operations else len(self.cases)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +145,7 @@ class AccountabilityReport:
                     "unit": f.unit,
                     "count": f.count,
                     "cases": list(f.cases),
+                    "operations": [dict(o) for o in f.operations],
                 }
                 for f in self.findings
             ],
@@ -262,7 +286,7 @@ def accountability_report(
     rules = rules or AccountabilityRules()
     grouped: dict[tuple[FindingKind, str | None, str | None], list[str]] = defaultdict(list)
     for fact in facts:
-        if fact.merged_into is not None:
+        if fact.merged_into is not None or not in_unit_indicators(fact):
             continue
         history = _events_of(events.get(fact.case_id, ()))
         place = fact.township
@@ -283,6 +307,19 @@ def accountability_report(
         for (kind, township, unit), cases in grouped.items()
         if kind != "repeated_overdue" or len(set(cases)) >= rules.repeated_overdue_min
     ]
+    return AccountabilityReport(period_id=period.id, as_of=as_of, findings=tuple(_sorted(findings)))
+
+
+def _sorted(findings: Iterable[Finding]) -> list[Finding]:
     order = list(KIND_LABELS)
-    findings.sort(key=lambda f: (order.index(f.kind), -f.count, f.unit or "", f.township or ""))
-    return AccountabilityReport(period_id=period.id, as_of=as_of, findings=tuple(findings))
+    return sorted(findings, key=lambda f: (order.index(f.kind), -f.count, f.unit or "", f.township or ""))
+
+
+def with_findings(report: AccountabilityReport, extra: Iterable[Finding], *, covers: str) -> AccountabilityReport:
+    """The report with more findings (e.g. the joint operations') in the same order, and the section
+    ``covers`` no longer listed as not covered. 并入其他来源的问责事项。"""
+    return replace(
+        report,
+        findings=tuple(_sorted([*report.findings, *extra])),
+        not_covered=tuple(k for k in report.not_covered if k != covers),
+    )

@@ -24,10 +24,12 @@ from services.metrics.accountability import (
     AccountabilityRules,
     accountability_report,
     earliest_supervision,
+    with_findings,
 )
 from services.metrics.accountability_sql import LOOKBACK, candidate_cases, case_event_rows, case_fact_rows
 from services.metrics.facts import CaseEventRecord, CaseFact
 from services.metrics.models import period_signoffs
+from services.metrics.operation_store import load_operation_findings
 from services.metrics.periods import Period
 from services.metrics.store import event_record
 from shared.calendar import WorkingCalendar
@@ -68,7 +70,11 @@ async def load_report(
     fact_rows = await session.execute(case_fact_rows(period=period, as_of=as_of, township=township, cases=cases))
     # Only the fields the rules read (FACT_FIELDS), as stored: the row is the consumer's fold of the events.
     facts = [CaseFact(**{**dict(zip(FACT_FIELDS, r, strict=True)), "case_id": str(r.case_id)}) for r in fact_rows]
-    return accountability_report(period=period, as_of=as_of, facts=facts, events=events, calendar=calendar, rules=rules)
+    report = accountability_report(
+        period=period, as_of=as_of, facts=facts, events=events, calendar=calendar, rules=rules
+    )
+    joint = await load_operation_findings(session=session, period=period, as_of=as_of, township=township)
+    return with_findings(report, joint, covers="joint_operations")  # 联合执法未报到
 
 
 async def accountability_view(
@@ -113,7 +119,7 @@ def report_xlsx(report: Mapping[str, object], *, title: str, unit_names: Mapping
     state = "已签发（冻结）" if report.get("signed_off") else "实时"
     ws.append([f"周期 {report['period']}，截至 {report['as_of']}，{state}"])
     ws.append([])
-    ws.append(["问责事项", "单位/部门", "乡镇/街道", "案件数", "案件"])
+    ws.append(["问责事项", "单位/部门", "乡镇/街道", "案件数", "案件", "联合执法"])
     for cell in ws[4]:
         cell.font = Font(bold=True)
     findings = report.get("findings")
@@ -126,13 +132,14 @@ def report_xlsx(report: Mapping[str, object], *, title: str, unit_names: Mapping
                 finding["township"] or "",
                 finding["count"],
                 "、".join(finding["cases"]),
+                "、".join(str(o["operation_id"]) for o in finding.get("operations") or ()),
             ]
         )
     not_covered = report.get("not_covered")
     if isinstance(not_covered, list) and "joint_operations" in not_covered:
         ws.append([])
         ws.append(["联合执法未报到：平台尚未接入联合执法，本项暂不统计"])
-    for letter, width in zip("ABCDE", (22, 28, 14, 8, 80), strict=True):
+    for letter, width in zip("ABCDEF", (22, 28, 14, 8, 80, 40), strict=True):
         ws.column_dimensions[letter].width = width
     buffer = io.BytesIO()
     wb.save(buffer)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from shared.answers import Answer
 
 
@@ -135,6 +137,18 @@ class Recomputed(Answer):
     only_provisional: bool
 
 
+class AccountabilityOperation(Answer):
+    """A joint operation behind a 联合执法未报到 finding: when the unit was late (its 报到) or absent
+    (the conclusion), the lead unit, the window and the cases linked to it 关联案件."""
+
+    operation_id: str
+    at: str
+    lead_unit: str
+    starts_at: str
+    ends_at: str
+    cases: list[str]
+
+
 class AccountabilityFinding(Answer):
     """One line of the 监督问责 report: a unit or department, and the cases behind it."""
 
@@ -142,8 +156,11 @@ class AccountabilityFinding(Answer):
     label: str
     township: str | None
     unit: str | None
-    count: int
+    count: int = Field(description="cases; for a joint-operation finding, operations 联合执法次数")
     cases: list[str]
+    operations: list[AccountabilityOperation] = Field(
+        default_factory=list, description="joint-operation findings: the operations 涉及的联合执法"
+    )
 
 
 class Accountability(Answer):

@@ -52,7 +52,8 @@ async def _view(state: State, period_id: str, principal: StaffPrincipal, townshi
     summary="The 监督问责 report of a period 监督问责报告",
     description="Repeated overdue per unit, overdue again after an extension, rejections ruled invalid, whistles "
     "not answered by their 报到 deadline, 督办 not acted on within a working day, cases reopened or reworked more "
-    "than once; each finding belongs to the period it happened in and lists its cases. A signed-off period "
+    "than once, joint-operation units absent or late 联合执法未报到 (with their operations); each finding belongs to "
+    "the period it happened in and lists its cases. A signed-off period "
     "answers the report frozen at sign-off.",
 )
 async def get_accountability(

@@ -1,8 +1,8 @@
 """Metrics service 绩效考核服务: 办结 time on working and natural clocks, indicators, schemes, rankings.
 
-Consumes ``case.events`` into one fact per case, serves indicators, assessment schemes,
-township ratings, scores and rankings, sign-off with revisions, CSV/XLSX exports, and the
-live picture on ``/metrics``.
+Consumes ``case.events`` into one fact per case and ``operation.events`` into joint-operation lapses,
+serves indicators, assessment schemes, township ratings, scores and rankings, sign-off with revisions,
+CSV/XLSX exports, the 监督问责 report, and the live picture on ``/metrics``.
 
 Run: ``uvicorn --factory services.metrics.app:create_app --port 8004``.
 """
@@ -16,15 +16,17 @@ from services.metrics.api import router
 from services.metrics.api_accountability import router as accountability_router
 from services.metrics.api_dispatchers import router as dispatchers_router
 from services.metrics.api_schemes import router as schemes_router
+from services.metrics.api_sources import router as sources_router
 from services.metrics.consumers import CaseEventConsumer, jurisdiction_handler
 from services.metrics.context import MetricsState
 from services.metrics.models import metadata
+from services.metrics.operation_consumer import operation_handler
 from services.metrics.scoring import load_schemes
 from services.metrics.settings import MetricsSettings
 from services.metrics.telemetry import MetricsTelemetry
 from services.metrics.units import UnitDirectory
 from shared.calendar import load_calendar
-from shared.events import CASE_EVENTS, JURISDICTION_CHANGED
+from shared.events import CASE_EVENTS, JURISDICTION_CHANGED, OPERATION_EVENTS
 from shared.logging import get_logger
 from shared.service import Check, ServiceRuntime, create_service_app
 
@@ -71,6 +73,9 @@ def create_app(
             topics=[JURISDICTION_CHANGED],
             handler=jurisdiction_handler(directory),
         )
+        runtime.add_consumer(  # 联合执法 → 监督问责 (the group named in shared/events.py keeps the outbox rows)
+            group_id=f"{settings.consumer_group}-operations", topics=[OPERATION_EVENTS], handler=operation_handler
+        )
 
     async def grid_check() -> Check:
         if directory.last_error is None and directory.last_count is not None:
@@ -98,7 +103,7 @@ def create_app(
         description="办结 time on working and natural clocks 工作时/自然时办结时长, indicators 指标, "
         "assessment schemes 考核方案, township ratings 乡镇评价, rankings 排名, sign-off 签发 with revisions 修订, "
         "CSV/XLSX exports. Staff bearer token on every route; a township sees its own rows, admin sees all.",
-        routers=[router, schemes_router, accountability_router, dispatchers_router],
+        routers=[router, schemes_router, accountability_router, dispatchers_router, sources_router],
         on_start=state.start,
         before_scrape=before_scrape,
     )

@@ -92,6 +92,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from services.metrics.indicators import empty_counts
 from services.metrics.periods import TZ
+from services.metrics.source_facts import fold_source_event, in_unit_indicators
 from shared.events import CASE_EVENT_TYPES
 from shared.vocabulary import TimeBasis
 
@@ -240,6 +241,20 @@ class CaseFact(BaseModel):
     """The matter is devolved (下放) to the case's township. 事项已下放乡镇。"""
     hand_dispatches: list[HandDispatch] = Field(default_factory=list)
     """Manual dispatches by dispatchers, for their 准确派遣率. 人工派遣记录（计算准确派遣率）。"""
+    # the approval and alarm sources, invalid reports (folded by services.metrics.source_facts)
+    kind: str = "incident"
+    """incident 事件 / inspection 监管任务."""
+    reporter_id: str | None = None
+    device_id: str | None = None
+    invalid: bool = False
+    """不予立案/作废: out of every unit indicator. 作废。"""
+    invalid_reason: str | None = None
+    auto_recovered: bool = False
+    """自动恢复: closed by the alarm clearing, not the unit's 办结."""
+    false_alarm: bool = False
+    inspection_result: str | None = None
+    revoked: bool = False
+    occurrences: int = 1
 
 
 def completion_time(fact: CaseFact) -> datetime | None:
@@ -498,6 +513,7 @@ def _apply(f: dict[str, Any], record: CaseEventRecord) -> None:
         f["resolved_at"] = at
         f["closed_at"] = at
     # case.overdue and unknown types: only last_event_at. 其他类型仅更新最后事件时间。
+    fold_source_event(f, t, at, data)
     _note_current_unit(f, data)
 
 
@@ -525,6 +541,8 @@ def fact_counts(fact: CaseFact, as_of: datetime) -> dict[str, int]:
     counts = empty_counts()
     moment = as_of.replace(tzinfo=TZ) if as_of.tzinfo is None else as_of
     if fact.dispatched_at is None or fact.dispatched_at > moment or fact.merged_into is not None:
+        return counts
+    if not in_unit_indicators(fact):  # invalid, auto-recovered, or a supervision task 监管任务
         return counts
 
     def by(t: datetime | None) -> bool:

@@ -117,6 +117,17 @@ case_facts = Table(
     Column("closing_natural_h", Double),
     Column("closing_working_h", Double),
     Column("durations_provisional", Boolean, nullable=False, server_default="false"),
+    # the approval and alarm sources, invalid reports (services.metrics.source_facts)
+    Column("kind", Text, nullable=False, server_default="incident"),
+    Column("reporter_id", Text),
+    Column("device_id", Text),
+    Column("invalid", Boolean, nullable=False, server_default="false"),
+    Column("invalid_reason", Text),
+    Column("auto_recovered", Boolean, nullable=False, server_default="false"),
+    Column("false_alarm", Boolean, nullable=False, server_default="false"),
+    Column("inspection_result", Text),
+    Column("revoked", Boolean, nullable=False, server_default="false"),
+    Column("occurrences", Integer, nullable=False, server_default="1"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=_now),
     # Every consumed event rewrites its case's row: free space on each page keeps those
     # updates HOT (no index writes). 每条事件都会重写案件行，留出页内空间以便 HOT 更新。

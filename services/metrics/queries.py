@@ -118,6 +118,10 @@ def population(period: Period, as_of: datetime) -> list[ColumnElement[bool]]:
         F.c.dispatched_at <= _at(as_of),
         F.c.merged_into.is_(None),
         F.c.unit.is_not(None),
+        # services.metrics.source_facts.in_unit_indicators: incidents, neither invalid nor auto-recovered
+        F.c.kind == "incident",
+        F.c.invalid.is_(False),
+        F.c.auto_recovered.is_(False),
     ]
 
 
@@ -478,7 +482,9 @@ async def gauge_counts(*, session: AsyncSession, now: datetime) -> list[tuple[st
             func.count().filter(overdue).label("overdue"),
         )
         .select_from(F.outerjoin(U, U.c.unit_id == F.c.unit))
-        .where(F.c.closed_at.is_(None), F.c.dispatched_at.is_not(None), F.c.merged_into.is_(None))
+        .where(
+            F.c.closed_at.is_(None), F.c.dispatched_at.is_not(None), F.c.merged_into.is_(None), F.c.kind == "incident"
+        )
         .group_by(F.c.township, KIND)
     )
     return [

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.metrics.scheme_store import list_ratings, put_rating
 from services.metrics.signoff import mark_period
 from services.metrics.units import unit_names
-from shared.visibility import Viewer
+from shared.visibility import MEMBER, Viewer
 
 __all__ = ["RatingRefusedError", "rate_agency", "visible_ratings"]
 
@@ -49,6 +49,8 @@ async def rate_agency(
 
 async def visible_ratings(*, session: AsyncSession, period_id: str, viewer: Viewer) -> list[dict[str, Any]]:
     """The period's ratings ``viewer`` may see (their township's; a unit: its own). 范围内的乡镇评价。"""
+    if viewer.role == MEMBER:  # a member token sees its own tasks only 队员账号不见评价
+        return []
     rows = await list_ratings(session=session, period_id=period_id, township=viewer.only_township)
     own_unit = viewer.only_unit
     return [r for r in rows if own_unit is None or r["unit"] == own_unit]

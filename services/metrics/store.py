@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+import orjson
 from sqlalchemy import func, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.metrics.facts import CaseEventRecord, CaseFact, counts_rejection, reduce_events
 from services.metrics.models import case_events, case_facts
 from services.metrics.worktime import durations
 from shared.calendar import WorkingCalendar
+from shared.unnest import UnnestColumns
 
 __all__ = [
     "FactChange",
@@ -35,6 +36,22 @@ __all__ = [
 
 #: Columns compared to decide whether a recomputed fact changed (all but bookkeeping).
 _COMPARED: Final = tuple(c.name for c in case_facts.columns if c.name not in ("updated_at",))
+
+#: New events, many in one statement (``unnest``); those stored before are skipped and not returned.
+#: 批量存储事件（已存者跳过）。Values: event_id, case_id, type, version, occurred_at, data (JSON bytes).
+EVENT_COLUMNS: Final = UnnestColumns(
+    case_events,
+    ["event_id", "case_id", "type", "version", "occurred_at", "data"],
+    suffix="ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+)
+#: Facts upserted, many in one statement (``unnest``). 批量写入事实行。
+FACT_COLUMNS: Final = UnnestColumns(
+    case_facts,
+    list(_COMPARED),
+    suffix="ON CONFLICT (case_id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _COMPARED if c != "case_id")
+    + ", updated_at = now()",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,12 +173,7 @@ async def recompute_facts(
         if change.old is None or change.changed:
             upserts.append(new)
     if upserts:
-        stmt = pg_insert(case_facts).values([{**row, "updated_at": func.now()} for row in upserts])
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[case_facts.c.case_id],
-            set_={k: stmt.excluded[k] for k in (*upserts[0], "updated_at") if k != "case_id"},
-        )
-        await session.execute(stmt)
+        await session.execute(FACT_COLUMNS.statement, FACT_COLUMNS.params([FACT_COLUMNS.values(r) for r in upserts]))
     return changes
 
 
@@ -184,19 +196,11 @@ async def apply_events(
     cases = sorted(by_case)
     await session.execute(_LOCK_CASES, {"keys": [f"metrics:{c}" for c in cases]})
     rows = [
-        {
-            "event_id": uuid.UUID(r.event_id),
-            "case_id": case_id,
-            "type": r.type,
-            "version": r.version,
-            "occurred_at": r.occurred_at,
-            "data": r.data,
-        }
+        [uuid.UUID(r.event_id), case_id, r.type, r.version, r.occurred_at, orjson.dumps(r.data)]
         for case_id in cases
         for r in by_case[case_id]
     ]
-    stmt = pg_insert(case_events).values(rows).on_conflict_do_nothing(index_elements=[case_events.c.event_id])
-    inserted = set((await session.execute(stmt.returning(case_events.c.event_id))).scalars().all())
+    inserted = set((await session.execute(EVENT_COLUMNS.statement, EVENT_COLUMNS.params(rows))).scalars().all())
     fresh = {c: [r for r in by_case[c] if uuid.UUID(r.event_id) in inserted] for c in cases}
     touched = [c for c in cases if fresh[c]]
     changes = await recompute_facts(session=session, case_ids=touched, calendar=calendar)

@@ -45,6 +45,13 @@ def canonical_bundle(bundle: JurisdictionBundle) -> dict[str, Any]:
         if unit.get("covers") is not None:
             unit["covers"] = sorted(unit["covers"])
     data["units"].sort(key=lambda u: u["id"])
+    # Sections added with the approval and alarm sources leave no trace while unused, so the digest
+    # of a bundle without them stays what it was. 未使用的新增字段不进入规范化形式，旧数据包摘要不变。
+    for matter in data["matters"]:
+        if matter.get("supervise_within_days") is None:
+            matter.pop("supervise_within_days", None)
+    if not data.get("alarm_types"):
+        data.pop("alarm_types", None)
     data["matters"].sort(key=lambda m: m["code"])
     data["devolution"] = {t: sorted(codes) for t, codes in data["devolution"].items()}
     # The dated list: absent when empty, so bundles without it keep their digest. 空时省略，旧数据包摘要不变。

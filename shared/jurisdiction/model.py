@@ -143,6 +143,21 @@ class Matter(_Closed):
     group: str | None = None
     #: Escalate automatically once overdue. 超期自动升级。
     auto_escalate_when_overdue: bool = False
+    #: 监管时限: working days after an approval by which the first check is due (事中事后监管), unless
+    #: the approval says otherwise; also a 责令整改 follow-up check's. 审批后首次检查的工作日时限。
+    supervise_within_days: int | None = Field(None, ge=1, le=365)
+
+
+class AlarmTypeSettings(_Closed):
+    """How the platform treats one alarm type (告警类型设置) of the monitoring system.
+
+    ``confidence_threshold``: below it a video-AI alarm goes to triage for a human look (复核);
+    ``burst_window_minutes``: alarms of the same device and type within it of an open case join
+    that case (告警合并). 置信度低于阈值转人工复核；窗口内同设备同类型告警并入未结案件。
+    """
+
+    confidence_threshold: float = Field(0.6, ge=0, le=1)
+    burst_window_minutes: int = Field(30, ge=1, le=24 * 60)
 
 
 class RuleConditions(_Closed):
@@ -226,3 +241,6 @@ class JurisdictionBundle(_Open):
     township_functions: dict[str, dict[str, str]] = Field(default_factory=dict)
     source_mappings: dict[Source, dict[str, str]] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
+    #: Per alarm type (a key of ``source_mappings.alarm``); types not listed take the defaults.
+    #: 告警类型设置（键须在 source_mappings.alarm 中）；未列出的类型取默认值。
+    alarm_types: dict[str, AlarmTypeSettings] = Field(default_factory=dict)

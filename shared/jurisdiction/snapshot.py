@@ -22,7 +22,7 @@ from shapely.geometry import shape
 from shared.jurisdiction.canonical import bundle_digest
 from shared.jurisdiction.devolution import DevolutionIndex, all_entries
 from shared.jurisdiction.limits import DIVISION_LEVELS, LEVEL_RANK
-from shared.jurisdiction.model import DevolutionEntry, JurisdictionBundle, Matter, Rule, Unit
+from shared.jurisdiction.model import AlarmTypeSettings, DevolutionEntry, JurisdictionBundle, Matter, Rule, Unit
 from shared.jurisdiction.parsing import rules_problems
 from shared.jurisdiction.problems import BundleInvalidError
 from shared.jurisdiction.validation.bundle import check_bundle
@@ -31,6 +31,9 @@ from shared.locator import LocateResult, Locator, LocatorDivision
 from shared.vocabulary import TOWNSHIP_UNIT_KINDS, DivisionLevel, UnitKind
 
 __all__ = ["Division", "JurisdictionSnapshot"]
+
+#: Settings of an alarm type the bundle does not list. 未列出的告警类型的默认设置。
+_DEFAULT_ALARM_TYPE = AlarmTypeSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,7 @@ class JurisdictionSnapshot:
     __slots__ = (
         "_agencies",
         "_bundle",
+        "_bundle_alarm_types",
         "_children",
         "_county_departments",
         "_devolution",
@@ -125,6 +129,7 @@ class JurisdictionSnapshot:
             {s: MappingProxyType(dict(m)) for s, m in b.source_mappings.items()}
         )
         self._rules: tuple[Rule, ...] = tuple(sorted(b.rules, key=lambda r: (r.priority, r.id)))
+        self._bundle_alarm_types: Mapping[str, AlarmTypeSettings] = MappingProxyType(dict(b.alarm_types))
         names = sorted(
             ((d.name, d) for d in divisions.values() if d.name.strip()),
             key=lambda item: (-len(item[0]), LEVEL_RANK[item[1].level], item[1].code),
@@ -387,6 +392,10 @@ class JurisdictionSnapshot:
     def devolution(self) -> DevolutionIndex:
         """Every devolution entry, indexed (history included). 全部下放条目（含历史）。"""
         return self._devolution
+
+    def alarm_type(self, code: str) -> AlarmTypeSettings:
+        """Settings of an alarm type (the defaults when the bundle lists none). 告警类型设置。"""
+        return self._bundle_alarm_types.get(code) or _DEFAULT_ALARM_TYPE
 
     def source_mapping(self, source: str) -> Mapping[str, str]:
         """The bundle's ``{source code: matter code}`` table of ``source`` (empty if none). 来源编码映射表。"""

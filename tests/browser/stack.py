@@ -44,10 +44,13 @@ from services.metrics.settings import MetricsSettings
 from shared.calendar import SHANGHAI
 
 BAISHA, QINGXI, FENGLIN = "330127001", "330127101", "330127102"
-KEYS = {"12345": "k-hotline", "cityops": "k-cityops", "gridworker": "k-grid"}
-ID_FIELD = {"12345": "ticket_no", "cityops": "case_no", "gridworker": "report_id"}
+KEYS = {"12345": "k-hotline", "cityops": "k-cityops", "gridworker": "k-grid", "approval": "k-approval",
+        "alarm": "k-alarm"}
+ID_FIELD = {"12345": "ticket_no", "cityops": "case_no", "gridworker": "report_id", "approval": "approval_no",
+            "alarm": "alarm_id"}
 SPOT_SPACING_M = 60.0
-TIME_FIELD = {"12345": "received_at", "cityops": "reported_at", "gridworker": "reported_at"}
+TIME_FIELD = {"12345": "received_at", "cityops": "reported_at", "gridworker": "reported_at",
+              "approval": "approved_at", "alarm": "raised_at"}
 
 #: Staff tokens of the browser tests. 浏览器测试用工作人员令牌。
 STAFF_SPEC: dict[str, dict[str, str]] = {
@@ -59,6 +62,7 @@ STAFF_SPEC: dict[str, dict[str, str]] = {
     "u-qx-zfd": {"role": "unit", "township": QINGXI, "unit": "330127101-zfd"},
     "u-bs-zfd": {"role": "unit", "township": BAISHA, "unit": "330127001-zfd"},
     "u-cgj": {"role": "unit", "township": "*", "unit": "dept-cgj"},
+    "m-qx-zfd-02": {"role": "member", "township": QINGXI, "unit": "330127101-zfd", "member": "330127101-zfd-m02"},
 }
 STAFF = orjson.dumps(STAFF_SPEC).decode()
 API_KEYS = orjson.dumps({s: [k] for s, k in KEYS.items()}).decode()

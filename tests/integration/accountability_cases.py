@@ -5,7 +5,8 @@ finding and the awkward spellings the rules read: ``valid`` / ``rejection_valid`
 ``valid`` beside a false ``rejection_valid``), a missing or empty ``rejected_unit``, the 报到 deadline
 top-level or in ``details``, with an offset, in UTC or naive, 报到 late or never, 督办 acted on or
 not, several overdue marks after extensions, several 重办/返工, merged cases, events whose version
-order is not their time order, and whistles older than the report's 60-day lookback.
+order is not their time order, whistles older than the report's 60-day lookback, and cases invalidated,
+auto-recovered or of kind ``inspection`` (in no unit's indicators).
 """
 
 from __future__ import annotations
@@ -194,6 +195,11 @@ def generate(n: int, seed: int = 16) -> list[CaseEventRecord]:
         if late:
             _overdue_marks(c, deadline)
         _finish(c, deadline + timedelta(days=rng.randint(1, 15)) if late else at + timedelta(hours=rng.randint(2, 40)))
+        source = rng.random()
+        if source < 0.03:  # not in a unit's indicators, so in no finding (from the approval and alarm sources)
+            c.emit(rng.choice(["case.invalidated", "case.auto_recovered"]), at + timedelta(hours=2))
+        elif source < 0.05:
+            c.emit("case.accepted", at + timedelta(hours=3), kind="inspection")
         if rng.random() < 0.02 and len(cases) > 10:
             c.emit("case.merged", at + timedelta(hours=1), into=cases[rng.randint(8, len(cases) - 2)].case_id)
     return [e for c in cases for e in c.events]

@@ -90,7 +90,9 @@ async def test_action_reasons_for_the_unit_and_for_a_dispatcher(stack: Stack) ->
     assert {"accept", "reject"} <= set(mine["allowed_actions"])
     assert reasons["resolve"].startswith("案件已派遣，不能办结")  # state
     assert reasons["verify"].startswith("角色 unit 不能核查")  # role
-    assert mine["role_actions"] == ["accept", "reject", "request_extension", "resolve", "report_in"]
+    assert mine["role_actions"] == [
+        "accept", "reject", "request_extension", "resolve", "report_in", "record_inspection"
+    ]
 
     theirs = await detail(stack, case["id"], DISPATCHER)
     reasons = theirs["action_reasons"]

@@ -42,9 +42,11 @@ DEMO = (ROOT / "deploy" / "demo" / "county.json").read_bytes()
 COUNTY = "330127"
 BAISHA, QINGXI, FENGLIN = "330127001", "330127101", "330127102"
 
-KEYS = {"12345": "k-hotline", "cityops": "k-cityops", "gridworker": "k-grid"}
+KEYS = {"12345": "k-hotline", "cityops": "k-cityops", "gridworker": "k-grid", "approval": "k-approval",
+        "alarm": "k-alarm"}
 API_KEYS = orjson.dumps({s: [k] for s, k in KEYS.items()}).decode()
-ID_FIELD = {"12345": "ticket_no", "cityops": "case_no", "gridworker": "report_id"}
+ID_FIELD = {"12345": "ticket_no", "cityops": "case_no", "gridworker": "report_id", "approval": "approval_no",
+            "alarm": "alarm_id"}
 UNITS = (
     "330127001-zfd",
     "330127101-zfd",
@@ -56,6 +58,10 @@ UNITS = (
     "dept-cgj",
     "dept-zjj",
     "dept-zrzyj",
+    "pz-scjgs-qingxi",
+    "330127102-yjgl",
+    "dept-yjglj",
+    "dept-slj",
 )
 STAFF_SPEC: dict[str, dict[str, str]] = {
     "t-admin": {"role": "admin", "township": "*"},

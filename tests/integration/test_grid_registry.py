@@ -154,7 +154,7 @@ async def test_import_is_versioned_idempotent_and_round_trips(
             "villages": 10,
             "grids": 46,
             "units": 45,
-            "matters": 54,
+            "matters": 57,  # 54 + JG001, JG002, AQ007 (approvals and alarms)
             "rules": 7,
         }
         demo_bundle, _ = parse_bundle(demo)
@@ -485,14 +485,14 @@ async def test_browse_divisions_units_matters(client: httpx.AsyncClient) -> None
     assert (await client.get("/v1/units", params={"county": "999999"}, headers=DISPATCHER)).status_code == 404
 
     matters = (await client.get("/v1/matters", params={"county": DEMO_CODE}, headers=DISPATCHER)).json()["matters"]
-    assert len(matters) == 54
+    assert len(matters) == 57
     first = next(m for m in matters if m["code"] == "SR001")
     assert first["name"] == "占道经营" and "devolved_to" in first
     assert first["deadlines"]["normal"] == {"working_days": 5}
     devolved = (
         await client.get("/v1/matters", params={"county": DEMO_CODE, "township": "330127101"}, headers=DISPATCHER)
     ).json()["matters"]
-    assert devolved and all("330127101" in m["devolved_to"] for m in devolved) and len(devolved) < 54
+    assert devolved and all("330127101" in m["devolved_to"] for m in devolved) and len(devolved) < 57
 
     rules = (await client.get("/v1/rules", params={"county": DEMO_CODE}, headers=DISPATCHER)).json()
     assert rules["county_code"] == DEMO_CODE and len(rules["rules"]) == 7

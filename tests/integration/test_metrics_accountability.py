@@ -3,22 +3,27 @@
 October 2026, townships T1 (units A, B) and T2 (unit C), county department GA. Each case is built so
 that exactly one finding comes out of it (worked out beside each case); the report must list those
 findings and nothing else, scoped by township, exported as xlsx, and frozen by the sign-off (a late
-event for October changes the live inputs, not the signed-off report).
+event for October changes the live inputs, not the signed-off report). One joint operation (联合执法)
+on ``operation.events`` adds a late and an absent unit (联合执法未报到).
 """
 
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 from openpyxl import load_workbook
 
 from services.metrics.app import create_app
 from shared.embedded import TansuBroker
+from shared.events import OPERATION_EVENTS, ActorRef, EventEnvelope, OperationEvent, make_envelope
+from shared.messaging.topics import ensure_topics
 from tests.helpers import eventually, serve
 from tests.integration.test_metrics_service import (
     GRID_UNITS,
@@ -92,20 +97,75 @@ class Cases:
         return [self.late1, self.late2, self.late3, self.bounced, self.whistle, self.ignored, self.again]
 
 
+class JointOperation:
+    """A 联合执法 in T1 on 10-16 from 09:00, on the whistle case: A (lead) confirms 08:50 (in time), B at
+    09:30 (late → B's finding, October), PCS-1 never (absent when it concludes at 12:00 → PCS-1's)."""
+
+    def __init__(self, case: CaseSim) -> None:
+        self.id = uuid.uuid4()
+        self.case = str(case.case_id)
+        self.envelopes: list[EventEnvelope[Any]] = []
+        self.emit("operation.opened", bj(10, 15, 16))
+        self.emit("operation.confirmed", bj(10, 16, 8, 50), unit="A", late=False)
+        self.emit("operation.confirmed", bj(10, 16, 9, 30), unit="B", late=True, confirmed_late=["B"])
+        self.emit("operation.concluded", bj(10, 16, 12), state="concluded", confirmed_late=["B"], absent=["PCS-1"])
+
+    def emit(self, event_type: str, at: datetime, **fields: Any) -> None:
+        data = OperationEvent(
+            operation_id=self.id, version=len(self.envelopes) + 1, occurred_at=at,
+            actor=ActorRef(role="dispatcher", township="T1"), state=fields.pop("state", "open"), township="T1",
+            lead_unit="A", units=["A", "B", "PCS-1"], starts_at=bj(10, 16, 9), ends_at=bj(10, 16, 11),
+            cases=[uuid.UUID(self.case)], **fields,
+        )  # fmt: skip
+        envelope = make_envelope(
+            event_type=event_type,
+            data=data,
+            source="/dispatch/forces",
+            correlation_id="t",
+            subject=str(self.id),
+            time=at,
+        )
+        self.envelopes.append(envelope)
+
+
+async def publish_operations(bootstrap: str, envelopes: list[EventEnvelope[Any]]) -> None:
+    """Publish to ``operation.events``, keyed by operation like dispatch's outbox."""
+    await ensure_topics(bootstrap, [OPERATION_EVENTS])
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for env in envelopes:
+            await producer.send_and_wait(
+                OPERATION_EVENTS, value=env.to_bytes(), key=(env.subject or "").encode(), headers=env.headers()
+            )
+    finally:
+        await producer.stop()
+
+
 @pytest.fixture(scope="module")
 def cases() -> Cases:
     return Cases()
 
 
 @pytest.fixture(scope="module")
-async def client(database_url: str, module_broker: TansuBroker, cases: Cases) -> AsyncIterator[httpx.AsyncClient]:
+def operation(cases: Cases) -> JointOperation:
+    return JointOperation(cases.whistle)
+
+
+@pytest.fixture(scope="module")
+async def client(
+    database_url: str, module_broker: TansuBroker, cases: Cases, operation: JointOperation
+) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings_for(database_url, module_broker.bootstrap), grid_transport=fake_grid(GRID_UNITS))
     async with serve(app) as c:
         envelopes = [env for sim in cases.all() for env in sim.envelopes]
         await publish(module_broker.bootstrap, envelopes)
+        await publish_operations(module_broker.bootstrap, operation.envelopes)
 
         async def all_consumed() -> bool:
-            return bool(await scalar(database_url, "SELECT count(*) FROM metrics.case_events") == len(envelopes))
+            n = await scalar(database_url, "SELECT count(*) FROM metrics.case_events")
+            ops = await scalar(database_url, "SELECT count(*) FROM metrics.operation_events")
+            return bool(n == len(envelopes) and ops == len(operation.envelopes))
 
         await eventually(all_consumed, timeout_s=60, every_s=0.3)
         yield c
@@ -119,18 +179,28 @@ def ids(*sims: CaseSim) -> list[str]:
     return sorted(str(s.case_id) for s in sims)
 
 
-async def test_the_report_lists_each_finding_with_its_cases(client: httpx.AsyncClient, cases: Cases) -> None:
+async def test_the_report_lists_each_finding_with_its_cases(
+    client: httpx.AsyncClient, cases: Cases, operation: JointOperation
+) -> None:
     response = await client.get("/v1/accountability", params={"period": "2026-10"}, headers=COUNTY)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["period"], body["signed_off"], body["not_covered"]) == ("2026-10", False, ["joint_operations"])
+    assert (body["period"], body["signed_off"], body["not_covered"]) == ("2026-10", False, [])
     assert findings(body) == {
         ("repeated_overdue", "A"): ids(cases.late1, cases.late2, cases.late3),
         ("rejection_overturned", "B"): ids(cases.bounced),
         ("whistle_unanswered", "GA"): ids(cases.whistle),
         ("supervision_ignored", "A"): ids(cases.ignored),
         ("reopened_repeatedly", "C"): ids(cases.again),
+        ("operation_absent", "PCS-1"): ids(cases.whistle),
+        ("operation_late", "B"): ids(cases.whistle),
     }
+    joint = {f["unit"]: f for f in body["findings"] if f["kind"].startswith("operation_")}
+    assert joint["B"]["operations"] == [{
+        "operation_id": str(operation.id), "at": bj(10, 16, 9, 30).isoformat(), "lead_unit": "A",
+        "starts_at": bj(10, 16, 9).isoformat(), "ends_at": bj(10, 16, 11).isoformat(), "cases": ids(cases.whistle),
+    }]  # fmt: skip
+    assert (joint["PCS-1"]["operations"][0]["at"], joint["PCS-1"]["count"]) == (bj(10, 16, 12).isoformat(), 1)
     # November: nothing happened then.
     november = await client.get("/v1/accountability", params={"period": "2026-11"}, headers=COUNTY)
     assert november.json()["findings"] == []
@@ -140,7 +210,7 @@ async def test_townships_see_their_own_and_units_none(client: httpx.AsyncClient,
     t2 = (await client.get("/v1/accountability", params={"period": "2026-10"}, headers=T2)).json()
     assert (t2["township"], findings(t2)) == ("T2", {("reopened_repeatedly", "C"): ids(cases.again)})
     t1 = (await client.get("/v1/accountability", params={"period": "2026-10"}, headers=T1)).json()
-    assert {f["township"] for f in t1["findings"]} == {"T1"} and len(t1["findings"]) == 4
+    assert {f["township"] for f in t1["findings"]} == {"T1"} and len(t1["findings"]) == 6  # 4 + the operation's 2
     county_on_t2 = await client.get(
         "/v1/accountability", params={"period": "2026-10", "township": "T2"}, headers=COUNTY
     )
@@ -152,7 +222,7 @@ async def test_townships_see_their_own_and_units_none(client: httpx.AsyncClient,
     assert bad.status_code == 422
 
 
-async def test_xlsx_export(client: httpx.AsyncClient) -> None:
+async def test_xlsx_export(client: httpx.AsyncClient, operation: JointOperation) -> None:
     response = await client.get("/v1/accountability/2026-10.xlsx", headers=COUNTY)
     assert response.status_code == 200, response.text
     sheet = load_workbook(io.BytesIO(response.content)).active
@@ -161,7 +231,9 @@ async def test_xlsx_export(client: httpx.AsyncClient) -> None:
     by_label = {(r[0], r[1]): r[3] for r in rows if r[3] is not None}
     assert by_label[("多次超期（单位）", "青溪镇综合执法队（一中队）")] == 3
     assert by_label[("退单被判无效", "青溪镇综合执法队（二中队）")] == 1
-    assert any("联合执法" in str(r[0]) for r in rows)
+    assert by_label[("联合执法迟到报到", "青溪镇综合执法队（二中队）")] == 1
+    absent = next(r for r in rows if r[0] == "联合执法未报到（缺席）")
+    assert (absent[1], absent[3], absent[5]) == ("青溪派出所", 1, str(operation.id))
     assert (await client.get("/v1/accountability/2026-10.csv", headers=COUNTY)).status_code == 404
 
 
@@ -183,5 +255,7 @@ async def test_sign_off_freezes_the_report(
     frozen = (await client.get("/v1/accountability", params={"period": "2026-10"}, headers=COUNTY)).json()
     assert frozen["signed_off"] is True and frozen["signed_at"]
     assert findings(frozen) == findings(before)  # the late rejection does not rewrite the signed-off report
+    joint = [f for f in frozen["findings"] if f["kind"].startswith("operation_")]
+    assert joint == [f for f in before["findings"] if f["kind"].startswith("operation_")] and len(joint) == 2
     t2 = (await client.get("/v1/accountability", params={"period": "2026-10"}, headers=T2)).json()
     assert findings(t2) == {("reopened_repeatedly", "C"): ids(cases.again)}

@@ -67,7 +67,7 @@ async def test_two_replicas_relaying_keep_each_keys_order(own_database_url: str,
         return unsent == 0
 
     try:
-        await eventually(all_sent, timeout_s=60)
+        await eventually(all_sent, timeout_s=120)
     finally:
         for relay in replicas:
             await relay.stop()
@@ -76,7 +76,7 @@ async def test_two_replicas_relaying_keep_each_keys_order(own_database_url: str,
         await engine.dispose()
 
     assert sum(relay.published for relay in replicas) == ROWS
-    records = await read_topic(kafka.bootstrap, topic, expect=ROWS)
+    records = await read_topic(kafka.bootstrap, topic, expect=ROWS, timeout_s=90)
     seen: dict[str, list[int]] = {}
     for record in records:
         body = orjson.loads(record.value)

@@ -57,6 +57,8 @@ OTHER_UNIT = "U9"  # a fresh unit for dispatch / assign / reassign
 COHANDLER = "U3"
 DEPARTMENT = "DEPT-ZJ"  # county department called by 吹哨
 
+#: The member of PRIMARY the fixture cases are assigned to (派单到人). 案件派给的队员。
+MEMBER_ID = "M1"
 ACTORS: dict[Role, Actor] = {
     R.UNIT: Actor(R.UNIT, unit=PRIMARY, township=TOWNSHIP),
     R.DISPATCHER: Actor(R.DISPATCHER, township=TOWNSHIP),
@@ -64,6 +66,7 @@ ACTORS: dict[Role, Actor] = {
     R.HOTLINE: Actor(R.HOTLINE, township="*"),
     R.ADMIN: Actor(R.ADMIN, township="*"),
     R.SYSTEM: Actor(R.SYSTEM),
+    R.MEMBER: Actor(R.MEMBER, unit=PRIMARY, township=TOWNSHIP, id=MEMBER_ID),
 }
 DEPARTMENT_ACTOR = Actor(R.UNIT, unit=DEPARTMENT)
 
@@ -100,12 +103,12 @@ EXPECTED: dict[Action, Expect] = {
     A.ASSIGN: Expect(_s(S.TRIAGE, S.REPORTED), DISPATCHERS, S.DISPATCHED, "case.assigned"),
     A.ACCEPT: Expect(_s(S.DISPATCHED), _r(R.UNIT), S.ACCEPTED, "case.accepted"),
     A.REJECT: Expect(_s(S.DISPATCHED, S.ACCEPTED), _r(R.UNIT), S.REJECTED, "case.rejected"),
-    A.REQUEST_EXTENSION: Expect(_s(S.ACCEPTED), _r(R.UNIT), None, "case.extension_requested"),
+    A.REQUEST_EXTENSION: Expect(_s(S.ACCEPTED), _r(R.UNIT, R.MEMBER), None, "case.extension_requested"),
     A.DECIDE_EXTENSION: Expect(_s(S.ACCEPTED), DISPATCHERS, None, "case.extended"),  # approved
     A.RULE_REJECTION: Expect(ALL - {S.REPORTED}, DISPATCHERS, None, "case.rejection_ruled"),
     A.REASSIGN: Expect(_s(S.DISPATCHED, S.ACCEPTED, S.REJECTED, S.REOPENED, S.TRIAGE), DISPATCHERS,
                        S.DISPATCHED, "case.reassigned"),
-    A.RESOLVE: Expect(_s(S.ACCEPTED, S.REOPENED), _r(R.UNIT), S.RESOLVED, "case.resolved"),
+    A.RESOLVE: Expect(_s(S.ACCEPTED, S.REOPENED), _r(R.UNIT, R.MEMBER), S.RESOLVED, "case.resolved"),
     A.VERIFY: Expect(_s(S.RESOLVED), DISPATCHERS, S.CLOSED, "case.verified"),  # passed
     A.CLOSE: Expect(_s(S.RESOLVED), DISPATCHERS, S.CLOSED, "case.closed"),
     A.CALLBACK: Expect(_s(S.CLOSED), _r(R.HOTLINE, R.DISPATCHER, R.ADMIN), None, "case.callback_recorded"),
@@ -117,6 +120,16 @@ EXPECTED: dict[Action, Expect] = {
     A.MARK_OVERDUE: Expect(OPEN - {S.RESOLVED}, _r(R.SYSTEM), None, "case.overdue"),
     A.SELF_HANDLE: Expect(_s(S.REPORTED), _r(R.SYSTEM), S.CLOSED, "case.self_handled"),
     A.RECOMPUTE_DEADLINE: Expect(OPEN - {S.RESOLVED}, _r(R.SYSTEM), None, "case.deadline_recomputed"),
+    # the approval and alarm sources, invalid reports
+    A.MARK_INVALID: Expect(_s(S.TRIAGE, S.DISPATCHED), DISPATCHERS, S.CLOSED, "case.invalidated"),
+    A.ADD_OCCURRENCE: Expect(OPEN, _r(R.SYSTEM), None, "case.occurrence_added"),
+    A.AUTO_RECOVER: Expect(_s(S.REPORTED, S.TRIAGE, S.DISPATCHED, S.REJECTED), _r(R.SYSTEM), S.CLOSED,
+                           "case.auto_recovered"),
+    A.MARK_FALSE_ALARM: Expect(ALL, DISPATCHERS, None, "case.false_alarm"),
+    A.RECORD_INSPECTION: Expect(_s(S.ACCEPTED, S.REOPENED), _r(R.UNIT), S.CLOSED, "case.inspected"),
+    A.REVOKE: Expect(OPEN, _r(R.SYSTEM), S.CLOSED, "case.revoked"),
+    A.ASSIGN_MEMBER: Expect(_s(S.ACCEPTED, S.REOPENED), _r(R.UNIT, R.DISPATCHER, R.ADMIN), None,
+                            "case.member_assigned"),
 }
 # fmt: on
 
@@ -129,7 +142,7 @@ def expected_refusal(state: CaseState, action: Action, role: Role) -> RefusalKin
     expect = EXPECTED[action]
     if role not in expect.roles:
         return "forbidden"
-    if role is R.UNIT and action is not A.REPORT_IN and state not in UNIT_IS_PRIMARY_IN:
+    if role in (R.UNIT, R.MEMBER) and action is not A.REPORT_IN and state not in UNIT_IS_PRIMARY_IN:
         return "forbidden"  # not the primary unit of this case
     if state not in expect.states:
         return "not_allowed"
@@ -156,6 +169,9 @@ def case_in(state: CaseState, **overrides: Any) -> CaseSnapshot:
             "primary_unit": PRIMARY,
             "deadline": DEADLINE,
             "reject_window_ends_at": NOW + timedelta(days=1),
+            "assignee": MEMBER_ID,
+            "assignee_kind": "member",
+            "assignees": (MEMBER_ID,),
         }
     if state is S.REJECTED:
         fields["rejections"] = (Rejection(unit="U0", reason="不是我们的", at=T0 + timedelta(hours=1)),)
@@ -189,6 +205,10 @@ def prepare(case: CaseSnapshot, action: Action) -> CaseSnapshot:
         update = {"deadline": NOW - timedelta(hours=1), "overdue": False}
     elif action is A.RECOMPUTE_DEADLINE:
         update = {"deadline": DEADLINE}
+    elif action in (A.ADD_OCCURRENCE, A.AUTO_RECOVER, A.MARK_FALSE_ALARM):
+        update = {"source": "alarm"}
+    elif action in (A.RECORD_INSPECTION, A.REVOKE):
+        update = {"kind": "inspection", "source": "approval"}
     return case.model_copy(update=update) if update else case
 
 
@@ -217,6 +237,13 @@ def body_for(action: Action, case: CaseSnapshot) -> dict[str, Any]:
         A.MARK_OVERDUE: {},
         A.SELF_HANDLE: {"handler": "GW-7"},
         A.RECOMPUTE_DEADLINE: {"deadline": DEADLINE + timedelta(days=1), "overdue": case.overdue},
+        A.MARK_INVALID: {"reason": "not_a_problem", "note": "现场核实无此问题"},
+        A.ADD_OCCURRENCE: {"count": 2, "last_raised_at": case.previous_at},
+        A.AUTO_RECOVER: {"cleared_at": case.previous_at},
+        A.MARK_FALSE_ALARM: {"note": "树影误识别"},
+        A.RECORD_INSPECTION: {"result": "compliant", "note": "现场检查合格"},
+        A.REVOKE: {"approval_no": "SP-2"},
+        A.ASSIGN_MEMBER: {"assignee": "T1", "assignee_kind": "team", "members": ["M2", "M3"]},
     }
     return {"expected_version": case.version, **extra[action]}
 
@@ -848,6 +875,9 @@ def _random_body(
         fields = {"department": rng.choice(["DEPT-ZJ", "DEPT-GT"]), "reason": "r"}
     elif action is A.ADD_COHANDLER:
         fields = {"unit": rng.choice(fresh)}
+    elif action is A.ASSIGN_MEMBER:
+        member = rng.choice([m for m in ("M1", "M2", "M3") if m != case.assignee])
+        fields = {"assignee": member, "assignee_kind": "member", "members": [member]}
     else:
         fields = body_for(action, case)
         del fields["expected_version"]
@@ -858,6 +888,8 @@ def _candidate_actors(case: CaseSnapshot) -> list[Actor]:
     actors = [ACTORS[role] for role in Role if role is not R.UNIT]
     for unit in {case.primary_unit, case.escalation_department} - {None}:
         actors.append(Actor(R.UNIT, unit=unit))
+    for member in case.assignees:  # 派单到人: the members holding the task act on it
+        actors.append(Actor(R.MEMBER, unit=case.primary_unit, township=TOWNSHIP, id=member))
     return actors
 
 

@@ -214,6 +214,7 @@ def _router(metrics: _Upstream, grid: _Upstream) -> APIRouter:
             "role": principal.role,
             "township": principal.township,
             "unit": principal.unit,
+            "member": principal.member,
             "whole_county": principal.whole_county,
         }
 

@@ -13,6 +13,7 @@ from shared.jurisdiction.validation.geometry import check_geometries
 from shared.jurisdiction.validation.links import check_devolution, check_source_mappings, check_township_functions
 from shared.jurisdiction.validation.matters import check_matters
 from shared.jurisdiction.validation.rules import RuleRefs, check_rules
+from shared.jurisdiction.validation.sources import check_alarm_types, check_approval_mappings
 from shared.jurisdiction.validation.units import check_units
 
 __all__ = ["Checked", "check_bundle"]
@@ -47,6 +48,8 @@ def check_bundle(bundle: JurisdictionBundle) -> Checked:
     problems += check_devolution(bundle, townships, matters)
     problems += check_devolution_entries(bundle, townships, matters)
     problems += check_source_mappings(bundle, set(matters))
+    problems += check_approval_mappings(bundle, matters)
+    problems += check_alarm_types(bundle)
     refs = RuleRefs(
         townships=townships,
         grids={c for c, lvl in level_of.items() if lvl == "grid"},

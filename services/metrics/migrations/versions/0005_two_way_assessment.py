@@ -1,7 +1,7 @@
 """case facts keep dispatchers' hand dispatches (准确派遣率) and whether the matter is devolved (双向考核)
 
 Revision ID: 0005_two_way_assessment
-Revises: 0003
+Revises: 0004_source_indicators
 Create Date: 2026-12-04 23:40:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0005_two_way_assessment"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004_source_indicators"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,11 +1,12 @@
 // 综合指挥中心 · 调度台 — entry point: sign-in, header, hash routing, the live case stream.
 //
-// Routes: #/queues[/<queue>]  #/case/<id>  #/perf  #/accountability  #/devolution
+// Routes: #/queues[/<queue>]  #/case/<id>  #/perf  #/accountability  #/devolution  #/forces
 
 import { renderAccountability } from "./accountability.js";
 import { api, getToken, onUnauthorized, setToken } from "./api.js";
 import { renderCase } from "./case.js";
 import { renderDevolution } from "./devolution.js";
+import { renderForces } from "./forces.js";
 import { fmtClock, h, mount, toast } from "./dom.js";
 import { countyName, divisionName, loadJurisdiction, resetJurisdiction, unitName } from "./jurisdiction.js";
 import { ROLE_LABELS, label } from "./labels.js";
@@ -39,6 +40,7 @@ function setLive(state) {
 function scopeText(me) {
   const role = label(ROLE_LABELS, me.role);
   if (me.role === "unit") return `${role} · ${unitName(me.unit)}`;
+  if (me.role === "member") return `${role} · ${unitName(me.unit)} · ${me.member || ""}`;
   return `${role} · ${me.township === "*" ? "全县" : divisionName(me.township)}`;
 }
 
@@ -65,8 +67,11 @@ function route() {
   view.scrollTop = 0;
   if (section === "case" && arg) disposeView = renderCase(view, decodeURIComponent(arg));
   else if (section === "perf") disposeView = renderPerf(view);
-  else if (section === "accountability" && store.me.role !== "unit") disposeView = renderAccountability(view);
+  else if (section === "accountability" && !["unit", "member"].includes(store.me.role)) {
+    disposeView = renderAccountability(view);
+  }
   else if (section === "devolution" && mayWhatIf(store.me)) disposeView = renderDevolution(view);
+  else if (section === "forces") disposeView = renderForces(view);
   else {
     const fallback = visibleQueues(store.me)[0].id;
     disposeView = renderQueues(view, arg || fallback);
@@ -142,7 +147,7 @@ async function start() {
     if (bundle) { drawHeader(); emit("jurisdiction-loaded"); }
   });
   drawHeader();
-  for (const a of document.querySelectorAll("[data-nav-staff]")) a.hidden = store.me.role === "unit";
+  for (const a of document.querySelectorAll("[data-nav-staff]")) a.hidden = ["unit", "member"].includes(store.me.role);
   for (const a of document.querySelectorAll("[data-nav-whatif]")) a.hidden = !mayWhatIf(store.me);
   followStream();
   stream = openStream({

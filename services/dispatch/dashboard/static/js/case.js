@@ -12,7 +12,9 @@ import {
   SATISFACTION_LABELS, SOURCE_LABELS, STATE_LABELS, TRIAGE_LABELS, URGENCY_LABELS, label,
 } from "./labels.js";
 import { caseMap } from "./map.js";
+import { showsSuggestions, suggestPanel } from "./suggest.js";
 import { actionsFor } from "./rules.js";
+import { sourceExtras } from "./sources.js";
 import { on, store } from "./store.js";
 import { deadlineStatus } from "./worktime.js";
 
@@ -55,6 +57,7 @@ function sourceCard(d) {
     ]),
     inc.title ? h("div", { style: "margin-top:8px;font-weight:600" }, maskPhones(inc.title)) : null,
     h("div", { class: "desc", "data-description": "" }, maskPhones(inc.description) || "（无描述）"),
+    sourceExtras(d),
     (inc.attachments || []).length ? h("div", { class: "small muted", style: "margin-top:6px" },
       `附件 ${inc.attachments.length} 个（内网存储）`) : null,
     (d.duplicates || []).length ? h("div", { class: "small", style: "margin-top:6px" },
@@ -233,6 +236,7 @@ export function renderCase(root, caseId) {
         h("div", {},
           statusCard(d),
           canAssign ? assignPanel(d, { onDone: load }) : null,
+          showsSuggestions(d, store.me) ? suggestPanel(d, { onDone: load }) : null,
           actionsCard(d, { withAssignPanel: canAssign, onDone: load }))));
   }
 

@@ -34,6 +34,12 @@ export const ACTION_LABELS = {
   recompute_deadline: "期限重算",
   self_handle: "自办",
   merge: "并案",
+  mark_invalid: "不予立案/作废",
+  mark_false_alarm: "标记误报",
+  record_inspection: "检查结果",
+  add_occurrence: "告警合并",
+  auto_recover: "自动恢复",
+  revoke: "撤销",
 };
 
 export const EVENT_LABELS = {
@@ -61,6 +67,13 @@ export const EVENT_LABELS = {
   "case.deadline_recomputed": "期限重算",
   "case.self_handled": "网格员自办",
   "case.merged": "并案",
+  "case.invalidated": "不予立案/作废",
+  "case.auto_recovered": "自动恢复",
+  "case.false_alarm": "误报",
+  "case.occurrence_added": "告警合并",
+  "case.inspected": "检查结果",
+  "case.revoked": "撤销",
+  "case.member_assigned": "派单到人",
 };
 
 export const TRIAGE_LABELS = {
@@ -69,6 +82,7 @@ export const TRIAGE_LABELS = {
   rejected_too_often: "退单次数过多",
   no_candidate_left: "候选单位均已退单",
   no_unit: "承办单位不存在",
+  low_confidence: "置信度低，人工复核",
 };
 
 export const ROLE_LABELS = {
@@ -78,9 +92,12 @@ export const ROLE_LABELS = {
   unit: "处置单位",
   hotline: "12345热线",
   system: "系统",
+  member: "队员",
 };
 
-export const SOURCE_LABELS = { 12345: "12345热线", cityops: "数字城管", gridworker: "网格员上报" };
+export const SOURCE_LABELS = {
+  12345: "12345热线", cityops: "数字城管", gridworker: "网格员上报", approval: "审批办件", alarm: "监测告警",
+};
 
 export const URGENCY_LABELS = { normal: "一般", urgent: "紧急", critical: "特急" };
 
@@ -109,7 +126,7 @@ export const CHANNEL_LABELS = { phone: "电话", web: "网站", app: "移动端"
 
 export const REPORTER_LABELS = {
   caller: "来电人", supervisor: "监督员", public: "公众", leader: "领导交办", media: "媒体", sensor: "感知设备",
-  grid_worker: "网格员",
+  grid_worker: "网格员", approval_system: "审批系统",
 };
 
 export const SATISFACTION_LABELS = { satisfied: "满意", basically_satisfied: "基本满意", unsatisfied: "不满意" };

@@ -10,14 +10,14 @@ const W = 640;
 const H = 360;
 const PAD = 18;
 
-function rings(geometry) {
+export function rings(geometry) {
   if (!geometry) return [];
   if (geometry.type === "Polygon") return [geometry.coordinates];
   if (geometry.type === "MultiPolygon") return geometry.coordinates;
   return [];
 }
 
-function bboxOf(features, point) {
+export function bboxOf(features, point) {
   let minX = Infinity; let minY = Infinity; let maxX = -Infinity; let maxY = -Infinity;
   const add = ([x, y]) => {
     minX = Math.min(minX, x); maxX = Math.max(maxX, x);
@@ -28,7 +28,7 @@ function bboxOf(features, point) {
   return Number.isFinite(minX) ? { minX, minY, maxX, maxY } : null;
 }
 
-function projector(box) {
+export function projector(box) {
   const lat0 = ((box.minY + box.maxY) / 2) * (Math.PI / 180);
   const kx = Math.cos(lat0);
   const spanX = Math.max((box.maxX - box.minX) * kx, 1e-6);
@@ -41,7 +41,7 @@ function projector(box) {
   return { project, metresPerPx };
 }
 
-function pathOf(geometry, project) {
+export function pathOf(geometry, project) {
   return rings(geometry).map((poly) => poly.map((ring) => ring.map((c, i) => {
     const [x, y] = project(c);
     return `${i ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)}`;

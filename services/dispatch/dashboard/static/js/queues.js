@@ -6,6 +6,7 @@ import { api } from "./api.js";
 import { debounce, fmtShort, h, mount } from "./dom.js";
 import { divisionName, matterName, unitName } from "./jurisdiction.js";
 import { EVENT_LABELS, SOURCE_LABELS, STATE_LABELS, TRIAGE_LABELS, URGENCY_LABELS, label } from "./labels.js";
+import { filterBar, kindBadge, passesFilter } from "./sources.js";
 import { emit, on, store } from "./store.js";
 import { deadlineStatus } from "./worktime.js";
 
@@ -82,6 +83,11 @@ export function reloadQueues() {
 export function queueCases(id, now = new Date()) {
   const cal = store.calendar;
   const withStatus = (c) => ({ ...c, _deadline: deadlineStatus(c, cal, now) });
+  const result = queueCasesUnfiltered(id, withStatus);
+  return { ...result, cases: result.cases.filter(passesFilter) };
+}
+
+function queueCasesUnfiltered(id, withStatus) {
   const byDeadline = (a, b) => (a._deadline.remaining ?? Infinity) - (b._deadline.remaining ?? Infinity);
   const byReported = (a, b) => String(b.reported_at).localeCompare(String(a.reported_at));
   switch (id) {
@@ -117,7 +123,8 @@ function caseRow(c, queueId) {
   const cells = [
     h("td", {},
       h("div", {}, label(SOURCE_LABELS, c.source), " ", h("span", { class: "mono" }, c.source_id)),
-      c.urgency && c.urgency !== "normal" ? h("span", { class: `badge ${c.urgency}` }, label(URGENCY_LABELS, c.urgency)) : null),
+      c.urgency && c.urgency !== "normal" ? h("span", { class: `badge ${c.urgency}` }, label(URGENCY_LABELS, c.urgency)) : null,
+      kindBadge(c)),
     h("td", {}, c.matter ? matterName(c.matter) : h("span", { class: "muted" }, "未定性")),
     h("td", {}, where || h("span", { class: "muted" }, "未定位")),
     queueId === "triage"
@@ -159,7 +166,7 @@ export function renderQueues(root, queueId) {
   const body = h("div", { class: "table-scroll" });
   const feed = h("div", {});
   mount(root, h("div", { class: "queues" },
-    h("section", { class: "card", "aria-label": "案件队列" }, tabs, note, body),
+    h("section", { class: "card", "aria-label": "案件队列" }, tabs, note, filterBar(SOURCE_LABELS, () => draw()), body),
     h("aside", { class: "card", "aria-label": "实时动态" },
       h("div", { class: "card-head" }, h("h2", {}, "实时动态"), h("span", { class: "spacer" }),
         h("span", { class: "small muted" }, "事件流")),

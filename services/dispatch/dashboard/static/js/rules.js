@@ -6,6 +6,7 @@
 import { ACTION_LABELS, SATISFACTION_LABELS } from "./labels.js";
 import { fmtDateTime } from "./dom.js";
 import { unit } from "./jurisdiction.js";
+import { SOURCE_FORMS } from "./sources.js";
 
 const ISO_TIME = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})/g;
 const CODE = /[A-Za-z0-9][A-Za-z0-9_-]*/g;
@@ -82,4 +83,5 @@ export const FORMS = {
   },
   report_in: { fields: [{ name: "note", label: "报到说明", type: "textarea" }] },
   add_cohandler: { fields: [{ name: "unit", label: "协办单位", type: "unit", required: true }] },
+  ...SOURCE_FORMS,
 };
