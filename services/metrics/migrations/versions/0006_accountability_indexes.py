@@ -4,7 +4,7 @@ The report picks its cases from the events of a few types in the period (超期,
 吹哨) and from the cases due in it, instead of reading every event of every touched case.
 
 Revision ID: 0006_accountability_indexes
-Revises: 0005_two_way_assessment
+Revises: 0007_joint_operations
 Create Date: 2026-12-05 00:40:00
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0006_accountability_indexes"
-down_revision: str | None = "0005_two_way_assessment"
+down_revision: str | None = "0007_joint_operations"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
