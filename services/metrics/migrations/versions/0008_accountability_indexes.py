@@ -3,7 +3,7 @@
 The report picks its cases from the events of a few types in the period (超期, 判定退单, 重办, 核查, 督办,
 吹哨) and from the cases due in it, instead of reading every event of every touched case.
 
-Revision ID: 0006_accountability_indexes
+Revision ID: 0008_accountability_indexes
 Revises: 0007_joint_operations
 Create Date: 2026-12-05 00:40:00
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0006_accountability_indexes"
+revision: str = "0008_accountability_indexes"
 down_revision: str | None = "0007_joint_operations"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
