@@ -160,6 +160,7 @@ async def test_me_answers_the_token_scope(setup: tuple[httpx.AsyncClient, Upstre
         "role": "dispatcher",
         "township": "330127101",
         "unit": None,
+        "member": None,
         "whole_county": False,
     }
     assert (await client.get("/dashboard/api/me")).status_code == 401

@@ -127,8 +127,9 @@ async def test_suggest_assign_and_the_member_scope(stack: Stack) -> None:
                          headers=M2)).status_code == 403  # fmt: skip
     mine = (await d.get("/v1/forces/positions", headers=M2)).json()["items"]
     lng, lat = gcj02_to_wgs84(gcj["lng"], gcj["lat"])
-    assert [(p["member_id"], round(p["lng"], 6), round(p["lat"], 6)) for p in mine] == [
-        (M[2], round(lng, 6), round(lat, 6))
+    # Stored to 1e-7° (about a centimetre): compared within that. 存储精度 1e-7 度。
+    assert [(p["member_id"], p["lng"], p["lat"]) for p in mine] == [
+        (M[2], pytest.approx(lng, abs=1e-7), pytest.approx(lat, abs=1e-7))
     ]
     stale = {"positions": [{"member_id": M[3], "at": (now - timedelta(hours=25)).isoformat(), "lng": 119, "lat": 29.6}]}
     assert (await d.post("/v1/forces/positions", json=stale, headers=bearer("m-3"))).json()["stored"] == 0
@@ -163,7 +164,8 @@ async def test_suggest_assign_and_the_member_scope(stack: Stack) -> None:
     assert (await d.get("/v1/cases", headers=M3)).json()["items"] == []
     assert [c["id"] for c in (await d.get("/v1/cases", headers=bearer("m-5"))).json()["items"]] == [other_case["id"]]
     assert (await d.get(f"/v1/forces/members/{M[3]}/track", headers=M2)).status_code == 404
-    assert (await d.get(f"/v1/forces/members/{M[2]}/track", headers=M2)).json()["points"][0]["lat"] == round(lat, 7)
+    track = (await d.get(f"/v1/forces/members/{M[2]}/track", headers=M2)).json()["points"]
+    assert track[0]["lat"] == pytest.approx(lat, abs=1e-7)
     assert (await d.get(f"/v1/forces/units/{ZFD}/duty", headers=M2)).status_code == 404
 
     # The member acts on its task through the same action API; another member may not.
