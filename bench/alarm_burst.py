@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import copy
+import os
 import statistics
 import subprocess
 import sys
@@ -143,7 +144,7 @@ async def run(args: argparse.Namespace) -> None:
                 await wait_status(client, f"http://127.0.0.1:{dispatch_port}/readyz")
                 rate = args.alarms / args.seconds
                 print(f"alarm burst bench: {args.alarms} alarms from {args.devices} devices in {args.seconds} s "
-                      f"({rate:.0f}/s); machine shared with other engineers' tests (busy)")  # fmt: skip
+                      f"({rate:.0f}/s); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
 
                 # (a) floor: single cityops POSTs at the same rate
                 floor_n = int(rate * args.floor_seconds)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -163,7 +164,7 @@ async def run(n: int, e: int) -> None:
                 "SELECT count(*) FROM metrics.operation_lapses WHERE at >= $1 AND at < $2", PERIOD.start, PERIOD.end
             )
             await conn.close()
-            print("联合执法未报到 bench (machine shared with other engineers' tests: figures are noisy)")
+            print(f"联合执法未报到 bench (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
             print(
                 f"(a) consumer: {len(records)} events in {consumer_s:.2f} s = {consumer_s / len(records) * 1e3:.2f} ms "
                 f"an event (store + refold + replace lapses); floor (bare insert, one per transaction): "

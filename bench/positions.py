@@ -161,7 +161,7 @@ async def run(args: argparse.Namespace) -> None:
             floor_s = await floor(dsn, work, args.clients)
             n = args.positions
             print(f"positions bench: {n:,} positions of {MEMBERS:,} members, batches of {args.batch}, "
-                  f"{args.clients} clients (machine shared and busy)")  # fmt: skip
+                  f"{args.clients} clients (load {os.getloadavg()[0]:.1f})")  # fmt: skip
             print(f"  through the API     {n / elapsed:>10,.0f} positions/s  ({elapsed:.1f} s; "
                   f"batch p50 {pct(latencies, 0.5) * 1000:.0f} ms, p99 {pct(latencies, 0.99) * 1000:.0f} ms; "
                   f"dispatch CPU {cpu / n * 1e6:.0f} µs/position)")  # fmt: skip

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import uuid
@@ -107,7 +108,7 @@ async def run(args: argparse.Namespace) -> None:
                     await store.unit_teams(session=session, unit=UNIT)
                 floor.append(time.perf_counter() - t)
             print(f"suggestion bench: {MEMBERS:,} members in the county ({IN_UNIT} in {UNIT}, 40 teams), "
-                  f"{args.calls} sequential suggestions (machine shared and busy)")  # fmt: skip
+                  f"{args.calls} sequential suggestions (load {os.getloadavg()[0]:.1f})")  # fmt: skip
             for label, values in (("suggestion", timings), ("floor (reads only)", floor)):
                 print(f"  {label:<19} p50 {pct(values, 0.5) * 1000:6.1f} ms  p99 {pct(values, 0.99) * 1000:6.1f} ms")
             print(f"  ({len(found)} suggestions per call, the first of tier {found[0].tier})")
