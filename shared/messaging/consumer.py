@@ -323,8 +323,10 @@ class ConsumerRunner:
         """On assignment: continue each partition where this group's last applied record was, as
         PostgreSQL recorded it (the broker's commit may be gone, or made against a log it lost);
         the epoch and event id recorded with it let the first records read be checked (see
-        :mod:`shared.messaging.epochs`). Without a recorded position the broker's commit (or the
-        earliest offset) stands. 分配时从数据库记录的位置继续，并据所记纪元核对所读日志。"""
+        :mod:`shared.messaging.epochs`). A recorded position beyond the partition's end is in a log
+        the broker lost: the partition is read again from its beginning. Without a recorded position
+        the broker's commit (or the earliest offset) stands. 分配时从数据库记录的位置继续，并据所记纪元
+        核对所读日志；所记位置超出分区终点则从头重读。"""
         consumer = self._consumer
         for tp in assigned:
             self._epochs.forget(tp)
@@ -342,10 +344,27 @@ class ConsumerRunner:
                         error=repr(exc))
             await consumer.seek_to_beginning(*assigned)
             return
+        recorded: dict[TopicPartition, int] = {}
         for topic, partition, next_offset, epoch, last_event_id in rows:
             tp = TopicPartition(topic, partition)
             if tp in assigned:
                 self._epochs.learn(tp, epoch, last_event_id)
+                recorded[tp] = next_offset
+        ends: dict[TopicPartition, int] = {}
+        if recorded:
+            try:
+                ends = await consumer.end_offsets(list(recorded))
+            except Exception as exc:  # the fetch's epoch check still guards the position
+                log.warning("end offsets unreadable", consumer=self.group_id, error=repr(exc))
+        for tp, next_offset in recorded.items():
+            end = ends.get(tp)
+            if end is not None and next_offset > end:
+                # A log never ends before a record it once held: this is a new, shorter log (a broker
+                # that restarted empty), whose records at the position may never come — no epoch to
+                # check would ever arrive. 日志终点早于所记位置：是更短的新日志，从头重读。
+                self._epochs.forget(tp)
+                await self._rewind(consumer, tp)
+            else:
                 consumer.seek(tp, next_offset)
 
     def _position_statement(self, tp: TopicPartition, next_offset: int) -> Any:

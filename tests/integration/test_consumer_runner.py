@@ -436,6 +436,38 @@ async def test_a_position_in_a_lost_log_is_read_again_from_the_beginning(
     assert second.applied == 15 and second.duplicates == 15
 
 
+async def test_a_position_beyond_a_shorter_new_log_is_read_again_from_the_beginning(
+        engine: AsyncEngine, own_broker: TansuBroker) -> None:
+    """The broker restarts empty and the producer republishes fewer records than the consumer had
+    read (the rest were released once consumed), then nothing new arrives: the recorded position
+    lies beyond the new log's end, where no record (and so no epoch to check) will ever come. The
+    consumer reads the partition again from the beginning and applies what it had not.
+    新日志比所记位置短且再无新消息：从头重读，不会永远等待。"""
+    events = [envelope("330128", v) for v in range(30)]
+    await produce_with_epochs(own_broker, [("old", events[:25])])
+    publisher = KafkaPublisher(bootstrap=own_broker.bootstrap, client_id="t")
+    first = runner(engine, own_broker, Recorder(), "g-short", publisher)
+    first.start()
+    try:
+        await eventually(lambda: _equals(count_applied(engine), 25), timeout_s=30)
+    finally:
+        await first.stop()
+    own_broker.kill()
+    own_broker.start()
+    # Events 0–19 were released; 20–24 retained and republished, then 25–29 new: 10 records < 25.
+    await ensure_topics(own_broker.bootstrap, [JURISDICTION_CHANGED])
+    await produce_with_epochs(own_broker, [("new", events[20:])])
+    second = runner(engine, own_broker, Recorder(), "g-short", publisher)
+    second.start()
+    try:
+        await eventually(lambda: _equals(count_applied(engine), 30), timeout_s=60)
+    finally:
+        await second.stop()
+        await publisher.stop()
+    assert second.rewinds == 1
+    assert second.applied == 5 and second.duplicates == 5
+
+
 async def test_stop_with_the_broker_already_gone_raises_nothing(engine: AsyncEngine, own_broker: TansuBroker) -> None:
     """Shutdown after the broker died (a Ctrl-C that reached the broker first): the consumer stops
     without raising; its position was recorded after each batch, so nothing is re-read or lost."""
