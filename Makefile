@@ -35,7 +35,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy shared services
 
 docs: $(STAMP)
-	$(PY) -m shared.events > docs/events.md
+	$(PY) -m shared.event_docs > docs/events.md
 
 bench: $(STAMP)
 	$(PY) bench/intake.py

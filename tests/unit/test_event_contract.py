@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.event_docs import render_docs
 from shared.events import (
     CASE_EVENT_TYPES,
     TOPICS,
@@ -16,14 +17,13 @@ from shared.events import (
     decode_envelope,
     incident_event_id,
     make_envelope,
-    render_docs,
 )
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 
 
 def test_docs_match_the_models() -> None:
-    assert DOCS.read_text(encoding="utf-8") == render_docs(), "run `make docs` (python -m shared.events)"
+    assert DOCS.read_text(encoding="utf-8") == render_docs(), "run `make docs` (python -m shared.event_docs)"
 
 
 def test_every_topic_is_documented_with_its_types() -> None:
