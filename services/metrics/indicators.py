@@ -7,7 +7,7 @@ the SQL aggregation later (each indicator names its numerator and denominator
 
 Per-unit count columns 单位计数列 (see :data:`COUNT_COLUMNS`): each case in
 the unit's population contributes 0 or 1 to each column
-(:func:`services.metrics.facts.fact_counts`), so a unit's counts are plain sums.
+(:func:`services.metrics.fact_counts.fact_counts`), so a unit's counts are plain sums.
 每个案件对每一计数列贡献 0 或 1，单位计数即简单求和。
 
 A rate whose denominator is 0 is ``None`` — never 0, never 1.

@@ -3,7 +3,7 @@
 The population 统计口径 of a period is the cases dispatched in ``[start, end)`` (and by
 ``as_of``), not merged, with a holding unit. Each count column of
 :data:`services.metrics.indicators.COUNT_COLUMNS` is a ``count(*) FILTER (WHERE …)`` whose
-condition mirrors :func:`services.metrics.facts.fact_counts` exactly (a test compares them),
+condition mirrors :func:`services.metrics.fact_counts.fact_counts` exactly (a test compares them),
 evaluated as of ``as_of`` (e.g. 超期 = resolved after the deadline, or open past it as of
 ``as_of``). Rates are then computed in Python with
 :func:`~services.metrics.indicators.rates_from_counts` on the small grouped result; nothing
@@ -128,7 +128,7 @@ def population(period: Period, as_of: datetime) -> list[ColumnElement[bool]]:
 def count_flags(as_of: datetime) -> dict[str, ColumnElement[bool]]:
     """Per count column, the SQL condition under which a case in the population counts.
 
-    Mirrors :func:`services.metrics.facts.fact_counts`. A NULL condition means "does not count".
+    Mirrors :func:`services.metrics.fact_counts.fact_counts`. A NULL condition means "does not count".
     与 ``fact_counts`` 一一对应；条件为 NULL 即不计。
     """
     at = _at(as_of)
@@ -214,7 +214,7 @@ def _rejections(
 ) -> Select[Any]:
     """Rows of units that rejected a case they do not hold, the rejection not ruled valid.
 
-    Mirrors :func:`services.metrics.facts.rejecting_units`: such a case is in the rejecting unit's
+    Mirrors :func:`services.metrics.fact_counts.rejecting_units`: such a case is in the rejecting unit's
     population for 退单率 only (``received`` and ``rejected`` + 1). 退单单位的退单率口径。
     """
     where = [
@@ -401,7 +401,7 @@ async def case_contributions(
 
     单位得分背后的案件，以及每个案件对各计数列的贡献。Returns ``(total, page)``. The cases it holds,
     and those it rejected and no longer holds, the rejection not ruled valid: these count in its
-    退单率 only (``received`` and ``rejected``), as :func:`services.metrics.facts.rejecting_units` says.
+    退单率 only (``received`` and ``rejected``), as :func:`services.metrics.fact_counts.rejecting_units` says.
     """
     flags = count_flags(as_of)
     me = literal(unit)

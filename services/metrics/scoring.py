@@ -324,7 +324,7 @@ class IndicatorRow(BaseModel):
 
     For a standard scheme a unit usually has one row (``township`` = its own
     township); for the township-led scheme an agency has one row per township
-    it serves (see :func:`services.metrics.facts.unit_counts`).
+    it serves (see :func:`services.metrics.fact_counts.unit_counts`).
     一般单位一行；“以乡镇为主”方案中派驻机构在其服务的每个乡镇各一行。
     """
 

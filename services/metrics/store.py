@@ -19,7 +19,8 @@ import orjson
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.metrics.facts import CaseEventRecord, CaseFact, counts_rejection, reduce_events
+from services.metrics.fact_counts import counts_rejection
+from services.metrics.facts import CaseEventRecord, CaseFact, reduce_events
 from services.metrics.models import case_events, case_facts
 from services.metrics.worktime import durations
 from shared.calendar import WorkingCalendar

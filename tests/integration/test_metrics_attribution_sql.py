@@ -1,6 +1,6 @@
 """Who a figure counts for, in SQL: the rejecting units' rows and the dispatchers' counts of
 :mod:`services.metrics.queries` / :mod:`services.metrics.dispatchers` equal the pure rules
-(:func:`services.metrics.facts.unit_counts`, :func:`services.metrics.dispatchers.dispatcher_counts`)
+(:func:`services.metrics.fact_counts.unit_counts`, :func:`services.metrics.dispatchers.dispatcher_counts`)
 on real PostgreSQL. 退单单位行与派遣员计数：SQL 与纯规则一致。"""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.metrics.dispatchers import dispatcher_counts, dispatcher_table
-from services.metrics.facts import unit_counts
+from services.metrics.fact_counts import unit_counts
 from services.metrics.models import case_facts
 from services.metrics.periods import parse_period
 from services.metrics.queries import Filters, case_contributions, grouped_indicators, score_counts

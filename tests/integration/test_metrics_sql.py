@@ -1,7 +1,7 @@
 """The SQL of the metrics service against its pure rules, on real PostgreSQL.
 
 * Each ``count(*) FILTER (WHERE …)`` of :mod:`services.metrics.queries` must count exactly what
-  :func:`services.metrics.facts.fact_counts` counts, for random case lives and several ``as_of``.
+  :func:`services.metrics.fact_counts.fact_counts` counts, for random case lives and several ``as_of``.
 * The SQL working-time expression (:class:`services.metrics.worktime.SqlWorkingTime`, used to
   recompute all stored durations) must equal ``shared.calendar`` on random intervals —
   including lunch breaks, period edges, holidays, 调休 make-up days and a provisional year.
@@ -20,7 +20,8 @@ import pytest
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.metrics.facts import CaseFact, fact_counts, unit_counts
+from services.metrics.fact_counts import fact_counts, unit_counts
+from services.metrics.facts import CaseFact
 from services.metrics.models import case_facts
 from services.metrics.periods import TZ, parse_period
 from services.metrics.queries import Filters, case_contributions, grouped_indicators

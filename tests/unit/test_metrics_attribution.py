@@ -11,7 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from services.metrics.dispatchers import dispatcher_counts
-from services.metrics.facts import CaseFact, rejecting_units, unit_counts
+from services.metrics.fact_counts import rejecting_units, unit_counts
+from services.metrics.facts import CaseFact
 from services.metrics.indicators import empty_counts, rates_from_counts
 from services.metrics.periods import parse_period
 from services.metrics.scoring import AssessmentScheme, IndicatorRow, load_schemes, score_units

@@ -15,14 +15,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.metrics.facts import (
-    CaseEventRecord,
-    CaseFact,
-    fact_counts,
-    is_overdue,
-    reduce_events,
-    unit_counts,
-)
+from services.metrics.fact_counts import fact_counts, unit_counts
+from services.metrics.facts import CaseEventRecord, CaseFact, is_overdue, reduce_events
 from services.metrics.indicators import (
     COUNT_COLUMNS,
     INDICATOR_LABELS,

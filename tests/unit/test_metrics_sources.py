@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.metrics.facts import CaseFact, fact_counts, reduce_events, unit_counts
+from services.metrics.fact_counts import fact_counts, unit_counts
+from services.metrics.facts import CaseFact, reduce_events
 from services.metrics.periods import TZ
 from services.metrics.source_indicators import (
     auto_recovered_counts,

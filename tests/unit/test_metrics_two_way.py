@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from services.metrics.facts import CaseFact, reduce_events, unit_counts
+from services.metrics.fact_counts import unit_counts
+from services.metrics.facts import CaseFact, reduce_events
 from services.metrics.periods import TZ, parse_period
 from services.metrics.populations import in_population
 from services.metrics.scoring import AssessmentScheme, IndicatorRow, load_schemes, score_units
