@@ -350,6 +350,7 @@ class ConsumerRunner:
             if tp in assigned:
                 self._epochs.learn(tp, epoch, last_event_id)
                 recorded[tp] = next_offset
+                consumer.seek(tp, next_offset)  # at once: the fetcher must not start anywhere else
         ends: dict[TopicPartition, int] = {}
         if recorded:
             try:
@@ -364,8 +365,6 @@ class ConsumerRunner:
                 # check would ever arrive. 日志终点早于所记位置：是更短的新日志，从头重读。
                 self._epochs.forget(tp)
                 await self._rewind(consumer, tp)
-            else:
-                consumer.seek(tp, next_offset)
 
     def _position_statement(self, tp: TopicPartition, next_offset: int) -> Any:
         """The upsert recording where the group is in ``tp`` and what it applied last there."""
