@@ -285,7 +285,7 @@ async def platform(
             "OUTBOX_POLL_INTERVAL_S": "0.05",
             "OUTBOX_RELEASE_GRACE_S": "30",
             "OUTBOX_KEEP_INTERVAL_S": "5",
-            **({"DISPATCH_INCIDENT_LANES": "live"} if import_processes else {}),
+            **({"DISPATCH_INCIDENT_LANES": "live", "OUTBOX_LANES": "live"} if import_processes else {}),
         },
     )
     try:
@@ -298,10 +298,12 @@ async def platform(
         for i in range(dispatchers - 1):
             extra[f"dispatch-{i + 2}"] = start_extra(plat, label, "dispatch")
         if import_processes:
-            bulk = {"DISPATCH_INCIDENT_LANES": "bulk"}
+            bulk = {"DISPATCH_INCIDENT_LANES": "bulk", "OUTBOX_LANES": "bulk"}
             extra["dispatch-import"] = start_extra(plat, label, "dispatch", env=bulk, nice=10)
             plat.ports["intake-import"] = free_port()
-            extra["intake-import"] = start_extra(plat, label, "intake", port=plat.ports["intake-import"], nice=10)
+            extra["intake-import"] = start_extra(
+                plat, label, "intake", port=plat.ports["intake-import"], env={"OUTBOX_LANES": "bulk"}, nice=10
+            )
         async with httpx.AsyncClient(timeout=5) as http:
             deadline = time.monotonic() + 120
             for name in ("dispatch", *(["intake-import"] if import_processes else [])):

@@ -366,12 +366,30 @@ class TopicSpec:
     #: without any (read by per-replica groups) keeps its events for the configured retention.
     #: 事件须被这些消费组全部提交后，生产方发件箱才释放它；无固定消费组的主题按配置时长保留。
     consumer_groups: tuple[str, ...] = ()
+    #: The lane 通道 its records travel in: ``live`` (today's work) or ``bulk`` (a history import).
+    #: Each lane has its own outbox relay, so a live record never waits behind an import's backlog;
+    #: a key's records all travel in one lane (keys keep their order within a topic only).
+    #: 记录所走通道：实时或批量导入。各通道有自己的发件箱中继，实时记录不会排在导入积压之后。
+    lane: Literal["live", "bulk"] = "live"
+
+
+#: The lanes 通道, in the order their outbox relays are numbered (``outbox_pending.lane``). 通道及其编号。
+LANES: tuple[Literal["live", "bulk"], ...] = ("live", "bulk")
+
+
+def topic_lane(topic: str) -> int:
+    """The lane number of ``topic`` (0 live, 1 bulk; a topic not in the registry is live). 主题所属通道编号。"""
+    spec = TOPICS.get(topic)
+    return LANES.index(spec.lane) if spec is not None else 0
 
 
 INCIDENT_REPORTED = "incident.reported"
 #: The bulk lane 批量导入通道: the same events, posted as a history import; consumed after live ones.
 INCIDENT_REPORTED_BULK = "incident.reported.bulk"
 CASE_EVENTS = "case.events"
+#: The case events of cases a history import created 批量导入案件的事件: the same contract as ``case.events``;
+#: every event of such a case (its later actions too) goes here, so a case's events keep their order.
+CASE_EVENTS_BULK = "case.events.bulk"
 JURISDICTION_CHANGED = "jurisdiction.changed"
 OPERATION_EVENTS = "operation.events"
 
@@ -441,6 +459,7 @@ TOPICS: dict[str, TopicSpec] = {
         partitions=6,
         event_types={"incident.reported": IncidentReported},
         consumer_groups=("dispatch-bulk",),
+        lane="bulk",
     ),
     CASE_EVENTS: TopicSpec(
         name=CASE_EVENTS,
@@ -449,6 +468,17 @@ TOPICS: dict[str, TopicSpec] = {
         partitions=6,
         event_types={t: CaseEvent for t in CASE_EVENT_TYPES},
         consumer_groups=("metrics",),
+    ),
+    CASE_EVENTS_BULK: TopicSpec(
+        name=CASE_EVENTS_BULK,
+        description="Every transition of a case a history import created (批量导入案件), its later actions "
+        "too: the same contract as `case.events`, in the bulk lane so a live case's events never wait "
+        "behind an import's (dispatch → metrics).",
+        key="case id",
+        partitions=6,
+        event_types={t: CaseEvent for t in CASE_EVENT_TYPES},
+        consumer_groups=("metrics",),
+        lane="bulk",
     ),
     JURISDICTION_CHANGED: TopicSpec(
         name=JURISDICTION_CHANGED,

@@ -72,3 +72,22 @@ def consumer_positions(schema: str) -> None:
 
 def consumer_positions_downgrade(schema: str) -> None:
     op.execute(f'DROP TABLE "{schema}".consumer_positions')
+
+
+def outbox_lanes(schema: str, bulk_topics: tuple[str, ...]) -> None:
+    """Each pending row in its topic's lane (0 live, 1 bulk), relayed by that lane's own loop in id
+    order (see :mod:`shared.messaging.outbox`); rows waiting today of ``bulk_topics`` go in the bulk
+    lane. 待发行按主题分通道（0 实时，1 批量导入）。"""
+    op.execute(f'ALTER TABLE "{schema}".outbox_pending ADD COLUMN lane smallint NOT NULL DEFAULT 0')
+    if bulk_topics:
+        topics = ", ".join(f"'{t}'" for t in bulk_topics)
+        op.execute(
+            f'UPDATE "{schema}".outbox_pending p SET lane = 1 FROM "{schema}".outbox o '
+            f"WHERE o.id = p.id AND o.topic IN ({topics})"
+        )
+    op.execute(f'CREATE INDEX ix_outbox_pending_lane ON "{schema}".outbox_pending (lane, id)')
+
+
+def outbox_lanes_downgrade(schema: str) -> None:
+    op.execute(f'DROP INDEX "{schema}".ix_outbox_pending_lane')
+    op.execute(f'ALTER TABLE "{schema}".outbox_pending DROP COLUMN lane')

@@ -37,6 +37,7 @@ from shared.errors import (
     is_bad_data,
     validation_error_handler,
 )
+from shared.events import LANES
 from shared.inputs import NulFreeQueryMiddleware
 from shared.logging import bind_correlation, clear_correlation, configure_logging, get_logger
 from shared.messaging.consumer import BatchHandler, ConsumerRunner, Handler
@@ -120,6 +121,7 @@ class ServiceRuntime:
                 linger_s=self.settings.outbox_linger_s,
                 keeper=keeper,
                 keep_interval_s=self.settings.outbox_keep_interval_s,
+                lanes=LANES if self.settings.outbox_lanes == "both" else (self.settings.outbox_lanes,),
             )
         return self.outbox
 

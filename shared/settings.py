@@ -10,7 +10,7 @@ overridden (``DISPATCH_DATABASE_URL`` beats ``DATABASE_URL``).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import (
@@ -66,6 +66,9 @@ class ServiceSettings(BaseSettings):
     #: A log's commits release retained rows only once its epoch is this old (a commit in flight when
     #: the broker restarted may land in the new log; the group's next commits replace it).
     outbox_release_grace_s: float = 30.0
+    #: The outbox lanes this process relays 本进程中继的通道: ``both``, or ``live`` / ``bulk`` when a history
+    #: import runs in processes of its own (each lane is relayed by whichever process holds its lock).
+    outbox_lanes: Literal["both", "live", "bulk"] = "both"
     #: How long published rows of topics without a fixed consumer group are kept (7 days).
     outbox_retention_s: float = 7 * 24 * 3600
     #: Readiness calls a consumer stalled when it is behind and applied nothing for this long.

@@ -132,7 +132,7 @@ def _register_consumers(ctx: DispatchContext) -> list[ConsumerRunner]:
             runtime.add_consumer(
                 group_id=group,
                 topics=[topic],
-                batch_handler=incident_batch_handler(ctx),
+                batch_handler=incident_batch_handler(ctx, lane=lane),
                 max_batch=max_batch,
                 concurrent_partitions=True,
                 fetch_max_wait_ms=fetch_wait_ms,

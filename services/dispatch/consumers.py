@@ -15,12 +15,13 @@ from shared.events import EventEnvelope, JurisdictionChanged
 from shared.messaging.consumer import BatchHandler, Handler
 
 
-def incident_batch_handler(ctx: DispatchContext) -> BatchHandler:
+def incident_batch_handler(ctx: DispatchContext, *, lane: str = "live") -> BatchHandler:
     """``incident.reported`` batches → :func:`handle_incidents` (started only once a snapshot is loaded).
 
     事件批处理：一批 ``incident.reported`` 一次立案（快照加载后才启动）。Approvals and alarms on
     the topic go to their own use cases (:mod:`services.dispatch.intake_events`); other types are
-    ignored. 审批办件与监测告警交各自用例处理；其他类型忽略。
+    ignored. 审批办件与监测告警交各自用例处理；其他类型忽略。``lane``: the intake lane consumed
+    (the cases keep it). 所消费的通道（案件沿用）。
     """
 
     async def handle(uow: UnitOfWork, envelopes: list[EventEnvelope[Any]]) -> None:
@@ -35,6 +36,7 @@ def incident_batch_handler(ctx: DispatchContext) -> BatchHandler:
             jurisdiction=loaded,
             duplicate_distance_m=ctx.settings.duplicate_distance_m,
             duplicate_window=ctx.duplicate_window,
+            lane=lane,
         )
 
     return handle

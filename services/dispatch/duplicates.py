@@ -182,6 +182,8 @@ def lock_keys(
     lat: float | None,
     phone_hash: str | None = None,
     distance_m: float = DEFAULT_DISTANCE_M,
+    reported_at: datetime | None = None,
+    window: timedelta = DEFAULT_WINDOW,
 ) -> list[int]:
     """Advisory lock keys to hold while checking and creating a case, sorted (no deadlock between two).
 
@@ -189,14 +191,26 @@ def lock_keys(
 
     For a point: the (matter, cell) keys of every lock cell the ``distance_m``
     box around it touches — two reports within ``distance_m`` always share the
-    cell of either one. For a 12345 caller: a key of the phone hash.
+    cell of either one. With ``reported_at``, each of those keys is taken for the
+    report's ``window``-long time slot and the slot before it: two reports within
+    ``window`` of each other are at most one slot apart, so they still share a key,
+    while a history import's reports (months ago) never share one with today's live
+    reports and never make them wait. For a 12345 caller: a key of the phone hash
+    (the repeat-caller rule has no time limit).
     有坐标：半径范围所触及的（事项，网格单元）键——相距不超过 ``distance_m`` 的两条报告
-    必然共享其中一条所在单元的键；有来电人：来电人哈希的键。
+    必然共享其中一条所在单元的键；给出上报时间时，每个键再按时间窗分段（本段与前一段），
+    时间相差不超过窗口的两条报告仍共享一个键，而历史导入的报告不会与今日实时报告互相等待；
+    有来电人：来电人哈希的键（重复来电规则不限时间）。
     """
     keys: set[int] = set()
     if matter is not None and lng is not None and lat is not None:
+        slots: tuple[str, ...] = ("",)
+        if reported_at is not None:
+            slot = math.floor(reported_at.timestamp() / window.total_seconds())
+            slots = (f":{slot - 1}", f":{slot}")
         for x, y in lock_cells(lng, lat, distance_m):
-            keys.add(advisory_key(f"dup:{matter}:{x}:{y}"))
+            for suffix in slots:
+                keys.add(advisory_key(f"dup:{matter}:{x}:{y}{suffix}"))
     if phone_hash:
         keys.add(advisory_key(f"caller:{phone_hash}"))
     return sorted(keys)

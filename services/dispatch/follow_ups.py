@@ -100,5 +100,7 @@ async def create_follow_up(
     stage_applied(pending, record, applied, correlation_id=correlation_id, extra={"reason": reason})
     result = await session.execute(CASE_COLUMNS.statement, CASE_COLUMNS.params([CASE_COLUMNS.values(record.to_row())]))
     if set(result.scalars().all()):
-        await write_staged(session, [TRANSITION_COLUMNS.values(row) for row in pending.rows], pending.events)
+        await write_staged(
+            session, [TRANSITION_COLUMNS.values(row) for row in pending.rows], pending.events, pending.bulk_events
+        )
     return record

@@ -143,8 +143,9 @@ class _BatchCases:
 _BOX_PARAMS = ("box_i", "box_matter", "min_lng", "min_lat", "max_lng", "max_lat", "t_from", "t_to")
 
 
-def _lock_keys_of(checked: Sequence[tuple[int, Report]], distance_m: float) -> list[int]:
-    """The sorted union of :func:`lock_keys` of the checked reports. 本批并案检查键（排序、去重）。"""
+def _lock_keys_of(checked: Sequence[tuple[int, Report]], distance_m: float, window: timedelta) -> list[int]:
+    """The sorted union of :func:`lock_keys` of the checked reports (time-slotted by ``window``: an
+    import of past reports and today's live ones take disjoint keys). 本批并案检查键（排序、去重、按时间窗分段）。"""
     return sorted(
         {
             key
@@ -155,6 +156,8 @@ def _lock_keys_of(checked: Sequence[tuple[int, Report]], distance_m: float) -> l
                 lat=report.lat,
                 phone_hash=report.phone_hash,
                 distance_m=distance_m,
+                reported_at=report.reported_at,
+                window=window,
             )
         }
     )
@@ -207,7 +210,7 @@ async def _lock_and_fetch(
     checked = [(i, r.report) for i, r in enumerate(batch) if r.report is not None]
     if not checked:
         return {}, set()
-    keys = _lock_keys_of(checked, distance_m)
+    keys = _lock_keys_of(checked, distance_m, window)
     if keys:
         await session.execute(_LOCK_KEYS, {"keys": keys})
     params = _candidate_params(batch, checked, distance_m, window)
@@ -244,9 +247,10 @@ _STAGE_CHUNK = 16
 
 
 async def _route_and_stage(
-    reports: Sequence[tuple[IncidentReported, str]], jurisdiction: LoadedJurisdiction
+    reports: Sequence[tuple[IncidentReported, str]], jurisdiction: LoadedJurisdiction, lane: str
 ) -> list[Routed]:
-    """Route every report and stage it as a new case of its own, yielding between chunks. 路由并预先暂存。"""
+    """Route every report and stage it as a new case of its own in ``lane``, yielding between chunks.
+    路由并预先暂存。"""
     prime_points(reports, jurisdiction)
     batch: list[Routed] = []
     for start in range(0, len(reports), _STAGE_CHUNK):
@@ -256,6 +260,7 @@ async def _route_and_stage(
             await asyncio.sleep(0)
         chunk = route_batch(reports[start : start + _STAGE_CHUNK], jurisdiction)
         for routed in chunk:
+            routed.record.lane = lane
             routed.staged = stage_new_case(routed, None)
         batch += chunk
     return batch
@@ -309,11 +314,13 @@ async def _insert(session: AsyncSession, new: Sequence[Staged]) -> set[uuid.UUID
         inserted = set(result.scalars().all())
     transitions: list[list[Any]] = []
     events: list[EventEnvelope[Any]] = []
+    bulk_events: list[EventEnvelope[Any]] = []
     for staged in new:
         if staged.record.id in inserted:  # else another replica created it meanwhile 其他副本已创建
             transitions += staged.transition_values
             events += staged.pending.events
-    await write_staged(session, transitions, events)
+            bulk_events += staged.pending.bulk_events
+    await write_staged(session, transitions, events, bulk_events)
     return inserted
 
 
@@ -347,6 +354,7 @@ async def _handle_reports(
     jurisdiction: LoadedJurisdiction,
     distance_m: float,
     window: timedelta,
+    lane: str = "live",
 ) -> list[IncidentOutcome]:
     """The one code path of incidents (see :func:`handle_incidents`). 立案的唯一代码路径。
 
@@ -356,7 +364,7 @@ async def _handle_reports(
     merged and the inserts. 与并案检查无关的工作（路由、按不并案预先暂存并序列化）在加锁前完成，
     持锁期间只做候选查询、少量并案重新暂存与插入。
     """
-    batch = await _route_and_stage(reports, jurisdiction)
+    batch = await _route_and_stage(reports, jurisdiction, lane)
     nearby, existing = await _lock_and_fetch(session, batch, distance_m=distance_m, window=window)
     known, new = _decide(batch, nearby, existing, distance_m=distance_m, window=window)
     inserted = await _insert(session, new)
@@ -370,6 +378,7 @@ async def handle_incidents(
     jurisdiction: LoadedJurisdiction,
     duplicate_distance_m: float = 50.0,
     duplicate_window: timedelta = timedelta(hours=24),
+    lane: str = "live",
 ) -> list[IncidentOutcome]:
     """Create the cases of a batch of ``incident.reported`` envelopes (in order), with a few set-based statements.
 
@@ -387,6 +396,7 @@ async def handle_incidents(
 
     Every envelope's ``data`` must be an :class:`IncidentReported`. Returns one outcome per
     envelope, in order. 每个信封的 data 必须是 IncidentReported；按序返回处理结果。
+    ``lane``: the intake lane they came in (``bulk``: a history import), kept by their cases.
     """
     reports: list[tuple[IncidentReported, str]] = []
     for envelope in envelopes:
@@ -399,6 +409,7 @@ async def handle_incidents(
         jurisdiction=jurisdiction,
         distance_m=duplicate_distance_m,
         window=duplicate_window,
+        lane=lane,
     )
 
 

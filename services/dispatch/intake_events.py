@@ -40,8 +40,13 @@ async def handle_intake_events(
     jurisdiction: LoadedJurisdiction,
     duplicate_distance_m: float,
     duplicate_window: timedelta,
+    lane: str = "live",
 ) -> None:
-    """Incidents, then approvals, then alarms and their clearings in order (see the module). 分类处理。"""
+    """Incidents, then approvals, then alarms and their clearings in order (see the module). 分类处理。
+
+    ``lane``: the intake lane the batch came in; the new incident cases keep it
+    (:attr:`CaseRecord.lane`). Approvals and alarms are live work: their cases are live ones.
+    批次所在通道，新立事件案件沿用之；审批办件与告警案件属实时工作。"""
     routing: dict[str, Any] = {
         "jurisdiction": jurisdiction,
         "duplicate_distance_m": duplicate_distance_m,
@@ -51,7 +56,7 @@ async def handle_intake_events(
     approvals = [e for e in envelopes if e.type == "approval.reported"]
     alarms = [e for e in envelopes if e.type in ("alarm.reported", "alarm.cleared")]
     if incidents:  # one call: the duplicate-check locks are taken once, in order
-        await handle_incidents(session=session, envelopes=incidents, **routing)
+        await handle_incidents(session=session, envelopes=incidents, lane=lane, **routing)
     if approvals:
         await handle_approvals(session=session, envelopes=approvals, **routing)
     if alarms:

@@ -89,6 +89,8 @@ cases = Table(
     Column("follow_up_case", Text, nullable=True),
     Column("close_reason", Text, nullable=True),
     Column("false_alarm", Boolean, nullable=False, server_default=text("false")),
+    # The lane 通道 the case came in (live, or bulk: a history import); all its events travel in it.
+    Column("lane", Text, nullable=False, server_default=text("'live'")),
     Column("explanation", JSONB, nullable=False),
     Column("snapshot", JSONB, nullable=False),
     Column("incident", JSONB, nullable=False),

@@ -110,6 +110,10 @@ class CaseRecord:
     alarm_type: Annotated[str | None, Shows(event=False)] = None
     #: The supervision task a 整改复查 task follows up. 复查任务所跟进的监管任务。
     follow_up_of: Annotated[uuid.UUID | None, Shows(event=False)] = None
+    #: The lane 通道 the case came in: ``live``, or ``bulk`` (a history import 批量导入). Every event of
+    #: the case, its later actions' too, goes on that lane's topic, so its events keep their order.
+    #: 案件进入的通道；其全部事件（含后续操作）走该通道的主题，保持顺序。
+    lane: Annotated[str, ROW_ONLY] = "live"
     #: Identity column, read back only. 自增列，仅读回。
     seq: Annotated[int | None, Shows(row=False, event=False, api=False)] = None
 

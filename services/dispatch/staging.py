@@ -25,10 +25,14 @@ __all__ = ["Pending", "case_event", "extra_for", "must", "note_of", "stage", "st
 
 @dataclass
 class Pending:
-    """Transitions computed in memory, written together. 待写入的流转。"""
+    """Transitions computed in memory, written together. 待写入的流转。
+
+    ``events`` go on ``case.events``; ``bulk_events`` (of cases a history import created,
+    :attr:`CaseRecord.lane`) on ``case.events.bulk``. 实时案件与批量导入案件的事件分列。"""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     events: list[Any] = field(default_factory=list)
+    bulk_events: list[Any] = field(default_factory=list)
 
 
 #: :class:`ActorRef` fields of the actors seen so far (actors repeat: the system, intake per source).
@@ -112,7 +116,7 @@ def stage(
     )
     if publish:
         data = case_event(record, event_type=event_type, at=at, actor=actor, previous_state=previous_state, extra=extra)
-        pending.events.append(
+        (pending.bulk_events if record.lane == "bulk" else pending.events).append(
             make_envelope(
                 event_type=event_type,
                 data=data,

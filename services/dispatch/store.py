@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.dispatch.models import case_transitions, cases, outbox
 from services.dispatch.records import CaseRecord
 from services.dispatch.staging import Pending
-from shared.events import CASE_EVENTS, EventEnvelope
+from shared.events import CASE_EVENTS, CASE_EVENTS_BULK, EventEnvelope
 from shared.messaging.outbox import add_events
 from shared.unnest import UnnestColumns, unnest_insert
 
@@ -50,18 +50,27 @@ TRANSITION_COLUMNS = UnnestColumns(
 
 
 async def write_staged(
-    session: AsyncSession, transitions: Sequence[Sequence[Any]], events: Sequence[EventEnvelope[Any]]
+    session: AsyncSession,
+    transitions: Sequence[Sequence[Any]],
+    events: Sequence[EventEnvelope[Any]],
+    bulk_events: Sequence[EventEnvelope[Any]] = (),
 ) -> None:
-    """Timeline rows (statement values, one statement) and outbox events (one statement). 写时间线与发件箱。"""
+    """Timeline rows (statement values, one statement) and outbox events (one statement per lane):
+    ``events`` on ``case.events``, ``bulk_events`` (cases a history import created) on
+    ``case.events.bulk``. 写时间线与发件箱（实时 / 批量导入案件的事件各一条语句）。"""
     if transitions:
         await session.execute(TRANSITION_COLUMNS.statement, TRANSITION_COLUMNS.params(transitions))
     if events:
         await add_events(session, outbox, CASE_EVENTS, events)
+    if bulk_events:
+        await add_events(session, outbox, CASE_EVENTS_BULK, bulk_events)
 
 
 async def write_pending(session: AsyncSession, pending: Pending) -> None:
     """Timeline rows (one statement) and outbox events (one statement). 写时间线与发件箱（各一条语句）。"""
-    await write_staged(session, [TRANSITION_COLUMNS.values(row) for row in pending.rows], pending.events)
+    await write_staged(
+        session, [TRANSITION_COLUMNS.values(row) for row in pending.rows], pending.events, pending.bulk_events
+    )
 
 
 

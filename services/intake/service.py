@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.models import accepted_events
 from shared.cooperative import cooperative_map
-from shared.events import INCIDENT_REPORTED, TOPICS, EventEnvelope, IncidentReported, make_envelope
+from shared.events import INCIDENT_REPORTED, TOPICS, EventEnvelope, IncidentReported, make_envelope, topic_lane
 from shared.messaging.outbox import outbox_arrays_cooperatively
 
 
@@ -69,7 +69,7 @@ WITH incoming AS (
     FROM first_seen f JOIN accepted a USING (event_id) ORDER BY f.ord
     RETURNING id
 ), pending AS (
-    INSERT INTO intake.outbox_pending (id) SELECT id FROM queued
+    INSERT INTO intake.outbox_pending (id, lane) SELECT id, $14::smallint FROM queued
 )
 SELECT event_id FROM accepted
 """
@@ -87,7 +87,7 @@ WITH accepted AS (
     SELECT event_id, $9, $10, $11, $12, $13 FROM accepted
     RETURNING id
 ), pending AS (
-    INSERT INTO intake.outbox_pending (id) SELECT id FROM queued
+    INSERT INTO intake.outbox_pending (id, lane) SELECT id, $14::smallint FROM queued
 )
 SELECT event_id FROM accepted
 """
@@ -143,9 +143,9 @@ async def accept_submissions(
         *queued[1:],
     ]
     if len(submissions) == 1:
-        rows = await conn.fetch(_ACCEPT_ONE_SQL, *(column[0] for column in columns))
+        rows = await conn.fetch(_ACCEPT_ONE_SQL, *(column[0] for column in columns), topic_lane(topic))
     else:
-        rows = await conn.fetch(_ACCEPT_SQL, *columns)
+        rows = await conn.fetch(_ACCEPT_SQL, *columns, topic_lane(topic))
     inserted: set[uuid.UUID] = {r["event_id"] for r in rows}
     others = list({s.event.event_id for s in submissions} - inserted)
     known_hash: dict[uuid.UUID, str] = {}

@@ -26,7 +26,7 @@ from services.metrics.settings import MetricsSettings
 from services.metrics.telemetry import MetricsTelemetry
 from services.metrics.units import UnitDirectory
 from shared.calendar import load_calendar
-from shared.events import CASE_EVENTS, JURISDICTION_CHANGED, OPERATION_EVENTS
+from shared.events import CASE_EVENTS, CASE_EVENTS_BULK, JURISDICTION_CHANGED, OPERATION_EVENTS
 from shared.logging import get_logger
 from shared.service import Check, ServiceRuntime, create_service_app
 
@@ -63,7 +63,7 @@ def create_app(
     if settings.consume:
         runtime.add_consumer(
             group_id=settings.consumer_group,
-            topics=[CASE_EVENTS],
+            topics=[CASE_EVENTS, CASE_EVENTS_BULK],  # a case's events all travel in its lane's topic
             batch_handler=CaseEventConsumer(
                 calendar=calendar, telemetry=telemetry, revisions_wake=state.revisions_wake
             ),

@@ -47,6 +47,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     Table,
     Text,
     Uuid,
@@ -58,7 +59,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.cooperative import cooperative_map
 from shared.db import driver_connection
-from shared.events import EventEnvelope
+from shared.events import LANES, EventEnvelope, topic_lane
 from shared.logging import get_logger
 from shared.messaging.background import Backoff, stop_task
 from shared.messaging.epochs import LOG_EPOCH_HEADER, new_epoch
@@ -92,9 +93,16 @@ def outbox_table(metadata: MetaData, *, unique_event_id: bool = True) -> Table:
 
 
 def outbox_pending_table(metadata: MetaData) -> Table:
-    """Outbox rows not yet published (the relay's queue, narrow so claiming and clearing is cheap).
-    待发布队列（窄表）。"""
-    return Table("outbox_pending", metadata, Column("id", BigInteger, primary_key=True, autoincrement=False))
+    """Outbox rows not yet published (the relay's queue, narrow so claiming and clearing is cheap),
+    each in its topic's lane (:func:`shared.events.topic_lane`: 0 live, 1 bulk), which its own
+    relay loop claims in id order. 待发布队列（窄表），按主题所属通道分别认领。"""
+    return Table(
+        "outbox_pending",
+        metadata,
+        Column("id", BigInteger, primary_key=True, autoincrement=False),
+        Column("lane", SmallInteger, nullable=False, server_default=text("0")),
+        Index(None, "lane", "id"),
+    )
 
 
 def outbox_published_table(metadata: MetaData) -> Table:
@@ -200,7 +208,7 @@ async def add_events(session: AsyncSession, table: Table, topic: str, envelopes:
         text(
             f'WITH queued AS (INSERT INTO "{schema}".outbox ({", ".join(OUTBOX_COLUMNS)}) '
             f"SELECT * FROM unnest({casts}) ON CONFLICT (event_id) DO NOTHING RETURNING id) "
-            f'INSERT INTO "{schema}".outbox_pending (id) SELECT id FROM queued RETURNING id'
+            f'INSERT INTO "{schema}".outbox_pending (id, lane) SELECT id, {topic_lane(topic)} FROM queued RETURNING id'
         ),
         dict(zip(names, arrays, strict=True)),
     )
@@ -217,8 +225,18 @@ class PartitionLog:
 
 class OutboxRelay:
     """Publishes the outbox to Kafka and keeps what it published until consumed. Every replica runs
-    one; one at a time holds the relay lock and publishes (in id order, so a key's events keep
-    their order), the others stand by. 发件箱中继：按序发布并保留至被消费；多副本时同一时刻一个发布。"""
+    one; per lane (实时 / 批量导入) one replica at a time holds that lane's relay lock and publishes
+    (in id order, so a key's events keep their order), the others stand by.
+    发件箱中继：按通道各自按序发布并保留至被消费；多副本时每个通道同一时刻一个发布。
+
+    Each lane is its own loop with its own lock: a live event waits for at most the live batch in
+    flight, never for an import's backlog. The lanes publish to disjoint topics (a topic belongs
+    to one lane, :attr:`shared.events.TopicSpec.lane`), so each partition's log state has one
+    writer and a key's events, all in one topic, keep their order. ``lanes``: the lanes this
+    process relays (a history-import process may take the bulk lane only).
+    每个通道一个循环、一把锁：实时事件最多等待一个在途的实时批次；通道的主题互不相交，分区日志状态
+    只有一个写者，同键事件同在一个主题内保持顺序。
+    """
 
     def __init__(
         self,
@@ -232,6 +250,7 @@ class OutboxRelay:
         linger_s: float = 0.005,
         keeper: RetentionKeeper | None = None,
         keep_interval_s: float = 2.0,
+        lanes: Sequence[str] = LANES,
     ) -> None:
         self.engine = engine
         self.table = table
@@ -242,27 +261,35 @@ class OutboxRelay:
         self.linger_s = linger_s
         self.keeper = keeper
         self.keep_interval_s = keep_interval_s
-        self._wake = asyncio.Event()
+        #: The lane numbers this relay publishes (``outbox_pending.lane``). 本中继发布的通道编号。
+        self.lanes: tuple[int, ...] = tuple(LANES.index(lane) for lane in lanes)
+        self._wake = {lane: asyncio.Event() for lane in self.lanes}
         self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._kept_at = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._kept_at = {lane: 0.0 for lane in self.lanes}
         self.published = 0
         self.republished = 0
-        self.last_error: str | None = None
+        self._errors: dict[int, str] = {}
         schema = f'"{table.schema}"'
-        # One relay of a service publishes at a time (a transaction-scoped advisory lock taken in
-        # the claim itself): two claiming side by side would each hold a run of ids, and the later
-        # run could reach Kafka first — a case's events out of order. The others stand by and take
-        # over on their next wake or poll. 同一服务同一时刻只有一个中继在发布（事务级咨询锁），保证同键事件顺序。
-        self.lock_key = zlib.crc32(f"outbox-relay:{table.schema}".encode())
+        # One relay of a service publishes a lane at a time (a transaction-scoped advisory lock
+        # taken in the claim itself): two claiming side by side would each hold a run of ids, and
+        # the later run could reach Kafka first — a case's events out of order. The others stand by
+        # and take over on their next wake or poll.
+        # 同一服务每个通道同一时刻只有一个中继在发布（事务级咨询锁），保证同键事件顺序。
+        #: Each lane's relay lock (the live lane's is the key of the relay before lanes). 各通道的中继锁。
+        self.lock_keys: dict[int, int] = {
+            lane: zlib.crc32(f"outbox-relay:{table.schema}{'' if lane == 0 else f':{LANES[lane]}'}".encode())
+            for lane in range(len(LANES))
+        }
         # The lock is an init plan (evaluated once): a standby relay's claim stops at once instead
         # of walking the whole queue. 锁作为一次性子计划求值：备用中继的认领立即结束。
-        self._claim_sql = (
-            f"SELECT p.id, o.topic, o.key, o.value, o.headers FROM {schema}.outbox_pending p "
+        self._claim_sql = {
+            lane: f"SELECT p.id, o.topic, o.key, o.value, o.headers FROM {schema}.outbox_pending p "
             f"JOIN {schema}.outbox o ON o.id = p.id "
-            f"WHERE (SELECT pg_try_advisory_xact_lock({self.lock_key})) "
+            f"WHERE p.lane = {lane} AND (SELECT pg_try_advisory_xact_lock({key})) "
             "ORDER BY p.id LIMIT $1"
-        )
+            for lane, key in self.lock_keys.items()
+        }
         self._state_sql = f"SELECT topic, partition, epoch, last_offset FROM {schema}.outbox_partitions"
         self._done_sql = f"DELETE FROM {schema}.outbox_pending WHERE id = ANY($1::bigint[])"
         self._record_sql = (
@@ -275,81 +302,112 @@ class OutboxRelay:
             f"since = CASE WHEN {schema}.outbox_partitions.epoch = EXCLUDED.epoch "
             f"THEN {schema}.outbox_partitions.since ELSE now() END"
         )
-        #: Make a partition's retained rows pending again (its log was lost). 分区日志丢失：保留行重新待发。
-        self.requeue_sql = (
+        self._requeue_sql = (
             f"WITH gone AS (DELETE FROM {schema}.outbox_published WHERE topic = $1 AND partition = $2 "
             "RETURNING outbox_ids) "
-            f"INSERT INTO {schema}.outbox_pending (id) SELECT unnest(outbox_ids) FROM gone "
+            f"INSERT INTO {schema}.outbox_pending (id, lane) SELECT unnest(outbox_ids), $3 FROM gone "
             "ON CONFLICT (id) DO NOTHING RETURNING id"
         )
 
+    @property
+    def lock_key(self) -> int:
+        """The live lane's relay lock. 实时通道的中继锁。"""
+        return self.lock_keys[0]
+
+    @property
+    def last_error(self) -> str | None:
+        """The last failure of any lane's loop, until that loop succeeds again. 最近一次失败。"""
+        return next(iter(self._errors.values()), None)
+
+    async def requeue(self, conn: Any, topic: str, partition: int) -> list[Any]:
+        """Make a partition's retained rows pending again, in its topic's lane (its log was lost).
+        分区日志丢失：保留行重新待发（仍在该主题的通道）。"""
+        return list(await conn.fetch(self._requeue_sql, topic, partition, topic_lane(topic)))
+
     def wake(self) -> None:
         """Tell the relay new rows were committed (saves waiting for the next poll)."""
-        self._wake.set()
+        for event in self._wake.values():
+            event.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name=f"outbox-relay:{self.table.schema}")
+        self._tasks = [
+            asyncio.create_task(self.run(lane), name=f"outbox-relay:{self.table.schema}:{LANES[lane]}")
+            for lane in self.lanes
+        ]
 
     async def stop(self) -> None:
         self._stopping.set()
-        self._wake.set()
-        await stop_task(self._task, 20)
+        self.wake()
+        for task in self._tasks:
+            await stop_task(task, 20)
         if self.keeper is not None:
             await self.keeper.close()
 
-    async def run(self) -> None:
+    async def run(self, lane: int = 0) -> None:
+        """One lane's loop: publish while rows wait, else sleep until woken or the poll. 单个通道的发布循环。"""
+        wake = self._wake[lane]
         backoff = Backoff(initial=self.poll_interval_s, maximum=5.0)
         wait = backoff.initial
         while not self._stopping.is_set():
             # Cleared before the claim, not after: a commit that wakes the relay while it is
             # publishing is not lost (it would otherwise wait for the next poll).
             # 在认领之前清除唤醒标志：发布期间到来的提交唤醒不会丢失。
-            self._wake.clear()
+            wake.clear()
             try:
-                sent = await self.relay_once()
-                self.last_error = None
+                sent = await self._relay_lane(lane)
+                self._errors.pop(lane, None)
                 backoff.reset()
                 wait = backoff.initial
-                await self._keep_if_due()
+                await self._keep_if_due(lane)
                 if sent >= self.batch_size:
                     continue  # more waiting: go on without sleeping
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self._errors[lane] = f"{type(exc).__name__}: {exc}"
                 if self.metrics:
                     self.metrics.outbox_errors.inc()
                 wait = backoff.failed()
-                log.warning("outbox relay failed; backing off", error=self.last_error, backoff_s=wait)
+                log.warning(
+                    "outbox relay failed; backing off", lane=LANES[lane], error=self._errors[lane], backoff_s=wait
+                )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                await asyncio.wait_for(wake.wait(), wait)
                 # Woken by a commit: linger a moment so one batch carries many requests' events.
                 await asyncio.sleep(self.linger_s)
 
-    async def _keep_if_due(self) -> None:
-        """Every ``keep_interval_s``: check the broker still holds what was published, and let go
-        of what every consumer has. 定期核对代理日志并释放已被全部消费的行。"""
+    async def _keep_if_due(self, lane: int) -> None:
+        """Every ``keep_interval_s``: check the broker still holds what this lane published, and let
+        go of what every consumer has. 定期核对代理日志并释放已被全部消费的行（按通道）。"""
         if self.keeper is None or self._stopping.is_set():
             return
         now = time.monotonic()
-        if now - self._kept_at < self.keep_interval_s:
+        if now - self._kept_at[lane] < self.keep_interval_s:
             return
-        self._kept_at = now
-        requeued = await self.keeper.keep_once(self)
+        self._kept_at[lane] = now
+        requeued = await self.keeper.keep_once(self, lane=lane)
         if requeued:
             self.republished += requeued
             await self.publisher.reconnect()
             self.wake()
 
-    async def relay_once(self) -> int:
-        """Publish one batch: claim (under the relay lock) → send → await acks → record where each row went
-        (or, for a partition whose log the broker lost, requeue its retained rows) → commit.
+    async def relay_once(self, lane: int | None = None) -> int:
+        """Publish one batch of ``lane`` (of every lane this relay has, one after the other, when
+        None); returns the rows claimed. 发布一批（未指定通道时依次发布各通道）。"""
+        if lane is not None:
+            return await self._relay_lane(lane)
+        return sum([await self._relay_lane(each) for each in self.lanes])
+
+    async def _relay_lane(self, lane: int) -> int:
+        """Publish one batch of ``lane``: claim (under the lane's relay lock) → send → await acks →
+        record where each row went (or, for a partition whose log the broker lost, requeue its
+        retained rows) → commit.
 
         On the driver connection (asyncpg directly): the relay is on every service's hot path and
         SQLAlchemy's per-row result processing would cost more than the claim itself.
         """
         async with driver_connection(self.engine) as conn, conn.transaction():
-            rows = await conn.fetch(self._claim_sql, self.batch_size)
+            rows = await conn.fetch(self._claim_sql[lane], self.batch_size)
             if not rows:
                 return 0
             logs = {(r["topic"], r["partition"]): PartitionLog(r["epoch"], r["last_offset"])
@@ -388,7 +446,7 @@ class OutboxRelay:
                     # The broker gave an offset we already had: this partition's log is a new one.
                     # Everything retained for it goes out again (this batch too, under a new epoch).
                     # 代理给出的偏移不大于已记录的：该分区日志已丢失，保留行连同本批以新纪元重发。
-                    requeued = await conn.fetch(self.requeue_sql, topic, partition)
+                    requeued = await self.requeue(conn, topic, partition)
                     log.warning(
                         "broker lost a partition's log; republishing what it held",
                         topic=topic, partition=partition, offset=items[0][0], recorded=known.last_offset,

@@ -33,7 +33,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import OffsetOutOfRangeError
 
 from shared.db import driver_connection
-from shared.events import TOPICS
+from shared.events import TOPICS, topic_lane
 from shared.logging import get_logger
 from shared.messaging.epochs import EVENT_ID_HEADER, header, new_epoch
 
@@ -109,6 +109,7 @@ class RetentionKeeper:
         self.findings: dict[tuple[str, int], str] = {}
         self._silent: dict[tuple[str, int, int], int] = {}
         self._admin: AIOKafkaAdminClient | None = None
+        self._one_at_a_time = asyncio.Lock()
         s = f'"{schema}"'
         self._retained_sql = (
             "SELECT DISTINCT ON (p.topic, p.partition) p.topic, p.partition, p.last_offset, "
@@ -143,12 +144,18 @@ class RetentionKeeper:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(admin.close(), 5)
 
-    async def keep_once(self, relay: OutboxRelay) -> int:
-        """One pass: verify, then requeue lost partitions and release consumed rows. Returns rows requeued."""
+    async def keep_once(self, relay: OutboxRelay, *, lane: int = 0) -> int:
+        """One pass over ``lane``'s topics (under that lane's relay lock): verify, then requeue lost
+        partitions and release consumed rows. Returns rows requeued. 按通道核对、重发与释放。"""
+        async with self._one_at_a_time:  # the lanes' loops share the reader and the admin client
+            return await self._keep_lane(relay, lane)
+
+    async def _keep_lane(self, relay: OutboxRelay, lane: int) -> int:
         async with driver_connection(self.engine) as conn:
             retained = [
                 Retained(r["topic"], r["partition"], r["epoch"], r["last_offset"], r["event_id"], r["age"])
                 for r in await conn.fetch(self._retained_sql)
+                if topic_lane(r["topic"]) == lane
             ]
         verdicts: dict[tuple[str, int], Verdict] = {}
         releasable: dict[tuple[str, int], int] = {}
@@ -160,18 +167,19 @@ class RetentionKeeper:
                 log.info("outbox retention check skipped", error=repr(exc))
                 await self.close()
                 verdicts, releasable = {}, {}
-        return await self._apply(relay, retained, verdicts, releasable)
+        return await self._apply(relay, lane, retained, verdicts, releasable)
 
     async def _apply(
         self,
         relay: OutboxRelay,
+        lane: int,
         retained: list[Retained],
         verdicts: dict[tuple[str, int], Verdict],
         releasable: dict[tuple[str, int], int],
     ) -> int:
         requeued = 0
         async with driver_connection(self.engine) as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", relay.lock_key):
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", relay.lock_keys[lane]):
                 return 0  # another replica's relay is publishing; it keeps the outbox
             for r in retained:
                 tp = (r.topic, r.partition)
@@ -180,7 +188,7 @@ class RetentionKeeper:
                 if await conn.fetchval(self._epoch_sql, r.topic, r.partition) != r.epoch:
                     continue  # the relay renewed this partition meanwhile
                 if verdicts.get(tp) == "lost":
-                    rows = await conn.fetch(relay.requeue_sql, r.topic, r.partition)
+                    rows = await relay.requeue(conn, r.topic, r.partition)
                     await conn.execute(self._lost_sql, r.topic, r.partition, new_epoch())
                     requeued += len(rows)
                     log.warning(
@@ -190,9 +198,10 @@ class RetentionKeeper:
                     )
                 else:
                     await conn.execute(self._release_sql, r.topic, r.partition, releasable[tp])
-            await conn.execute(
-                self._expire_sql, [t for t, spec in TOPICS.items() if spec.consumer_groups], self.retention_s
-            )
+            if lane == 0:  # topics without fixed groups are all live ones 无固定消费组的主题都在实时通道
+                await conn.execute(
+                    self._expire_sql, [t for t, spec in TOPICS.items() if spec.consumer_groups], self.retention_s
+                )
         if requeued and relay.metrics:
             relay.metrics.outbox_republished.inc(requeued)
         return requeued

@@ -11,7 +11,7 @@ import asyncio
 import asyncpg
 
 from shared.embedded import TansuBroker
-from shared.events import INCIDENT_REPORTED, INCIDENT_REPORTED_BULK, decode_envelope
+from shared.events import CASE_EVENTS, CASE_EVENTS_BULK, INCIDENT_REPORTED, INCIDENT_REPORTED_BULK, decode_envelope
 from tests.conftest import read_topic
 from tests.processes import Platform, new_tag, plain_dsn, post_many, wait_for_counts
 
@@ -35,6 +35,19 @@ async def routed(database_url: str, tag: str) -> list[tuple[str, ...]]:
     finally:
         await conn.close()
     return [(r["source_id"].rsplit("-", 1)[1], r["township"], r["unit"], r["matter"], r["state"]) for r in rows]
+
+
+async def published_events(database_url: str) -> dict[str, tuple[set[str], int]]:
+    """Per lane: its cases' ids, and how many events their timelines published. 各通道案件及其事件数。"""
+    conn = await asyncpg.connect(plain_dsn(database_url))
+    try:
+        rows = await conn.fetch(
+            "SELECT c.lane, array_agg(DISTINCT c.id::text) AS cases, count(t.event_id) AS events "
+            "FROM dispatch.cases c JOIN dispatch.case_transitions t ON t.case_id = c.id GROUP BY c.lane"
+        )
+    finally:
+        await conn.close()
+    return {r["lane"]: (set(r["cases"]), r["events"]) for r in rows}
 
 
 async def test_a_bulk_import_is_dispatched_exactly_once_and_routed_as_live(
@@ -71,5 +84,15 @@ async def test_a_bulk_import_is_dispatched_exactly_once_and_routed_as_live(
         imported = await routed(own_database_url, bulk_tag)
         assert imported[:LIVE] == await routed(own_database_url, live_tag)
         assert len(imported) == BULK
+
+        # Each case keeps its lane, and every event of an imported case went on case.events.bulk,
+        # every event of a live one on case.events (exactly: one more record is never there).
+        published = await published_events(own_database_url)
+        assert set(published) == {"bulk", "live"}
+        for lane, topic in (("bulk", CASE_EVENTS_BULK), ("live", CASE_EVENTS)):
+            cases, events = published[lane]
+            records = await read_topic(module_broker.bootstrap, topic, expect=events + 1, timeout_s=5)
+            assert len(records) == events
+            assert {decode_envelope(r.value).subject for r in records} == cases
     finally:
         platform.stop()

@@ -83,3 +83,83 @@ async def test_two_replicas_relaying_keep_each_keys_order(own_database_url: str,
         assert record.key.decode() == body["key"]
         seen.setdefault(body["key"], []).append(body["n"])
     assert seen == {f"case-{k}": list(range(ROWS // KEYS)) for k in range(KEYS)}
+
+
+async def test_a_live_row_is_published_before_the_bulk_backlog_ahead_of_it(
+    own_database_url: str, kafka: TansuBroker
+) -> None:
+    """Each lane is claimed on its own: the live lane's relay takes the live row at once, however many
+    bulk rows were written before it; then both lanes run side by side and every row goes once, in
+    order per key. 实时行不排在其前的批量积压之后；两个通道并行，每行一次、同键有序。"""
+    live_topic, bulk_topic = (f"test.relay.{lane}.{uuid.uuid4().hex[:8]}" for lane in ("live", "bulk"))
+    await ensure_topics(kafka.bootstrap, [live_topic, bulk_topic])
+    schema = f"relaylanes{uuid.uuid4().hex[:6]}"
+    metadata = service_metadata(schema)
+    table = outbox_tables(metadata)
+    engine = create_engine(own_database_url)
+    backlog = 3 * KEYS * 100
+    async with engine.begin() as conn:
+        await conn.execute(text(f"CREATE SCHEMA {schema}"))
+        await conn.run_sync(metadata.create_all)
+        rows = [(bulk_topic, f"case-{i % KEYS}", i // KEYS) for i in range(backlog)] + [(live_topic, "live-case", 0)]
+        await conn.execute(
+            table.insert(),
+            [
+                {
+                    "event_id": uuid.uuid4(),
+                    "topic": topic,
+                    "event_type": "test.written",
+                    "key": key,
+                    "value": orjson.dumps({"key": key, "n": n}),
+                    "headers": [["ce_type", "test.written"]],
+                }
+                for topic, key, n in rows
+            ],
+        )
+        await conn.execute(
+            text(
+                f"INSERT INTO {schema}.outbox_pending (id, lane) "
+                f"SELECT id, CASE WHEN topic = :bulk THEN 1 ELSE 0 END FROM {schema}.outbox"
+            ),
+            {"bulk": bulk_topic},
+        )
+    relay = OutboxRelay(
+        engine=create_engine(own_database_url),
+        table=table,
+        publisher=KafkaPublisher(bootstrap=kafka.bootstrap, client_id="relay-lanes"),
+        batch_size=100,
+        poll_interval_s=0.01,
+        linger_s=0.0,
+    )
+
+    async def pending(lane: int) -> int:
+        async with engine.connect() as conn:
+            found = await conn.scalar(text(f"SELECT count(*) FROM {schema}.outbox_pending WHERE lane = {lane}"))
+        return int(found or 0)
+
+    try:
+        assert await relay.relay_once(lane=0) == 1
+        assert (await pending(0), await pending(1)) == (0, backlog)
+        [live] = await read_topic(kafka.bootstrap, live_topic, expect=1)
+        assert orjson.loads(live.value) == {"key": "live-case", "n": 0}
+
+        relay.start()
+        relay.wake()
+
+        async def all_sent() -> bool:
+            return await pending(1) == 0
+
+        await eventually(all_sent, timeout_s=120)
+    finally:
+        await relay.stop()
+        await relay.publisher.stop()
+        await relay.engine.dispose()
+        await engine.dispose()
+
+    assert relay.published == backlog + 1
+    records = await read_topic(kafka.bootstrap, bulk_topic, expect=backlog, timeout_s=90)
+    seen: dict[str, list[int]] = {}
+    for record in records:
+        body = orjson.loads(record.value)
+        seen.setdefault(body["key"], []).append(body["n"])
+    assert seen == {f"case-{k}": list(range(backlog // KEYS)) for k in range(KEYS)}

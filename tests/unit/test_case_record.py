@@ -139,3 +139,23 @@ def test_an_extension_reaches_at_most_ten_working_days_past_the_deadline() -> No
     assert extension_refusal(calendar, deadline, cap) is None
     refusal = extension_refusal(calendar, deadline, cap + timedelta(minutes=1))
     assert refusal is not None and "10 个工作日" in refusal and "2026-03-24T10:00" in refusal
+
+
+def test_every_event_of_an_imported_case_is_staged_for_the_bulk_lane() -> None:
+    """A case keeps the lane it came in: its creation's and later actions' events alike go on its
+    lane's topic (so its events keep their order). 案件事件一律走其通道。"""
+    from services.dispatch.staging import Pending, stage
+
+    def staged(lane: str) -> Pending:
+        r = record()
+        r.lane = lane
+        pending = Pending()
+        for event_type in ("case.triage_required", "case.assigned"):
+            stage(pending, r, event_type=event_type, action=None, actor=Actor(Role.SYSTEM, id="test"), at=NOW,
+                  previous_state=None, body={}, changes={}, note=None, extra=None, correlation_id="c")  # fmt: skip
+        return pending
+
+    live, bulk = staged("live"), staged("bulk")
+    assert (len(live.events), len(live.bulk_events)) == (2, 0)
+    assert (len(bulk.events), len(bulk.bulk_events)) == (0, 2)
+    assert len(bulk.rows) == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -122,3 +122,23 @@ def test_lock_keys_differ_by_matter_and_include_the_caller() -> None:
     assert set(a) < set(with_caller)
     assert lock_keys(matter=None, lng=None, lat=None) == []
     assert all(-(2**63) <= k < 2**63 for k in itertools.chain(a, b, with_caller))
+
+
+def test_lock_keys_in_time_slots_are_shared_within_the_window_and_not_across_months() -> None:
+    """Two reports within the window always share a key, whatever their order or slot boundary; a
+    history import's report (months earlier) shares none with today's. 时间窗内必共享键；相隔数月不共享。"""
+    window = timedelta(hours=24)
+    rng = random.Random(11)
+    for _ in range(500):
+        first = datetime(2026, 12, 5, tzinfo=UTC) + timedelta(seconds=rng.randrange(5 * 86400))
+        second = first + timedelta(seconds=rng.randrange(int(window.total_seconds()) + 1))
+        a = lock_keys(matter="SR001", lng=LNG, lat=LAT, reported_at=first, window=window)
+        b = lock_keys(matter="SR001", lng=LNG, lat=LAT, reported_at=second, window=window)
+        assert set(a) & set(b), (first, second)
+    today = lock_keys(matter="SR001", lng=LNG, lat=LAT, reported_at=datetime(2026, 12, 5, 9, tzinfo=UTC))
+    imported = lock_keys(matter="SR001", lng=LNG, lat=LAT, reported_at=datetime(2026, 3, 5, 9, tzinfo=UTC))
+    assert not set(today) & set(imported)
+    # the repeat-caller key has no time limit 重复来电键不分时段
+    assert set(
+        lock_keys(matter=None, lng=None, lat=None, phone_hash="h", reported_at=datetime(2026, 3, 5, tzinfo=UTC))
+    ) == set(lock_keys(matter=None, lng=None, lat=None, phone_hash="h", reported_at=datetime(2026, 12, 5, tzinfo=UTC)))
