@@ -281,14 +281,17 @@ class OutboxRelay:
             lane: zlib.crc32(f"outbox-relay:{table.schema}{'' if lane == 0 else f':{LANES[lane]}'}".encode())
             for lane in range(len(LANES))
         }
-        # The lock is an init plan (evaluated once): a standby relay's claim stops at once instead
-        # of walking the whole queue. 锁作为一次性子计划求值：备用中继的认领立即结束。
+        # The lock is its own statement, before the claim: the claim's snapshot is then taken after
+        # the lock is held, so it sees the pending rows the previous holder cleared (a lock taken
+        # inside the claim comes after the claim's snapshot, and a batch published by the holder
+        # that just committed would be claimed again). A standby relay stops at the lock.
+        # 先单独取锁再认领：认领的快照晚于取锁，看得到上一持锁者已清除的待发行（锁若在认领语句内取得，
+        # 快照早于取锁，刚提交的一批会被再次认领）。备用中继在取锁处即停止。
+        self._lock_sql = "SELECT pg_try_advisory_xact_lock($1)"
         self._claim_sql = {
             lane: f"SELECT p.id, o.topic, o.key, o.value, o.headers FROM {schema}.outbox_pending p "
-            f"JOIN {schema}.outbox o ON o.id = p.id "
-            f"WHERE p.lane = {lane} AND (SELECT pg_try_advisory_xact_lock({key})) "
-            "ORDER BY p.id LIMIT $1"
-            for lane, key in self.lock_keys.items()
+            f"JOIN {schema}.outbox o ON o.id = p.id WHERE p.lane = {lane} ORDER BY p.id LIMIT $1"
+            for lane in self.lock_keys
         }
         self._state_sql = f"SELECT topic, partition, epoch, last_offset FROM {schema}.outbox_partitions"
         self._done_sql = f"DELETE FROM {schema}.outbox_pending WHERE id = ANY($1::bigint[])"
@@ -407,6 +410,8 @@ class OutboxRelay:
         SQLAlchemy's per-row result processing would cost more than the claim itself.
         """
         async with driver_connection(self.engine) as conn, conn.transaction():
+            if not await conn.fetchval(self._lock_sql, self.lock_keys[lane]):
+                return 0  # another replica is publishing this lane 其他副本正在发布该通道
             rows = await conn.fetch(self._claim_sql[lane], self.batch_size)
             if not rows:
                 return 0
