@@ -301,11 +301,16 @@ async def platform(
         for i in range(dispatchers - 1):
             extra[f"dispatch-{i + 2}"] = start_extra(plat, label, "dispatch")
         if import_processes:
-            bulk = {"DISPATCH_INCIDENT_LANES": "bulk", "OUTBOX_LANES": "bulk"}
+            bulk = {"DISPATCH_INCIDENT_LANES": "bulk", "OUTBOX_LANES": "bulk", "DB_BACKEND_NICE": "10"}
             extra["dispatch-import"] = start_extra(plat, label, "dispatch", env=bulk, nice=10)
             plat.ports["intake-import"] = free_port()
             extra["intake-import"] = start_extra(
-                plat, label, "intake", port=plat.ports["intake-import"], env={"OUTBOX_LANES": "bulk"}, nice=10
+                plat,
+                label,
+                "intake",
+                port=plat.ports["intake-import"],
+                env={"OUTBOX_LANES": "bulk", "DB_BACKEND_NICE": "10"},
+                nice=10,
             )
         async with httpx.AsyncClient(timeout=5) as http:
             deadline = time.monotonic() + 120

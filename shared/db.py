@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, event, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -69,6 +70,26 @@ def create_engine(url: str, *, pool_size: int = 10, application_name: str = "zhp
         json_deserializer=orjson.loads,
         **kw,
     )
+
+
+def lower_backend_priority(engine: AsyncEngine, nice: int) -> None:
+    """Run the database backends of ``engine``'s connections at CPU priority ``nice`` (a history import's
+    processes: their PostgreSQL work then yields the CPU to the live processes', as they do).
+
+    Only where PostgreSQL runs on this host as this user (the embedded default); elsewhere the
+    operating system refuses and nothing changes. 历史导入进程的数据库后端以较低 CPU 优先级运行
+    （仅当 PostgreSQL 与本进程同机同用户时生效，否则无变化）。"""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _lower(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        finally:
+            cursor.close()
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, int(pid), max(nice, os.getpriority(os.PRIO_PROCESS, int(pid))))
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

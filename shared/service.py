@@ -28,7 +28,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.answers import Health, Readiness, documented
 from shared.auth import StaffDirectory
-from shared.db import UnitOfWork, create_engine, is_database_unavailable, ping, session_factory
+from shared.db import (
+    UnitOfWork,
+    create_engine,
+    is_database_unavailable,
+    lower_backend_priority,
+    ping,
+    session_factory,
+)
 from shared.errors import (
     BAD_DATA_DETAIL,
     bad_data_handler,
@@ -76,6 +83,8 @@ class ServiceRuntime:
         self.metrics = PlatformMetrics(self.registry, service)
         self.staff = StaffDirectory(settings.staff_tokens, dev_credentials=settings.dev_credentials)
         self.engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, application_name=service)
+        if settings.db_backend_nice:
+            lower_backend_priority(self.engine, settings.db_backend_nice)
         self.sessions = session_factory(self.engine)
         self.publisher = KafkaPublisher(
             bootstrap=settings.kafka_bootstrap_servers,

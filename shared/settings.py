@@ -69,6 +69,10 @@ class ServiceSettings(BaseSettings):
     #: The outbox lanes this process relays 本进程中继的通道: ``both``, or ``live`` / ``bulk`` when a history
     #: import runs in processes of its own (each lane is relayed by whichever process holds its lock).
     outbox_lanes: Literal["both", "live", "bulk"] = "both"
+    #: CPU priority (nice) of this process's PostgreSQL backends, for a history import's processes run
+    #: at a lower priority themselves: their database work then yields to the live processes' too
+    #: (only where PostgreSQL runs on this host as this user; 0: unchanged). 本进程数据库后端的 CPU 优先级。
+    db_backend_nice: int = 0
     #: How long published rows of topics without a fixed consumer group are kept (7 days).
     outbox_retention_s: float = 7 * 24 * 3600
     #: Readiness calls a consumer stalled when it is behind and applied nothing for this long.

@@ -68,3 +68,24 @@ async def test_no_callback_when_the_commit_itself_fails(engine: AsyncEngine) -> 
             await uow.session.execute(text("INSERT INTO uow_test.deferred VALUES (1, 404)"))
             uow.after_commit(lambda: seen.append("commit failed"))
     assert seen == []
+
+
+async def test_a_history_import_process_runs_its_database_backends_at_its_lower_priority(database_url: str) -> None:
+    """``DB_BACKEND_NICE``: the backends of the engine's connections run at that CPU priority (PostgreSQL
+    runs on this host in the suite, as in the embedded default). 导入进程的数据库后端以较低优先级运行。"""
+    import os
+
+    from shared.db import lower_backend_priority
+
+    low, plain = create_engine(database_url, pool_size=1), create_engine(database_url, pool_size=1)
+    lower_backend_priority(low, 7)
+    try:
+        pids = []
+        for eng in (low, plain):
+            async with eng.connect() as conn:
+                pids.append(int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()))
+        assert os.getpriority(os.PRIO_PROCESS, pids[0]) == 7
+        assert os.getpriority(os.PRIO_PROCESS, pids[1]) < 7
+    finally:
+        await low.dispose()
+        await plain.dispose()
