@@ -196,6 +196,8 @@ class Sample:
 class Run:
     samples: list[Sample] = field(default_factory=list)
     accepted: int = 0
+    #: Live records accepted (the probe's and its warm-up's): their cases count too. 实时探针受理数。
+    live_accepted: int = 0
     actions: int = 0
     action_errors: int = 0
     cpu_start: dict[str, float] = field(default_factory=dict)
@@ -498,6 +500,7 @@ async def live_probe(plat: Platform, bootstrap: str, run: Run, rate: int, second
                 if any(i in arrived for i in warm):
                     break
             run.live_warmup_s = time.perf_counter() - began
+            run.live_accepted += len(warm)
             start = time.perf_counter()
             tasks = []
             for i in range(rate * seconds):
@@ -506,6 +509,7 @@ async def live_probe(plat: Platform, bootstrap: str, run: Run, rate: int, second
                     await asyncio.sleep(delay)
                 tasks.append(asyncio.create_task(one(i, accepted)))
             await asyncio.gather(*tasks)
+            run.live_accepted += len(accepted)
         deadline = time.perf_counter() + 60
         while time.perf_counter() < deadline and not all(i in arrived for i in accepted):  # noqa: ASYNC110
             await asyncio.sleep(0.2)
@@ -600,9 +604,13 @@ async def replay(
             while time.perf_counter() < deadline:
                 cases = await conn.fetchval("SELECT count(*) FROM dispatch.cases")
                 facts = await conn.fetchval("SELECT count(*) FROM metrics.case_facts")
-                if cases >= run.accepted and facts >= cases:
+                if cases >= run.accepted + run.live_accepted and facts >= cases:
                     break
                 await asyncio.sleep(1.0)
+            print(
+                f"  [{label}] exact count: {cases:,} cases for {run.accepted + run.live_accepted:,} accepted "
+                f"({run.accepted:,} replayed + {run.live_accepted:,} live), {facts:,} metrics facts"
+            )
             acting.set()
             await operator
             await asyncio.sleep(3.0)  # let metrics take the last actions' events

@@ -82,12 +82,10 @@ def lower_backend_priority(engine: AsyncEngine, nice: int) -> None:
 
     @event.listens_for(engine.sync_engine, "connect")
     def _lower(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute("SELECT pg_backend_pid()")
-            pid = cursor.fetchone()[0]
-        finally:
-            cursor.close()
+        # The driver knows its backend's pid: no statement (a statement here would open the adapter's
+        # transaction, and the connection's first unit of work would then only be a savepoint in it).
+        # 驱动已知后端进程号：此处不执行语句（否则会开启适配器事务，首个工作单元仅成为其中的保存点）。
+        pid = dbapi_connection.driver_connection.get_server_pid()
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, int(pid), max(nice, os.getpriority(os.PRIO_PROCESS, int(pid))))
 

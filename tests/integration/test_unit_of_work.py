@@ -70,12 +70,14 @@ async def test_no_callback_when_the_commit_itself_fails(engine: AsyncEngine) -> 
     assert seen == []
 
 
-async def test_a_history_import_process_runs_its_database_backends_at_its_lower_priority(database_url: str) -> None:
+async def test_a_history_import_process_runs_its_database_backends_at_its_lower_priority(
+    database_url: str, engine: AsyncEngine
+) -> None:
     """``DB_BACKEND_NICE``: the backends of the engine's connections run at that CPU priority (PostgreSQL
     runs on this host in the suite, as in the embedded default). 导入进程的数据库后端以较低优先级运行。"""
     import os
 
-    from shared.db import lower_backend_priority
+    from shared.db import driver_connection, lower_backend_priority
 
     low, plain = create_engine(database_url, pool_size=1), create_engine(database_url, pool_size=1)
     lower_backend_priority(low, 7)
@@ -86,6 +88,23 @@ async def test_a_history_import_process_runs_its_database_backends_at_its_lower_
                 pids.append(int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()))
         assert os.getpriority(os.PRIO_PROCESS, pids[0]) == 7
         assert os.getpriority(os.PRIO_PROCESS, pids[1]) < 7
+        # A fresh connection's first transaction commits (the priority is set without opening one):
+        # on the driver connection, as intake writes, and through a unit of work.
+        # 新连接的首个事务照常提交（设置优先级时不开启事务）。
+        await low.dispose()
+        async with driver_connection(low) as conn, conn.transaction():
+            await conn.execute("INSERT INTO uow_test.things (id) VALUES (7001) ON CONFLICT DO NOTHING")
+        await low.dispose()
+        async with UnitOfWork(session_factory(low)) as uow:
+            await uow.session.execute(text("INSERT INTO uow_test.things (id) VALUES (7002) ON CONFLICT DO NOTHING"))
+        await low.dispose()
+        async with plain.connect() as conn:
+            found = (
+                await conn.execute(text("SELECT count(*) FROM uow_test.things WHERE id IN (7001, 7002)"))
+            ).scalar_one()
+        assert found == 2
+        async with plain.begin() as conn:
+            await conn.execute(text("DELETE FROM uow_test.things WHERE id IN (7001, 7002)"))
     finally:
         await low.dispose()
         await plain.dispose()
