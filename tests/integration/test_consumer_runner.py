@@ -465,7 +465,10 @@ async def test_a_position_beyond_a_shorter_new_log_is_read_again_from_the_beginn
         await second.stop()
         await publisher.stop()
     assert second.rewinds == 1
-    assert second.applied == 5 and second.duplicates == 5
+    # Exactly the five new ones applied; every record read again was skipped. How many were read
+    # again depends on timing (the fetcher may read from the broker's reset position before the
+    # rewind), so only the lower bound is fixed. 恰好应用 5 条新记录；重读条数取决于时序，只定下限。
+    assert second.applied == 5 and second.duplicates >= 5
 
 
 async def test_stop_with_the_broker_already_gone_raises_nothing(engine: AsyncEngine, own_broker: TansuBroker) -> None:
