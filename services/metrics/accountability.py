@@ -170,10 +170,9 @@ def _in(period: Period, moment: datetime | None, as_of: datetime) -> bool:
 
 
 def _events_of(events: Iterable[CaseEventRecord]) -> list[CaseEventRecord]:
-    """A case's events once each, in fold order (the reducer's ``sort_key``: ids are unique here, so its
-    last part, the canonical data, never decides and is not computed)."""
+    """A case's events once each, in the reducer's fold order (:meth:`CaseEventRecord.sort_key`)."""
     unique = {e.event_id: e for e in events}
-    return sorted(unique.values(), key=lambda e: (e.version, e.occurred_at, e.event_id))
+    return sorted(unique.values(), key=CaseEventRecord.sort_key)
 
 
 def _overdue_in_period(fact: CaseFact, period: Period, as_of: datetime) -> bool:

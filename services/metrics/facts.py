@@ -149,14 +149,37 @@ class CaseEventRecord(BaseModel):
     def _aware(cls, value: datetime) -> datetime:
         return value.replace(tzinfo=TZ) if value.tzinfo is None else value
 
-    def sort_key(self) -> tuple[int, datetime, str, str]:
-        """Fold order: (version, time, event_id, canonical data). 折叠顺序。"""
-        return (
-            self.version,
-            self.occurred_at,
-            self.event_id,
-            json.dumps(self.data, sort_keys=True, default=str, ensure_ascii=False),
-        )
+    def sort_key(self) -> tuple[int, datetime, str, _CanonicalData]:
+        """Fold order: (version, time, event_id, canonical data). 折叠顺序。
+
+        The canonical data only breaks ties between copies of one event id, so it is written out
+        only when a comparison reaches it (a sort of a case's events otherwise spent most of its
+        time serialising data it never compared). 规范化数据只在前三项相同时才序列化。"""
+        return (self.version, self.occurred_at, self.event_id, _CanonicalData(self.data))
+
+
+class _CanonicalData:
+    """An event's data compared as its canonical JSON text, written on the first comparison."""
+
+    __slots__ = ("_data", "_text")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+        self._text: str | None = None
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = json.dumps(self._data, sort_keys=True, default=str, ensure_ascii=False)
+        return self._text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _CanonicalData) and self.text == other.text
+
+    def __lt__(self, other: _CanonicalData) -> bool:
+        return self.text < other.text
+
+    __hash__ = None  # type: ignore[assignment]  # compared, never hashed
 
 
 class HandDispatch(BaseModel):

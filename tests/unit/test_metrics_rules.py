@@ -576,6 +576,22 @@ def test_reducer_shuffled_and_duplicated_events_give_identical_fact() -> None:
     assert reduce_events(events + events) == expected  # idempotent 幂等
 
 
+def test_reducer_copies_of_one_event_id_with_different_data_fold_the_same_in_any_order() -> None:
+    """Copies of one event id that disagree (a corrupt redelivery) are told apart by their canonical
+    data, so whichever copy arrives first the same one is folded. 同一事件 id 的不同副本按规范化数据取舍。"""
+    events = rich_case().events
+    accepted = next(e for e in events if e["type"] == "case.accepted")
+    twin = {**accepted, "data": {**accepted["data"], "note": "另一副本"}}
+    assert twin["data"] != accepted["data"] and twin["event_id"] == accepted["event_id"]
+    one = reduce_events([*events, twin])
+    assert reduce_events([twin, *events]) == one
+    assert reduce_events([*reversed(events), twin]) == one
+    first = sorted([CaseEventRecord.model_validate(accepted), CaseEventRecord.model_validate(twin)],
+                   key=CaseEventRecord.sort_key)[0]  # fmt: skip
+    assert sorted([CaseEventRecord.model_validate(twin), CaseEventRecord.model_validate(accepted)],
+                  key=CaseEventRecord.sort_key)[0] == first  # fmt: skip
+
+
 def test_reducer_rich_case_fields() -> None:
     fact = rich_case().fact()
     d = bj(11, 2)
