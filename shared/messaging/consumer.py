@@ -55,6 +55,7 @@ from shared.messaging.priority import LivePriority
 from shared.messaging.publisher import KafkaPublisher
 from shared.messaging.topics import ensure_topics
 from shared.observability import PlatformMetrics
+from shared.unnest import UnnestColumns
 
 log = get_logger(__name__)
 
@@ -149,6 +150,13 @@ class ConsumerRunner:
             raise ValueError("ConsumerRunner needs a handler or a batch_handler")
         self.processed = processed
         self.positions = processed.metadata.tables[f"{processed.schema}.consumer_positions"]
+        # One statement text for any batch size: a multi-row VALUES insert is a new statement per
+        # size, and each was prepared and cached on every pooled connection and its backend (the
+        # dispatch process grew by hundreds of cached statements over a replay).
+        # 任意批量同一语句文本：多行 VALUES 每种行数是一条新语句，会在每个连接及其后端上准备并缓存。
+        self._claim_columns = UnnestColumns(
+            processed, ["consumer", "event_id"], suffix="ON CONFLICT DO NOTHING RETURNING event_id"
+        )
         self.handler = handler
         self.batch_handler = batch_handler
         self.publisher = publisher
@@ -531,9 +539,8 @@ class ConsumerRunner:
     async def _claim(self, session: AsyncSession, envelopes: list[EventEnvelope[Any]]) -> set[Any]:
         """Insert idempotency keys; returns the event ids not processed before."""
         ids = list(dict.fromkeys(env.id for env in envelopes))
-        stmt = pg_insert(self.processed).on_conflict_do_nothing().returning(self.processed.c.event_id)
-        rows = [{"consumer": self.group_id, "event_id": i} for i in ids]
-        return set((await session.execute(stmt, rows)).scalars().all())
+        params = self._claim_columns.params([(self.group_id, i) for i in ids])
+        return set((await session.execute(self._claim_columns.statement, params)).scalars().all())
 
     async def _record_outcome(self, env: EventEnvelope[Any], outcome: str) -> None:
         async with UnitOfWork(self.sessions) as uow:
