@@ -47,6 +47,7 @@ from shared.errors import (
 from shared.events import LANES
 from shared.inputs import NulFreeQueryMiddleware
 from shared.logging import bind_correlation, clear_correlation, configure_logging, get_logger
+from shared.memory import trim_heap_forever
 from shared.messaging.consumer import BatchHandler, ConsumerRunner, Handler
 from shared.messaging.outbox import OutboxRelay, outbox_tables
 from shared.messaging.priority import LivePriority
@@ -227,6 +228,8 @@ class ServiceRuntime:
         self._started = True
         for consumer in self.consumers:
             consumer.start()
+        if self.settings.memory_trim_interval_s > 0:
+            self.spawn(trim_heap_forever(self.settings.memory_trim_interval_s), f"{self.service}-heap-trim")
 
     async def stop(self) -> None:
         self._stopping = True

@@ -73,6 +73,9 @@ class ServiceSettings(BaseSettings):
     #: at a lower priority themselves: their database work then yields to the live processes' too
     #: (only where PostgreSQL runs on this host as this user; 0: unchanged). 本进程数据库后端的 CPU 优先级。
     db_backend_nice: int = 0
+    #: Every this many seconds the process hands the C allocator's free pages back to the operating
+    #: system (``shared/memory.py``: keeps a long import's resident memory flat; 0: never). 归还空闲内存的间隔。
+    memory_trim_interval_s: float = 60.0
     #: How long published rows of topics without a fixed consumer group are kept (7 days).
     outbox_retention_s: float = 7 * 24 * 3600
     #: Readiness calls a consumer stalled when it is behind and applied nothing for this long.
