@@ -36,7 +36,9 @@ from services.dispatch.settings import DispatchSettings
 from services.dispatch.sweep import sweep_overdue
 from shared.events import INCIDENT_REPORTED, INCIDENT_REPORTED_BULK, JURISDICTION_CHANGED
 from shared.logging import get_logger
+from shared.messaging.backlog import BULK_BACKLOG_BATCHES, OutboxBacklog
 from shared.messaging.consumer import ConsumerRunner
+from shared.messaging.priority import LivePriority
 from shared.service import Check, ReadinessCheck, ServiceRuntime, create_service_app, tune_gc_for_throughput
 
 log = get_logger(__name__)
@@ -59,7 +61,12 @@ def create_app(
         county_code=settings.county_code,
         transport=grid_transport,
     )
-    ctx = DispatchContext(runtime=runtime, settings=settings, source=source)
+    # A bulk batch waits while the import's cases are not yet relayed to metrics (bounded lag).
+    # 批量导入的案件事件尚未中继时暂缓下一批（下游滞后有界）。
+    backlog = OutboxBacklog(
+        engine=runtime.engine, schema=str(metadata.schema), limit=BULK_BACKLOG_BATCHES * settings.outbox_batch_size
+    )
+    ctx = DispatchContext(runtime=runtime, settings=settings, source=source, live_priority=LivePriority(backlog))
     incidents = _register_consumers(ctx)
     loaders: list[asyncio.Task[object]] = []
 

@@ -26,11 +26,16 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from shared.messaging.backlog import OutboxBacklog
+
 
 class LivePriority:
     """Counts live batches in hand; bulk batches start only when there are none. 实时批次计数与批量闸门。"""
 
-    def __init__(self) -> None:
+    def __init__(self, backlog: OutboxBacklog | None = None) -> None:
+        #: The bulk lane's outbox backlog a bulk batch also waits for (:mod:`shared.messaging.backlog`).
+        #: 批量批次还需等待的批量通道发件箱积压。
+        self.backlog = backlog
         self._live = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -55,7 +60,10 @@ class LivePriority:
                 self._idle.set()
 
     async def before_bulk_batch(self) -> None:
-        """Wait until no live batch is in hand (returns at once when none is). 等待实时批次处理完毕。"""
+        """Wait until no live batch is in hand (returns at once when none is), and until the bulk lane's
+        outbox is relayed within its limit when a backlog is set. 等待实时批次处理完毕及批量积压回落。"""
         if self._live:
             self.bulk_waits += 1
         await self._idle.wait()
+        if self.backlog is not None:
+            await self.backlog.wait_until_relayed()
