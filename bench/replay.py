@@ -19,7 +19,8 @@ What it prints:
   ``incident.reported`` record (no group, JSON decode), (b) a raw asyncpg COPY of the rows
   dispatch wrote per case (cases, timeline, and one outbox row per timeline row) into empty
   copies of its tables with the same indexes; dispatch's rate is printed as a ratio to (b);
-- the hours 24 M events would take at the slowest stage's rate;
+- the end-to-end time (first batch posted → every case and metrics fact stored) and the hours 24 M
+  events would take at that pace and at the slowest stage's rate;
 - with ``--live-rate`` > 0: while the replay runs, live cityops records at that rate into the
   single-record endpoint, and the time from intake's 202 to ``case.dispatched`` (p50/p99). The
   replay goes in intake's bulk lane (``?lane=bulk``, ``--lane bulk``, the default: what a history
@@ -27,11 +28,14 @@ What it prints:
 - with ``--two-dispatch``: a second run of the same events on a fresh database and broker with two
   dispatch processes in one consumer group: its rate beside the first, and whether both runs
   routed every report the same way (incident → township, unit, matter, state, merged-into; times
-  are not compared: dispatch stamps its own clock today).
+  are not compared: dispatch stamps its own clock today). ``--two-dispatch-events N`` runs the
+  comparison (one process, then two, each on a fresh platform) on the first N reports only, so a
+  2 M run need not be repeated twice. Each run's outcomes are written to
+  ``test-artifacts/<label>-outcomes.tsv`` (incident, group, township, unit, matter, state) to diff.
 
 Asserts nothing; prints figures. Usage:
   python bench/replay.py [--events 200000] [--producers 2] [--batch 500] [--act-share 0.2]
-                         [--live-rate 100] [--live-seconds 30] [--two-dispatch] [--seed 2026]
+                         [--live-rate 100] [--live-seconds 30] [--two-dispatch [--two-dispatch-events N]] [--seed 2026]
                          [--lane bulk|live]
 """
 
@@ -209,6 +213,8 @@ class Run:
     live_applying: list[float] = field(default_factory=list)
     live_warmup_s: float = 0.0
     refused: Counter[str] = field(default_factory=Counter)
+    #: From the first batch posted to the last report's case and metrics fact stored. 端到端用时。
+    end_to_end_s: float = 0.0
 
 
 def steady_rate(samples: list[Sample], attr: str) -> float:
@@ -266,7 +272,7 @@ def start_extra(
 @contextlib.asynccontextmanager
 async def platform(
     server_url: str, label: str, *, dispatchers: int = 1, import_processes: bool = False
-) -> AsyncIterator[tuple[Platform, str, list[subprocess.Popen[bytes]]]]:
+) -> AsyncIterator[tuple[Platform, str, dict[str, subprocess.Popen[bytes]]]]:
     """A fresh database and broker, the four services (and extra dispatch processes), demo county loaded.
 
     ``import_processes``: the history import gets processes of its own at a lower CPU priority
@@ -614,6 +620,7 @@ async def replay(
                 cases = await conn.fetchval("SELECT count(*) FROM dispatch.cases")
                 facts = await conn.fetchval("SELECT count(*) FROM metrics.case_facts")
                 if cases >= run.accepted + run.live_accepted and facts >= cases:
+                    run.end_to_end_s = time.perf_counter() - t0
                     break
                 await asyncio.sleep(1.0)
             print(
@@ -626,7 +633,7 @@ async def replay(
             stop.set()
             await watcher
             run.cpu_end = cpu_all(plat, extra)
-            fingerprint = await routing_fingerprint(conn)
+            fingerprint = await routing_fingerprint(conn, ARTIFACTS / f"{label}-outcomes.tsv")
             floors = (
                 ""
                 if not args.floors
@@ -646,7 +653,7 @@ async def replay(
 _OUTCOMES = ("case.dispatched", "case.triage_required", "case.merged", "case.self_handled")
 
 
-async def routing_fingerprint(conn: asyncpg.Connection) -> str:
+async def routing_fingerprint(conn: asyncpg.Connection, outcomes_path: Path | None = None) -> str:
     """sha256 over every replayed report's routing outcome: township, unit, matter and the state its routing
     left it in, per group of reports merged together (并案组). Which report of a group survives and which
     are merged into it depends on the order partitions happen to be applied in (two reports of one spot in
@@ -655,20 +662,22 @@ async def routing_fingerprint(conn: asyncpg.Connection) -> str:
     records (only the first run has them) and what the operator did later (which cases it reaches depends
     on speed). 路由结果指纹：按并案组比较（组内谁为主件取决于分区处理顺序），不含时间、实时探针与后续办理。"""
     query = (
-        "WITH outcome AS (SELECT DISTINCT ON (case_id) case_id, state FROM dispatch.case_transitions "
+        "WITH outcome AS (SELECT DISTINCT ON (case_id) case_id, state, event_type FROM dispatch.case_transitions "
         "WHERE event_type = ANY($1::text[]) ORDER BY case_id, version) "
-        "SELECT c.id, c.incident_id, c.township, c.unit, c.matter, o.state, c.merged_into "
+        "SELECT c.id, c.incident_id, c.source_id, c.township, c.unit, c.matter, o.state, o.event_type, c.merged_into "
         "FROM dispatch.cases c LEFT JOIN outcome o ON o.case_id = c.id "
         "WHERE c.source_id < 'RP800000000'"
     )
     incident_of: dict[uuid.UUID, str] = {}
     outcome: dict[str, tuple[str, ...]] = {}
     merged: list[tuple[str, uuid.UUID]] = []
+    detail: dict[str, str] = {}
     async with conn.transaction():
         async for row in conn.cursor(query, list(_OUTCOMES), prefetch=20_000):
             incident = str(row["incident_id"])
             incident_of[row["id"]] = incident
             outcome[incident] = tuple(str(row[k]) for k in ("township", "unit", "matter", "state"))
+            detail[incident] = f"{row['source_id']}\t{row['event_type']}"
             if row["merged_into"] is not None:
                 merged.append((incident, row["merged_into"]))
     parent: dict[str, str] = {}
@@ -687,9 +696,13 @@ async def routing_fingerprint(conn: asyncpg.Connection) -> str:
     for incident in outcome:
         groups.setdefault(root(incident), []).append(incident)
     digest = hashlib.sha256()
+    lines: list[str] = []
     for key in sorted(groups):
         members = sorted(groups[key])
         digest.update(orjson.dumps([members, sorted(outcome[m] for m in members)]))
+        lines.extend(f"{m}\t{key}\t" + "\t".join(outcome[m]) + f"\t{detail[m]}\n" for m in members)
+    if outcomes_path is not None:  # incident, its group, township, unit, matter, state: to diff two runs
+        await asyncio.to_thread(outcomes_path.write_text, "".join(lines))
     return f"{digest.hexdigest()[:16]} over {len(outcome):,} replayed reports ({len(merged):,} merged)"
 
 
@@ -812,6 +825,12 @@ def report(label: str, run: Run, n: int, floors: dict[str, float] | None) -> flo
         series = [x.rss.get(name, 0.0) for x in s]
         q = [series[min(len(series) - 1, int(f * (len(series) - 1)))] for f in (0, 0.25, 0.5, 0.75, 1.0)]
         print(f"    {name:<11} " + " · ".join(f"{v:.0f}" for v in q) + f" · {max(series):.0f}")
+    if run.end_to_end_s:
+        whole = (run.accepted + run.live_accepted) / run.end_to_end_s
+        print(
+            f"  end to end (first batch posted → every case and metrics fact stored): {run.end_to_end_s:,.0f} s"
+            f" = {whole:,.0f} reports/s → {TARGET_EVENTS / whole / 3600:.1f} h for {TARGET_EVENTS / 1e6:.0f} M"
+        )
     slowest = min(r for r in rates.values() if r > 0) if any(rates.values()) else 0.0
     if slowest:
         print(
@@ -865,19 +884,55 @@ async def main_async(args: argparse.Namespace) -> None:
         one = report("one dispatch process", run, len(events), floors)
         print(f"  routing fingerprint: {fingerprint}")
         if args.two_dispatch:
-            run2, fingerprint2, _ = await replay(
-                server_url,
-                events,
-                argparse.Namespace(**{**vars(args), "floors": False}),
-                label="replay-2",
-                dispatchers=2,
-                live=False,
-            )
-            two = report("two dispatch processes, one consumer group", run2, len(events), None)
+            # Scale-out the plain way: the platform's dispatch processes take both lanes (no import processes).
+            quiet = argparse.Namespace(**{**vars(args), "floors": False, "import_processes": False})
+            prefix = events[: args.two_dispatch_events] if args.two_dispatch_events else events
+            if len(prefix) < len(events):  # both sides on the same first reports, each on a fresh platform
+                print(f"\n(scale-out on the first {len(prefix):,} reports: one dispatch process, then two)")
+                run1, fingerprint, _ = await replay(
+                    server_url, prefix, quiet, label="replay-1p", dispatchers=1, live=False
+                )
+                one = report("one dispatch process (prefix)", run1, len(prefix), None)
+                print(f"  routing fingerprint: {fingerprint}")
+            run2, fingerprint2, _ = await replay(server_url, prefix, quiet, label="replay-2", dispatchers=2, live=False)
+            two = report("two dispatch processes, one consumer group", run2, len(prefix), None)
             print(
                 f"  routing fingerprint: {fingerprint2} — {'identical' if fingerprint2 == fingerprint else 'DIFFERENT'}"
             )
+            if fingerprint2 != fingerprint:
+                first = ARTIFACTS / f"{'replay-1p' if len(prefix) < len(events) else 'replay-1'}-outcomes.tsv"
+                print(f"  {compare_outcomes(first, ARTIFACTS / 'replay-2-outcomes.tsv')}")
             print(f"\ntwo dispatch processes / one: {two / one:.2f}×" if one else "")
+
+
+def compare_outcomes(first: Path, second: Path) -> str:
+    """Where two runs' outcomes differ, by merge group (并案组): reports outside any group, and groups
+    whose members or outcomes differ — a near-duplicate pair whose reports sit in different partitions
+    keeps whichever was applied first, so its survivor (and the survivor's own unit) follows arrival
+    order. 两次运行结果按并案组比较：跨分区的近似重复，先处理者为主件，随到达顺序而定。"""
+
+    def load(path: Path) -> dict[str, list[tuple[str, ...]]]:
+        groups: dict[str, list[tuple[str, ...]]] = {}
+        with path.open() as lines:
+            for line in lines:
+                incident, group, *rest = line.rstrip("\n").split("\t")
+                groups.setdefault(group, []).append((incident, *rest[:4]))
+        return groups
+
+    a, b = load(first), load(second)
+    members = {m[0]: k for g in (a, b) for k, ms in g.items() for m in ms}
+
+    def shape(members: list[tuple[str, ...]]) -> tuple[list[str], list[tuple[str, ...]]]:
+        return sorted(m[0] for m in members), sorted(m[1:] for m in members)  # who, and what became of them
+
+    differing = {k for k in a.keys() | b.keys() if shape(a.get(k, [])) != shape(b.get(k, []))}
+    grouped = {m[0] for g in (a, b) for ms in g.values() if len(ms) > 1 for m in ms}  # merged in either run
+    apart = sum(1 for k in differing if not any(m[0] in grouped for m in a.get(k, []) + b.get(k, [])))
+    return (
+        f"outcomes compared by merge group: {len(a):,} groups over {len(members):,} reports; {len(differing):,} "
+        f"differ: {len(differing) - apart:,} with a report merged in either run (near-duplicates whose survivor "
+        f"follows arrival order across partitions), {apart:,} never merged (a routing difference)"
+    )
 
 
 def main() -> None:
@@ -889,6 +944,12 @@ def main() -> None:
     parser.add_argument("--live-rate", type=int, default=100)
     parser.add_argument("--live-seconds", type=int, default=30)
     parser.add_argument("--two-dispatch", action="store_true")
+    parser.add_argument(
+        "--two-dispatch-events",
+        type=int,
+        default=0,
+        help="run the scale-out comparison (one process, then two) on the first N reports only (0: all)",
+    )
     parser.add_argument(
         "--import-processes",
         action="store_true",
