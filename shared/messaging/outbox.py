@@ -313,11 +313,6 @@ class OutboxRelay:
         )
 
     @property
-    def lock_key(self) -> int:
-        """The live lane's relay lock. 实时通道的中继锁。"""
-        return self.lock_keys[0]
-
-    @property
     def last_error(self) -> str | None:
         """The last failure of any lane's loop, until that loop succeeds again. 最近一次失败。"""
         return next(iter(self._errors.values()), None)
