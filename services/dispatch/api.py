@@ -9,6 +9,8 @@ admin and hotline see everything. A case outside the caller's scope answers 404.
 
 Read-side answers beyond the case row (action reasons, manual-dispatch candidates,
 the caller, the 待回访 queue) come from ``queries.py``. 案件行之外的只读结果见 ``queries.py``。
+The dependencies, a case as the API shows it and an action's answer, shared with the other route
+modules, are in ``api_common.py``. 依赖、案件表示与操作应答（各路由模块共用）见 ``api_common.py``。
 """
 
 from __future__ import annotations
@@ -21,20 +23,29 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import Field
 
-from services.dispatch.actions import API_ACTIONS, ActionOutcome, ActionProblem, perform_action
+from services.dispatch.actions import API_ACTIONS, perform_action
 from services.dispatch.answers import ActionResult, Candidates, CaseDetail, CaseList, Timeline
-from services.dispatch.case_model import Action, Actor, Refused, Role
+from services.dispatch.api_common import (
+    ACTION_RESPONSES,
+    Ctx,
+    Dispatcher,
+    Staff,
+    action_answer,
+    actor_of,
+    case_json,
+    request_correlation_id,
+)
+from services.dispatch.case_model import Action
 from services.dispatch.context import DispatchContext, utc_now
 from services.dispatch.queries import (
     CandidatesProblem,
     CaseFilters,
     action_reasons,
     callback_pending_conflict,
-    caller_json,
     case_candidates,
     get_case,
     get_timeline,
@@ -45,9 +56,9 @@ from services.dispatch.queries import (
     role_actions,
     transitions_after,
 )
-from services.dispatch.records import CaseNotFoundError, CaseRecord
+from services.dispatch.records import CaseNotFoundError
 from shared.answers import documented
-from shared.auth import StaffPrincipal, current_staff, require_roles
+from shared.auth import StaffPrincipal
 from shared.errors import MAX_INT64
 from shared.inputs import NulFreeModel
 
@@ -60,67 +71,8 @@ STREAM_GAP_WAIT_S = 10.0
 STREAM_HEARTBEAT_S = 15.0
 
 
-# --------------------------------------------------------------------------- dependencies 依赖
-
-
-async def dispatch_context(request: Request) -> DispatchContext:
-    """The app's :class:`DispatchContext` (dependency). 应用上下文。"""
-    ctx: DispatchContext = request.app.state.dispatch
-    return ctx
-
-
-#: Route parameter types: the app's context, any staff token, a dispatcher's or admin's token.
-Ctx = Annotated[DispatchContext, Depends(dispatch_context)]
-Staff = Annotated[StaffPrincipal, Depends(current_staff)]
-Dispatcher = Annotated[StaffPrincipal, Depends(require_roles("dispatcher", "admin"))]
-
-
-def actor_of(principal: StaffPrincipal) -> Actor:
-    """The lifecycle actor of a staff token (a member's id is its member id). 工作人员令牌对应的操作人。"""
-    actor_id = principal.member if principal.role == "member" else principal.token_name
-    return Actor(Role(principal.role), unit=principal.unit, township=principal.township, id=actor_id)
-
-
-def _correlation_id(request: Request) -> str:
-    return str(request.scope.get("state", {}).get("request_id") or uuid.uuid4())
-
-
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def case_json(record: CaseRecord, *, detail: bool = False) -> dict[str, Any]:
-    """A case as the API shows it (its fields from :meth:`CaseRecord.api_fields`). 案件的接口表示。"""
-    s = record.snapshot
-    out = record.api_fields()
-    out["explanation_zh"] = record.explanation.get("explanation_zh")
-    if detail:
-        incident = record.incident
-        out["explanation"] = record.explanation
-        out["snapshot"] = s.model_dump(mode="json")
-        out["incident"] = {
-            k: incident.get(k)
-            for k in (
-                "title",
-                "description",
-                "address",
-                "location",
-                "category_key",
-                "category_name",
-                "appeal_type",
-                "channel",
-                "reporter_kind",
-                "worker_id",
-                "grid_code",
-                "division_code",
-                "cell_code",
-                "attachments",
-                "approval",  # 审批办件: the applicant already masked by intake
-                "alarm",  # 监测告警: device, reading, snapshot
-            )
-        }
-        out["incident"]["caller"] = caller_json(incident)
-    return out
 
 
 # --------------------------------------------------------------------------- queries 查询
@@ -293,43 +245,6 @@ async def get_case_timeline(ctx: Ctx, case_id: uuid.UUID, principal: Staff) -> d
 
 # --------------------------------------------------------------------------- actions 操作
 
-_ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
-    403: {"description": "the role or the caller's unit may not do this 无权执行"},
-    404: {"description": "no such case, or outside the caller's scope 案件不存在或不在范围内"},
-    409: {"description": "not allowed in the current state, or version conflict: `{detail, state, version}`"},
-    422: {"description": "invalid body 请求体无效"},
-}
-
-
-def _answer(outcome: ActionOutcome) -> JSONResponse:
-    refused = outcome.refused
-    if refused is not None:
-        if isinstance(refused, Refused):
-            code = {
-                "forbidden": status.HTTP_403_FORBIDDEN,
-                "conflict": status.HTTP_409_CONFLICT,
-                "not_allowed": status.HTTP_409_CONFLICT,
-                "invalid": status.HTTP_422_UNPROCESSABLE_CONTENT,
-            }[refused.kind]
-            state, version = str(refused.current_state), refused.current_version
-        else:
-            assert isinstance(refused, ActionProblem)
-            code = status.HTTP_409_CONFLICT if refused.kind == "conflict" else status.HTTP_422_UNPROCESSABLE_CONTENT
-            state, version = refused.current_state, refused.current_version
-        return JSONResponse(
-            {"detail": refused.reason, "kind": refused.kind, "state": state, "version": version}, status_code=code
-        )
-    assert outcome.record is not None
-    return JSONResponse(
-        {
-            "case": case_json(outcome.record),
-            "transitions": [
-                {"version": a.new_case.version, "event_type": a.event_type, "state": str(a.new_case.state)}
-                for a in outcome.applied
-            ],
-        }
-    )
-
 
 async def _act(
     request: Request, ctx: DispatchContext, case_id: uuid.UUID, action: Action, body: Any, principal: StaffPrincipal
@@ -347,11 +262,11 @@ async def _act(
                 now=utc_now(),
                 jurisdiction=ctx.source.current,
                 max_rejections=ctx.settings.max_rejections,
-                correlation_id=_correlation_id(request),
+                correlation_id=request_correlation_id(request),
             )
     except CaseNotFoundError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such case 案件不存在") from None
-    return _answer(outcome)
+    return action_answer(outcome)
 
 
 async def _json(request: Request) -> Any:
@@ -375,7 +290,7 @@ class AssignRequest(NulFreeModel):
     "/v1/cases/{case_id}/assign",
     tags=[TAG],
     summary="Assign a case by hand 手动派遣 (dispatcher; triage or reported cases)",
-    **documented(ActionResult, extra=_ACTION_RESPONSES),
+    **documented(ActionResult, extra=ACTION_RESPONSES),
 )
 async def assign(
     request: Request,
@@ -402,7 +317,7 @@ async def assign(
     description="Actions: " + ", ".join(f"`{a}`" for a in API_ACTIONS) + ". Body: the action's fields plus "
     "`expected_version` (optimistic concurrency) and optional `occurred_at` (history import). "
     "After `reject` the case is re-dispatched to the next candidate, or goes to triage.",
-    **documented(ActionResult, extra=_ACTION_RESPONSES),
+    **documented(ActionResult, extra=ACTION_RESPONSES),
 )
 async def act(request: Request, ctx: Ctx, case_id: uuid.UUID, action: str, principal: Staff) -> JSONResponse:
     try:

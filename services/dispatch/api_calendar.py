@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 
 from services.dispatch.answers import CalendarLoaded
-from services.dispatch.api import Ctx
+from services.dispatch.api_common import Ctx
 from services.dispatch.calendar_notices import CalendarNotLoadedError, load_notices
 from shared.answers import documented
 from shared.auth import Admin

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import JSONResponse, Response
 
-from services.dispatch.api import Ctx, Dispatcher
+from services.dispatch.api_common import Ctx, Dispatcher
 from services.dispatch.whatif_store import XLSX_MEDIA_TYPE, WhatIfInvalidError, WhatIfRequest, run_what_if, to_xlsx
 from shared.answers import Answer, documented
 from shared.auth import StaffPrincipal

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from services.dispatch.answers import ActionResult
-from services.dispatch.api import _ACTION_RESPONSES, Ctx, Staff, _answer, _correlation_id, actor_of
+from services.dispatch.api_common import ACTION_RESPONSES, Ctx, Staff, action_answer, actor_of, request_correlation_id
 from services.dispatch.context import DispatchContext, utc_now
 from services.dispatch.forces import store
 from services.dispatch.forces.answers import (
@@ -374,7 +374,7 @@ class AssignPeopleBody(NulFreeModel):
     summary="Assign a case to a member or team 派单到人 (the unit's leader or account, dispatchers)",
     description="Recorded on the case timeline and published as `case.member_assigned`; the member then sees the "
     "case and acts on it (办结, 延期申请) with its `member` token. 记入时间线并发布事件。",
-    **documented(ActionResult, 401, extra=_ACTION_RESPONSES),
+    **documented(ActionResult, 401, extra=ACTION_RESPONSES),
 )
 async def post_assign(
     request: Request, ctx: Ctx, case_id: uuid.UUID, body: AssignPeopleBody, principal: Staff
@@ -391,13 +391,13 @@ async def post_assign(
                 now=utc_now(),
                 jurisdiction=ctx.source.current,
                 max_rejections=ctx.settings.max_rejections,
-                correlation_id=_correlation_id(request),
+                correlation_id=request_correlation_id(request),
             )
     except CaseNotFoundError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such case 案件不存在") from None
     except ForcesProblem as exc:
         raise _problem(exc) from None
-    return _answer(outcome)
+    return action_answer(outcome)
 
 
 __all__ = ["router"]

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, Field
 
-from services.dispatch.api import Ctx, Staff, _correlation_id, actor_of
+from services.dispatch.api_common import Ctx, Staff, actor_of, request_correlation_id
 from services.dispatch.context import utc_now
 from services.dispatch.forces.answers import OperationList, OperationOne, OperationTimeline
 from services.dispatch.forces.operation_rules import TRANSITIONS, OpActor, Operation, late_units
@@ -77,7 +77,7 @@ async def post_operation(request: Request, ctx: Ctx, body: OpenBody, principal: 
         async with ctx.runtime.uow() as uow:
             op = await open_operation(
                 session=uow.session, actor=op_actor(principal), case_actor=actor_of(principal),
-                spec=body.model_dump(), jurisdiction=loaded, now=now, correlation_id=_correlation_id(request),
+                spec=body.model_dump(), jurisdiction=loaded, now=now, correlation_id=request_correlation_id(request),
             )  # fmt: skip
     except PermissionError as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
@@ -161,7 +161,7 @@ async def post_operation_action(
         async with ctx.runtime.uow() as uow:
             outcome = await act_on_operation(
                 session=uow.session, op_id=op_id, action=action, body=body, actor=op_actor(principal), now=now,
-                jurisdiction=ctx.source.current, correlation_id=_correlation_id(request),
+                jurisdiction=ctx.source.current, correlation_id=request_correlation_id(request),
             )  # fmt: skip
     except OperationNotFoundError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such operation 联合执法不存在") from None

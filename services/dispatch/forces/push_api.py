@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import Field, HttpUrl
 
-from services.dispatch.api import Ctx, Staff
+from services.dispatch.api_common import Ctx, Staff
 from services.dispatch.context import utc_now
 from services.dispatch.forces import push, store
 from services.dispatch.forces.answers import DeliveryList, Subscription, SubscriptionList
