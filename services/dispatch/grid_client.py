@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from services.dispatch.routing import RoutingMemo
+from services.dispatch.routing_memo import RoutingMemo
 from shared.calendar import WorkingCalendar, load_calendar, reload_calendar
 from shared.jurisdiction import BundleInvalidError, JurisdictionBundle, JurisdictionSnapshot
 from shared.logging import get_logger

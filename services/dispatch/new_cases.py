@@ -24,7 +24,8 @@ from services.dispatch.grid_client import LoadedJurisdiction
 from services.dispatch.identity import SYSTEM_ACTOR, SYSTEM_ADMIN, case_id_for
 from services.dispatch.lifecycle import apply
 from services.dispatch.records import CaseRecord
-from services.dispatch.routing import RoutingDecision, RoutingMemo, route
+from services.dispatch.routing import RoutingDecision, route
+from services.dispatch.routing_memo import RoutingMemo
 from services.dispatch.source_kinds import adapt
 from services.dispatch.staging import Pending, must, stage, stage_applied
 from services.dispatch.store import CASE_COLUMNS, TRANSITION_COLUMNS

@@ -40,7 +40,7 @@ from typing import Any
 
 from services.dispatch.candidates import cohandlers_of
 from services.dispatch.devolution import with_assist
-from services.dispatch.routing import RoutingMemo
+from services.dispatch.routing_memo import RoutingMemo
 from services.dispatch.rules import RuleFacts
 from shared.calendar import WorkingCalendar
 from shared.jurisdiction import DevolutionEntry, JurisdictionBundle, JurisdictionSnapshot, Problem, Rule, WorkingDays

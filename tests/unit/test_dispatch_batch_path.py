@@ -24,7 +24,8 @@ from services.dispatch.identity import CASE_NAMESPACE, case_id_for, event_id_for
 from services.dispatch.lifecycle import _diff, apply
 from services.dispatch.new_cases import prime_points, route_batch, route_one, stage_new_case
 from services.dispatch.placement import locate_event
-from services.dispatch.routing import RoutingMemo, route
+from services.dispatch.routing import route
+from services.dispatch.routing_memo import RoutingMemo
 from services.dispatch.store import CASE_COLUMNS, TRANSITION_COLUMNS
 from shared.calendar import load_calendar
 from shared.events import IncidentReported, decode_envelope, make_envelope
