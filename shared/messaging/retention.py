@@ -161,7 +161,7 @@ class RetentionKeeper:
         releasable: dict[tuple[str, int], int] = {}
         if retained:
             try:
-                verdicts = await self._verify(retained)
+                verdicts = await self.verify(retained)
                 releasable = await self._releasable(retained, verdicts)
             except Exception as exc:  # the broker is away: nothing is proven, nothing changes
                 log.info("outbox retention check skipped", error=repr(exc))
@@ -193,8 +193,12 @@ class RetentionKeeper:
                     requeued += len(rows)
                     log.warning(
                         "broker no longer holds what was published; republishing",
-                        topic=r.topic, partition=r.partition, offset=r.last_offset, republishing=len(rows),
-                        expected=r.last_event_id, found=self.findings.get(tp),
+                        topic=r.topic,
+                        partition=r.partition,
+                        offset=r.last_offset,
+                        republishing=len(rows),
+                        expected=r.last_event_id,
+                        found=self.findings.get(tp),
                     )
                 else:
                     await conn.execute(self._release_sql, r.topic, r.partition, releasable[tp])
@@ -232,7 +236,7 @@ class RetentionKeeper:
             self._reader, self._admin = reader, admin
         return self._reader, self._admin
 
-    async def _verify(self, retained: list[Retained]) -> dict[tuple[str, int], Verdict]:
+    async def verify(self, retained: list[Retained]) -> dict[tuple[str, int], Verdict]:
         """Read the newest retained record of each partition back from the broker. 回读每个分区的最新保留记录。"""
         reader, admin = await self._clients()
         # Every topic (naming none: a named topic that is missing would be auto-created by Tansu).
@@ -241,39 +245,76 @@ class RetentionKeeper:
             t["topic"]: {p["partition"] for p in t["partitions"]} for t in described if not t.get("error_code")
         }
         verdicts: dict[tuple[str, int], Verdict] = {}
+        present: list[Retained] = []
         for r in retained:
             partitions = partitions_of.get(r.topic, set())
-            if r.partition not in partitions:
-                self.findings[r.topic, r.partition] = f"partitions now {sorted(partitions)}"
-                verdicts[r.topic, r.partition] = judge(r, None, None)
+            if r.partition in partitions:
+                present.append(r)
                 continue
-            verdicts[r.topic, r.partition] = await self._read_one(reader, r)
+            self.findings[r.topic, r.partition] = f"partitions now {sorted(partitions)}"
+            verdicts[r.topic, r.partition] = judge(r, None, None)
+        if present:
+            verdicts.update(await self._read_newest(reader, present))
         return verdicts
 
-    async def _read_one(self, reader: AIOKafkaConsumer, r: Retained) -> Verdict:
-        tp = TopicPartition(r.topic, r.partition)
-        reader.assign([tp])
-        reader.seek(tp, r.last_offset)
-        try:
-            batch = await reader.getmany(tp, timeout_ms=int(self.fetch_timeout_s * 1000), max_records=1)
-        except OffsetOutOfRangeError:
+    async def _read_newest(self, reader: AIOKafkaConsumer, retained: list[Retained]) -> dict[tuple[str, int], Verdict]:
+        """Read every partition's newest retained record at once, within one ``fetch_timeout_s``.
+
+        All partitions are assigned and fetched together, so a pass over many partitions of a log the
+        broker has lost waits one timeout, not one per partition (after a restart of the embedded
+        broker, the last accepted records were republished only after tens of seconds).
+        所有分区一并读取，整轮只等待一次超时（而非每个分区一次）。
+        """
+        wanted = {TopicPartition(r.topic, r.partition): r for r in retained}
+        reader.assign(list(wanted))
+        for tp, r in wanted.items():
+            reader.seek(tp, r.last_offset)
+        first: dict[TopicPartition, int | None] = {}  # offset found, or None: out of range
+        found: dict[TopicPartition, str | None] = {}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.fetch_timeout_s
+        while (waiting := [tp for tp in wanted if tp not in first]) and (left := deadline - loop.time()) > 0:
+            try:
+                batch = await reader.getmany(*waiting, timeout_ms=max(1, int(left * 1000)))
+            except OffsetOutOfRangeError as exc:
+                gone = [tp for tp in exc.args[0] if tp in wanted] if exc.args and isinstance(exc.args[0], dict) else []
+                if not gone:
+                    raise
+                for tp in gone:
+                    first[tp] = None
+                    reader.pause(tp)
+                continue
+            for tp, records in batch.items():
+                if records and tp not in first:
+                    first[tp] = records[0].offset
+                    found[tp] = header(records[0], EVENT_ID_HEADER)
+                    reader.pause(tp)
+        return {(tp.topic, tp.partition): self._verdict(r, tp, first, found) for tp, r in wanted.items()}
+
+    def _verdict(
+        self,
+        r: Retained,
+        tp: TopicPartition,
+        first: dict[TopicPartition, int | None],
+        found: dict[TopicPartition, str | None],
+    ) -> Verdict:
+        """One partition's verdict from what :meth:`_read_newest` read. 单个分区的判定。"""
+        key = (r.topic, r.partition, r.last_offset)
+        if tp in first and first[tp] is None:
             self.findings[r.topic, r.partition] = "offset out of range"
             return judge(r, None, None)
-        records = batch.get(tp) or []
-        if not records:
+        if tp not in first:
             # A reachable broker that twice returns nothing where a record should be does not have
             # it (Tansu acks records sent to a topic it lost and keeps none). Once proves nothing.
             # 代理可达却两次读不到应有的记录：视为丢失；一次不作判断。
-            key = (r.topic, r.partition, r.last_offset)
             self._silent[key] = self._silent.get(key, 0) + 1
             if self._silent[key] < 2:
                 return "unknown"
             self.findings[r.topic, r.partition] = "nothing returned at the recorded offset, twice"
             return judge(r, None, None)
-        self._silent.pop((r.topic, r.partition, r.last_offset), None)
-        record = records[0]
-        self.findings[r.topic, r.partition] = f"found {header(record, EVENT_ID_HEADER)} at {record.offset}"
-        return judge(r, record.offset, header(record, EVENT_ID_HEADER))
+        self._silent.pop(key, None)
+        self.findings[r.topic, r.partition] = f"found {found[tp]} at {first[tp]}"
+        return judge(r, first[tp], found[tp])
 
     async def _releasable(
         self, retained: list[Retained], verdicts: dict[tuple[str, int], Verdict]
