@@ -36,6 +36,31 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
+def cpu_by_command(kinds: dict[str, str]) -> dict[str, float]:
+    """CPU seconds used so far, per kind, by every process that matches the kind's pattern: a pattern
+    with a space is looked for anywhere in the command line (``"tansu broker"``); another names the
+    executable, or a process retitled ``<pattern>: …`` (PostgreSQL's backends). Whole machine: a
+    PostgreSQL server counts every database's backends (during a bench, the bench's are the busy ones)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = dict.fromkeys(kinds, 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        for kind, pattern in kinds.items():
+            name = command.split(" ", 1)[0].rsplit("/", 1)[-1]
+            if (pattern in command) if " " in pattern else (name == pattern or command.startswith(pattern + ":")):
+                # with the children it has reaped (cutime, cstime): a PostgreSQL backend that exited
+                # during the run counts in its postmaster's 含已退出的子进程（如已断开的数据库后端）
+                total[kind] += sum(int(f) for f in fields[11:15]) / tick
+                break
+    return total
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process, MB (0 when it is gone)."""
     try:

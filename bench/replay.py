@@ -15,6 +15,9 @@ What it prints:
   committed, metrics facts written, lifecycle actions applied;
 - CPU per event of each service process (user + system, from /proc), and resident memory sampled
   through the run (start, quartiles, peak: flat memory means the quartiles do not climb);
+- the CPU per event of what the services stand on, PostgreSQL (the whole server) and the broker,
+  and what all of it allows on this machine's cores: the most reports/s (and hours for 24 M) with
+  every process as it is, and with the services' own CPU taken as nil (PostgreSQL and the broker alone);
 - the floors, measured after the run on the same data: (a) raw aiokafka consume of every
   ``incident.reported`` record (no group, JSON decode), (b) a raw asyncpg COPY of the rows
   dispatch wrote per case (cases, timeline, and one outbox row per timeline row) into empty
@@ -48,6 +51,7 @@ import copy
 import gc
 import hashlib
 import json
+import os
 import random
 import shutil
 import statistics
@@ -72,7 +76,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.measure import pct, postgres_server, rss_mb, tree_cpu_s  # noqa: E402
+from bench.measure import cpu_by_command, pct, postgres_server, rss_mb, tree_cpu_s  # noqa: E402
 from shared.embedded import TansuBroker, free_port  # noqa: E402
 from shared.events import CASE_EVENTS, INCIDENT_REPORTED, INCIDENT_REPORTED_BULK  # noqa: E402
 from shared.messaging.topics import ensure_topics  # noqa: E402
@@ -596,10 +600,15 @@ async def monitor(
         await conn.close()
 
 
+#: What the services stand on, by command line: PostgreSQL (every backend of the server) and the broker.
+INFRASTRUCTURE = {"postgres*": "postgres", "tansu": "tansu broker"}
+
+
 def cpu_all(plat: Platform, extra: dict[str, subprocess.Popen[bytes]]) -> dict[str, float]:
     out = {name: tree_cpu_s(p.pid) for name, p in plat.procs.items()}
     for name, p in extra.items():
         out[name] = tree_cpu_s(p.pid)
+    out.update(cpu_by_command(INFRASTRUCTURE))
     return out
 
 
@@ -836,10 +845,20 @@ def report(label: str, run: Run, n: int, floors: dict[str, float] | None) -> flo
             f"timeline, {floors['outbox']:,} outbox): {floors['insert']:,.0f} cases/s"
             f"  → dispatch / (b) = {rates['dispatch cases'] / floors['insert']:.3f}  (aim ≥ 0.5)"
         )
-    print("  CPU per event (user+system, whole run / reports):")
-    for name in run.cpu_end:
-        used = run.cpu_end[name] - run.cpu_start.get(name, 0.0)
+    print("  CPU per event (user+system, whole run / reports; postgres*: the whole server):")
+    spent = {name: run.cpu_end[name] - run.cpu_start.get(name, 0.0) for name in run.cpu_end}
+    for name, used in spent.items():
         print(f"    {name:<11} {used / max(n, 1) * 1e6:>8.0f} µs  ({used:.1f} s)")
+    cores = os.cpu_count() or 1
+    every = sum(spent.values()) / max(n, 1)
+    under = sum(spent[k] for k in INFRASTRUCTURE) / max(n, 1)
+    if every and under:
+        print(
+            f"    all of these {every * 1e6:,.0f} µs → at most {cores / every:,.0f} reports/s on {cores} cores"
+            f" ({TARGET_EVENTS * every / cores / 3600:.1f} h for {TARGET_EVENTS / 1e6:.0f} M); PostgreSQL and the"
+            f" broker alone {under * 1e6:,.0f} µs → at most {cores / under:,.0f} /s"
+            f" ({TARGET_EVENTS * under / cores / 3600:.1f} h)"
+        )
     print("  resident memory, MB (start · 25 % · 50 % · 75 % · end · peak):")
     for name in s[0].rss:
         series = [x.rss.get(name, 0.0) for x in s]
