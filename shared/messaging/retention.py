@@ -269,11 +269,11 @@ class RetentionKeeper:
         reader.assign(list(wanted))
         for tp, r in wanted.items():
             reader.seek(tp, r.last_offset)
-        first: dict[TopicPartition, int | None] = {}  # offset found, or None: out of range
-        found: dict[TopicPartition, str | None] = {}
+        #: Per partition answered: (offset, event id) of the first record there, or None: out of range.
+        read: dict[TopicPartition, tuple[int, str | None] | None] = {}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.fetch_timeout_s
-        while (waiting := [tp for tp in wanted if tp not in first]) and (left := deadline - loop.time()) > 0:
+        while (waiting := [tp for tp in wanted if tp not in read]) and (left := deadline - loop.time()) > 0:
             try:
                 batch = await reader.getmany(*waiting, timeout_ms=max(1, int(left * 1000)))
             except OffsetOutOfRangeError as exc:
@@ -281,29 +281,23 @@ class RetentionKeeper:
                 if not gone:
                     raise
                 for tp in gone:
-                    first[tp] = None
+                    read[tp] = None
                     reader.pause(tp)
                 continue
             for tp, records in batch.items():
-                if records and tp not in first:
-                    first[tp] = records[0].offset
-                    found[tp] = header(records[0], EVENT_ID_HEADER)
+                if records and tp not in read:
+                    read[tp] = (records[0].offset, header(records[0], EVENT_ID_HEADER))
                     reader.pause(tp)
-        return {(tp.topic, tp.partition): self._verdict(r, tp, first, found) for tp, r in wanted.items()}
+        return {(tp.topic, tp.partition): self._verdict(r, tp in read, read.get(tp)) for tp, r in wanted.items()}
 
-    def _verdict(
-        self,
-        r: Retained,
-        tp: TopicPartition,
-        first: dict[TopicPartition, int | None],
-        found: dict[TopicPartition, str | None],
-    ) -> Verdict:
-        """One partition's verdict from what :meth:`_read_newest` read. 单个分区的判定。"""
+    def _verdict(self, r: Retained, answered: bool, record: tuple[int, str | None] | None) -> Verdict:
+        """One partition's verdict from what :meth:`_read_newest` read: nothing (``answered`` false), out
+        of range (``record`` None), or the first record's (offset, event id). 单个分区的判定。"""
         key = (r.topic, r.partition, r.last_offset)
-        if tp in first and first[tp] is None:
+        if answered and record is None:
             self.findings[r.topic, r.partition] = "offset out of range"
             return judge(r, None, None)
-        if tp not in first:
+        if record is None:
             # A reachable broker that twice returns nothing where a record should be does not have
             # it (Tansu acks records sent to a topic it lost and keeps none). Once proves nothing.
             # 代理可达却两次读不到应有的记录：视为丢失；一次不作判断。
@@ -313,8 +307,9 @@ class RetentionKeeper:
             self.findings[r.topic, r.partition] = "nothing returned at the recorded offset, twice"
             return judge(r, None, None)
         self._silent.pop(key, None)
-        self.findings[r.topic, r.partition] = f"found {found[tp]} at {first[tp]}"
-        return judge(r, first[tp], found[tp])
+        offset, event_id = record
+        self.findings[r.topic, r.partition] = f"found {event_id} at {offset}"
+        return judge(r, offset, event_id)
 
     async def _releasable(
         self, retained: list[Retained], verdicts: dict[tuple[str, int], Verdict]
