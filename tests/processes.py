@@ -99,6 +99,18 @@ class Platform:
             )
             log.close()
 
+    def start_replica(self, key: str, service: str, **env: str) -> None:
+        """One more process of ``service`` on its own port (``url(key)``), with ``env`` added: e.g. a
+        history import's own metrics (``METRICS_CASE_LANES=bulk``). Stopped with the rest."""
+        self.ports[key] = free_port()
+        log = open(ARTIFACTS / f"{self.label}-{key}.log", "ab")
+        self.procs[key] = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", f"services.{service}.app:create_app",
+             "--host", "127.0.0.1", "--port", str(self.ports[key]), "--no-access-log"],
+            cwd=ROOT, env={**self.env(), **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+
     def kill(self, name: str) -> None:
         """kill -9, as a crash would."""
         proc = self.procs.pop(name)

@@ -61,13 +61,17 @@ def create_app(
         scheme_files=scheme_files,
     )
     if settings.consume:
+        # A case's events all travel in its lane's topic; one group for both lanes (the group the
+        # outbox waits for), each process subscribed to the lanes it scores. 一个消费组，各进程订阅所计分的通道。
+        lanes = {"both": [CASE_EVENTS, CASE_EVENTS_BULK], "live": [CASE_EVENTS], "bulk": [CASE_EVENTS_BULK]}
         runtime.add_consumer(
             group_id=settings.consumer_group,
-            topics=[CASE_EVENTS, CASE_EVENTS_BULK],  # a case's events all travel in its lane's topic
+            topics=lanes[settings.case_lanes],
             batch_handler=CaseEventConsumer(
                 calendar=calendar, telemetry=telemetry, revisions_wake=state.revisions_wake
             ),
         )
+    if settings.consume and settings.case_lanes != "bulk":
         runtime.add_consumer(
             group_id=f"{settings.consumer_group}-jurisdiction",
             topics=[JURISDICTION_CHANGED],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import SettingsConfigDict
 
@@ -29,8 +30,14 @@ class MetricsSettings(ServiceSettings):
     schemes_dir: str = str(DEFAULT_SCHEMES_DIR)
     #: County code of the working-time calendar 工作日历所属区县 (``deploy/calendar/overrides.yaml``).
     calendar_county: str | None = None
-    #: Consumer group of ``case.events``.
+    #: Consumer group of ``case.events`` and ``case.events.bulk``.
     consumer_group: str = "metrics"
+    #: Which case-event lanes this process scores: ``both`` (one process), or ``live`` / ``bulk`` to
+    #: score a history import's cases (``case.events.bulk``) in a process of its own, started with a
+    #: lower CPU priority (``nice``) so the live lane's scoring and the dispatcher's live work come
+    #: first. A ``bulk`` process consumes nothing else (joint operations and jurisdiction changes stay
+    #: with the live one). 本进程计分的案件事件通道：both，或 live / bulk（历史导入的案件另起低优先级进程计分）。
+    case_lanes: Literal["both", "live", "bulk"] = "both"
     #: False: an API-only replica that consumes nothing (benchmarks, read replicas). 只读副本。
     consume: bool = True
     #: How often signed-off periods with late changes are re-scored into a revision 修订检查间隔.

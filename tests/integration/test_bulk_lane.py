@@ -13,7 +13,7 @@ import asyncpg
 from shared.embedded import TansuBroker
 from shared.events import CASE_EVENTS, CASE_EVENTS_BULK, INCIDENT_REPORTED, INCIDENT_REPORTED_BULK, decode_envelope
 from tests.conftest import read_topic
-from tests.processes import Platform, new_tag, plain_dsn, post_many, wait_for_counts
+from tests.processes import Platform, counts, new_tag, plain_dsn, post_many, wait_for_counts
 
 BULK, LIVE = 300, 60
 
@@ -94,5 +94,41 @@ async def test_a_bulk_import_is_dispatched_exactly_once_and_routed_as_live(
             records = await read_topic(module_broker.bootstrap, topic, expect=events + 1, timeout_s=5)
             assert len(records) == events
             assert {decode_envelope(r.value).subject for r in records} == cases
+    finally:
+        platform.stop()
+
+
+async def test_a_history_import_scored_by_a_metrics_process_of_its_own(
+    own_database_url: str, module_broker: TansuBroker
+) -> None:
+    """The platform's metrics scores the live lane only (``METRICS_CASE_LANES=live``); the import's cases
+    wait for a metrics of their own (``bulk``), which joins the same consumer group and scores every one
+    of them exactly once. 平台绩效只计实时通道；导入案件由其专属绩效进程（同一消费组）逐一计分。"""
+    platform = Platform(
+        own_database_url, module_broker.bootstrap, label="metrics-lanes", env_extra={"METRICS_CASE_LANES": "live"}
+    )
+    bulk_tag, live_tag = new_tag(), new_tag()
+    try:
+        platform.start()
+        await platform.wait_healthy()
+        await platform.load_demo_county()
+        bulk, live = await asyncio.gather(
+            post_many(platform.url("intake"), bulk_tag, BULK, lane="bulk"),
+            post_many(platform.url("intake"), live_tag, LIVE, batch=10),
+        )
+        assert (len(bulk), len(live)) == (BULK, LIVE)
+        assert await wait_for_counts(own_database_url, live_tag, LIVE, timeout_s=180) == exact(LIVE)
+        imported = await counts(own_database_url, bulk_tag)
+        for _ in range(360):  # every imported case dispatched (their events on case.events.bulk), none scored
+            if imported["cases"] >= BULK:
+                break
+            await asyncio.sleep(0.5)
+            imported = await counts(own_database_url, bulk_tag)
+        assert (imported["cases"], imported["metrics_facts"]) == (BULK, 0)
+
+        platform.start_replica("metrics-import", "metrics", METRICS_CASE_LANES="bulk")
+        await platform.wait_healthy("metrics-import")
+        assert await wait_for_counts(own_database_url, bulk_tag, BULK, timeout_s=180) == exact(BULK)
+        assert await wait_for_counts(own_database_url, live_tag, LIVE, timeout_s=5) == exact(LIVE)
     finally:
         platform.stop()
