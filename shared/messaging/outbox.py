@@ -287,23 +287,44 @@ class OutboxRelay:
         # that just committed would be claimed again). A standby relay stops at the lock.
         # 先单独取锁再认领：认领的快照晚于取锁，看得到上一持锁者已清除的待发行（锁若在认领语句内取得，
         # 快照早于取锁，刚提交的一批会被再次认领）。备用中继在取锁处即停止。
-        self._lock_sql = "SELECT pg_try_advisory_xact_lock($1)"
+        #
+        # The relay's own transaction commits without waiting for its WAL flush (``synchronous_commit``
+        # off for this transaction only, set in the lock statement: no round trip of its own). What it
+        # records is only where published rows went: were a database crash to lose the last commit,
+        # those rows would be pending again and published once more, which every consumer skips by
+        # event id. The events themselves were committed, durably, by the transaction that wrote them.
+        # 中继事务提交不等待 WAL 落盘（仅本事务）：它只记录已发布行的去向；若数据库崩溃丢失最后一次提交，
+        # 这些行重新待发、再发布一次，消费方按事件 id 去重。事件本身已由写入它的事务持久提交。
+        self._lock_sql = "SELECT pg_try_advisory_xact_lock($1), set_config('synchronous_commit', 'off', true)"
         self._claim_sql = {
             lane: f"SELECT p.id, o.topic, o.key, o.value, o.headers FROM {schema}.outbox_pending p "
             f"JOIN {schema}.outbox o ON o.id = p.id WHERE p.lane = {lane} ORDER BY p.id LIMIT $1"
             for lane in self.lock_keys
         }
         self._state_sql = f"SELECT topic, partition, epoch, last_offset FROM {schema}.outbox_partitions"
-        self._done_sql = f"DELETE FROM {schema}.outbox_pending WHERE id = ANY($1::bigint[])"
-        self._record_sql = (
-            f"INSERT INTO {schema}.outbox_published (topic, partition, first_offset, last_offset, outbox_ids) "
-            "VALUES ($1, $2, $3, $4, $5::bigint[])"
-        )
-        self._state_upsert_sql = (
-            f"INSERT INTO {schema}.outbox_partitions (topic, partition, epoch, last_offset) VALUES ($1, $2, $3, $4) "
+        # Where a batch went, in one statement (one round trip, however many partitions it reached):
+        # a record per partition of the ids in offset order, each partition's log state, and the
+        # rows off the pending list. On a busy machine each round trip waits for the CPU twice (here
+        # and in the database), and a live event waits for the batch in flight.
+        # 一批的去向一条语句记完（无论涉及几个分区都只一次往返）：各分区按偏移排列的行号、分区日志状态、移出待发。
+        state_upsert = (
             "ON CONFLICT (topic, partition) DO UPDATE SET epoch = EXCLUDED.epoch, last_offset = EXCLUDED.last_offset, "
             f"since = CASE WHEN {schema}.outbox_partitions.epoch = EXCLUDED.epoch "
             f"THEN {schema}.outbox_partitions.since ELSE now() END"
+        )
+        self._placed_sql = (
+            "WITH placed AS (SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bigint[], $5::text[]) "
+            "AS p(topic, partition, at, id, epoch)), "
+            f"recorded AS (INSERT INTO {schema}.outbox_published (topic, partition, first_offset, last_offset, "
+            "outbox_ids) SELECT topic, partition, min(at), max(at), array_agg(id ORDER BY at) FROM placed "
+            "GROUP BY topic, partition), "
+            f"logged AS (INSERT INTO {schema}.outbox_partitions (topic, partition, epoch, last_offset) "
+            f"SELECT topic, partition, min(epoch), max(at) FROM placed GROUP BY topic, partition {state_upsert}) "
+            f"DELETE FROM {schema}.outbox_pending WHERE id IN (SELECT id FROM placed)"
+        )
+        self._state_upsert_sql = (
+            f"INSERT INTO {schema}.outbox_partitions (topic, partition, epoch, last_offset) VALUES ($1, $2, $3, $4) "
+            + state_upsert
         )
         self._requeue_sql = (
             f"WITH gone AS (DELETE FROM {schema}.outbox_published WHERE topic = $1 AND partition = $2 "
@@ -437,7 +458,7 @@ class OutboxRelay:
             placed: dict[tuple[str, int], list[tuple[int, int]]] = {}
             for row, (partition, offset) in zip(rows, positions, strict=True):
                 placed.setdefault((row["topic"], partition), []).append((offset, row["id"]))
-            done: list[int] = []
+            done: list[tuple[str, int, int, int]] = []  # topic, partition, offset, row id
             for (topic, partition), items in placed.items():
                 items.sort()
                 known = logs.get((topic, partition))
@@ -455,12 +476,13 @@ class OutboxRelay:
                     self.republished += len(requeued)
                     await conn.execute(self._state_upsert_sql, topic, partition, new_epoch(), last)
                     continue
+                done.extend((topic, partition, offset, row_id) for offset, row_id in items)
+            if done:
                 await conn.execute(
-                    self._record_sql, topic, partition, items[0][0], last, [row_id for _, row_id in items]
+                    self._placed_sql,
+                    *(list(column) for column in zip(*done, strict=True)),
+                    [epochs[topic, partition] for topic, partition, _, _ in done],
                 )
-                await conn.execute(self._state_upsert_sql, topic, partition, epochs[topic, partition], last)
-                done.extend(row_id for _, row_id in items)
-            await conn.execute(self._done_sql, done)
         self.published += len(done)
         if len(done) < len(rows):  # a partition's log was lost: new producer, topics made again
             await self.publisher.reconnect()
