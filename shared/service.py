@@ -144,6 +144,7 @@ class ServiceRuntime:
         max_batch: int | None = None,
         batch_handler: BatchHandler | None = None,
         concurrent_partitions: bool = False,
+        partitions_together: bool = False,
         fetch_max_wait_ms: int | None = None,
         start: bool = True,
         starts_when: str = "the service starts it",
@@ -154,9 +155,11 @@ class ServiceRuntime:
 
         Give ``handler`` (one event at a time) or ``batch_handler`` (every fresh event of a
         partition batch at once, one transaction); ``concurrent_partitions`` applies the
-        partitions of a poll side by side; ``fetch_max_wait_ms`` overrides the runner's
-        (see :class:`~shared.messaging.consumer.ConsumerRunner`). 二选一：``handler`` 逐条处理，
-        ``batch_handler`` 整批处理（同一事务）；``concurrent_partitions`` 使各分区并行处理；
+        partitions of a poll side by side, ``partitions_together`` in one transaction;
+        ``fetch_max_wait_ms`` overrides the runner's (see
+        :class:`~shared.messaging.consumer.ConsumerRunner`). 二选一：``handler`` 逐条处理，
+        ``batch_handler`` 整批处理（同一事务）；``concurrent_partitions`` 使各分区并行处理，
+        ``partitions_together`` 使其合为一个事务；
         ``fetch_max_wait_ms`` 覆盖拉取等待上限。``priority`` shared by a live and a ``bulk`` runner
         makes the bulk one wait for the live one (:mod:`shared.messaging.priority`). 实时优先。
 
@@ -181,6 +184,7 @@ class ServiceRuntime:
             max_attempts=self.settings.consumer_max_attempts,
             unit_of_work=self.uow,
             concurrent_partitions=concurrent_partitions,
+            partitions_together=partitions_together,
             priority=priority,
             bulk=bulk,
         )

@@ -119,12 +119,15 @@ def _register_consumers(ctx: DispatchContext) -> list[ConsumerRunner]:
     # The incident consumer is registered now (its table is in the metadata) but started
     # only after the first snapshot (/readyz reports it as not started until then).
     # 事件消费者先登记，快照加载后再启动（此前 /readyz 报告其未启动）。
-    # A partition batch is applied with a few set-based statements (handle_incidents), the
-    # partitions of a poll side by side: their transactions take the duplicate-check advisory
-    # locks in one sorted statement each and never share an incident, so they cannot deadlock.
-    # A short fetch wait: on Tansu it is the latency this hop adds (report → case.dispatched).
-    # 按批立案，各分区并行：咨询锁每批一次按序取得、分区间不共享事件，不会死锁；
-    # 拉取等待取短值：在 Tansu 上它就是这一跳增加的时延。
+    # A batch is applied with a few set-based statements (handle_incidents). Bulk lane: the
+    # partitions of a poll side by side, one transaction each (their transactions take the
+    # duplicate-check advisory locks in one sorted statement each and never share an incident, so
+    # they cannot deadlock). Live lane: a poll brings a few reports per partition, so all of them
+    # go in one transaction (a transaction per partition would be most of the work, and on a busy
+    # machine most of a live report's wait). A short fetch wait: on Tansu it is the latency this
+    # hop adds (report → case.dispatched).
+    # 按批立案。批量通道各分区并行、各自一个事务（咨询锁每批一次按序取得、分区间不共享事件，不会死锁）；
+    # 实时通道每次拉取每个分区只有几条，全部分区合为一个事务。拉取等待取短值：在 Tansu 上它就是这一跳增加的时延。
     # The live lane, and the bulk lane (history imports): the same handler, but a bulk batch starts
     # only while no live batch is in hand (shared.messaging.priority). 实时与批量导入通道：同一处理器，实时优先。
     lanes = {  # lane → group, topic, most records in flight, fetch wait (ms)
@@ -141,7 +144,8 @@ def _register_consumers(ctx: DispatchContext) -> list[ConsumerRunner]:
                 topics=[topic],
                 batch_handler=incident_batch_handler(ctx, lane=lane),
                 max_batch=max_batch,
-                concurrent_partitions=True,
+                concurrent_partitions=lane == "bulk",
+                partitions_together=lane == "live",
                 fetch_max_wait_ms=fetch_wait_ms,
                 start=False,
                 starts_when="a jurisdiction snapshot is loaded",

@@ -115,6 +115,10 @@ class ConsumerRunner:
     Apache Kafka answers as soon as records arrive, but Tansu (the embedded default) holds
     the fetch for the whole wait, so this bounds the added latency per hop there (aiokafka's
     default of 500 ms would add up to 0.5 s) at the price of more idle fetch requests.
+    ``partitions_together``: the partitions of one poll are applied in *one* transaction (their
+    positions recorded and their offsets committed together) — for a lane that brings a few records
+    per partition at a time (a live lane), where a transaction per partition would cost most of the
+    work. 同一次拉取的各分区合并为一个事务（实时通道：每个分区每次只有几条记录）。
     同一次拉取的各分区可并行处理（仅适用于各分区事务不会互相死锁的处理器）；
     ``poll_timeout_ms`` 为无消息时单次拉取的等待时长；``fetch_max_wait_ms`` 为代理在无消息时
     挂起拉取请求的上限——Tansu 不会因新消息提前应答，故它决定每一跳增加的时延。
@@ -137,6 +141,7 @@ class ConsumerRunner:
         unit_of_work: Callable[[], UnitOfWork] | None = None,
         client_id: str | None = None,
         concurrent_partitions: bool = False,
+        partitions_together: bool = False,
         poll_timeout_ms: int = 200,
         fetch_max_wait_ms: int = 100,
         priority: LivePriority | None = None,
@@ -165,7 +170,10 @@ class ConsumerRunner:
         self.max_attempts = max_attempts
         self.unit_of_work: Callable[[], UnitOfWork] = unit_of_work or (lambda: UnitOfWork(self.sessions))
         self.client_id = client_id or group_id
+        if concurrent_partitions and partitions_together:
+            raise ValueError("concurrent_partitions and partitions_together exclude each other")
         self.concurrent_partitions = concurrent_partitions
+        self.partitions_together = partitions_together
         self.priority = priority
         self.bulk = bulk
         self.poll_timeout_ms = poll_timeout_ms
@@ -245,10 +253,13 @@ class ConsumerRunner:
                 if not batches:
                     continue
                 async with self._inflight:
-                    for tp, records in batches.items():
-                        if self._stopping.is_set() and not records:
-                            break
-                        await self._process_partition(consumer, tp, records)
+                    if self.partitions_together:
+                        await self._process(consumer, {tp: records for tp, records in batches.items() if records})
+                    else:
+                        for tp, records in batches.items():
+                            if self._stopping.is_set() and not records:
+                                break
+                            await self._process(consumer, {tp: records})
                     self._update_lag(consumer, batches)
         finally:
             self.running = False
@@ -290,7 +301,7 @@ class ConsumerRunner:
         # reading them again skips them by their ids. 期间开始再均衡也照常处理（排空会等待），新属主按 id 去重。
         for tp, records in batches.items():
             if records:
-                busy[tp] = asyncio.create_task(self._process_partition(consumer, tp, records))
+                busy[tp] = asyncio.create_task(self._process(consumer, {tp: records}))
                 self._partition_sizes[tp] = len(records)
         self._update_lag(consumer, batches)
 
@@ -374,20 +385,23 @@ class ConsumerRunner:
                 self._epochs.forget(tp)
                 await self._rewind(consumer, tp)
 
-    def _position_statement(self, tp: TopicPartition, next_offset: int) -> Any:
-        """The upsert recording where the group is in ``tp`` and what it applied last there."""
-        epoch, last_event_id = self._epochs.last.get(tp, (None, None))
-        values = {"consumer": self.group_id, "topic": tp.topic, "partition": tp.partition,
-                  "next_offset": next_offset, "epoch": epoch, "last_event_id": last_event_id}
-        stmt = pg_insert(self.positions).values(**values)
+    def _position_statement(self, *positions: tuple[TopicPartition, int]) -> Any:
+        """The upsert recording where the group is in each partition (``(tp, next offset)``) and what
+        it applied last there. 记录各分区的消费位置及最后处理的事件。"""
+        values = []
+        for tp, next_offset in sorted(positions):  # one order for every writer: no deadlock between two
+            epoch, last_event_id = self._epochs.last.get(tp, (None, None))
+            values.append({"consumer": self.group_id, "topic": tp.topic, "partition": tp.partition,
+                           "next_offset": next_offset, "epoch": epoch, "last_event_id": last_event_id})
+        stmt = pg_insert(self.positions).values(values)
         return stmt.on_conflict_do_update(
             index_elements=["consumer", "topic", "partition"],
             set_={k: stmt.excluded[k] for k in ("next_offset", "epoch", "last_event_id")} | {"updated_at": func.now()},
         )
 
-    async def _save_position(self, tp: TopicPartition, next_offset: int) -> None:
-        """Record the position on its own (after a batch applied one by one). 单独记录消费位置。"""
-        stmt = self._position_statement(tp, next_offset)
+    async def _save_position(self, *positions: tuple[TopicPartition, int]) -> None:
+        """Record the positions on their own (after a batch applied one by one). 单独记录消费位置。"""
+        stmt = self._position_statement(*positions)
         while True:
             try:
                 async with UnitOfWork(self.sessions) as uow:
@@ -408,44 +422,51 @@ class ConsumerRunner:
         await consumer.seek_to_beginning(tp)
 
     # -- processing
-    async def _process_partition(
-        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord]
-    ) -> None:
+    async def _process(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Apply a poll's records of ``batches`` (one partition, or all of a poll's together) in one
+        transaction, behind the lane's priority gate. 在一个事务中处理（单个分区，或一次拉取的全部分区）。"""
         if self.priority is None:
-            await self._check_and_apply(consumer, tp, records)
+            await self._check_and_apply(consumer, batches)
         elif self.bulk:  # a bulk batch starts only when no live batch is in hand 批量批次让实时批次先行
             await self.priority.before_bulk_batch()
-            await self._check_and_apply(consumer, tp, records)
+            await self._check_and_apply(consumer, batches)
         else:
             async with self.priority.live_batch():
-                await self._check_and_apply(consumer, tp, records)
+                await self._check_and_apply(consumer, batches)
 
     async def _check_and_apply(
-        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord]
+        self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord]]
     ) -> None:
-        if self._epochs.check(tp, records).action == "rewind":
-            await self._rewind(consumer, tp)
-            return
-        await self._apply_and_commit(consumer, tp, records)
+        applying: dict[TopicPartition, list[ConsumerRecord]] = {}
+        for tp, records in batches.items():
+            if self._epochs.check(tp, records).action == "rewind":
+                await self._rewind(consumer, tp)
+            else:
+                applying[tp] = records
+        if applying:
+            await self._apply_and_commit(consumer, applying)
 
     async def _apply_and_commit(
-        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord]
+        self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord]]
     ) -> None:
         decoded: list[tuple[ConsumerRecord, EventEnvelope[Any]]] = []
-        for record in records:
-            try:
-                decoded.append((record, decode_envelope(record.value)))
-            except ContractError as exc:
-                await self._dead_letter(record, f"contract: {exc}")
-        # The position is recorded in the batch's own transaction: what PostgreSQL says was applied
+        for records in batches.values():
+            for record in records:
+                try:
+                    decoded.append((record, decode_envelope(record.value)))
+                except ContractError as exc:
+                    await self._dead_letter(record, f"contract: {exc}")
+        # The positions are recorded in the batch's own transaction: what PostgreSQL says was applied
         # and where the group resumes can never disagree (a stop between the two would otherwise
         # re-read the batch; deduplicated, but counted twice). 位置与批处理同一事务记录。
-        self._epochs.applied(tp, records)
-        position = (tp, records[-1].offset + 1)
+        positions: list[tuple[TopicPartition, int]] = []
+        for tp, records in batches.items():
+            self._epochs.applied(tp, records)
+            positions.append((tp, records[-1].offset + 1))
         with_position = True
         while True:
             try:
-                await self._apply_all(decoded, position=position)
+                await self._apply_all(decoded, positions=positions)
                 break
             except Exception as exc:
                 if is_database_unavailable(exc):
@@ -458,9 +479,9 @@ class ConsumerRunner:
                 break
         self.last_progress = time.monotonic()
         if not with_position:
-            await self._save_position(*position)
+            await self._save_position(*positions)
         try:
-            await consumer.commit({tp: records[-1].offset + 1})
+            await consumer.commit(dict(positions))
         except CommitFailedError as exc:  # rebalanced meanwhile: the new owner re-reads, dedup skips
             log.warning("offset commit failed after rebalance", consumer=self.group_id, error=repr(exc))
 
@@ -468,15 +489,15 @@ class ConsumerRunner:
         self,
         items: list[tuple[ConsumerRecord, EventEnvelope[Any]]],
         *,
-        position: tuple[TopicPartition, int] | None = None,
+        positions: Sequence[tuple[TopicPartition, int]] = (),
     ) -> None:
-        """Apply ``items`` once each in one transaction, recording ``position`` in it too."""
-        if not items and position is None:
+        """Apply ``items`` once each in one transaction, recording ``positions`` in it too."""
+        if not items and not positions:
             return
         todo: list[tuple[ConsumerRecord, EventEnvelope[Any]]] = []
         async with self.unit_of_work() as uow:
-            if position is not None:
-                await uow.session.execute(self._position_statement(*position))
+            if positions:
+                await uow.session.execute(self._position_statement(*positions))
             if not items:
                 return
             fresh = await self._claim(uow.session, [env for _, env in items])

@@ -211,11 +211,13 @@ class BatchRecorder:
         )
 
 
-async def test_batch_handler_isolates_a_poison_event_across_concurrent_partitions(
-        engine: AsyncEngine, own_broker: TansuBroker) -> None:
-    """Batches of a 6-partition topic applied side by side; the batch holding the poison event falls
-    back to one event per transaction, the poison one is dead-lettered, every other event applied once.
-    批处理器 + 分区并行：含毒消息的批次逐条重试，毒消息进死信，其余事件各处理一次。"""
+@pytest.mark.parametrize("mode", ["concurrent_partitions", "partitions_together"])
+async def test_batch_handler_isolates_a_poison_event_across_partitions(
+        engine: AsyncEngine, own_broker: TansuBroker, mode: str) -> None:
+    """Batches of a 6-partition topic applied side by side (or a poll's partitions together); the batch
+    holding the poison event falls back to one event per transaction, the poison one is dead-lettered,
+    every other event applied once.
+    批处理器 + 分区并行（或合并）：含毒消息的批次逐条重试，毒消息进死信，其余各处理一次。"""
     topic = INCIDENT_REPORTED  # 6 partitions; the runner does not care about the payload type
     await ensure_topics(own_broker.bootstrap, [topic])
     good = [envelope(f"36{i:04d}", i) for i in range(60)]
@@ -231,9 +233,9 @@ async def test_batch_handler_isolates_a_poison_event_across_concurrent_partition
         await producer.stop()
     publisher = KafkaPublisher(bootstrap=own_broker.bootstrap, client_id="t")
     handler = BatchRecorder(poison="POISON")
-    r = ConsumerRunner(group_id="g-batch", topics=[topic], bootstrap=own_broker.bootstrap,
+    r = ConsumerRunner(group_id=f"g-batch-{mode}", topics=[topic], bootstrap=own_broker.bootstrap,
                        sessions=session_factory(engine), processed=processed, batch_handler=handler,
-                       publisher=publisher, max_batch=500, max_attempts=2, concurrent_partitions=True)
+                       publisher=publisher, max_batch=500, max_attempts=2, **{mode: True})
     r.start()
     try:
         await eventually(lambda: _eq(count_applied(engine), 60), timeout_s=30)
@@ -295,6 +297,75 @@ async def test_rebalance_with_concurrent_partitions_applies_each_event_once(
         await a.stop()
         await b.stop()
         await publisher.stop()
+
+
+class PartitionRecorder(BatchRecorder):
+    """A batch recorder that notes which partitions each batch's events came from. 记录每批来自哪些分区。"""
+
+    def __init__(self, partition_of: dict[Any, int]) -> None:
+        super().__init__()
+        self.partition_of = partition_of
+        self.partitions: list[set[int]] = []
+
+    async def __call__(self, uow: UnitOfWork, envs: list[EventEnvelope[Any]]) -> None:
+        self.partitions.append({self.partition_of[e.id] for e in envs})
+        await super().__call__(uow, envs)
+
+
+async def test_a_polls_partitions_applied_together_in_one_transaction(
+        engine: AsyncEngine, own_broker: TansuBroker) -> None:
+    """``partitions_together`` (the live lane): records of several partitions reach the batch handler
+    in one call, each event applied once, every partition's position recorded and its offset committed.
+    多个分区的记录在一次调用（一个事务）中处理；每个事件一次，各分区位置与偏移均记录、提交。"""
+    topic = INCIDENT_REPORTED
+    await ensure_topics(own_broker.bootstrap, [topic])
+    events = [envelope(f"38{i:04d}", i) for i in range(60)]
+    partition_of: dict[Any, int] = {}
+    producer = AIOKafkaProducer(bootstrap_servers=own_broker.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for e in events:
+            sent = await producer.send_and_wait(topic, key=str(e.id).encode(), value=e.to_bytes())
+            partition_of[e.id] = sent.partition
+    finally:
+        await producer.stop()
+    ends: dict[int, int] = {}
+    for p in partition_of.values():
+        ends[p] = ends.get(p, 0) + 1
+    assert len(ends) > 1
+    publisher = KafkaPublisher(bootstrap=own_broker.bootstrap, client_id="t")
+    handler = PartitionRecorder(partition_of)
+    group = "g-together"
+    r = ConsumerRunner(group_id=group, topics=[topic], bootstrap=own_broker.bootstrap,
+                       sessions=session_factory(engine), processed=processed, batch_handler=handler,
+                       publisher=publisher, max_batch=500, partitions_together=True)
+    r.start()
+    try:
+        await eventually(lambda: _eq(count_applied(engine), 60), timeout_s=30)
+        assert (await count_applied(engine), r.applied, sum(handler.sizes)) == (60, 60, 60)
+        assert max(len(partitions) for partitions in handler.partitions) > 1
+        positions = processed.metadata.tables["runner_test.consumer_positions"]
+        async with engine.connect() as conn:
+            rows = (await conn.execute(
+                select(positions.c.partition, positions.c.next_offset).where(positions.c.consumer == group)
+            )).all()
+        recorded = {partition: next_offset for partition, next_offset in rows}
+        assert recorded == ends  # offsets start at 0 on a fresh broker: next offset = records in the partition
+        consumer = r._consumer
+        assert consumer is not None
+        committed = {tp.partition: await consumer.committed(tp) for tp in consumer.assignment()}
+        assert {p: o for p, o in committed.items() if p in ends} == ends
+    finally:
+        await r.stop()
+        await publisher.stop()
+
+
+def test_a_runner_applies_partitions_side_by_side_or_together_not_both(engine: AsyncEngine) -> None:
+    publisher = KafkaPublisher(bootstrap="127.0.0.1:1", client_id="t")
+    with pytest.raises(ValueError, match="exclude each other"):
+        ConsumerRunner(group_id="g", topics=["t"], bootstrap="127.0.0.1:1", sessions=session_factory(engine),
+                       processed=processed, batch_handler=BatchRecorder(), publisher=publisher,
+                       concurrent_partitions=True, partitions_together=True)
 
 
 class HeldBatchRecorder(BatchRecorder):
