@@ -25,7 +25,9 @@ What it prints:
 - the end-to-end time (first batch posted → every case and metrics fact stored) and the hours 24 M
   events would take at that pace and at the slowest stage's rate;
 - with ``--live-rate`` > 0: while the replay runs, live cityops records at that rate into the
-  single-record endpoint, and the time from intake's 202 to ``case.dispatched`` (p50/p99). The
+  single-record endpoint, and the time from intake's 202 to ``case.dispatched`` (p50/p99), with
+  the legs on the way (intake's relay, dispatch's transaction beginning; and where the server runs
+  with ``track_commit_timestamp=on``, intake's and dispatch's commits too). The
   replay goes in intake's bulk lane (``?lane=bulk``, ``--lane bulk``, the default: what a history
   import does), the live records in the live lane; ``--lane live`` posts the replay as live too;
 - with ``--two-dispatch``: a second run of the same events on a fresh database and broker with two
@@ -212,9 +214,10 @@ class Run:
     cpu_start: dict[str, float] = field(default_factory=dict)
     cpu_end: dict[str, float] = field(default_factory=dict)
     live: list[float] = field(default_factory=list)
-    live_published: list[float] = field(default_factory=list)
+    #: Received → each stamp on the live record's way, in path order (what the platform stamped).
+    #: 实时记录沿途各戳距受理的时长（按路径顺序）。
+    live_legs: dict[str, list[float]] = field(default_factory=dict)
     live_seen: list[float] = field(default_factory=list)
-    live_applying: list[float] = field(default_factory=list)
     live_warmup_s: float = 0.0
     refused: Counter[str] = field(default_factory=Counter)
     #: From the first batch posted to the last report's case and metrics fact stored. 端到端用时。
@@ -275,13 +278,14 @@ def start_extra(
 
 @contextlib.asynccontextmanager
 async def platform(
-    server_url: str, label: str, *, dispatchers: int = 1, import_processes: bool = False
+    server_url: str, label: str, *, dispatchers: int = 1, import_processes: bool = False, import_nice: int = 10
 ) -> AsyncIterator[tuple[Platform, str, dict[str, subprocess.Popen[bytes]]]]:
     """A fresh database and broker, the four services (and extra dispatch processes), demo county loaded.
 
     ``import_processes``: the history import gets processes of its own at a lower CPU priority
-    (``nice 10``), as an operator would run one: an intake (``plat.url("intake-import")``) and a
-    dispatch for the bulk lane; the platform's dispatch then takes the live lane only."""
+    (``import_nice``), as an operator would run one: an intake (``plat.url("intake-import")``), a dispatch
+    for the bulk lane and a metrics for the bulk lane's case events; the platform's dispatch and
+    metrics then take the live lane only."""
     admin = await asyncpg.connect(plain_dsn(server_url))
     name = f"replay_{uuid.uuid4().hex[:8]}"
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -301,7 +305,11 @@ async def platform(
             "OUTBOX_POLL_INTERVAL_S": "0.05",
             "OUTBOX_RELEASE_GRACE_S": "30",
             "OUTBOX_KEEP_INTERVAL_S": "5",
-            **({"DISPATCH_INCIDENT_LANES": "live", "OUTBOX_LANES": "live"} if import_processes else {}),
+            **(
+                {"DISPATCH_INCIDENT_LANES": "live", "OUTBOX_LANES": "live", "METRICS_CASE_LANES": "live"}
+                if import_processes
+                else {}
+            ),
         },
     )
     try:
@@ -314,16 +322,20 @@ async def platform(
         for i in range(dispatchers - 1):
             extra[f"dispatch-{i + 2}"] = start_extra(plat, label, "dispatch")
         if import_processes:
-            bulk = {"DISPATCH_INCIDENT_LANES": "bulk", "OUTBOX_LANES": "bulk", "DB_BACKEND_NICE": "10"}
-            extra["dispatch-import"] = start_extra(plat, label, "dispatch", env=bulk, nice=10)
+            nice = {"DB_BACKEND_NICE": str(import_nice)}
+            bulk = {"DISPATCH_INCIDENT_LANES": "bulk", "OUTBOX_LANES": "bulk", **nice}
+            extra["dispatch-import"] = start_extra(plat, label, "dispatch", env=bulk, nice=import_nice)
+            extra["metrics-import"] = start_extra(
+                plat, label, "metrics", env={"METRICS_CASE_LANES": "bulk", **nice}, nice=import_nice
+            )
             plat.ports["intake-import"] = free_port()
             extra["intake-import"] = start_extra(
                 plat,
                 label,
                 "intake",
                 port=plat.ports["intake-import"],
-                env={"OUTBOX_LANES": "bulk", "DB_BACKEND_NICE": "10"},
-                nice=10,
+                env={"OUTBOX_LANES": "bulk", **nice},
+                nice=import_nice,
             )
         async with httpx.AsyncClient(timeout=5) as http:
             deadline = time.monotonic() + 120
@@ -539,22 +551,34 @@ async def live_probe(plat: Platform, bootstrap: str, run: Run, rate: int, second
     run.live_seen = [arrived[i] - t for i, t in accepted.items() if i in arrived]
     conn = await asyncpg.connect(dsn)
     try:
+        # Where the server tracks commit times (track_commit_timestamp), each transaction's commit too.
+        # 服务器记录提交时间时（track_commit_timestamp），也取各事务的提交时刻。
+        commits = await conn.fetchval("SELECT current_setting('track_commit_timestamp') = 'on'")
+        committed = "extract(epoch FROM pg_xact_commit_timestamp(xmin))" if commits else "NULL::numeric"
         rows = await conn.fetch(
-            "SELECT event_id::text AS id, extract(epoch FROM received_at) AS at FROM intake.accepted_events "
-            "WHERE event_id = ANY($1::uuid[])",
+            f"SELECT event_id::text AS id, extract(epoch FROM received_at) AS at, {committed} AS committed "
+            "FROM intake.accepted_events WHERE event_id = ANY($1::uuid[])",
             list(accepted),
         )
         begun = await conn.fetch(  # processed_messages.processed_at = now(): when dispatch's transaction began
-            "SELECT event_id::text AS id, extract(epoch FROM processed_at) AS at FROM dispatch.processed_messages "
-            "WHERE consumer = 'dispatch' AND event_id = ANY($1::uuid[])",
+            f"SELECT event_id::text AS id, extract(epoch FROM processed_at) AS at, {committed} AS committed "
+            "FROM dispatch.processed_messages WHERE consumer = 'dispatch' AND event_id = ANY($1::uuid[])",
             list(accepted),
         )
     finally:
         await conn.close()
     received = {r["id"]: float(r["at"]) for r in rows}
-    run.live_applying = [float(r["at"]) - received[r["id"]] for r in begun if r["id"] in received]
+    legs = {
+        "intake's transaction commits": {r["id"]: r["committed"] for r in rows},
+        "on incident.reported (intake's relay sends it)": stamped_published,
+        "dispatch's transaction begins": {r["id"]: r["at"] for r in begun},
+        "dispatch's transaction commits": {r["id"]: r["committed"] for r in begun},
+    }
+    run.live_legs = {
+        leg: [float(stamps[i]) - t for i, t in received.items() if stamps.get(i) is not None]
+        for leg, stamps in legs.items()
+    }
     run.live = [stamped_dispatched[i] - t for i, t in received.items() if i in stamped_dispatched]
-    run.live_published = [stamped_published[i] - t for i, t in received.items() if i in stamped_published]
     missing = sum(1 for i in accepted if i not in arrived)
     if missing:
         print(
@@ -623,8 +647,8 @@ async def replay(
 ) -> tuple[Run, str, str]:
     """One run; returns the measurements, the routing fingerprint and the floors' text."""
     run = Run()
-    own = args.import_processes
-    async with platform(server_url, label, dispatchers=dispatchers, import_processes=own) as (plat, dsn, extra):
+    own = {"import_processes": args.import_processes, "import_nice": args.import_nice}
+    async with platform(server_url, label, dispatchers=dispatchers, **own) as (plat, dsn, extra):
         stop, acting = asyncio.Event(), asyncio.Event()
         run.cpu_start = cpu_all(plat, extra)
         watcher = asyncio.create_task(monitor(plat, dsn, run, stop, extra))
@@ -885,16 +909,12 @@ def report(label: str, run: Run, n: int, floors: dict[str, float] | None) -> flo
         )
     if run.live_warmup_s:
         print(f"    (before the probe: the live lane's first record came through after {run.live_warmup_s:.1f} s)")
-    if run.live_published:
-        print(
-            f"    of which received → on incident.reported (intake's relay): p50 "
-            f"{statistics.median(run.live_published) * 1000:.0f} ms, p99 {pct(run.live_published, 0.99) * 1000:.0f} ms"
-        )
-    if run.live_applying:
-        print(
-            f"    of which received → dispatch's transaction begins: p50 "
-            f"{statistics.median(run.live_applying) * 1000:.0f} ms, p99 {pct(run.live_applying, 0.99) * 1000:.0f} ms"
-        )
+    for leg, took in run.live_legs.items():
+        if took:
+            print(
+                f"    of which received → {leg}: p50 {statistics.median(took) * 1000:.0f} ms, "
+                f"p99 {pct(took, 0.99) * 1000:.0f} ms"
+            )
     if run.live_seen:
         print(
             f"    as the bench saw it (its 202 → its read; includes the busy bench's own delays): p50 "
@@ -992,7 +1012,13 @@ def main() -> None:
     parser.add_argument(
         "--import-processes",
         action="store_true",
-        help="run the import in processes of its own at nice 10 (an intake and a bulk-lane dispatch)",
+        help="run the import in processes of its own (an intake, a bulk-lane dispatch and metrics) at --import-nice",
+    )
+    parser.add_argument(
+        "--import-nice",
+        type=int,
+        default=10,
+        help="CPU priority of the import's processes and their database backends (nice, 0-19)",
     )
     parser.add_argument(
         "--lane",
