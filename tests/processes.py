@@ -91,18 +91,16 @@ class Platform:
 
     def start(self, *names: str) -> None:
         for name in names or ("grid", "intake", "metrics", "dispatch"):
-            log = open(ARTIFACTS / f"{self.label}-{name}.log", "ab")
-            self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "--factory", f"services.{name}.app:create_app",
-                 "--host", "127.0.0.1", "--port", str(self.ports[name]), "--no-access-log"],
-                cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-            log.close()
+            self._spawn(name, name)
 
     def start_replica(self, key: str, service: str, **env: str) -> None:
         """One more process of ``service`` on its own port (``url(key)``), with ``env`` added: e.g. a
         history import's own metrics (``METRICS_CASE_LANES=bulk``). Stopped with the rest."""
         self.ports[key] = free_port()
+        self._spawn(key, service, **env)
+
+    def _spawn(self, key: str, service: str, **env: str) -> None:
+        """Start ``service`` as uvicorn on ``ports[key]``, logging to ``<label>-<key>.log``."""
         log = open(ARTIFACTS / f"{self.label}-{key}.log", "ab")
         self.procs[key] = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", f"services.{service}.app:create_app",
