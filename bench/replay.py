@@ -37,11 +37,15 @@ What it prints:
   comparison (one process, then two, each on a fresh platform) on the first N reports only, so a
   2 M run need not be repeated twice. Each run's outcomes are written to
   ``test-artifacts/<label>-outcomes.tsv`` (incident, group, township, unit, matter, state) to diff.
+- with ``--staged`` (and ``--import-processes``): the stages one after another instead of side by
+  side — intake takes the whole year, then the import's dispatch alone makes the cases, then the
+  import's metrics alone scores them while the operator acts — each stage's span and every
+  process's CPU per report in it: each stage alone on the machine, as the floors are measured.
 
 Asserts nothing; prints figures. Usage:
   python bench/replay.py [--events 200000] [--producers 2] [--batch 500] [--act-share 0.2]
                          [--live-rate 100] [--live-seconds 30] [--two-dispatch [--two-dispatch-events N]] [--seed 2026]
-                         [--lane bulk|live]
+                         [--lane bulk|live] [--import-processes [--staged]]
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -222,6 +226,8 @@ class Run:
     refused: Counter[str] = field(default_factory=Counter)
     #: From the first batch posted to the last report's case and metrics fact stored. 端到端用时。
     end_to_end_s: float = 0.0
+    #: A staged replay's stages, in order (empty when pipelined). 分段回放的各段。
+    stages: list[Stage] = field(default_factory=list)
 
 
 def steady_rate(samples: list[Sample], attr: str) -> float:
@@ -278,14 +284,22 @@ def start_extra(
 
 @contextlib.asynccontextmanager
 async def platform(
-    server_url: str, label: str, *, dispatchers: int = 1, import_processes: bool = False, import_nice: int = 10
-) -> AsyncIterator[tuple[Platform, str, dict[str, subprocess.Popen[bytes]]]]:
+    server_url: str,
+    label: str,
+    *,
+    dispatchers: int = 1,
+    import_processes: bool = False,
+    import_nice: int = 10,
+    deferred: frozenset[str] = frozenset(),
+) -> AsyncIterator[tuple[Platform, str, dict[str, subprocess.Popen[bytes]], dict[str, Callable[[], None]]]]:
     """A fresh database and broker, the four services (and extra dispatch processes), demo county loaded.
 
     ``import_processes``: the history import gets processes of its own at a lower CPU priority
     (``import_nice``), as an operator would run one: an intake (``plat.url("intake-import")``), a dispatch
     for the bulk lane and a metrics for the bulk lane's case events; the platform's dispatch and
-    metrics then take the live lane only."""
+    metrics then take the live lane only. ``deferred``: import processes (``dispatch-import``,
+    ``metrics-import``) not started with the platform; the last item yielded starts each on call
+    (a staged replay runs each stage alone)."""
     admin = await asyncpg.connect(plain_dsn(server_url))
     name = f"replay_{uuid.uuid4().hex[:8]}"
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -294,6 +308,7 @@ async def platform(
     broker = TansuBroker()
     broker.start()
     extra: dict[str, subprocess.Popen[bytes]] = {}
+    starters: dict[str, Callable[[], None]] = {}
     plat = Platform(
         db_url,
         broker.bootstrap,
@@ -324,10 +339,18 @@ async def platform(
         if import_processes:
             nice = {"DB_BACKEND_NICE": str(import_nice)}
             bulk = {"DISPATCH_INCIDENT_LANES": "bulk", "OUTBOX_LANES": "bulk", **nice}
-            extra["dispatch-import"] = start_extra(plat, label, "dispatch", env=bulk, nice=import_nice)
-            extra["metrics-import"] = start_extra(
-                plat, label, "metrics", env={"METRICS_CASE_LANES": "bulk", **nice}, nice=import_nice
-            )
+            own_env = {
+                "dispatch-import": ("dispatch", bulk),
+                "metrics-import": ("metrics", {"METRICS_CASE_LANES": "bulk", **nice}),
+            }
+            for key, (service, env) in own_env.items():
+
+                def start(key: str = key, service: str = service, env: dict[str, str] = env) -> None:
+                    extra[key] = start_extra(plat, label, service, env=env, nice=import_nice)
+
+                starters[key] = start
+                if key not in deferred:
+                    start()
             plat.ports["intake-import"] = free_port()
             extra["intake-import"] = start_extra(
                 plat,
@@ -347,7 +370,7 @@ async def platform(
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"{name} not ready")
                     await asyncio.sleep(0.5)
-        yield plat, plain_dsn(db_url), extra
+        yield plat, plain_dsn(db_url), extra, starters
     finally:
         for proc in extra.values():
             proc.terminate()
@@ -636,6 +659,58 @@ def cpu_all(plat: Platform, extra: dict[str, subprocess.Popen[bytes]]) -> dict[s
     return out
 
 
+@dataclass
+class Stage:
+    """One stage of a staged replay, run alone on the machine: its span and every process's CPU in it."""
+
+    name: str
+    events: int
+    seconds: float
+    cpu: dict[str, float]
+
+
+async def run_stages(
+    plat: Platform,
+    dsn: str,
+    conn: asyncpg.Connection,
+    run: Run,
+    extra: dict[str, subprocess.Popen[bytes]],
+    starters: dict[str, Callable[[], None]],
+    t0: float,
+    *,
+    before_metrics: Callable[[], None],
+) -> None:
+    """A staged replay (``--staged``): intake has taken the whole year (the import's dispatch and
+    metrics not yet running); then the import's dispatch alone turns it into cases; then the import's
+    metrics alone scores them (while the operator acts on the dispatched cases). Each stage has the
+    machine to itself, as the floors do, so its rate and CPU per report compare with theirs.
+    分段回放：受理、派遣、绩效依次单独运行，与下限同样独占机器。"""
+    marks = [(time.perf_counter(), cpu_all(plat, extra))]
+    intake_cpu = {k: v - run.cpu_start.get(k, 0.0) for k, v in marks[0][1].items()}
+    run.stages.append(Stage("intake", run.accepted, marks[0][0] - t0, intake_cpu))
+
+    async def until(what: str, done: Callable[[int, int], bool]) -> None:
+        while True:
+            cases, facts = await inserted_counts(conn)
+            if done(cases, facts):
+                return
+            await asyncio.sleep(0.5)
+
+    accepted = run.accepted
+    for key, name, done in (
+        ("dispatch-import", "dispatch", lambda cases, _facts: cases >= accepted),
+        ("metrics-import", "metrics", lambda cases, facts: facts >= cases),
+    ):
+        if name == "metrics":
+            before_metrics()
+        starters[key]()
+        await until(name, done)
+        now = (time.perf_counter(), cpu_all(plat, extra))
+        spent = {k: v - marks[-1][1].get(k, 0.0) for k, v in now[1].items()}
+        run.stages.append(Stage(name, accepted, now[0] - marks[-1][0], spent))
+        marks.append(now)
+
+
 async def replay(
     server_url: str,
     events: list[tuple[str, dict[str, Any]]],
@@ -647,17 +722,24 @@ async def replay(
 ) -> tuple[Run, str, str]:
     """One run; returns the measurements, the routing fingerprint and the floors' text."""
     run = Run()
-    own = {"import_processes": args.import_processes, "import_nice": args.import_nice}
-    async with platform(server_url, label, dispatchers=dispatchers, **own) as (plat, dsn, extra):
+    staged = bool(args.staged and args.import_processes)
+    own = {
+        "import_processes": args.import_processes,
+        "import_nice": args.import_nice,
+        "deferred": frozenset({"dispatch-import", "metrics-import"}) if staged else frozenset(),
+    }
+    async with platform(server_url, label, dispatchers=dispatchers, **own) as (plat, dsn, extra, starters):
         stop, acting = asyncio.Event(), asyncio.Event()
         run.cpu_start = cpu_all(plat, extra)
         watcher = asyncio.create_task(monitor(plat, dsn, run, stop, extra))
-        operator = asyncio.create_task(operate(plat, dsn, run, acting, args.act_share, args.seed))
+        operator = None
+        if not staged:
+            operator = asyncio.create_task(operate(plat, dsn, run, acting, args.act_share, args.seed))
         t0 = time.perf_counter()
         posting = asyncio.create_task(
             produce(plat, events, run, producers=args.producers, batch=args.batch, lane=args.lane)
         )
-        if live and args.live_rate > 0:
+        if live and args.live_rate > 0 and not staged:
             while run.accepted < 0.2 * len(events) and not posting.done():  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
             await live_probe(plat, plat.bootstrap, run, args.live_rate, args.live_seconds, dsn)
@@ -665,6 +747,13 @@ async def replay(
         posted_s = time.perf_counter() - t0
         conn = await asyncpg.connect(dsn)
         try:
+            if staged:  # the operator acts once cases exist: alongside the metrics stage
+
+                def act() -> None:
+                    nonlocal operator
+                    operator = asyncio.create_task(operate(plat, dsn, run, acting, args.act_share, args.seed))
+
+                await run_stages(plat, dsn, conn, run, extra, starters, t0, before_metrics=act)
             deadline = time.perf_counter() + args.timeout
             cases = facts = 0
             while time.perf_counter() < deadline:
@@ -681,7 +770,8 @@ async def replay(
                 f"({run.accepted:,} replayed + {run.live_accepted:,} live), {facts:,} metrics facts"
             )
             acting.set()
-            await operator
+            if operator is not None:
+                await operator
             await asyncio.sleep(3.0)  # let metrics take the last actions' events
             stop.set()
             await watcher
@@ -883,8 +973,23 @@ def report(label: str, run: Run, n: int, floors: dict[str, float] | None) -> flo
             f" broker alone {under * 1e6:,.0f} µs → at most {cores / under:,.0f} /s"
             f" ({TARGET_EVENTS * under / cores / 3600:.1f} h)"
         )
+    if run.stages:
+        print("  staged: each stage alone on the machine (span from the previous stage's end; CPU per report in it):")
+        for stage in run.stages:
+            busy = {k: v for k, v in stage.cpu.items() if v / max(stage.events, 1) >= 5e-6}
+            total = sum(stage.cpu.values()) / max(stage.events, 1)
+            print(
+                f"    {stage.name:<9} {stage.seconds:>7,.0f} s = {stage.events / max(stage.seconds, 1e-9):>7,.0f} /s;"
+                f" CPU {total * 1e6:,.0f} µs: "
+                + ", ".join(f"{k} {v / max(stage.events, 1) * 1e6:,.0f}" for k, v in sorted(busy.items()))
+            )
+        staged_s = sum(stage.seconds for stage in run.stages)
+        print(
+            f"    stages in sequence: {staged_s:,.0f} s = {run.stages[0].events / staged_s:,.0f} reports/s"
+            f" → {TARGET_EVENTS * staged_s / max(run.stages[0].events, 1) / 3600:.1f} h for {TARGET_EVENTS / 1e6:.0f} M"
+        )
     print("  resident memory, MB (start · 25 % · 50 % · 75 % · end · peak):")
-    for name in s[0].rss:
+    for name in dict.fromkeys(name for x in s for name in x.rss):  # processes started late (staged) too
         series = [x.rss.get(name, 0.0) for x in s]
         q = [series[min(len(series) - 1, int(f * (len(series) - 1)))] for f in (0, 0.25, 0.5, 0.75, 1.0)]
         print(f"    {name:<11} " + " · ".join(f"{v:.0f}" for v in q) + f" · {max(series):.0f}")
@@ -1025,6 +1130,12 @@ def main() -> None:
         choices=("bulk", "live"),
         default="bulk",
         help="intake lane of the replay: bulk (history import, after live reports) or live (as one live producer)",
+    )
+    parser.add_argument(
+        "--staged",
+        action="store_true",
+        help="with --import-processes: intake takes the whole year first, then the import's dispatch runs alone, "
+        "then its metrics alone (each stage's rate and CPU beside the floors, which also run alone); no live probe",
     )
     parser.add_argument("--no-floors", dest="floors", action="store_false")
     parser.add_argument("--timeout", type=float, default=7200.0, help="seconds to wait for dispatch and metrics")
