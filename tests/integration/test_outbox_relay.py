@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import orjson
 from sqlalchemy import text
 
-from shared.db import create_engine, service_metadata
+from shared.db import create_engine, driver_connection, service_metadata
 from shared.embedded import TansuBroker
 from shared.messaging.outbox import OutboxRelay, outbox_tables
 from shared.messaging.publisher import KafkaPublisher
@@ -163,3 +164,57 @@ async def test_a_live_row_is_published_before_the_bulk_backlog_ahead_of_it(
         body = orjson.loads(record.value)
         seen.setdefault(body["key"], []).append(body["n"])
     assert seen == {f"case-{k}": list(range(backlog // KEYS)) for k in range(KEYS)}
+
+
+def _scans_of(plan: dict[str, Any], relation: str) -> list[dict[str, Any]]:
+    """Every node of an EXPLAIN (FORMAT JSON) plan that reads ``relation``. 计划中读取该表的节点。"""
+    found = [plan] if plan.get("Relation Name") == relation else []
+    for child in plan.get("Plans", []):
+        found += _scans_of(child, relation)
+    return found
+
+
+async def test_a_claim_reads_its_batch_whatever_the_outbox_holds(own_database_url: str) -> None:
+    """The claim's plan, cached when the relay started on an empty outbox (as a service's prepared
+    statement is), still reads only the batch's rows once the outbox holds a backlog and thousands of
+    retained rows: by primary key, never a scan of the table, never the whole backlog before the limit.
+    认领语句的计划在空发件箱时缓存（如服务的预备语句），积压与保留行增多后仍只按主键读取本批行。"""
+    schema = f"relayplan{uuid.uuid4().hex[:6]}"
+    metadata = service_metadata(schema)
+    table = outbox_tables(metadata)
+    engine = create_engine(own_database_url)
+    relay = OutboxRelay(engine=engine, table=table, publisher=KafkaPublisher(bootstrap="127.0.0.1:9", client_id="x"))
+    batch, retained, backlog = 50, 5000, 400
+
+    def rows(n: int) -> str:
+        return (
+            f"INSERT INTO {schema}.outbox (event_id, topic, event_type, key, value, headers) "
+            "SELECT gen_random_uuid(), 'test.plan', 'test.written', g::text, convert_to(repeat('x', 800), 'UTF8'), "
+            f"'[]'::jsonb FROM generate_series(1, {n}) g"
+        )
+
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"CREATE SCHEMA {schema}"))
+            await conn.run_sync(metadata.create_all)
+        async with driver_connection(engine) as conn:
+            await conn.execute("SET plan_cache_mode = force_generic_plan")
+            await conn.execute(f"PREPARE claim(int) AS {relay.claim_sql(1)}")
+            assert await conn.fetch("EXECUTE claim(50)") == []  # the generic plan, made on an empty outbox
+            await conn.execute(rows(retained))  # published and retained until every consumer has them
+            await conn.execute(
+                f"WITH o AS ({rows(backlog)} RETURNING id) "
+                f"INSERT INTO {schema}.outbox_pending (id, lane) SELECT id, 1 FROM o"
+            )
+            explained = await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim({batch})")
+            [plan] = orjson.loads(explained) if isinstance(explained, str) else explained  # the pool decodes JSON
+            claimed = await conn.fetch(f"EXECUTE claim({batch})")
+            await conn.execute("DEALLOCATE claim")
+            await conn.execute("RESET plan_cache_mode")
+    finally:
+        await engine.dispose()
+
+    assert [r["id"] for r in claimed] == list(range(retained + 1, retained + batch + 1))  # the first pending, in order
+    scans = _scans_of(plan["Plan"], "outbox")
+    assert scans and all(s["Node Type"] in ("Index Scan", "Index Only Scan") for s in scans), scans
+    assert sum(s["Actual Rows"] * s["Actual Loops"] for s in scans) == batch
