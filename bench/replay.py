@@ -291,6 +291,7 @@ async def platform(
     import_processes: bool = False,
     import_nice: int = 10,
     deferred: frozenset[str] = frozenset(),
+    import_dispatchers: int = 1,
 ) -> AsyncIterator[tuple[Platform, str, dict[str, subprocess.Popen[bytes]], dict[str, Callable[[], None]]]]:
     """A fresh database and broker, the four services (and extra dispatch processes), demo county loaded.
 
@@ -298,7 +299,8 @@ async def platform(
     (``import_nice``), as an operator would run one: an intake (``plat.url("intake-import")``), a dispatch
     for the bulk lane and a metrics for the bulk lane's case events; the platform's dispatch and
     metrics then take the live lane only. ``deferred``: import processes (``dispatch-import``,
-    ``metrics-import``) not started with the platform; the last item yielded starts each on call
+    ``metrics-import``) not started with the platform (``import_dispatchers``: how many processes the
+    import's dispatch has, in one consumer group); the last item yielded starts each on call
     (a staged replay runs each stage alone)."""
     admin = await asyncpg.connect(plain_dsn(server_url))
     name = f"replay_{uuid.uuid4().hex[:8]}"
@@ -340,13 +342,17 @@ async def platform(
             nice = {"DB_BACKEND_NICE": str(import_nice)}
             bulk = {"DISPATCH_INCIDENT_LANES": "bulk", "OUTBOX_LANES": "bulk", **nice}
             own_env = {
-                "dispatch-import": ("dispatch", bulk),
-                "metrics-import": ("metrics", {"METRICS_CASE_LANES": "bulk", **nice}),
+                "dispatch-import": ("dispatch", bulk, import_dispatchers),
+                "metrics-import": ("metrics", {"METRICS_CASE_LANES": "bulk", **nice}, 1),
             }
-            for key, (service, env) in own_env.items():
+            for key, (service, env, count) in own_env.items():
 
-                def start(key: str = key, service: str = service, env: dict[str, str] = env) -> None:
-                    extra[key] = start_extra(plat, label, service, env=env, nice=import_nice)
+                def start(
+                    key: str = key, service: str = service, env: dict[str, str] = env, count: int = count
+                ) -> None:
+                    for i in range(count):  # one consumer group: the partitions are shared out
+                        name = key if i == 0 else f"{key}-{i + 1}"
+                        extra[name] = start_extra(plat, label, service, env=env, nice=import_nice)
 
                 starters[key] = start
                 if key not in deferred:
@@ -438,17 +444,23 @@ async def operate(plat: Platform, dsn: str, run: Run, stop: asyncio.Event, share
     try:
         async with httpx.AsyncClient(timeout=30, base_url=plat.url("dispatch")) as http:
             while not stop.is_set():
-                rows = await conn.fetch(
-                    "SELECT id, seq, unit, version FROM dispatch.cases WHERE seq > $1 AND state = 'dispatched' "
-                    "ORDER BY seq LIMIT 200",
-                    last_seq,
-                )
-                if not rows:
+                # A bounded window of seq (cheap whatever the plan): "seq > $1 AND state = … LIMIT" was
+                # planned as a bitmap scan of every later dispatched case, up to 47 ms of the measured
+                # PostgreSQL's CPU per poll. 按 seq 窗口读取（开销有界），不拖累被测数据库。
+                top = await conn.fetchval("SELECT max(seq) FROM dispatch.cases") or 0
+                if top <= last_seq:
                     await asyncio.sleep(0.5)
                     continue
-                last_seq = rows[-1]["seq"]
+                upto = min(top, last_seq + 500)
+                rows = await conn.fetch(
+                    "SELECT id, seq, unit, version, state FROM dispatch.cases WHERE seq > $1 AND seq <= $2 "
+                    "ORDER BY seq",
+                    last_seq,
+                    upto,
+                )
+                last_seq = upto
                 for row in rows:
-                    if rng.random() >= share or stop.is_set():
+                    if row["state"] != "dispatched" or rng.random() >= share or stop.is_set():
                         continue
                     unit = {"Authorization": f"Bearer bench-unit-{row['unit']}"}
                     dispatcher = {"Authorization": "Bearer bench-dispatcher"}
@@ -726,6 +738,7 @@ async def replay(
     own = {
         "import_processes": args.import_processes,
         "import_nice": args.import_nice,
+        "import_dispatchers": args.import_dispatchers,
         "deferred": frozenset({"dispatch-import", "metrics-import"}) if staged else frozenset(),
     }
     async with platform(server_url, label, dispatchers=dispatchers, **own) as (plat, dsn, extra, starters):
@@ -1130,6 +1143,12 @@ def main() -> None:
         choices=("bulk", "live"),
         default="bulk",
         help="intake lane of the replay: bulk (history import, after live reports) or live (as one live producer)",
+    )
+    parser.add_argument(
+        "--import-dispatchers",
+        type=int,
+        default=1,
+        help="with --import-processes: dispatch processes of the import, in one consumer group (scale-out)",
     )
     parser.add_argument(
         "--staged",
