@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch.action_bodies import EscalateBody, MarkOverdueBody
@@ -24,9 +25,35 @@ from services.dispatch.records import CaseRecord
 from services.dispatch.staging import Pending, stage_applied
 from services.dispatch.store import save
 
-__all__ = ["sweep_overdue"]
+__all__ = ["due_cases", "sweep_overdue"]
 
 _RUNNING_STATES = sorted(str(s) for s in OPEN_STATES - {CaseState.RESOLVED})
+
+
+def due_cases(*, now: datetime, limit: int) -> Select[Any]:
+    """Open cases past their deadline and not yet flagged, earliest deadline first, claimed
+    ``FOR UPDATE SKIP LOCKED``. 已过期限、尚未标记超期的在办案件（按期限，跳过已锁行）。
+
+    ``NOT overdue``, not ``overdue IS false``: PostgreSQL uses the partial index
+    ``ix_cases_overdue_sweep`` (``WHERE NOT overdue AND deadline IS NOT NULL``) only when the query's
+    conditions prove its predicate, and ``IS false`` does not — the sweep then read every case on
+    each pass (610 ms a pass at 300 k cases, growing with the table). 写作 ``NOT overdue``：
+    ``IS false`` 不能证明部分索引的谓词，扫描会读遍全表。
+    """
+    c = cases.c
+    return (
+        select(cases)
+        .where(
+            not_(c.overdue),
+            c.deadline.is_not(None),
+            c.deadline < now,
+            c.state.in_(_RUNNING_STATES),
+            c.merged_into.is_(None),
+        )
+        .order_by(c.deadline)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
 
 
 async def sweep_overdue(
@@ -44,26 +71,7 @@ async def sweep_overdue(
     is escalated (吹哨) to its county department unless an escalation is pending.
     行以 SKIP LOCKED 认领；已标记的由状态机拒绝；配置了超期自动吹哨的事项自动吹哨。
     """
-    c = cases.c
-    rows = (
-        (
-            await session.execute(
-                select(cases)
-                .where(
-                    c.overdue.is_(False),
-                    c.deadline.is_not(None),
-                    c.deadline < now,
-                    c.state.in_(_RUNNING_STATES),
-                    c.merged_into.is_(None),
-                )
-                .order_by(c.deadline)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        .mappings()
-        .all()
-    )
+    rows = (await session.execute(due_cases(now=now, limit=limit))).mappings().all()
     flagged: list[uuid.UUID] = []
     for row in rows:
         record = CaseRecord.from_row(row)

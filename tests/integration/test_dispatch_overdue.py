@@ -10,8 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from services.dispatch.incidents import handle_incident
+from services.dispatch.sweep import due_cases
 from shared.db import create_engine, session_factory
 from shared.embedded import TansuBroker
 from shared.events import IncidentReported
@@ -185,3 +187,28 @@ async def test_stream_sends_changes_in_scope_and_resumes(stack: Stack) -> None:
     assert all(case["id"] not in e["data"] for e in parse_sse(theirs.text))
     township = await stream(bearer("t-disp-qx"), after=start, max_seconds=1)
     assert all(case["id"] not in e["data"] for e in parse_sse(township.text))
+
+
+async def test_the_sweep_reads_its_partial_index_not_every_case(own_database_url: str) -> None:
+    """With thousands of open cases, none yet due, the sweep's query reads ``ix_cases_overdue_sweep``
+    (its conditions prove the index's predicate) instead of every case on each pass.
+    数千件在办案件、均未到期时，超期扫描走部分索引，而非每轮读遍全部案件。"""
+    engine = create_engine(own_database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO dispatch.cases (id, incident_id, source, source_id, state, version, urgency, "
+                    "reported_at, deadline, explanation, snapshot, incident) "
+                    "SELECT gen_random_uuid(), gen_random_uuid(), 'cityops', g::text, 'dispatched', 2, 'normal', "
+                    "now(), now() + g * interval '1 minute', '{}', '{}', '{}' FROM generate_series(1, 5000) g"
+                )
+            )
+            await conn.execute(text("ANALYZE dispatch.cases"))
+            statement = due_cases(now=datetime.now(UTC), limit=200)
+            compiled = statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
+            plan = "\n".join((await conn.execute(text(f"EXPLAIN {compiled}"))).scalars())
+    finally:
+        await engine.dispose()
+    assert "ix_cases_overdue_sweep" in plan, plan
+    assert "Seq Scan" not in plan, plan
