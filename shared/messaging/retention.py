@@ -111,13 +111,20 @@ class RetentionKeeper:
         self._admin: AIOKafkaAdminClient | None = None
         self._one_at_a_time = asyncio.Lock()
         s = f'"{schema}"'
-        self._retained_sql = (
-            "SELECT DISTINCT ON (p.topic, p.partition) p.topic, p.partition, p.last_offset, "
-            "o.event_id::text AS event_id, s.epoch, extract(epoch FROM now() - s.since)::float8 AS age "
-            f"FROM {s}.outbox_published p "
+        #: The newest retained record of every partition, with its last row's event id. 各分区最新保留记录。
+        # Per partition its latest record (a backward probe of ix_outbox_published_topic) and that
+        # record's last row: a dozen lookups whatever the consumers' lag. Written as DISTINCT ON over
+        # every record, it joined each retained batch's row first — 150–190 ms a pass behind a 2 M
+        # import's lag. 每个分区只取最新一条记录及其末行：查找次数与消费滞后无关。
+        self.retained_sql = (
+            "SELECT s.topic, s.partition, p.last_offset, o.event_id::text AS event_id, s.epoch, "
+            "extract(epoch FROM now() - s.since)::float8 AS age "
+            f"FROM {s}.outbox_partitions s "
+            "CROSS JOIN LATERAL (SELECT last_offset, outbox_ids "
+            f"FROM {s}.outbox_published p WHERE p.topic = s.topic AND p.partition = s.partition "
+            "ORDER BY p.last_offset DESC LIMIT 1) p "
             f"JOIN {s}.outbox o ON o.id = p.outbox_ids[cardinality(p.outbox_ids)] "
-            f"JOIN {s}.outbox_partitions s ON s.topic = p.topic AND s.partition = p.partition "
-            "ORDER BY p.topic, p.partition, p.last_offset DESC"
+            "ORDER BY s.topic, s.partition"
         )
         self._epoch_sql = f"SELECT epoch FROM {s}.outbox_partitions WHERE topic = $1 AND partition = $2 FOR UPDATE"
         self._lost_sql = (
@@ -154,7 +161,7 @@ class RetentionKeeper:
         async with driver_connection(self.engine) as conn:
             retained = [
                 Retained(r["topic"], r["partition"], r["epoch"], r["last_offset"], r["event_id"], r["age"])
-                for r in await conn.fetch(self._retained_sql)
+                for r in await conn.fetch(self.retained_sql)
                 if topic_lane(r["topic"]) == lane
             ]
         verdicts: dict[tuple[str, int], Verdict] = {}

@@ -6,16 +6,21 @@ a different record there, a partition left empty by a broker that forgot it.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
+import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import create_engine
+from shared.db import create_engine, driver_connection, service_metadata
 from shared.embedded import TansuBroker
 from shared.events import INCIDENT_REPORTED
 from shared.messaging.epochs import EVENT_ID_HEADER
+from shared.messaging.outbox import outbox_tables
 from shared.messaging.retention import Retained, RetentionKeeper
 from shared.messaging.topics import ensure_topics
 
@@ -74,3 +79,54 @@ async def test_one_pass_reads_every_partition_and_judges_each_on_its_own(
     assert second == {(topic, 0): "intact", (topic, 1): "lost", (topic, 2): "lost", (topic, 3): "lost"}
     assert keeper.findings[topic, 0] == "found a1 at 1"
     assert keeper.findings[topic, 1] == "found b0 at 0"
+
+
+async def test_the_retained_records_are_found_with_one_lookup_per_partition(own_database_url: str) -> None:
+    """However many batches wait for a lagging consumer, the keeper's pass finds each partition's newest
+    record and its last row with one outbox lookup per partition (not one per retained batch).
+    无论为滞后的消费者保留了多少批次，每个分区只查一次发件箱即得最新记录及其末行。"""
+    schema = f"keepplan{uuid.uuid4().hex[:6]}"
+    metadata = service_metadata(schema)
+    outbox_tables(metadata)
+    engine = create_engine(own_database_url)
+    keeper = RetentionKeeper(engine=engine, schema=schema, bootstrap="127.0.0.1:9", retention_s=60.0)
+    partitions, batches = 3, 200
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"CREATE SCHEMA {schema}"))
+            await conn.run_sync(metadata.create_all)
+        async with driver_connection(engine) as conn:
+            await conn.execute(
+                f"INSERT INTO {schema}.outbox (event_id, topic, event_type, key, value, headers) "
+                "SELECT gen_random_uuid(), 'test.keep', 'test.written', g::text, '\\x00', '[]'::jsonb "
+                f"FROM generate_series(1, {partitions * batches}) g"
+            )
+            # Batch b of partition p: offset b, the row with id p * batches + b + 1. 第 p 分区第 b 批。
+            await conn.execute(
+                f"INSERT INTO {schema}.outbox_published (topic, partition, first_offset, last_offset, outbox_ids) "
+                f"SELECT 'test.keep', p, b, b, ARRAY[p * {batches} + b + 1] "
+                f"FROM generate_series(0, {partitions - 1}) p, generate_series(0, {batches - 1}) b"
+            )
+            await conn.execute(
+                f"INSERT INTO {schema}.outbox_partitions (topic, partition, epoch, last_offset) "
+                f"SELECT 'test.keep', p, 'e' || p, {batches - 1} FROM generate_series(0, {partitions - 1}) p"
+            )
+            explained = await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {keeper.retained_sql}")
+            found = await conn.fetch(keeper.retained_sql)
+            expected = await conn.fetch(
+                f"SELECT event_id::text FROM {schema}.outbox WHERE id IN "
+                f"(SELECT p * {batches} + {batches} FROM generate_series(0, {partitions - 1}) p) ORDER BY id"
+            )
+    finally:
+        await engine.dispose()
+    [plan] = orjson.loads(explained) if isinstance(explained, str) else explained  # the pool decodes JSON
+
+    def scans(node: dict[str, Any]) -> list[dict[str, Any]]:
+        own = [node] if node.get("Relation Name") == "outbox" else []
+        return own + [s for child in node.get("Plans", []) for s in scans(child)]
+
+    assert [(r["partition"], r["last_offset"], r["epoch"]) for r in found] == [
+        (p, batches - 1, f"e{p}") for p in range(partitions)
+    ]
+    assert [r["event_id"] for r in found] == [r["event_id"] for r in expected]
+    assert sum(s["Actual Rows"] * s["Actual Loops"] for s in scans(plan["Plan"])) == partitions
