@@ -790,13 +790,14 @@ async def replay(
             await watcher
             run.cpu_end = cpu_all(plat, extra)
             fingerprint = await routing_fingerprint(conn, ARTIFACTS / f"{label}-outcomes.tsv")
-            floors = (
-                ""
-                if not args.floors
-                else await measure_floors(
-                    conn, plat.bootstrap, dsn, INCIDENT_REPORTED_BULK if args.lane == "bulk" else INCIDENT_REPORTED
-                )
-            )
+            floors = ""
+            if args.floors:
+                try:
+                    floors = await measure_floors(
+                        conn, plat.bootstrap, dsn, INCIDENT_REPORTED_BULK if args.lane == "bulk" else INCIDENT_REPORTED
+                    )
+                except (OSError, asyncpg.PostgresError) as exc:  # a full disk must not cost the run's figures
+                    print(f"  [{label}] floors not measured: {type(exc).__name__}: {exc}")
         finally:
             await conn.close()
         print(f"  [{label}] posted {len(events):,} reports in {posted_s:.1f} s; accepted {run.accepted:,}")
@@ -908,6 +909,16 @@ async def measure_floors(conn: asyncpg.Connection, bootstrap: str, dsn: str, top
     }
     schema = f"floor_{uuid.uuid4().hex[:6]}"
     spool = Path(tempfile.mkdtemp(prefix="replay-floor-"))
+    # The spool and the copies each take about what dispatch's tables take (a 2 M run: ~18 GB of spool).
+    # 暂存文件与副本各约占派遣表的大小。
+    needed = await conn.fetchval(
+        "SELECT sum(pg_total_relation_size(t)) FROM unnest(ARRAY['dispatch.cases', 'dispatch.case_transitions', "
+        "'dispatch.outbox']::regclass[]) AS t"
+    )
+    free = shutil.disk_usage(spool).free
+    if free < 3 * int(needed or 0):
+        shutil.rmtree(spool, ignore_errors=True)
+        raise OSError(f"{free / 1e9:.0f} GB free, the floors need about {3 * int(needed) / 1e9:.0f} GB")
     await conn.execute(f"CREATE SCHEMA {schema}")
     writer = await asyncpg.connect(dsn)
     try:
