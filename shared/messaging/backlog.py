@@ -22,9 +22,9 @@ import asyncio
 import time
 from typing import Final
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import driver_connection
 from shared.events import LANES
 from shared.logging import get_logger
 
@@ -56,20 +56,14 @@ class OutboxBacklog:
         #: Batches that waited for the relay, and batches that gave up waiting. 等待次数与放弃等待次数。
         self.waits = 0
         self.gave_up = 0
-        self._behind = (
-            f'SELECT EXISTS (SELECT 1 FROM "{schema}".outbox_pending WHERE lane = {LANES.index(lane)} OFFSET $1)'
+        self._behind = text(
+            f'SELECT EXISTS (SELECT 1 FROM "{schema}".outbox_pending WHERE lane = {LANES.index(lane)} OFFSET :limit)'
         )
 
     async def behind(self) -> bool:
-        """More than ``limit`` of the lane's rows wait for the relay. 未发布行超过上限。
-
-        Planned afresh each time, as the relay's claim is (:class:`shared.messaging.outbox.OutboxRelay`):
-        a plan cached while the queue was small read its whole heap, dead rows included — 23 ms a
-        probe, 142 s of PostgreSQL over a 2 M import. 每次重新规划：小表时缓存的计划会扫描整个队列堆。
-        """
-        async with driver_connection(self.engine) as conn, conn.transaction():
-            await conn.execute("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
-            return bool(await conn.fetchval(self._behind, self.limit))
+        """More than ``limit`` of the lane's rows wait for the relay. 未发布行超过上限。"""
+        async with self.engine.connect() as conn:
+            return bool((await conn.execute(self._behind, {"limit": self.limit})).scalar())
 
     async def wait_until_relayed(self) -> None:
         """Return once the lane's backlog is within ``limit`` (or ``max_wait_s`` passed). 等待积压回落。"""

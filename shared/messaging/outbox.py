@@ -295,17 +295,7 @@ class OutboxRelay:
         # event id. The events themselves were committed, durably, by the transaction that wrote them.
         # 中继事务提交不等待 WAL 落盘（仅本事务）：它只记录已发布行的去向；若数据库崩溃丢失最后一次提交，
         # 这些行重新待发、再发布一次，消费方按事件 id 去重。事件本身已由写入它的事务持久提交。
-        #
-        # The claim is planned afresh each time (``plan_cache_mode`` for this transaction only): the
-        # pending list is a queue whose size and dead rows swing by millions in an import, and a plan
-        # cached while it was small (a sequential scan, say) would be kept for as long as nothing
-        # re-analyses the table — 10 ms a claim over a 2 M import's churned queue, against 0.1 ms
-        # planned for what it holds now. 认领每次重新规划（仅本事务）：待发队列大小剧烈变化，
-        # 小表时缓存的计划会一直沿用。
-        self._lock_sql = (
-            "SELECT pg_try_advisory_xact_lock($1), set_config('synchronous_commit', 'off', true), "
-            "set_config('plan_cache_mode', 'force_custom_plan', true)"
-        )
+        self._lock_sql = "SELECT pg_try_advisory_xact_lock($1), set_config('synchronous_commit', 'off', true)"
         # The claim reads the first pending ids in order, then each one's row by its key: a plan whose
         # cost follows the batch, never the table. Written as a join, PostgreSQL may hash-join the pending
         # ids against a scan of the whole outbox — every retained row, whose count grows with a consumer's
