@@ -30,3 +30,11 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, timeout_s: float = 
             return last
         await asyncio.sleep(every_s)
     raise AssertionError(f"condition not met within {timeout_s}s; last value: {last!r}")
+
+
+def plan_reads_of(plan: dict[str, Any], relation: str) -> list[dict[str, Any]]:
+    """Every node of an ``EXPLAIN (FORMAT JSON)`` plan that reads ``relation``. 计划中读取该表的节点。"""
+    found = [plan] if plan.get("Relation Name") == relation else []
+    for child in plan.get("Plans", []):
+        found += plan_reads_of(child, relation)
+    return found

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import orjson
 from sqlalchemy import text
@@ -17,7 +16,7 @@ from shared.messaging.outbox import OutboxRelay, outbox_tables
 from shared.messaging.publisher import KafkaPublisher
 from shared.messaging.topics import ensure_topics
 from tests.conftest import read_topic
-from tests.helpers import eventually
+from tests.helpers import eventually, plan_reads_of
 
 KEYS = 7
 ROWS = 1400
@@ -166,14 +165,6 @@ async def test_a_live_row_is_published_before_the_bulk_backlog_ahead_of_it(
     assert seen == {f"case-{k}": list(range(backlog // KEYS)) for k in range(KEYS)}
 
 
-def _scans_of(plan: dict[str, Any], relation: str) -> list[dict[str, Any]]:
-    """Every node of an EXPLAIN (FORMAT JSON) plan that reads ``relation``. 计划中读取该表的节点。"""
-    found = [plan] if plan.get("Relation Name") == relation else []
-    for child in plan.get("Plans", []):
-        found += _scans_of(child, relation)
-    return found
-
-
 async def test_a_claim_reads_its_batch_whatever_the_outbox_holds(own_database_url: str) -> None:
     """The claim's plan, cached when the relay started on an empty outbox (as a service's prepared
     statement is), still reads only the batch's rows once the outbox holds a backlog and thousands of
@@ -215,6 +206,6 @@ async def test_a_claim_reads_its_batch_whatever_the_outbox_holds(own_database_ur
         await engine.dispose()
 
     assert [r["id"] for r in claimed] == list(range(retained + 1, retained + batch + 1))  # the first pending, in order
-    scans = _scans_of(plan["Plan"], "outbox")
+    scans = plan_reads_of(plan["Plan"], "outbox")
     assert scans and all(s["Node Type"] in ("Index Scan", "Index Only Scan") for s in scans), scans
     assert sum(s["Actual Rows"] * s["Actual Loops"] for s in scans) == batch

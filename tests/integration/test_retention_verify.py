@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import orjson
 import pytest
@@ -23,6 +22,7 @@ from shared.messaging.epochs import EVENT_ID_HEADER
 from shared.messaging.outbox import outbox_tables
 from shared.messaging.retention import Retained, RetentionKeeper
 from shared.messaging.topics import ensure_topics
+from tests.helpers import plan_reads_of
 
 
 @pytest.fixture
@@ -121,12 +121,8 @@ async def test_the_retained_records_are_found_with_one_lookup_per_partition(own_
         await engine.dispose()
     [plan] = orjson.loads(explained) if isinstance(explained, str) else explained  # the pool decodes JSON
 
-    def scans(node: dict[str, Any]) -> list[dict[str, Any]]:
-        own = [node] if node.get("Relation Name") == "outbox" else []
-        return own + [s for child in node.get("Plans", []) for s in scans(child)]
-
     assert [(r["partition"], r["last_offset"], r["epoch"]) for r in found] == [
         (p, batches - 1, f"e{p}") for p in range(partitions)
     ]
     assert [r["event_id"] for r in found] == [r["event_id"] for r in expected]
-    assert sum(s["Actual Rows"] * s["Actual Loops"] for s in scans(plan["Plan"])) == partitions
+    assert sum(s["Actual Rows"] * s["Actual Loops"] for s in plan_reads_of(plan["Plan"], "outbox")) == partitions
