@@ -64,6 +64,7 @@ from shared.logging import get_logger
 from shared.messaging.background import Backoff, stop_task
 from shared.messaging.epochs import LOG_EPOCH_HEADER, new_epoch
 from shared.messaging.publisher import KafkaPublisher
+from shared.messaging.upkeep import QueueUpkeep
 from shared.observability import PlatformMetrics
 
 if TYPE_CHECKING:
@@ -250,6 +251,7 @@ class OutboxRelay:
         linger_s: float = 0.005,
         keeper: RetentionKeeper | None = None,
         keep_interval_s: float = 2.0,
+        vacuum_interval_s: float = 30.0,
         lanes: Sequence[str] = LANES,
     ) -> None:
         self.engine = engine
@@ -261,6 +263,8 @@ class OutboxRelay:
         self.linger_s = linger_s
         self.keeper = keeper
         self.keep_interval_s = keep_interval_s
+        #: Vacuums the queue tables (:mod:`shared.messaging.upkeep`). 队列表清理。
+        self.upkeep = QueueUpkeep(engine=engine, schema=table.schema or "public", interval_s=vacuum_interval_s)
         #: The lane numbers this relay publishes (``outbox_pending.lane``). 本中继发布的通道编号。
         self.lanes: tuple[int, ...] = tuple(LANES.index(lane) for lane in lanes)
         self._wake = {lane: asyncio.Event() for lane in self.lanes}
@@ -367,6 +371,9 @@ class OutboxRelay:
             asyncio.create_task(self.run(lane), name=f"outbox-relay:{self.table.schema}:{LANES[lane]}")
             for lane in self.lanes
         ]
+        self._tasks.append(
+            asyncio.create_task(self.upkeep.run(self._stopping), name=f"outbox-upkeep:{self.table.schema}")
+        )
 
     async def stop(self) -> None:
         self._stopping.set()

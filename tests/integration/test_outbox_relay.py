@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import orjson
 from sqlalchemy import text
@@ -209,3 +210,63 @@ async def test_a_claim_reads_its_batch_whatever_the_outbox_holds(own_database_ur
     scans = plan_reads_of(plan["Plan"], "outbox")
     assert scans and all(s["Node Type"] in ("Index Scan", "Index Only Scan") for s in scans), scans
     assert sum(s["Actual Rows"] * s["Actual Loops"] for s in scans) == batch
+
+
+async def test_the_relay_vacuums_its_queue_so_a_claim_skips_what_it_sent(own_database_url: str) -> None:
+    """Rows the relay sent and deleted leave dead entries at the head of the pending index, which every
+    claim walks until a ``VACUUM`` removes them (new ids go to the index's other end). The relay vacuums
+    its queue tables itself, every ``vacuum_interval_s``, whatever the server's autovacuum (off here for
+    the table, as on this machine's server): the next claim reads a handful of pages, not thousands.
+    已发送并删除的行在待发索引头部留下死项，每次认领都要读过；中继自行定期清理队列表，之后的认领只读几页。"""
+    schema = f"relayvac{uuid.uuid4().hex[:6]}"
+    metadata = service_metadata(schema)
+    table = outbox_tables(metadata)
+    engine = create_engine(own_database_url)
+    relay = OutboxRelay(
+        engine=engine,
+        table=table,
+        publisher=KafkaPublisher(bootstrap="127.0.0.1:9", client_id="x"),
+        vacuum_interval_s=0.1,
+    )
+    sent = 30_000
+
+    async def pages_read_by_a_claim(conn: Any) -> int:
+        explained = await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE claim(50)")
+        [plan] = orjson.loads(explained) if isinstance(explained, str) else explained
+        return int(plan["Plan"]["Shared Hit Blocks"] + plan["Plan"]["Shared Read Blocks"])
+
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"CREATE SCHEMA {schema}"))
+            await conn.run_sync(metadata.create_all)
+            await conn.execute(text(f"ALTER TABLE {schema}.outbox_pending SET (autovacuum_enabled = false)"))
+        async with driver_connection(engine) as conn:
+            await conn.execute(
+                f"WITH o AS (INSERT INTO {schema}.outbox (event_id, topic, event_type, key, value, headers) "
+                "SELECT gen_random_uuid(), 'test.vacuum', 'test.written', g::text, '\\x00'::bytea, '[]'::jsonb "
+                f"FROM generate_series(1, {sent}) g RETURNING id) "
+                f"INSERT INTO {schema}.outbox_pending (id, lane) SELECT id, 0 FROM o"
+            )
+            await conn.execute(f"DELETE FROM {schema}.outbox_pending")  # as the relay does once they are sent
+            await conn.execute(f"PREPARE claim(int) AS {relay.claim_sql(0)}")
+            before = await pages_read_by_a_claim(conn)
+            await conn.execute("DEALLOCATE claim")
+
+        relay.start()
+
+        async def vacuumed() -> bool:
+            return relay.upkeep.passes >= 1
+
+        await eventually(vacuumed, timeout_s=60)
+        await relay.stop()
+        async with driver_connection(engine) as conn:
+            await conn.execute(f"PREPARE claim(int) AS {relay.claim_sql(0)}")
+            assert await conn.fetch("EXECUTE claim(50)") == []
+            after = await pages_read_by_a_claim(conn)
+            await conn.execute("DEALLOCATE claim")
+    finally:
+        await relay.stop()
+        await engine.dispose()
+
+    assert before > 50, before  # the claim walked the dead entries of 30 k sent rows
+    assert after <= 5, after
