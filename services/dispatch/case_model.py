@@ -27,6 +27,7 @@ __all__ = [
     "CASE_REPORTED",
     "HOTLINE_SOURCE",
     "OPEN_STATES",
+    "RUNNING_STATES",
     "STATE_LABELS",
     "Action",
     "Actor",
@@ -135,6 +136,8 @@ STATE_LABELS: Mapping[CaseState, str] = MappingProxyType(
 
 #: Open cases (未结案): everything but ``closed``.
 OPEN_STATES: frozenset[CaseState] = frozenset(CaseState) - {CaseState.CLOSED}
+#: States in which the 办结 deadline runs (超期 can be flagged): open and not yet resolved. 办结期限计时中的状态。
+RUNNING_STATES: frozenset[CaseState] = OPEN_STATES - {CaseState.RESOLVED}
 
 RefusalKind: TypeAlias = Literal["conflict", "not_allowed", "forbidden", "invalid"]
 

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch.action_bodies import RecomputeDeadlineBody
-from services.dispatch.case_model import OPEN_STATES, Action, CaseState, Refused
+from services.dispatch.case_model import RUNNING_STATES, Action, CaseState, Refused
 from services.dispatch.deadline_recompute import RECOMPUTED_KEY, recompute, routed_deadline
 from services.dispatch.identity import SYSTEM_ACTOR
 from services.dispatch.lifecycle import apply
@@ -29,7 +29,7 @@ from shared.calendar import WorkingCalendar
 
 __all__ = ["RecomputePage", "recompute_deadlines"]
 
-_RUNNING_STATES = sorted(str(s) for s in OPEN_STATES - {CaseState.RESOLVED})
+_RUNNING_STATES = sorted(str(s) for s in RUNNING_STATES)
 
 
 @dataclass

@@ -78,6 +78,7 @@ from services.dispatch.action_bodies import (
 from services.dispatch.case_model import (
     CASE_REPORTED,
     OPEN_STATES,
+    RUNNING_STATES,
     STATE_LABELS,
     Action,
     Actor,
@@ -108,8 +109,6 @@ __all__ = [
 
 #: Rejections (退单) after which a case goes to triage instead of the next candidate.
 DEFAULT_MAX_REJECTIONS = 2
-#: States in which the 办结 deadline runs (超期 can be flagged): open and not yet resolved.
-_RUNNING_STATES: frozenset[CaseState] = OPEN_STATES - {CaseState.RESOLVED}
 
 Precondition = Callable[[CaseSnapshot, datetime], str | None]
 Validator = Callable[[CaseSnapshot, Any, datetime], str | None]
@@ -255,7 +254,7 @@ _TABLE: tuple[TransitionSpec, ...] = (
         validate=rules.validate_add_cohandler, effect=rules.effect_add_cohandler,
     ),
     TransitionSpec(
-        Action.MARK_OVERDUE, "超期标记", _RUNNING_STATES, frozenset({_R.SYSTEM}),
+        Action.MARK_OVERDUE, "超期标记", RUNNING_STATES, frozenset({_R.SYSTEM}),
         MarkOverdueBody, None, "case.overdue", precondition=rules.pre_mark_overdue, effect=rules.effect_mark_overdue,
         notes="refused when already flagged (idempotent sweep)",
     ),
@@ -264,7 +263,7 @@ _TABLE: tuple[TransitionSpec, ...] = (
         SelfHandleBody, _S.CLOSED, "case.self_handled", effect=rules.effect_self_handle,
     ),
     TransitionSpec(
-        Action.RECOMPUTE_DEADLINE, "期限重算", _RUNNING_STATES, frozenset({_R.SYSTEM}),
+        Action.RECOMPUTE_DEADLINE, "期限重算", RUNNING_STATES, frozenset({_R.SYSTEM}),
         RecomputeDeadlineBody, None, "case.deadline_recomputed",
         precondition=rules.pre_recompute_deadline, validate=rules.validate_recompute_deadline,
         effect=rules.effect_recompute_deadline,

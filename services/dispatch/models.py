@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from services.dispatch.case_model import RUNNING_STATES
 from shared.db import service_metadata
 from shared.messaging.outbox import outbox_tables
 from shared.messaging.tables import processed_messages_table
@@ -103,13 +104,14 @@ Index("ix_cases_source_id", cases.c.source, cases.c.source_id)
 Index("ix_cases_township_seq", cases.c.township, cases.c.seq)
 Index("ix_cases_unit_seq", cases.c.unit, cases.c.seq)
 Index("ix_cases_state_seq", cases.c.state, cases.c.seq)
-#: Open, unmerged cases by matter and position: the duplicate check (the longitude range is
-#: filtered inside the index). 并案检查索引（经度范围在索引内过滤）。
+#: Open, unmerged cases by matter and position: the duplicate check (the longitude range and the
+#: time window are filtered inside the index). 并案检查索引（经度范围与时间窗在索引内过滤）。
 Index(
     "ix_cases_open_matter_lat_lng",
     cases.c.matter,
     cases.c.lat,
     cases.c.lng,
+    cases.c.reported_at,
     postgresql_where=text("state <> 'closed' AND merged_into IS NULL"),
 )
 Index(
@@ -126,8 +128,17 @@ Index(
 )
 #: Cases by the members holding them (派单到人): a member token's scope. 队员可见范围索引。
 Index("ix_cases_assignees", cases.c.assignees, postgresql_using="gin")
-#: Not-yet-flagged cases by deadline: the overdue sweep. 超期扫描索引。
-Index("ix_cases_overdue_sweep", cases.c.deadline, postgresql_where=text("NOT overdue AND deadline IS NOT NULL"))
+#: The overdue sweep's whole condition but the time (超期扫描条件): not yet flagged, with a deadline,
+#: unmerged, its deadline running. The sweep's query states it verbatim, so the partial index
+#: below is provably usable; closed, resolved and merged cases are not in it, so a pass reads only
+#: cases it may flag however many the year has closed. 超期扫描条件（除时间外），查询逐字使用。
+OVERDUE_SWEEP_CONDITION = (
+    "NOT overdue AND deadline IS NOT NULL AND merged_into IS NULL AND state IN ("
+    + ", ".join(f"'{state}'" for state in sorted(RUNNING_STATES))
+    + ")"
+)
+#: Cases the sweep may flag, by deadline. 超期扫描索引。
+Index("ix_cases_overdue_sweep", cases.c.deadline, postgresql_where=text(OVERDUE_SWEEP_CONDITION))
 
 #: 案件时间线: every transition, replayable with lifecycle.replay.
 case_transitions = Table(

@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import text
 
 from services.dispatch.incidents import handle_incident
-from services.dispatch.sweep import due_cases
+from services.dispatch.sweep import due_cases, ordered_scan
 from shared.db import create_engine, session_factory
 from shared.embedded import TansuBroker
 from shared.events import IncidentReported
-from tests.helpers import eventually
+from tests.helpers import eventually, plan_reads_of
 from tests.integration.test_dispatch_support import (
     ADMIN,
     Stack,
@@ -212,3 +212,40 @@ async def test_the_sweep_reads_its_partial_index_not_every_case(own_database_url
         await engine.dispose()
     assert "ix_cases_overdue_sweep" in plan, plan
     assert "Seq Scan" not in plan, plan
+
+
+async def test_a_pass_reads_as_many_cases_as_it_flags_after_a_history_import(own_database_url: str) -> None:
+    """After a history import every case's deadline is past and nothing has statistics yet (a server
+    without autovacuum, a table just filled). A pass still reads the sweep's index in deadline order
+    and stops at its limit: the limit's worth of cases, none of the year's closed cases among them,
+    never every due case collected and sorted (5.4 s a pass at 2 M cases).
+    历史导入后所有期限均已过、尚无统计信息：每轮仍按期限顺序读索引、取满即止，不读已结案件，不把全部到期案件收集排序。"""
+    engine = create_engine(own_database_url)
+    limit = 200
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE dispatch.cases SET (autovacuum_enabled = false)"))
+            await conn.execute(
+                text(
+                    "INSERT INTO dispatch.cases (id, incident_id, source, source_id, state, version, urgency, "
+                    "reported_at, deadline, explanation, snapshot, incident) "
+                    "SELECT gen_random_uuid(), gen_random_uuid(), 'cityops', g::text, "
+                    "CASE WHEN g % 2 = 0 THEN 'closed' ELSE 'dispatched' END, 2, 'normal', "
+                    "now() - interval '400 days', now() - interval '300 days' + g * interval '1 minute', "
+                    "'{}', '{}', '{}' FROM generate_series(1, 20000) g"
+                )
+            )
+        statement = due_cases(now=datetime.now(UTC), limit=limit)
+        compiled = statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
+        async with session_factory(engine)() as session, session.begin():
+            async with ordered_scan(session):
+                explained = (await session.execute(text(f"EXPLAIN (ANALYZE, FORMAT JSON) {compiled}"))).scalar_one()
+            rows = (await session.execute(statement)).all()
+    finally:
+        await engine.dispose()
+    [plan] = explained
+    reads = plan_reads_of(plan["Plan"], "cases")
+    assert [r["Node Type"] for r in reads] == ["Index Scan"], reads
+    assert reads[0]["Index Name"] == "ix_cases_overdue_sweep"
+    assert reads[0]["Actual Rows"] == limit and reads[0].get("Rows Removed by Filter", 0) == 0, reads
+    assert len(rows) == limit
