@@ -303,11 +303,12 @@ class OutboxRelay:
         # The claim reads the first pending ids in order, then each one's row by its key: a plan whose
         # cost follows the batch, never the table. Written as a join, PostgreSQL may hash-join the pending
         # ids against a scan of the whole outbox — every retained row, whose count grows with a consumer's
-        # lag — whenever its statistics say the outbox is small (a table the relay fills and retention
-        # empties is rarely analysed at the right moment): 8–40 ms per claim in a history import, rising
-        # with it. ``OFFSET 0`` keeps the per-row lookup a subquery of its own (not flattened into a join).
-        # 认领：先按序取待发行号，再逐行按主键取行——开销随批量而非表大小；写成连接时，统计信息偏小
-        # 会让 PostgreSQL 以哈希连接扫描整个发件箱（保留行随消费滞后增长）。
+        # lag — when the plan was made on a small outbox: the connection's prepared statement keeps the
+        # generic plan it made at startup, on an empty outbox, for the whole import (8–40 ms per claim in a
+        # history import, rising with it). ``OFFSET 0`` keeps the per-row lookup a subquery of its own (not
+        # flattened into a join).
+        # 认领：先按序取待发行号，再逐行按主键取行——开销随批量而非表大小；写成连接时，启动时在空发件箱上
+        # 缓存的通用计划会以哈希连接扫描整个发件箱（保留行随消费滞后增长）。
         self._claim_sql = {
             lane: f"SELECT p.id, o.topic, o.key, o.value, o.headers "
             f"FROM (SELECT id FROM {schema}.outbox_pending WHERE lane = {lane} ORDER BY id LIMIT $1) p "
