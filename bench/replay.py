@@ -21,7 +21,8 @@ What it prints:
 - the floors, measured after the run on the same data: (a) raw aiokafka consume of every
   ``incident.reported`` record (no group, JSON decode), (b) a raw asyncpg COPY of the rows
   dispatch wrote per case (cases, timeline, and one outbox row per timeline row) into empty
-  copies of its tables with the same indexes; dispatch's rate is printed as a ratio to (b);
+  copies of its tables with the same indexes; dispatch's rate is printed as a ratio to (b)
+  (``bench/replay_floors.py``, which also measures them afterwards on a database a run kept);
 - the end-to-end time (first batch posted → every case and metrics fact stored) and the hours 24 M
   events would take at that pace and at the slowest stage's rate;
 - with ``--live-rate`` > 0: while the replay runs, live cityops records at that rate into the
@@ -59,11 +60,9 @@ import hashlib
 import json
 import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -77,12 +76,13 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.measure import cpu_by_command, pct, postgres_server, rss_mb, tree_cpu_s  # noqa: E402
+from bench.replay_floors import measure_floors  # noqa: E402
 from shared.embedded import TansuBroker, free_port  # noqa: E402
 from shared.events import CASE_EVENTS, INCIDENT_REPORTED, INCIDENT_REPORTED_BULK  # noqa: E402
 from shared.messaging.topics import ensure_topics  # noqa: E402
@@ -861,99 +861,6 @@ async def routing_fingerprint(conn: asyncpg.Connection, outcomes_path: Path | No
     if outcomes_path is not None:  # incident, its group, township, unit, matter, state: to diff two runs
         await asyncio.to_thread(outcomes_path.write_text, "".join(lines))
     return f"{digest.hexdigest()[:16]} over {len(outcome):,} replayed reports ({len(merged):,} merged)"
-
-
-async def measure_floors(conn: asyncpg.Connection, bootstrap: str, dsn: str, topic: str) -> str:
-    """(a) raw consume of the replay's topic; (b) raw COPY of dispatch's rows into empty indexed copies."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=8 << 20,
-    )
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        expected = sum(ends.values())
-        t = time.perf_counter()
-        read = 0
-        while read < expected:
-            for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
-                for record in records:
-                    orjson.loads(record.value)
-                    read += 1
-            if time.perf_counter() - t > 600:
-                break
-        consume_rate = read / (time.perf_counter() - t)
-    finally:
-        await consumer.stop()
-
-    # The rows go out and back in as binary COPY through files (a 2 M-case run does not fit in Python
-    # objects): cases, timeline, and one outbox row per timeline row shaped like the relay's.
-    # 经二进制 COPY 文件往返（200 万案件不宜转为 Python 对象）。
-    queries = {
-        "cases": "SELECT * FROM dispatch.cases",
-        "case_transitions": "SELECT * FROM dispatch.case_transitions",
-        "outbox": (
-            f"SELECT gen_random_uuid(), '{CASE_EVENTS}'::text, event_type, case_id::text, "
-            "convert_to(row_to_json(t)::text, 'UTF8'), '{}'::jsonb FROM dispatch.case_transitions t"
-        ),
-    }
-    counts = {
-        "cases": await conn.fetchval("SELECT count(*) FROM dispatch.cases"),
-        "timeline": await conn.fetchval("SELECT count(*) FROM dispatch.case_transitions"),
-    }
-    schema = f"floor_{uuid.uuid4().hex[:6]}"
-    spool = Path(tempfile.mkdtemp(prefix="replay-floor-"))
-    # The spool and the copies each take about what dispatch's tables take (a 2 M run: ~18 GB of spool).
-    # 暂存文件与副本各约占派遣表的大小。
-    needed = await conn.fetchval(
-        "SELECT sum(pg_total_relation_size(t)) FROM unnest(ARRAY['dispatch.cases', 'dispatch.case_transitions', "
-        "'dispatch.outbox']::regclass[]) AS t"
-    )
-    free = shutil.disk_usage(spool).free
-    if free < 3 * int(needed or 0):
-        shutil.rmtree(spool, ignore_errors=True)
-        raise OSError(f"{free / 1e9:.0f} GB free, the floors need about {3 * int(needed) / 1e9:.0f} GB")
-    await conn.execute(f"CREATE SCHEMA {schema}")
-    writer = await asyncpg.connect(dsn)
-    try:
-        for table, query in queries.items():
-            await conn.copy_from_query(query, output=spool / table, format="binary")
-        for table in ("cases", "case_transitions", "outbox", "outbox_pending"):
-            await conn.execute(f"CREATE TABLE {schema}.{table} (LIKE dispatch.{table} INCLUDING ALL)")
-        t = time.perf_counter()
-        async with writer.transaction():
-            for table in ("cases", "case_transitions"):
-                await writer.copy_to_table(table, schema_name=schema, source=spool / table, format="binary")
-            await writer.copy_to_table(
-                "outbox",
-                schema_name=schema,
-                source=spool / "outbox",
-                columns=["event_id", "topic", "event_type", "key", "value", "headers"],
-                format="binary",
-            )
-            await writer.execute(f"INSERT INTO {schema}.outbox_pending (id) SELECT id FROM {schema}.outbox")
-        insert_s = time.perf_counter() - t
-    finally:
-        await writer.close()
-        await conn.execute(f"DROP SCHEMA {schema} CASCADE")
-        shutil.rmtree(spool, ignore_errors=True)
-    insert_rate = counts["cases"] / insert_s
-    return json.dumps(
-        {
-            "consume": consume_rate,
-            "consumed": read,
-            "insert": insert_rate,
-            "cases": counts["cases"],
-            "timeline": counts["timeline"],
-            "outbox": counts["timeline"],
-        }
-    )
 
 
 # --------------------------------------------------------------------------- report
