@@ -504,7 +504,15 @@ async def test_a_position_in_a_lost_log_is_read_again_from_the_beginning(
         await second.stop()
         await publisher.stop()
     assert second.rewinds == 1
-    assert second.applied == 15 and second.duplicates == 15
+    assert second.applied == 15  # the new events 25–39, each once
+    # The republished 10–24 were read again and skipped. Once in CI one more batch (``max_batch`` = 7)
+    # was read twice (22 duplicates: a fetch in flight at the rewind, or a group rejoin, was not pinned
+    # down); it was skipped like them. What must hold exactly is that each event is applied once.
+    # 重发的 10–24 被重读并跳过；CI 中曾多重读一批（共 22 条），同样跳过。必须精确成立的是每个事件只应用一次。
+    assert second.duplicates >= 15
+    async with engine.connect() as conn:
+        versions = (await conn.execute(select(applied.c.version).order_by(applied.c.version))).scalars().all()
+    assert versions == list(range(40))  # every event applied exactly once
 
 
 async def test_a_position_beyond_a_shorter_new_log_is_read_again_from_the_beginning(
