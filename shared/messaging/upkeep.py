@@ -37,10 +37,9 @@ __all__ = ["QUEUE_TABLES", "QueueUpkeep"]
 
 log = get_logger(__name__)
 
-#: The relay's queue tables, in each service's schema. 中继的队列表。
-QUEUE_TABLES: Final = ("outbox_pending", "outbox_published")
-#: How each is vacuumed: the pending queue with fresh statistics for the claim. 各表的清理方式。
-_VACUUM: Final = {"outbox_pending": "VACUUM (ANALYZE, SKIP_LOCKED)", "outbox_published": "VACUUM (SKIP_LOCKED)"}
+#: The relay's queue tables, in each service's schema, and how each is vacuumed: the pending queue
+#: with fresh statistics for the claim. 中继的队列表及各自的清理方式。
+QUEUE_TABLES: Final = {"outbox_pending": "VACUUM (ANALYZE, SKIP_LOCKED)", "outbox_published": "VACUUM (SKIP_LOCKED)"}
 
 
 class QueueUpkeep:
@@ -54,7 +53,7 @@ class QueueUpkeep:
         self.engine = engine
         self.interval_s = interval_s
         self.passes = 0
-        self._vacuum_sql = [f'{_VACUUM[table]} "{schema}".{table}' for table in QUEUE_TABLES]
+        self._vacuum_sql = [f'{vacuum} "{schema}".{table}' for table, vacuum in QUEUE_TABLES.items()]
 
     async def vacuum_once(self) -> None:
         """One ``VACUUM`` of each queue table. 清理一次。"""
