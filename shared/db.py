@@ -72,22 +72,27 @@ def create_engine(url: str, *, pool_size: int = 10, application_name: str = "zhp
     )
 
 
-def lower_backend_priority(engine: AsyncEngine, nice: int) -> None:
+def lower_backend_priority(engine: AsyncEngine, nice: int, *, idle: bool = False) -> None:
     """Run the database backends of ``engine``'s connections at CPU priority ``nice`` (a history import's
-    processes: their PostgreSQL work then yields the CPU to the live processes', as they do).
+    processes: their PostgreSQL work then yields the CPU to the live processes', as they do); with
+    ``idle``, under the idle scheduling policy (``SCHED_IDLE``): they get a core only when no other
+    process wants it, so the live processes' work never waits behind the import's.
 
     Only where PostgreSQL runs on this host as this user (the embedded default); elsewhere the
     operating system refuses and nothing changes. 历史导入进程的数据库后端以较低 CPU 优先级运行
-    （仅当 PostgreSQL 与本进程同机同用户时生效，否则无变化）。"""
+    （``idle``：空闲调度策略，仅在无其他进程需要 CPU 时运行；仅当 PostgreSQL 与本进程同机同用户时生效，否则无变化）。"""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _lower(dbapi_connection: Any, _record: Any) -> None:
         # The driver knows its backend's pid: no statement (a statement here would open the adapter's
         # transaction, and the connection's first unit of work would then only be a savepoint in it).
         # 驱动已知后端进程号：此处不执行语句（否则会开启适配器事务，首个工作单元仅成为其中的保存点）。
-        pid = dbapi_connection.driver_connection.get_server_pid()
+        pid = int(dbapi_connection.driver_connection.get_server_pid())
         with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, int(pid), max(nice, os.getpriority(os.PRIO_PROCESS, int(pid))))
+            os.setpriority(os.PRIO_PROCESS, pid, max(nice, os.getpriority(os.PRIO_PROCESS, pid)))
+        if idle:
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -84,8 +84,8 @@ class ServiceRuntime:
         self.metrics = PlatformMetrics(self.registry, service)
         self.staff = StaffDirectory(settings.staff_tokens, dev_credentials=settings.dev_credentials)
         self.engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, application_name=service)
-        if settings.db_backend_nice:
-            lower_backend_priority(self.engine, settings.db_backend_nice)
+        if settings.db_backend_nice or settings.db_backend_idle:
+            lower_backend_priority(self.engine, settings.db_backend_nice, idle=settings.db_backend_idle)
         self.sessions = session_factory(self.engine)
         self.publisher = KafkaPublisher(
             bootstrap=settings.kafka_bootstrap_servers,

@@ -73,6 +73,10 @@ class ServiceSettings(BaseSettings):
     #: at a lower priority themselves: their database work then yields to the live processes' too
     #: (only where PostgreSQL runs on this host as this user; 0: unchanged). 本进程数据库后端的 CPU 优先级。
     db_backend_nice: int = 0
+    #: Run this process's PostgreSQL backends under the idle scheduling policy (``SCHED_IDLE``, as
+    #: ``chrt --idle 0`` runs a process): a history import's database work then only takes a core no
+    #: live process wants (same condition as ``db_backend_nice``). 数据库后端以空闲调度策略运行。
+    db_backend_idle: bool = False
     #: Every this many seconds the process hands the C allocator's free pages back to the operating
     #: system (``shared/memory.py``: keeps a long import's resident memory flat; 0: never). 归还空闲内存的间隔。
     memory_trim_interval_s: float = 60.0

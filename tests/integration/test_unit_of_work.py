@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import UnitOfWork, create_engine, session_factory
+from shared.db import UnitOfWork, create_engine, lower_backend_priority, session_factory
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ async def test_a_history_import_process_runs_its_database_backends_at_its_lower_
     runs on this host in the suite, as in the embedded default). 导入进程的数据库后端以较低优先级运行。"""
     import os
 
-    from shared.db import driver_connection, lower_backend_priority
+    from shared.db import driver_connection
 
     low, plain = create_engine(database_url, pool_size=1), create_engine(database_url, pool_size=1)
     lower_backend_priority(low, 7)
@@ -88,6 +88,7 @@ async def test_a_history_import_process_runs_its_database_backends_at_its_lower_
                 pids.append(int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()))
         assert os.getpriority(os.PRIO_PROCESS, pids[0]) == 7
         assert os.getpriority(os.PRIO_PROCESS, pids[1]) < 7
+        assert os.sched_getscheduler(pids[0]) == os.sched_getscheduler(pids[1]) == os.SCHED_OTHER
         # A fresh connection's first transaction commits (the priority is set without opening one):
         # on the driver connection, as intake writes, and through a unit of work.
         # 新连接的首个事务照常提交（设置优先级时不开启事务）。
@@ -107,4 +108,25 @@ async def test_a_history_import_process_runs_its_database_backends_at_its_lower_
             await conn.execute(text("DELETE FROM uow_test.things WHERE id IN (7001, 7002)"))
     finally:
         await low.dispose()
+        await plain.dispose()
+
+
+async def test_a_history_import_process_can_run_its_database_backends_only_on_an_idle_core(database_url: str) -> None:
+    """``DB_BACKEND_IDLE``: the backends run under ``SCHED_IDLE`` (a core only when no other process wants
+    it); the other engines' backends keep the normal policy. 导入进程的数据库后端以空闲调度策略运行。"""
+    import os
+
+    idle, plain = create_engine(database_url, pool_size=1), create_engine(database_url, pool_size=1)
+    lower_backend_priority(idle, 0, idle=True)
+    try:
+        pids = []
+        for eng in (idle, plain):
+            async with eng.connect() as conn:
+                pids.append(int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()))
+        assert os.sched_getscheduler(pids[0]) == os.SCHED_IDLE
+        assert os.sched_getscheduler(pids[1]) == os.SCHED_OTHER
+        async with UnitOfWork(session_factory(idle)) as uow:  # and it still works
+            assert (await uow.session.execute(text("SELECT 1"))).scalar_one() == 1
+    finally:
+        await idle.dispose()
         await plain.dispose()
