@@ -761,6 +761,9 @@ async def replay(
     }
     async with platform(server_url, label, dispatchers=dispatchers, **own) as (plat, dsn, extra, starters):
         stop, acting = asyncio.Event(), asyncio.Event()
+        operator = None
+        if not staged:  # from the start: the floor's live work includes a dispatcher's actions too
+            operator = asyncio.create_task(operate(plat, dsn, run, acting, args.act_share, args.seed))
         if live and args.live_rate > 0 and not staged:  # the live path alone first: its own latency
             alone = Run()
             await live_probe(plat, plat.bootstrap, alone, args.live_rate, args.live_seconds, dsn, first_id=950_000_000)
@@ -768,9 +771,6 @@ async def replay(
             run.live_accepted += alone.live_accepted
         run.cpu_start = cpu_all(plat, extra)
         watcher = asyncio.create_task(monitor(plat, dsn, run, stop, extra))
-        operator = None
-        if not staged:
-            operator = asyncio.create_task(operate(plat, dsn, run, acting, args.act_share, args.seed))
         t0 = time.perf_counter()
         posting = asyncio.create_task(
             produce(plat, events, run, producers=args.producers, batch=args.batch, lane=args.lane)
@@ -971,7 +971,7 @@ def report(label: str, run: Run, n: int, floors: dict[str, float] | None) -> flo
             f"{leg.split(' (')[0]} {pct(took, 0.99) * 1000:.0f}" for leg, took in run.live_alone_legs.items() if took
         )
         print(
-            f"    floor, the same probe before the replay (no import running): p50 "
+            f"    floor, the same probe before the replay (no import running, the operator acting): p50 "
             f"{statistics.median(run.live_alone) * 1000:.0f} ms, p99 {pct(run.live_alone, 0.99) * 1000:.0f} ms"
             f" over {len(run.live_alone)}; p99 by leg: {legs}"
         )
