@@ -76,7 +76,8 @@ def lower_backend_priority(engine: AsyncEngine, nice: int, *, idle: bool = False
     """Run the database backends of ``engine``'s connections at CPU priority ``nice`` (a history import's
     processes: their PostgreSQL work then yields the CPU to the live processes', as they do); with
     ``idle``, under the idle scheduling policy (``SCHED_IDLE``): they get a core only when no other
-    process wants it, so the live processes' work never waits behind the import's.
+    process wants it, so the live processes' work does not queue behind the import's for the CPU (the
+    locks and the WAL both write still are shared).
 
     Only where PostgreSQL runs on this host as this user (the embedded default); elsewhere the
     operating system refuses and nothing changes. 历史导入进程的数据库后端以较低 CPU 优先级运行
