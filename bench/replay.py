@@ -28,7 +28,8 @@ What it prints:
 - with ``--live-rate`` > 0: while the replay runs, live cityops records at that rate into the
   single-record endpoint, and the time from intake's 202 to ``case.dispatched`` (p50/p99), with
   the legs on the way (intake's relay, dispatch's transaction beginning; and where the server runs
-  with ``track_commit_timestamp=on``, intake's and dispatch's commits too). The
+  with ``track_commit_timestamp=on``, intake's and dispatch's commits too); beside it the floor:
+  the same probe alone on the same platform before the replay starts, the operator acting. The
   replay goes in intake's bulk lane (``?lane=bulk``, ``--lane bulk``, the default: what a history
   import does), the live records in the live lane; ``--lane live`` posts the replay as live too;
 - with ``--two-dispatch``: a second run of the same events on a fresh database and broker with two
@@ -46,7 +47,8 @@ What it prints:
 Asserts nothing; prints figures. Usage:
   python bench/replay.py [--events 200000] [--producers 2] [--batch 500] [--act-share 0.2]
                          [--live-rate 100] [--live-seconds 30] [--two-dispatch [--two-dispatch-events N]] [--seed 2026]
-                         [--lane bulk|live] [--import-processes [--staged]]
+                         [--lane bulk|live] [--import-processes [--staged] [--import-nice N] [--import-idle]]
+                         [--keep-database]
 """
 
 from __future__ import annotations
@@ -301,8 +303,10 @@ async def platform(
     import_idle: bool = False,
     deferred: frozenset[str] = frozenset(),
     import_dispatchers: int = 1,
+    keep_database: bool = False,
 ) -> AsyncIterator[tuple[Platform, str, dict[str, subprocess.Popen[bytes]], dict[str, Callable[[], None]]]]:
     """A fresh database and broker, the four services (and extra dispatch processes), demo county loaded.
+    The database is dropped afterwards unless ``keep_database`` (for ``bench/replay_floors.py``).
 
     ``import_processes``: the history import gets processes of its own at a lower CPU priority
     (``import_nice``), as an operator would run one: an intake (``plat.url("intake-import")``), a dispatch
@@ -312,10 +316,10 @@ async def platform(
     import's dispatch has, in one consumer group); the last item yielded starts each on call
     (a staged replay runs each stage alone)."""
     admin = await asyncpg.connect(plain_dsn(server_url))
-    name = f"replay_{uuid.uuid4().hex[:8]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    database = f"replay_{uuid.uuid4().hex[:8]}"
+    await admin.execute(f'CREATE DATABASE "{database}"')
     head, _, tail = server_url.partition("?")
-    db_url = head.rsplit("/", 1)[0] + f"/{name}" + (f"?{tail}" if tail else "")
+    db_url = head.rsplit("/", 1)[0] + f"/{database}" + (f"?{tail}" if tail else "")
     broker = TansuBroker()
     broker.start()
     extra: dict[str, subprocess.Popen[bytes]] = {}
@@ -348,11 +352,11 @@ async def platform(
         for i in range(dispatchers - 1):
             extra[f"dispatch-{i + 2}"] = start_extra(plat, label, "dispatch")
         if import_processes:
-            nice = {"DB_BACKEND_NICE": str(import_nice), "DB_BACKEND_IDLE": str(import_idle).lower()}
-            bulk = {"DISPATCH_INCIDENT_LANES": "bulk", "OUTBOX_LANES": "bulk", **nice}
+            priority = {"DB_BACKEND_NICE": str(import_nice), "DB_BACKEND_IDLE": str(import_idle).lower()}
+            bulk = {"DISPATCH_INCIDENT_LANES": "bulk", "OUTBOX_LANES": "bulk", **priority}
             own_env = {
                 "dispatch-import": ("dispatch", bulk, import_dispatchers),
-                "metrics-import": ("metrics", {"METRICS_CASE_LANES": "bulk", **nice}, 1),
+                "metrics-import": ("metrics", {"METRICS_CASE_LANES": "bulk", **priority}, 1),
             }
             for key, (service, env, count) in own_env.items():
 
@@ -372,7 +376,7 @@ async def platform(
                 label,
                 "intake",
                 port=plat.ports["intake-import"],
-                env={"OUTBOX_LANES": "bulk", **nice},
+                env={"OUTBOX_LANES": "bulk", **priority},
                 nice=import_nice,
                 idle=import_idle,
             )
@@ -394,7 +398,10 @@ async def platform(
                 proc.wait(30)
         plat.stop()
         broker.stop()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if keep_database:
+            print(f"  [{label}] database kept: {plain_dsn(db_url)}")
+        else:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
 
 
@@ -501,7 +508,7 @@ async def operate(plat: Platform, dsn: str, run: Run, stop: asyncio.Event, share
 async def live_probe(
     plat: Platform, bootstrap: str, run: Run, rate: int, seconds: int, dsn: str, *, first_id: int = 900_000_000
 ) -> None:
-    """Live cityops records at ``rate``/s while the replay runs: intake 202 → ``case.dispatched``.
+    """Live cityops records at ``rate``/s (during the replay, or alone before it): intake 202 → ``case.dispatched``.
 
     Two clocks. As the bench saw it (its 202 → its read of ``case.dispatched``): this includes the
     bench's own delays, and the bench process is busy producing the import. As the platform stamped
@@ -756,6 +763,7 @@ async def replay(
         "import_processes": args.import_processes,
         "import_nice": args.import_nice,
         "import_idle": args.import_idle,
+        "keep_database": args.keep_database,
         "import_dispatchers": args.import_dispatchers,
         "deferred": frozenset({"dispatch-import", "metrics-import"}) if staged else frozenset(),
     }
@@ -966,15 +974,6 @@ def report(label: str, run: Run, n: int, floors: dict[str, float] | None) -> flo
             f"{statistics.median(run.live) * 1000:.0f} ms, p99 {pct(run.live, 0.99) * 1000:.0f} ms over "
             f"{len(run.live)}  (aim p99 < 250 ms)"
         )
-    if run.live_alone:
-        legs = ", ".join(
-            f"{leg.split(' (')[0]} {pct(took, 0.99) * 1000:.0f}" for leg, took in run.live_alone_legs.items() if took
-        )
-        print(
-            f"    floor, the same probe before the replay (no import running, the operator acting): p50 "
-            f"{statistics.median(run.live_alone) * 1000:.0f} ms, p99 {pct(run.live_alone, 0.99) * 1000:.0f} ms"
-            f" over {len(run.live_alone)}; p99 by leg: {legs}"
-        )
     if run.live_warmup_s:
         print(f"    (before the probe: the live lane's first record came through after {run.live_warmup_s:.1f} s)")
     for leg, took in run.live_legs.items():
@@ -987,6 +986,15 @@ def report(label: str, run: Run, n: int, floors: dict[str, float] | None) -> flo
         print(
             f"    as the bench saw it (its 202 → its read; includes the busy bench's own delays): p50 "
             f"{statistics.median(run.live_seen) * 1000:.0f} ms, p99 {pct(run.live_seen, 0.99) * 1000:.0f} ms"
+        )
+    if run.live_alone:
+        legs = ", ".join(
+            f"{leg.split(' (')[0]} {pct(took, 0.99) * 1000:.0f}" for leg, took in run.live_alone_legs.items() if took
+        )
+        print(
+            f"    floor, the same probe before the replay (no import running, the operator acting): p50 "
+            f"{statistics.median(run.live_alone) * 1000:.0f} ms, p99 {pct(run.live_alone, 0.99) * 1000:.0f} ms"
+            f" over {len(run.live_alone)}; p99 by leg: {legs}"
         )
     return rates["dispatch cases"]
 
@@ -1113,6 +1121,11 @@ def main() -> None:
         "then its metrics alone (each stage's rate and CPU beside the floors, which also run alone); no live probe",
     )
     parser.add_argument("--no-floors", dest="floors", action="store_false")
+    parser.add_argument(
+        "--keep-database",
+        action="store_true",
+        help="keep each run's replay_* database (printed) for inspection or bench/replay_floors.py",
+    )
     parser.add_argument("--timeout", type=float, default=7200.0, help="seconds to wait for dispatch and metrics")
     parser.add_argument("--seed", type=int, default=2026)
     asyncio.run(main_async(parser.parse_args()))

@@ -5,7 +5,7 @@
 row per timeline row shaped like the relay's — into empty copies of its tables with the same
 indexes, in one transaction. ``bench/replay.py`` measures both after its run, on the same data.
 
-Standalone, on a database a run kept (``replay_*``: the bench leaves it for inspection), when the
+Standalone, on a database a run kept (``replay.py --keep-database`` prints its ``replay_*`` name), when the
 run could not measure them (not enough disk beside the run's own database)::
 
     python bench/replay_floors.py --dsn postgresql://postgres@127.0.0.1:5432/replay_xxxx [--dispatch-rate R]
