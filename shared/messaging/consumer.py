@@ -2,8 +2,10 @@
 
 Consumer runner rules (process at least once, apply exactly once):
 
-* ``enable_auto_commit=False``; a partition's offset is committed only after
-  the database transaction that applied its messages has committed.
+* ``enable_auto_commit=False``; where the group is in each partition is recorded in PostgreSQL
+  in the transaction that applied the batch (and read back on assignment); the broker's offset
+  commit follows in the background, only after that transaction committed
+  (:mod:`shared.messaging.offset_commits`).
 * Each transaction is a :class:`~shared.db.UnitOfWork` (from ``unit_of_work``), handed
   to the handler: what must wait for the commit (waking the outbox relay, counters, a
   reload over the network) is registered with ``uow.after_commit``, never run inside
@@ -41,8 +43,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaError
-from sqlalchemy import Table, func, select
+from aiokafka.errors import KafkaError
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -50,12 +52,13 @@ from shared.db import UnitOfWork, is_database_unavailable
 from shared.events import ContractError, EventEnvelope, decode_envelope, dlq_topic
 from shared.logging import bind_correlation, clear_correlation, get_logger
 from shared.messaging.background import Backoff, stop_task
+from shared.messaging.claims import BatchClaim, Position
 from shared.messaging.epochs import EpochTracker
+from shared.messaging.offset_commits import OffsetCommits
 from shared.messaging.priority import LivePriority
 from shared.messaging.publisher import KafkaPublisher
 from shared.messaging.topics import ensure_topics
 from shared.observability import PlatformMetrics
-from shared.unnest import UnnestColumns
 
 log = get_logger(__name__)
 
@@ -155,13 +158,10 @@ class ConsumerRunner:
             raise ValueError("ConsumerRunner needs a handler or a batch_handler")
         self.processed = processed
         self.positions = processed.metadata.tables[f"{processed.schema}.consumer_positions"]
-        # One statement text for any batch size: a multi-row VALUES insert is a new statement per
-        # size, and each was prepared and cached on every pooled connection and its backend (the
-        # dispatch process grew by hundreds of cached statements over a replay).
-        # 任意批量同一语句文本：多行 VALUES 每种行数是一条新语句，会在每个连接及其后端上准备并缓存。
-        self._claim_columns = UnnestColumns(
-            processed, ["consumer", "event_id"], suffix="ON CONFLICT DO NOTHING RETURNING event_id"
-        )
+        # One statement records the positions and claims the events, its text the same for any batch
+        # size (see shared.messaging.claims). 位置与去重登记一条语句，语句文本与批量无关。
+        self._claim = BatchClaim(group_id=group_id, processed=processed)
+        self._commits = OffsetCommits(group_id=group_id)
         self.handler = handler
         self.batch_handler = batch_handler
         self.publisher = publisher
@@ -265,6 +265,8 @@ class ConsumerRunner:
             self.running = False
             with contextlib.suppress(Exception):
                 await self._drain()
+            await self._commits.flush()  # the last offsets reach the broker before the consumer closes
+            self._commits.forget()
             self._draining = False
             self._consumer = None
             await _close_quietly(consumer)
@@ -309,6 +311,7 @@ class ConsumerRunner:
         """Before hand-over: the in-flight batches are applied and their offsets committed. 移交前完成在途批次。"""
         async with self._inflight:
             await self._drain()
+            await self._commits.flush()
             log.info("partitions revoked", consumer=self.group_id, partitions=sorted(map(str, revoked)))
 
     async def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
@@ -385,27 +388,22 @@ class ConsumerRunner:
                 self._epochs.forget(tp)
                 await self._rewind(consumer, tp)
 
-    def _position_statement(self, *positions: tuple[TopicPartition, int]) -> Any:
-        """The upsert recording where the group is in each partition (``(tp, next offset)``) and what
-        it applied last there. 记录各分区的消费位置及最后处理的事件。"""
-        values = []
-        for tp, next_offset in sorted(positions):  # one order for every writer: no deadlock between two
+    def _positions(self, *positions: tuple[TopicPartition, int]) -> list[Position]:
+        """Where the group is in each partition (``(tp, next offset)``) and what it applied last there.
+        各分区的消费位置及最后处理的事件。"""
+        recorded = []
+        for tp, next_offset in positions:
             epoch, last_event_id = self._epochs.last.get(tp, (None, None))
-            values.append({"consumer": self.group_id, "topic": tp.topic, "partition": tp.partition,
-                           "next_offset": next_offset, "epoch": epoch, "last_event_id": last_event_id})
-        stmt = pg_insert(self.positions).values(values)
-        return stmt.on_conflict_do_update(
-            index_elements=["consumer", "topic", "partition"],
-            set_={k: stmt.excluded[k] for k in ("next_offset", "epoch", "last_event_id")} | {"updated_at": func.now()},
-        )
+            recorded.append(Position(tp.topic, tp.partition, next_offset, epoch, last_event_id))
+        return recorded
 
     async def _save_position(self, *positions: tuple[TopicPartition, int]) -> None:
         """Record the positions on their own (after a batch applied one by one). 单独记录消费位置。"""
-        stmt = self._position_statement(*positions)
+        recorded = self._positions(*positions)
         while True:
             try:
                 async with UnitOfWork(self.sessions) as uow:
-                    await uow.session.execute(stmt)
+                    await self._claim.record(uow.session, positions=recorded)
                 return
             except Exception as exc:
                 if not is_database_unavailable(exc):
@@ -480,10 +478,7 @@ class ConsumerRunner:
         self.last_progress = time.monotonic()
         if not with_position:
             await self._save_position(*positions)
-        try:
-            await consumer.commit(dict(positions))
-        except CommitFailedError as exc:  # rebalanced meanwhile: the new owner re-reads, dedup skips
-            log.warning("offset commit failed after rebalance", consumer=self.group_id, error=repr(exc))
+        self._commits.add(consumer, dict(positions))
 
     async def _apply_all(
         self,
@@ -496,11 +491,9 @@ class ConsumerRunner:
             return
         todo: list[tuple[ConsumerRecord, EventEnvelope[Any]]] = []
         async with self.unit_of_work() as uow:
-            if positions:
-                await uow.session.execute(self._position_statement(*positions))
-            if not items:
-                return
-            fresh = await self._claim(uow.session, [env for _, env in items])
+            fresh = await self._claim.record(
+                uow.session, positions=self._positions(*positions), event_ids=[env.id for _, env in items]
+            )
             for record, env in items:
                 if env.id not in fresh:
                     self._count(record.topic, "duplicate")
@@ -556,12 +549,6 @@ class ConsumerRunner:
                         await self._record_outcome(env, "dead_lettered")
                         break
                     await asyncio.sleep(0.1 * attempt)
-
-    async def _claim(self, session: AsyncSession, envelopes: list[EventEnvelope[Any]]) -> set[Any]:
-        """Insert idempotency keys; returns the event ids not processed before."""
-        ids = list(dict.fromkeys(env.id for env in envelopes))
-        params = self._claim_columns.params([(self.group_id, i) for i in ids])
-        return set((await session.execute(self._claim_columns.statement, params)).scalars().all())
 
     async def _record_outcome(self, env: EventEnvelope[Any], outcome: str) -> None:
         async with UnitOfWork(self.sessions) as uow:
