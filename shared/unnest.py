@@ -30,7 +30,9 @@ def _pg_type(column: Column[Any]) -> str:
     return str(column.type.compile(dialect=postgresql.dialect()))
 
 
-def unnest_insert(table: Table, columns: Sequence[str], *, suffix: str = "") -> TextClause:
+def unnest_insert(
+    table: Table, columns: Sequence[str], *, suffix: str = "", where: str = "", prefix: str = "p_"
+) -> TextClause:
     """``INSERT … SELECT * FROM unnest(<one array per column>) ORDER BY ordinality`` (+ ``suffix``).
 
     One statement whatever the number of rows (arrays unnested server-side, no per-row binds; see
@@ -39,6 +41,10 @@ def unnest_insert(table: Table, columns: Sequence[str], *, suffix: str = "") -> 
     columns as JSON, both as UTF-8 bytes (``bytea``, via :func:`_json`: no text decoding and
     re-encoding on the way). 一条语句插入多行：每列一个数组在服务端展开，按列表顺序插入；
     数组列以 JSON 数组、JSONB 列以 JSON 传入，均为 UTF-8 字节（免去文本解码再编码）。
+
+    ``where``: a condition on the unnested row ``u`` (only those rows are inserted); ``prefix``: the
+    parameters' names are ``<prefix><column>`` (two such inserts in one statement need two prefixes).
+    ``where`` 为对展开行 ``u`` 的筛选条件；``prefix`` 为参数名前缀（同一语句中的两个插入需不同前缀）。
     """
     selected: list[str] = []
     casts: list[str] = []
@@ -46,21 +52,22 @@ def unnest_insert(table: Table, columns: Sequence[str], *, suffix: str = "") -> 
         column = table.c[name]
         if isinstance(column.type, ARRAY):
             element = str(column.type.item_type.compile(dialect=postgresql.dialect()))
-            casts.append(f"CAST(:p_{name} AS bytea[])")
+            casts.append(f"CAST(:{prefix}{name} AS bytea[])")
             selected.append(
                 f"CAST(ARRAY(SELECT jsonb_array_elements_text(CAST(convert_from(u.{name}, 'UTF8') AS jsonb)))"
                 f" AS {element}[])"
             )
         elif isinstance(column.type, JSONB):
-            casts.append(f"CAST(:p_{name} AS bytea[])")
+            casts.append(f"CAST(:{prefix}{name} AS bytea[])")
             selected.append(f"CAST(convert_from(u.{name}, 'UTF8') AS jsonb)")
         else:
-            casts.append(f"CAST(:p_{name} AS {_pg_type(column)}[])")
+            casts.append(f"CAST(:{prefix}{name} AS {_pg_type(column)}[])")
             selected.append(f"u.{name}")
     names = ", ".join(columns)
     return text(
         f"INSERT INTO {table.fullname} ({names}) SELECT {', '.join(selected)} "
-        f"FROM unnest({', '.join(casts)}) WITH ORDINALITY AS u({names}, ord) ORDER BY u.ord {suffix}"
+        f"FROM unnest({', '.join(casts)}) WITH ORDINALITY AS u({names}, ord) {f'WHERE {where} ' if where else ''}"
+        f"ORDER BY u.ord {suffix}"
     )
 
 
@@ -77,13 +84,16 @@ class UnnestColumns:
     :meth:`values` 在暂存时（加锁之前）把一行转为语句值；:meth:`params` 转置为各列数组。
     """
 
-    __slots__ = ("_get", "json", "names", "statement")
+    __slots__ = ("_get", "json", "names", "prefix", "statement")
 
-    def __init__(self, table: Table, columns: Sequence[str], *, suffix: str = "") -> None:
+    def __init__(
+        self, table: Table, columns: Sequence[str], *, suffix: str = "", where: str = "", prefix: str = "p_"
+    ) -> None:
         self.names = tuple(columns)
+        self.prefix = prefix
         #: Positions of the columns that travel as JSON. 以 JSON 传输的列位置。
         self.json = tuple(i for i, name in enumerate(self.names) if isinstance(table.c[name].type, ARRAY | JSONB))
-        self.statement = unnest_insert(table, self.names, suffix=suffix)
+        self.statement = unnest_insert(table, self.names, suffix=suffix, where=where, prefix=prefix)
         self._get = operator.itemgetter(*self.names)
 
     def values(self, row: Mapping[str, Any]) -> list[Any]:
@@ -96,4 +106,4 @@ class UnnestColumns:
     def params(self, rows: Sequence[Sequence[Any]]) -> dict[str, list[Any]]:
         """The column arrays of ``rows`` (each from :meth:`values`). 各列数组参数。"""
         columns: list[Any] = list(zip(*rows, strict=True)) if rows else [() for _ in self.names]
-        return {f"p_{name}": list(column) for name, column in zip(self.names, columns, strict=True)}
+        return {f"{self.prefix}{name}": list(column) for name, column in zip(self.names, columns, strict=True)}

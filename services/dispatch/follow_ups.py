@@ -23,7 +23,7 @@ from services.dispatch.identity import SYSTEM_ACTOR
 from services.dispatch.lifecycle import apply
 from services.dispatch.records import CaseRecord
 from services.dispatch.staging import Pending, must, stage, stage_applied
-from services.dispatch.store import CASE_COLUMNS, TRANSITION_COLUMNS, write_staged
+from services.dispatch.store import CASE_COLUMNS, TRANSITION_COLUMNS, NewCaseRows, insert_cases
 from services.dispatch.supervision import INSPECTION, RecordInspectionBody, follow_up_id, supervise_days
 
 __all__ = ["create_follow_up"]
@@ -98,9 +98,12 @@ async def create_follow_up(
     applied = must(apply(record.snapshot, Action.DISPATCH, dispatch, SYSTEM_ACTOR, at))
     reason = f"责令整改复查：{days} 个工作日内完成复查（跟进 {parent.id}）"
     stage_applied(pending, record, applied, correlation_id=correlation_id, extra={"reason": reason})
-    result = await session.execute(CASE_COLUMNS.statement, CASE_COLUMNS.params([CASE_COLUMNS.values(record.to_row())]))
-    if set(result.scalars().all()):
-        await write_staged(
-            session, [TRANSITION_COLUMNS.values(row) for row in pending.rows], pending.events, pending.bulk_events
-        )
+    new = NewCaseRows(
+        record.id,
+        CASE_COLUMNS.values(record.to_row()),
+        [TRANSITION_COLUMNS.values(row) for row in pending.rows],
+        pending.events,
+        pending.bulk_events,
+    )
+    await insert_cases(session, [new])
     return record

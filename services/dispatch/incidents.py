@@ -38,7 +38,7 @@ from services.dispatch.grid_client import LoadedJurisdiction
 from services.dispatch.models import cases
 from services.dispatch.new_cases import Routed, Staged, prime_points, route_batch, stage_new_case
 from services.dispatch.records import CaseRecord
-from services.dispatch.store import CASE_COLUMNS, write_staged
+from services.dispatch.store import NewCaseRows, insert_cases
 from shared.events import EventEnvelope, IncidentReported
 
 __all__ = ["IncidentOutcome", "handle_incident", "handle_incidents"]
@@ -305,23 +305,20 @@ def _decide(
 
 
 async def _insert(session: AsyncSession, new: Sequence[Staged]) -> set[uuid.UUID]:
-    """Insert the new cases, then the timeline rows and events of those inserted; their ids. 写入新案件。"""
-    inserted: set[uuid.UUID] = set()
-    if new:
-        result = await session.execute(
-            CASE_COLUMNS.statement, CASE_COLUMNS.params([staged.case_values for staged in new])
-        )
-        inserted = set(result.scalars().all())
-    transitions: list[list[Any]] = []
-    events: list[EventEnvelope[Any]] = []
-    bulk_events: list[EventEnvelope[Any]] = []
-    for staged in new:
-        if staged.record.id in inserted:  # else another replica created it meanwhile 其他副本已创建
-            transitions += staged.transition_values
-            events += staged.pending.events
-            bulk_events += staged.pending.bulk_events
-    await write_staged(session, transitions, events, bulk_events)
-    return inserted
+    """Insert the new cases with the timeline rows and events of those inserted; their ids. 写入新案件。"""
+    return await insert_cases(
+        session,
+        [
+            NewCaseRows(
+                staged.record.id,
+                staged.case_values,
+                staged.transition_values,
+                staged.pending.events,
+                staged.pending.bulk_events,
+            )
+            for staged in new
+        ],
+    )
 
 
 def _outcomes(

@@ -191,6 +191,41 @@ def _columns(rows: list[dict[str, Any]]) -> list[list[Any]]:
     ]
 
 
+def queue_events_sql(table: Table, topic: str, *, name: str = "queued", prefix: str = "a", cases_in: str = "") -> str:
+    """The two ``WITH`` items that queue events of ``topic`` from one array per column (parameters
+    ``<prefix>0`` … ``<prefix>5``, see :func:`outbox_params`): ``<name>`` inserts the outbox rows in
+    array order, ``<name>_pending`` puts them on the topic's lane's pending list (``RETURNING id``).
+    ``cases_in``: a subquery of case ids; only the events whose case (parameter ``<prefix>_case``, one
+    per event) is among them are queued — so a statement that inserts cases can queue the events of
+    those it inserted, in the same round trip. 入队发件箱的两个 WITH 子句（按数组顺序写入并加入待发）；
+    ``cases_in`` 时只入队其案件在该子查询中的事件（与插入案件同一语句）。"""
+    schema = table.schema
+    casts = [f"CAST(:{prefix}{i} AS {t})" for i, t in enumerate(OUTBOX_ARRAY_TYPES)]
+    names = list(OUTBOX_COLUMNS)
+    where = ""
+    if cases_in:
+        casts.append(f"CAST(:{prefix}_case AS uuid[])")
+        names.append("case_id")
+        where = f"WHERE u.case_id IN ({cases_in}) "
+    columns = ", ".join(OUTBOX_COLUMNS)
+    return (
+        f'{name} AS (INSERT INTO "{schema}".outbox ({columns}) '
+        f"SELECT {', '.join(f'u.{c}' for c in OUTBOX_COLUMNS)} FROM unnest({', '.join(casts)}) WITH ORDINALITY "
+        f"AS u({', '.join(names)}, ord) {where}ORDER BY u.ord ON CONFLICT (event_id) DO NOTHING RETURNING id), "
+        f'{name}_pending AS (INSERT INTO "{schema}".outbox_pending (id, lane) '
+        f"SELECT id, {topic_lane(topic)} FROM {name} RETURNING id)"
+    )
+
+
+def outbox_params(arrays: list[list[Any]], *, prefix: str = "a", cases: Sequence[Any] | None = None) -> dict[str, Any]:
+    """The parameters of :func:`queue_events_sql` (``arrays`` from :func:`outbox_arrays`; ``cases``: the
+    case of each event, with ``cases_in``). 入队语句的参数。"""
+    params: dict[str, Any] = {f"{prefix}{i}": column for i, column in enumerate(arrays)}
+    if cases is not None:
+        params[f"{prefix}_case"] = list(cases)
+    return params
+
+
 async def add_events(session: AsyncSession, table: Table, topic: str, envelopes: Sequence[EventEnvelope[Any]]) -> int:
     """Write events to the outbox (and its pending queue) inside the caller's transaction.
 
@@ -200,18 +235,10 @@ async def add_events(session: AsyncSession, table: Table, topic: str, envelopes:
     """
     if not envelopes:
         return 0
-    arrays = outbox_arrays(topic, envelopes)
-    names = [f"a{i}" for i in range(len(arrays))]
-    casts = ", ".join(f"CAST(:{n} AS {t})" for n, t in zip(names, OUTBOX_ARRAY_TYPES, strict=True))
-    schema = table.schema
     # One statement whatever the batch size: arrays unnested server-side (no per-row binds).
     result = await session.execute(
-        text(
-            f'WITH queued AS (INSERT INTO "{schema}".outbox ({", ".join(OUTBOX_COLUMNS)}) '
-            f"SELECT * FROM unnest({casts}) ON CONFLICT (event_id) DO NOTHING RETURNING id) "
-            f'INSERT INTO "{schema}".outbox_pending (id, lane) SELECT id, {topic_lane(topic)} FROM queued RETURNING id'
-        ),
-        dict(zip(names, arrays, strict=True)),
+        text(f"WITH {queue_events_sql(table, topic)} SELECT id FROM queued_pending"),
+        outbox_params(outbox_arrays(topic, envelopes)),
     )
     return len(result.all())
 
