@@ -8,7 +8,9 @@ of reports (12345 工单 ~60 %, 数字城管 案卷 ~28 %, 网格员 上报 ~12 
 weekday/daytime shape, random mapped categories at random points, ~4 % near-duplicates of an
 earlier report, ~2 % unmapped) is POSTed to intake's batch endpoints by ``--producers`` concurrent
 producers. Meanwhile an "operator" takes ``--act-share`` of the dispatched cases through
-签收 → 办结 → 核查 with the holding unit's and a dispatcher's tokens, over the real HTTP API.
+签收 → 办结 → 核查 with the holding unit's and a dispatcher's tokens, over the real HTTP API: a live
+case's actions at the platform's dispatch, an imported case's (the history's own lifecycle, part of
+the import) at the import's own dispatch process when there is one (``--import-processes``).
 
 What it prints:
 - each stage's steady rate (10 %→90 % of its final count): intake accepted, dispatch cases
@@ -358,6 +360,8 @@ async def platform(
                 "dispatch-import": ("dispatch", bulk, import_dispatchers),
                 "metrics-import": ("metrics", {"METRICS_CASE_LANES": "bulk", **priority}, 1),
             }
+            # The import's own dispatch API (the first process): the lifecycle actions of imported cases go there.
+            plat.ports["dispatch-import"] = free_port()
             for key, (service, env, count) in own_env.items():
 
                 def start(
@@ -365,7 +369,9 @@ async def platform(
                 ) -> None:
                     for i in range(count):  # one consumer group: the partitions are shared out
                         name = key if i == 0 else f"{key}-{i + 1}"
-                        extra[name] = start_extra(plat, label, service, env=env, nice=import_nice, idle=import_idle)
+                        extra[name] = start_extra(
+                            plat, label, service, port=plat.ports.get(name), env=env, nice=import_nice, idle=import_idle
+                        )
 
                 starters[key] = start
                 if key not in deferred:
@@ -454,12 +460,18 @@ async def produce(
 
 
 async def operate(plat: Platform, dsn: str, run: Run, stop: asyncio.Event, share: float, seed: int) -> None:
-    """Take ``share`` of the dispatched cases through 签收 → 办结 → 核查 over the HTTP API."""
+    """Take ``share`` of the dispatched cases through 签收 → 办结 → 核查 over the HTTP API.
+
+    A live case's actions go to the platform's dispatch (a dispatcher's live work); an imported case's
+    (lane ``bulk``) to the import's own dispatch process when it has one (``--import-processes``): they
+    are the history's lifecycle, part of the import, as an import tool would post them.
+    实时案件的操作发往平台的派遣服务；导入案件的操作（属历史导入的一部分）发往导入自己的派遣进程。"""
     rng = random.Random(seed)
     conn = await asyncpg.connect(dsn)
     last_seq = 0
+    imported = plat.url("dispatch-import") if "dispatch-import" in plat.ports else plat.url("dispatch")
     try:
-        async with httpx.AsyncClient(timeout=30, base_url=plat.url("dispatch")) as http:
+        async with httpx.AsyncClient(timeout=30) as http:
             while not stop.is_set():
                 # A bounded window of seq (cheap whatever the plan): "seq > $1 AND state = … LIMIT" was
                 # planned as a bitmap scan of every later dispatched case, up to 47 ms of the measured
@@ -470,7 +482,7 @@ async def operate(plat: Platform, dsn: str, run: Run, stop: asyncio.Event, share
                     continue
                 upto = min(top, last_seq + 500)
                 rows = await conn.fetch(
-                    "SELECT id, seq, unit, version, state FROM dispatch.cases WHERE seq > $1 AND seq <= $2 "
+                    "SELECT id, seq, unit, version, state, lane FROM dispatch.cases WHERE seq > $1 AND seq <= $2 "
                     "ORDER BY seq",
                     last_seq,
                     upto,
@@ -482,6 +494,7 @@ async def operate(plat: Platform, dsn: str, run: Run, stop: asyncio.Event, share
                     unit = {"Authorization": f"Bearer bench-unit-{row['unit']}"}
                     dispatcher = {"Authorization": "Bearer bench-dispatcher"}
                     version = row["version"]
+                    base = imported if row["lane"] == "bulk" else plat.url("dispatch")
                     for action, body, headers in (
                         ("accept", {}, unit),
                         ("resolve", {"result": "已处置 handled"}, unit),
@@ -489,7 +502,7 @@ async def operate(plat: Platform, dsn: str, run: Run, stop: asyncio.Event, share
                     ):
                         try:
                             response = await http.post(
-                                f"/v1/cases/{row['id']}/actions/{action}",
+                                f"{base}/v1/cases/{row['id']}/actions/{action}",
                                 json={**body, "expected_version": version},
                                 headers=headers,
                             )
