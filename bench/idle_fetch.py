@@ -21,12 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 from aiokafka import AIOKafkaConsumer
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import cpu_by_command  # noqa: E402
 from shared.embedded import TansuBroker, free_port  # noqa: E402
 from shared.events import INCIDENT_REPORTED, TOPICS  # noqa: E402
 from shared.messaging.topics import ensure_topics  # noqa: E402
@@ -35,12 +35,12 @@ TOPIC = INCIDENT_REPORTED  # the live lane's topic, as dispatch's live consumer 
 PARTITIONS = TOPICS[TOPIC].partitions
 
 
-def cpu_s(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
+def broker_cpu_s(bootstrap: str) -> float:
+    """CPU seconds of the one broker listening at ``bootstrap`` (not any other Tansu on the machine)."""
+    return cpu_by_command({"broker": f"tansu broker --listener-url tcp://{bootstrap}"})["broker"]
 
 
-async def idle_cpu(bootstrap: str, broker: psutil.Process, wait_ms: int, seconds: float) -> tuple[float, float]:
+async def idle_cpu(bootstrap: str, wait_ms: int, seconds: float) -> tuple[float, float]:
     """Share of one core used by the broker and by this process while one consumer idles at ``wait_ms``."""
     consumer = AIOKafkaConsumer(
         TOPIC,
@@ -50,16 +50,15 @@ async def idle_cpu(bootstrap: str, broker: psutil.Process, wait_ms: int, seconds
         fetch_max_wait_ms=wait_ms,
     )
     await consumer.start()
-    me = psutil.Process()
     try:
         settle = time.monotonic() + 3  # the group's join and the first fetches
         while time.monotonic() < settle:
             await consumer.getmany(timeout_ms=200)
-        broker0, me0, t0 = cpu_s(broker), cpu_s(me), time.monotonic()
+        broker0, me0, t0 = broker_cpu_s(bootstrap), time.process_time(), time.monotonic()
         while time.monotonic() < t0 + seconds:
             await consumer.getmany(timeout_ms=200)
         elapsed = time.monotonic() - t0
-        return (cpu_s(broker) - broker0) / elapsed, (cpu_s(me) - me0) / elapsed
+        return (broker_cpu_s(bootstrap) - broker0) / elapsed, (time.process_time() - me0) / elapsed
     finally:
         await consumer.stop()
 
@@ -69,22 +68,15 @@ async def main(args: argparse.Namespace) -> None:
     broker.start()
     try:
         await ensure_topics(broker.bootstrap, [TOPIC])
-        tansu = next(
-            p
-            for p in psutil.process_iter(["cmdline"])
-            if p.info["cmdline"]
-            and "tansu" in " ".join(p.info["cmdline"])
-            and broker.bootstrap in " ".join(p.info["cmdline"])
-        )
         print(
             f"one consumer of {TOPIC} ({PARTITIONS} partitions), nothing produced, {args.seconds:.0f} s a wait "
             "(share of one core):"
         )
         for wait_ms in [*args.waits, 500]:
-            on_broker, on_consumer = await idle_cpu(broker.bootstrap, tansu, wait_ms, args.seconds)
+            on_broker, on_consumer = await idle_cpu(broker.bootstrap, wait_ms, args.seconds)
             label = f"{wait_ms} ms" + ("  (aiokafka's default, the reference)" if wait_ms == 500 else "")
             print(
-                f"  fetch wait {label:52s} broker {on_broker:6.1%}  consumer {on_consumer:6.1%}"
+                f"  fetch wait {label:44s} broker {on_broker:6.1%}  consumer {on_consumer:6.1%}"
                 f"  together {on_broker + on_consumer:6.1%}"
             )
     finally:
