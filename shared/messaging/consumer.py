@@ -18,7 +18,8 @@ Consumer runner rules (process at least once, apply exactly once):
 * The database being down is not the message's fault: the runner rewinds and
   retries with back-off, it never dead-letters because of an outage.
 * A rebalance listener waits for the in-flight batch (applied and committed)
-  before partitions are handed over; stop() does the same.
+  before partitions are handed over; stop() does the same. Partitions taken over stay
+  paused until their positions are read back from PostgreSQL (nothing is read twice).
 * A *batch handler* (``batch_handler=``) may replace the per-event handler: it gets
   every fresh event of a partition batch at once (after the idempotency claim, in
   the same transaction) so a service can apply them with a few set-based
@@ -315,9 +316,27 @@ class ConsumerRunner:
             log.info("partitions revoked", consumer=self.group_id, partitions=sorted(map(str, revoked)))
 
     async def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        """On assignment: resume each partition where PostgreSQL says the group is. 分配后从记录的位置继续。"""
-        self._draining = False
-        await self._resume(assigned)
+        """On assignment: resume each partition where PostgreSQL says the group is. 分配后从记录的位置继续。
+
+        Nothing is read from the new partitions before their positions are decided: they stay paused
+        while the batch polled before the rebalance (if any) is applied and its position recorded, and
+        while the positions are read back. Otherwise the fetcher, which starts at the broker's commit
+        (or the earliest offset, where the broker forgot it), could hand over records the group applied
+        already — deduplicated, but read twice — and a batch applied after the positions were read
+        would be read again. 位置确定之前新分区保持暂停：先让再均衡前取到的批次处理完并记录位置，再读回位置。
+        """
+        consumer = self._consumer
+        if consumer is not None:
+            consumer.pause(*assigned)
+        try:
+            async with self._inflight:
+                await self._drain()
+                await self._resume(assigned)
+        finally:
+            self._draining = False
+            if consumer is not None:
+                for tp in assigned & consumer.assignment():  # a rebalance meanwhile assigns afresh
+                    consumer.resume(tp)
         log.info("partitions assigned", consumer=self.group_id, partitions=sorted(map(str, assigned)))
 
     async def _drain(self) -> None:

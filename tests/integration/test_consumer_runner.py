@@ -166,6 +166,53 @@ async def test_restart_resumes_from_committed_offset_without_loss_or_double_appl
         await publisher.stop()
 
 
+async def _waiting_for_a_lock(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        waiting = (await conn.execute(text(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND query ILIKE '%consumer_positions%'"
+        ))).scalar_one()
+    return int(waiting) > 0
+
+
+async def test_partitions_taken_over_are_read_from_the_recorded_positions_only(
+        engine: AsyncEngine, own_broker: TansuBroker) -> None:
+    """A consumer taking partitions over reads nothing before PostgreSQL told it where the group is:
+    not even when the broker forgot the group's commits (its fetcher would start at the earliest
+    offset) and PostgreSQL is slow to answer (a lock on the positions). 接管分区时，位置读回之前不读任何记录。"""
+    events = [envelope(f"36{i:04d}", i) for i in range(40)]
+    values = [(e.subject or "", e.to_bytes()) for e in events]
+    await produce(own_broker.bootstrap, values[:20])
+    publisher = KafkaPublisher(bootstrap=own_broker.bootstrap, client_id="t")
+    r1 = runner(engine, own_broker, Recorder(), "g-takeover", publisher)
+    r1.start()
+    await eventually(lambda: _eq(count_applied(engine), 20), timeout_s=30)
+    await r1.stop()
+    await publisher.stop()
+    # The broker restarts empty (commits gone) and gets the same log again: same keys, same order,
+    # so the same partitions and offsets, and the positions PostgreSQL recorded are right for it.
+    own_broker.restart()
+    await produce(own_broker.bootstrap, values[:20])
+    publisher = KafkaPublisher(bootstrap=own_broker.bootstrap, client_id="t")
+    second = Recorder()
+    r2 = runner(engine, own_broker, second, "g-takeover", publisher)
+    try:
+        async with engine.connect() as blocker:
+            await blocker.execute(text("LOCK TABLE runner_test.consumer_positions IN ACCESS EXCLUSIVE MODE"))
+            r2.start()
+            await eventually(lambda: _waiting_for_a_lock(engine), timeout_s=60)
+            await asyncio.sleep(2.0)  # time enough for a fetcher that did not wait to read from offset 0
+            await blocker.rollback()
+        await produce(own_broker.bootstrap, values[20:])
+        await eventually(lambda: _eq(count_applied(engine), 40), timeout_s=60)
+        await asyncio.sleep(1.0)
+        assert await count_applied(engine) == 40
+        assert (r2.applied, r2.duplicates, second.calls) == (20, 0, 20)
+    finally:
+        await r2.stop()
+        await publisher.stop()
+
+
 async def test_rebalance_between_two_consumers_applies_each_event_once(
         engine: AsyncEngine, own_broker: TansuBroker) -> None:
     await ensure_topics(own_broker.bootstrap, [JURISDICTION_CHANGED])
