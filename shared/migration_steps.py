@@ -6,6 +6,8 @@ changes (a later change is a new function), so a migration replays the same way 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -91,3 +93,31 @@ def outbox_lanes(schema: str, bulk_topics: tuple[str, ...]) -> None:
 def outbox_lanes_downgrade(schema: str) -> None:
     op.execute(f'DROP INDEX "{schema}".ix_outbox_pending_lane')
     op.execute(f'ALTER TABLE "{schema}".outbox_pending DROP COLUMN lane')
+
+
+def _compression_sql(schema: str, columns: Mapping[str, tuple[str, ...]], method: str) -> str:
+    return "; ".join(
+        f'ALTER TABLE "{schema}".{table} ' + ", ".join(f"ALTER COLUMN {c} SET COMPRESSION {method}" for c in names)
+        for table, names in columns.items()
+    )
+
+
+def lz4_where_the_server_has_it(schema: str, columns: Mapping[str, tuple[str, ...]]) -> None:
+    """Values of ``columns`` (table → column names) that PostgreSQL compresses (TOAST: a row over
+    about 2 KB) are compressed with lz4 instead of pglz, on a server built with lz4 (Debian's, the
+    ``postgres`` image's); elsewhere (``pgserver``'s, the embedded default) nothing changes.
+    Only new values: the rows already written keep their method, and PostgreSQL reads both.
+
+    大字段改用 lz4 压缩（服务器支持时；嵌入式 pgserver 不支持则不变），只影响新写入的值。
+
+    Why: a report's event is compressed on every insert wherever it is kept whole (outboxes, metrics'
+    case events), and pglz is the slow one (dispatch's case row has been on lz4 since its 0002).
+    """
+    op.execute(
+        "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' "
+        f"AND 'lz4' = ANY (enumvals)) THEN {_compression_sql(schema, columns, 'lz4')}; END IF; END $$"
+    )
+
+
+def lz4_where_the_server_has_it_downgrade(schema: str, columns: Mapping[str, tuple[str, ...]]) -> None:
+    op.execute(_compression_sql(schema, columns, "default"))
