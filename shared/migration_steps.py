@@ -120,4 +120,4 @@ def lz4_where_the_server_has_it(schema: str, columns: Mapping[str, tuple[str, ..
 
 
 def lz4_where_the_server_has_it_downgrade(schema: str, columns: Mapping[str, tuple[str, ...]]) -> None:
-    op.execute(_compression_sql(schema, columns, "default"))
+    op.execute(f"DO $$ BEGIN {_compression_sql(schema, columns, 'default')}; END $$")
