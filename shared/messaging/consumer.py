@@ -3,7 +3,8 @@
 Consumer runner rules (process at least once, apply exactly once):
 
 * ``enable_auto_commit=False``; where the group is in each partition is recorded in PostgreSQL
-  in the transaction that applied the batch (and read back on assignment); the broker's offset
+  in the transaction that applied the batch (and read back on assignment,
+  :mod:`shared.messaging.positions`); the broker's offset
   commit follows in the background, only after that transaction committed
   (:mod:`shared.messaging.offset_commits`).
 * Each transaction is a :class:`~shared.db.UnitOfWork` (from ``unit_of_work``), handed
@@ -45,7 +46,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
-from sqlalchemy import Table, select
+from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -53,9 +54,9 @@ from shared.db import UnitOfWork, is_database_unavailable
 from shared.events import ContractError, EventEnvelope, decode_envelope, dlq_topic
 from shared.logging import bind_correlation, clear_correlation, get_logger
 from shared.messaging.background import Backoff, stop_task
-from shared.messaging.claims import BatchClaim, Position
-from shared.messaging.epochs import EpochTracker
+from shared.messaging.claims import BatchClaim
 from shared.messaging.offset_commits import OffsetCommits
+from shared.messaging.positions import GroupPositions
 from shared.messaging.priority import LivePriority
 from shared.messaging.publisher import KafkaPublisher
 from shared.messaging.topics import ensure_topics
@@ -158,10 +159,11 @@ class ConsumerRunner:
         if handler is None and batch_handler is None:
             raise ValueError("ConsumerRunner needs a handler or a batch_handler")
         self.processed = processed
-        self.positions = processed.metadata.tables[f"{processed.schema}.consumer_positions"]
         # One statement records the positions and claims the events, its text the same for any batch
         # size (see shared.messaging.claims). 位置与去重登记一条语句，语句文本与批量无关。
         self._claim = BatchClaim(group_id=group_id, processed=processed)
+        #: Where the group is in each partition, and the log it was read in. 消费组在各分区的位置与日志纪元。
+        self._positions = GroupPositions(group_id=group_id, sessions=sessions, processed=processed, claim=self._claim)
         self._commits = OffsetCommits(group_id=group_id)
         self.handler = handler
         self.batch_handler = batch_handler
@@ -190,12 +192,14 @@ class ConsumerRunner:
         self.running = False
         self.applied = 0
         self.duplicates = 0
-        #: Per partition, the log epoch and event id of the last record applied (see shared.messaging.epochs).
-        self._epochs = EpochTracker()
-        self.rewinds = 0
         #: For readiness: last batch applied (monotonic time) and records behind per partition.
         self.last_progress = time.monotonic()
         self.lag: dict[TopicPartition, int] = {}
+
+    @property
+    def rewinds(self) -> int:
+        """Partitions read again from their beginning (a log the broker lost). 因日志丢失而从头重读的次数。"""
+        return self._positions.rewinds
 
     # -- lifecycle
     def start(self) -> None:
@@ -331,7 +335,7 @@ class ConsumerRunner:
         try:
             async with self._inflight:
                 await self._drain()
-                await self._resume(assigned)
+                await self._positions.resume(self._consumer, assigned)
         finally:
             self._draining = False
             if consumer is not None:
@@ -359,85 +363,6 @@ class ConsumerRunner:
                 if self.metrics is not None:
                     self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(self.lag[tp])
 
-    # -- log epochs: a commit or a position made against a log the broker lost is not trusted
-    async def _resume(self, assigned: set[TopicPartition]) -> None:
-        """On assignment: continue each partition where this group's last applied record was, as
-        PostgreSQL recorded it (the broker's commit may be gone, or made against a log it lost);
-        the epoch and event id recorded with it let the first records read be checked (see
-        :mod:`shared.messaging.epochs`). A recorded position beyond the partition's end is in a log
-        the broker lost: the partition is read again from its beginning. Without a recorded position
-        the broker's commit (or the earliest offset) stands. 分配时从数据库记录的位置继续，并据所记纪元
-        核对所读日志；所记位置超出分区终点则从头重读。"""
-        consumer = self._consumer
-        for tp in assigned:
-            self._epochs.forget(tp)
-        if not assigned or consumer is None:
-            return
-        t = self.positions
-        try:
-            async with self.sessions() as session:
-                rows = (await session.execute(
-                    select(t.c.topic, t.c.partition, t.c.next_offset, t.c.epoch, t.c.last_event_id)
-                    .where(t.c.consumer == self.group_id)
-                )).all()
-        except Exception as exc:  # cannot know where we were: read from the beginning (deduplicated)
-            log.warning("consumer positions unreadable; reading from the beginning", consumer=self.group_id,
-                        error=repr(exc))
-            await consumer.seek_to_beginning(*assigned)
-            return
-        recorded: dict[TopicPartition, int] = {}
-        for topic, partition, next_offset, epoch, last_event_id in rows:
-            tp = TopicPartition(topic, partition)
-            if tp in assigned:
-                self._epochs.learn(tp, epoch, last_event_id)
-                recorded[tp] = next_offset
-                consumer.seek(tp, next_offset)  # at once: the fetcher must not start anywhere else
-        ends: dict[TopicPartition, int] = {}
-        if recorded:
-            try:
-                ends = await consumer.end_offsets(list(recorded))
-            except Exception as exc:  # the fetch's epoch check still guards the position
-                log.warning("end offsets unreadable", consumer=self.group_id, error=repr(exc))
-        for tp, next_offset in recorded.items():
-            end = ends.get(tp)
-            if end is not None and next_offset > end:
-                # A log never ends before a record it once held: this is a new, shorter log (a broker
-                # that restarted empty), whose records at the position may never come — no epoch to
-                # check would ever arrive. 日志终点早于所记位置：是更短的新日志，从头重读。
-                self._epochs.forget(tp)
-                await self._rewind(consumer, tp)
-
-    def _positions(self, *positions: tuple[TopicPartition, int]) -> list[Position]:
-        """Where the group is in each partition (``(tp, next offset)``) and what it applied last there.
-        各分区的消费位置及最后处理的事件。"""
-        recorded = []
-        for tp, next_offset in positions:
-            epoch, last_event_id = self._epochs.last.get(tp, (None, None))
-            recorded.append(Position(tp.topic, tp.partition, next_offset, epoch, last_event_id))
-        return recorded
-
-    async def _save_position(self, *positions: tuple[TopicPartition, int]) -> None:
-        """Record the positions on their own (after a batch applied one by one). 单独记录消费位置。"""
-        recorded = self._positions(*positions)
-        while True:
-            try:
-                async with UnitOfWork(self.sessions) as uow:
-                    await self._claim.record(uow.session, positions=recorded)
-                return
-            except Exception as exc:
-                if not is_database_unavailable(exc):
-                    raise
-                await asyncio.sleep(1.0)
-
-    async def _rewind(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
-        """The position points into a log it was not taken in: read the partition from its beginning."""
-        log.warning(
-            "partition's log is not the one the position was taken in; reading it again from the beginning",
-            consumer=self.group_id, topic=tp.topic, partition=tp.partition,
-        )
-        self.rewinds += 1
-        await consumer.seek_to_beginning(tp)
-
     # -- processing
     async def _process(self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         """Apply a poll's records of ``batches`` (one partition, or all of a poll's together) in one
@@ -456,8 +381,8 @@ class ConsumerRunner:
     ) -> None:
         applying: dict[TopicPartition, list[ConsumerRecord]] = {}
         for tp, records in batches.items():
-            if self._epochs.check(tp, records).action == "rewind":
-                await self._rewind(consumer, tp)
+            if self._positions.epochs.check(tp, records).action == "rewind":
+                await self._positions.rewind(consumer, tp)
             else:
                 applying[tp] = records
         if applying:
@@ -478,7 +403,7 @@ class ConsumerRunner:
         # re-read the batch; deduplicated, but counted twice). 位置与批处理同一事务记录。
         positions: list[tuple[TopicPartition, int]] = []
         for tp, records in batches.items():
-            self._epochs.applied(tp, records)
+            self._positions.epochs.applied(tp, records)
             positions.append((tp, records[-1].offset + 1))
         with_position = True
         while True:
@@ -496,7 +421,7 @@ class ConsumerRunner:
                 break
         self.last_progress = time.monotonic()
         if not with_position:
-            await self._save_position(*positions)
+            await self._positions.save(*positions)
         self._commits.add(consumer, dict(positions))
 
     async def _apply_all(
@@ -511,7 +436,7 @@ class ConsumerRunner:
         todo: list[tuple[ConsumerRecord, EventEnvelope[Any]]] = []
         async with self.unit_of_work() as uow:
             fresh = await self._claim.record(
-                uow.session, positions=self._positions(*positions), event_ids=[env.id for _, env in items]
+                uow.session, positions=self._positions.positions(*positions), event_ids=[env.id for _, env in items]
             )
             for record, env in items:
                 if env.id not in fresh:
