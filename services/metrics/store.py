@@ -2,7 +2,8 @@
 
 :func:`apply_events` is what makes the facts idempotent and order-independent: the events are
 stored in ``case_events`` (``ON CONFLICT DO NOTHING`` on their ids), then each touched case's fact is
-recomputed from *all* its stored events with the pure :func:`reduce_events` and upserted.
+recomputed from *all* its stored events with the pure :func:`reduce_events` and upserted (the
+events this batch has just stored are folded as the consumer holds them, not read back).
 Replaying the topic, a duplicate, or events arriving out of order therefore give the same
 row. 先存事件（按 id 去重），再由该案件全部事件重新归约并写入事实行，故重放、重复、乱序结果相同。
 """
@@ -10,13 +11,13 @@ row. 先存事件（按 id 去重），再由该案件全部事件重新归约�
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import func, select, text
+from sqlalchemy import ARRAY, Uuid, all_, any_, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.metrics.fact_counts import counts_rejection
@@ -126,6 +127,30 @@ async def load_fact_row(*, session: AsyncSession, case_id: uuid.UUID) -> dict[st
     return dict(row) if row is not None else None
 
 
+#: The stored events of some cases but those held in hand (``:held``: just stored by this transaction).
+#: 若干案件的已存事件（不含手中已有的）。
+_STORED_EVENTS = select(
+    case_events.c.event_id,
+    case_events.c.case_id,
+    case_events.c.type,
+    case_events.c.version,
+    case_events.c.occurred_at,
+    case_events.c.data,
+).where(
+    case_events.c.case_id == any_(bindparam("cases", type_=ARRAY(Uuid))),
+    case_events.c.event_id != all_(bindparam("held", type_=ARRAY(Uuid))),
+)
+
+
+def _as_stored(record: CaseEventRecord) -> CaseEventRecord:
+    """``record`` as it reads back from ``case_events``: its time in UTC, as PostgreSQL returns a
+    ``timestamptz`` (the same instant; the facts compare instants, this keeps the forms alike too).
+    与读回的已存事件一致（时间为 UTC）。"""
+    if record.occurred_at.utcoffset() == timedelta(0):
+        return record
+    return record.model_copy(update={"occurred_at": record.occurred_at.astimezone(UTC)})
+
+
 #: Take several cases' locks in one round trip, in the (sorted) order given. 一次按序加多个案件锁。
 _LOCK_CASES = text(
     "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM unnest(CAST(:keys AS text[])) AS k"
@@ -133,31 +158,34 @@ _LOCK_CASES = text(
 
 
 async def recompute_facts(
-    *, session: AsyncSession, case_ids: Sequence[uuid.UUID], calendar: WorkingCalendar
+    *,
+    session: AsyncSession,
+    case_ids: Sequence[uuid.UUID],
+    calendar: WorkingCalendar,
+    in_hand: Mapping[uuid.UUID, Sequence[CaseEventRecord]] | None = None,
 ) -> list[FactChange]:
     """Rebuild the facts of ``case_ids`` from all their stored events and upsert those that changed.
 
     由全部已存事件重建这些案件的事实，并写入有变化者。Three statements whatever the number of
     cases: their events, their stored facts, one upsert of the changed ones. The caller holds the
     cases' locks. Returns a change per case that has events (changed or not), in ``case_ids`` order.
+
+    ``in_hand``: events this transaction has just stored, as the caller holds them. They are not
+    read back (a history import's new case has nothing else stored: reading its events back cost
+    the decoding of every ``data`` again); the other stored events of those cases are.
+    调用方刚存入且手中已有的事件不再读回，只读该案件其他已存事件。
     """
     if not case_ids:
         return []
-    event_rows = (
-        await session.execute(
-            select(
-                case_events.c.event_id,
-                case_events.c.case_id,
-                case_events.c.type,
-                case_events.c.version,
-                case_events.c.occurred_at,
-                case_events.c.data,
-            ).where(case_events.c.case_id == func.any(list(case_ids)))
-        )
-    ).all()
-    events: dict[uuid.UUID, list[Any]] = {}
+    in_hand = in_hand or {}
+    held = [uuid.UUID(r.event_id) for c in case_ids for r in in_hand.get(c, ())]
+    event_rows = (await session.execute(_STORED_EVENTS, {"cases": list(case_ids), "held": held})).all()
+    events: dict[uuid.UUID, list[CaseEventRecord]] = {}
+    for case_id in case_ids:
+        if case_id in in_hand:
+            events[case_id] = [_as_stored(r) for r in in_hand[case_id]]
     for row in event_rows:
-        events.setdefault(row.case_id, []).append(row)
+        events.setdefault(row.case_id, []).append(event_record(row))
     stored = (
         await session.execute(select(case_facts).where(case_facts.c.case_id == func.any(list(events))))
     ).mappings().all() if events else []
@@ -168,7 +196,7 @@ async def recompute_facts(
         rows = events.get(case_id)
         if not rows:
             continue
-        new = fact_row(reduce_events(event_record(r) for r in rows), calendar)
+        new = fact_row(reduce_events(rows), calendar)
         change = FactChange(case_id, old_rows.get(case_id), new)
         changes.append(change)
         if change.old is None or change.changed:
@@ -204,7 +232,9 @@ async def apply_events(
     inserted = set((await session.execute(EVENT_COLUMNS.statement, EVENT_COLUMNS.params(rows))).scalars().all())
     fresh = {c: [r for r in by_case[c] if uuid.UUID(r.event_id) in inserted] for c in cases}
     touched = [c for c in cases if fresh[c]]
-    changes = await recompute_facts(session=session, case_ids=touched, calendar=calendar)
+    changes = await recompute_facts(
+        session=session, case_ids=touched, calendar=calendar, in_hand={c: fresh[c] for c in touched}
+    )
     return [(change, fresh[change.case_id]) for change in changes]
 
 
