@@ -1,0 +1,88 @@
+"""``store.save`` writes only the columns of a case that changed since ``load_for_update`` read it;
+the row read back must still be exactly the record as saved, whatever changed and however (a new
+value, a value changed in place inside a JSON column, the lifecycle snapshot). 只写变化的列，读回的行
+仍须与保存的记录完全一致。
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.dispatch.case_model import Action, Actor, Role
+from services.dispatch.lifecycle import apply
+from services.dispatch.models import cases
+from services.dispatch.staging import Pending, must, stage_applied
+from services.dispatch.store import LockedCase, load_for_update, save
+from shared.db import UnitOfWork, create_engine, session_factory
+from shared.embedded import TansuBroker
+from tests.integration.test_dispatch_support import Stack, platform, record
+
+
+@pytest.fixture(scope="module")
+async def stack(database_url: str, module_broker: TansuBroker) -> AsyncIterator[Stack]:
+    async with platform(database_url, module_broker.bootstrap) as s:
+        yield s
+
+
+@pytest.fixture
+async def engine(stack: Stack) -> AsyncIterator[AsyncEngine]:
+    eng = create_engine(stack.database_url)
+    try:
+        yield eng
+    finally:
+        await eng.dispose()
+
+
+async def _row(engine: AsyncEngine, case_id: uuid.UUID) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(cases).where(cases.c.id == case_id))).mappings().one()
+    return dict(row)
+
+
+async def test_the_row_read_back_is_the_record_saved(stack: Stack, engine: AsyncEngine) -> None:
+    case = await stack.case_of(await stack.post("cityops", record("cityops")))
+    case_id = uuid.UUID(case["id"])
+    sessions = session_factory(engine)
+    before = await _row(engine, case_id)
+
+    async with UnitOfWork(sessions) as uow:
+        locked = await load_for_update(uow.session, case_id)
+        assert isinstance(locked, LockedCase)
+        pending = Pending()
+        locked.explanation["manual_decisions"] = [{"unit": "u-1", "reason": "in place"}]  # changed in place
+        locked.urgency = "urgent"
+        locked.accept_deadline = None
+        await save(uow.session, locked, pending)
+    after = await _row(engine, case_id)
+    assert after["explanation"]["manual_decisions"] == [{"unit": "u-1", "reason": "in place"}]
+    assert (after["urgency"], after["accept_deadline"]) == ("urgent", None)
+    unchanged = {k for k in before if k not in ("explanation", "urgency", "accept_deadline", "updated_at")}
+    assert {k: after[k] for k in unchanged} == {k: before[k] for k in unchanged}
+
+    async with UnitOfWork(sessions) as uow:  # a lifecycle transition: the snapshot and its columns
+        locked = await load_for_update(uow.session, case_id)
+        assert locked is not None
+        pending = Pending()
+        applied = must(
+            apply(
+                locked.snapshot,
+                Action.ACCEPT,
+                {"expected_version": locked.snapshot.version},
+                Actor(Role.UNIT, unit=case["unit"], id="tester"),
+                datetime.now(UTC),
+            )
+        )
+        stage_applied(pending, locked, applied, correlation_id="test")
+        await save(uow.session, locked, pending)
+        saved = locked.to_row()
+    after = await _row(engine, case_id)
+    assert {k: after[k] for k in saved if k != "snapshot"} == {k: v for k, v in saved.items() if k != "snapshot"}
+    assert after["snapshot"] == locked.snapshot.model_dump(mode="json")
+    assert (after["state"], after["version"]) == ("accepted", before["version"] + 1)
