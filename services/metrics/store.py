@@ -28,6 +28,7 @@ from shared.calendar import WorkingCalendar
 from shared.unnest import UnnestColumns
 
 __all__ = [
+    "EVENT_RECORD_COLUMNS",
     "FactChange",
     "apply_events",
     "event_record",
@@ -127,16 +128,18 @@ async def load_fact_row(*, session: AsyncSession, case_id: uuid.UUID) -> dict[st
     return dict(row) if row is not None else None
 
 
-#: The stored events of some cases but those held in hand (``:held``: just stored by this transaction).
-#: 若干案件的已存事件（不含手中已有的）。
-_STORED_EVENTS = select(
+#: A stored event's columns, as :func:`event_record` reads them. 已存事件的列（供 event_record 读取）。
+EVENT_RECORD_COLUMNS: Final = (
     case_events.c.event_id,
     case_events.c.case_id,
     case_events.c.type,
     case_events.c.version,
     case_events.c.occurred_at,
     case_events.c.data,
-).where(
+)
+#: The stored events of some cases but those held in hand (``:held``: just stored by this transaction).
+#: 若干案件的已存事件（不含手中已有的）。
+_STORED_EVENTS = select(*EVENT_RECORD_COLUMNS).where(
     case_events.c.case_id == any_(bindparam("cases", type_=ARRAY(Uuid))),
     case_events.c.event_id != all_(bindparam("held", type_=ARRAY(Uuid))),
 )

@@ -19,8 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.metrics.facts import CaseEventRecord, reduce_events
-from services.metrics.models import case_events, case_facts
-from services.metrics.store import apply_events, event_record, fact_row
+from services.metrics.models import case_facts
+from services.metrics.store import EVENT_RECORD_COLUMNS, apply_events, event_record, fact_row
 from shared.calendar import load_calendar
 from shared.db import UnitOfWork, create_engine, session_factory
 from tests.integration.accountability_cases import generate
@@ -49,18 +49,7 @@ async def test_facts_from_events_in_hand_equal_the_facts_of_every_stored_event(e
             await apply_events(session=uow.session, records=shuffled[i : i + 37], calendar=CALENDAR)
 
     async with engine.connect() as conn:
-        stored = (
-            await conn.execute(
-                select(
-                    case_events.c.event_id,
-                    case_events.c.case_id,
-                    case_events.c.type,
-                    case_events.c.version,
-                    case_events.c.occurred_at,
-                    case_events.c.data,
-                )
-            )
-        ).all()
+        stored = (await conn.execute(select(*EVENT_RECORD_COLUMNS))).all()
         facts = {row["case_id"]: dict(row) for row in (await conn.execute(select(case_facts))).mappings()}
     history: dict[uuid.UUID, list[CaseEventRecord]] = {}
     for row in stored:
