@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import ARRAY, Uuid, all_, any_, bindparam, func, select, text
+from sqlalchemy import ARRAY, Uuid, any_, bindparam, exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.metrics.fact_counts import counts_rejection
@@ -139,9 +139,13 @@ EVENT_RECORD_COLUMNS: Final = (
 )
 #: The stored events of some cases but those held in hand (``:held``: just stored by this transaction).
 #: 若干案件的已存事件（不含手中已有的）。
+#: An anti-join with the held ids, not ``event_id <> ALL(:held)``: PostgreSQL compares each row with
+#: the whole array under a generic plan (12 ms for 1,000 cases of 200,000, against 4.5 ms).
+#: 以反连接排除手中事件（``<> ALL`` 在通用计划下逐行比较整个数组）。
+_HELD = func.unnest(bindparam("held", type_=ARRAY(Uuid))).table_valued("id").render_derived(name="held")
 _STORED_EVENTS = select(*EVENT_RECORD_COLUMNS).where(
     case_events.c.case_id == any_(bindparam("cases", type_=ARRAY(Uuid))),
-    case_events.c.event_id != all_(bindparam("held", type_=ARRAY(Uuid))),
+    ~exists().where(_HELD.c.id == case_events.c.event_id),
 )
 
 
