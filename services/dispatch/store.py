@@ -166,8 +166,14 @@ async def save(session: AsyncSession, record: CaseRecord, pending: Pending) -> N
     values = record.to_row()
     for key in ("id", "incident_id", "incident"):
         values.pop(key)
-    if isinstance(record, LockedCase):
-        values = {k: v for k, v in values.items() if _comparable(v) != record.as_read.get(k, _UNREAD)}
+    if isinstance(record, LockedCase):  # what is written becomes the row as read (a second save compares to it)
+        changed: dict[str, Any] = {}
+        for key, value in values.items():
+            comparable = _comparable(value)
+            if comparable != record.as_read.get(key, _UNREAD):
+                changed[key] = value
+                record.as_read[key] = comparable
+        values = changed
     values["updated_at"] = func.now()
     await session.execute(update(cases).where(cases.c.id == record.id).values(**values))
     await write_pending(session, pending)

@@ -86,3 +86,20 @@ async def test_the_row_read_back_is_the_record_saved(stack: Stack, engine: Async
     assert {k: after[k] for k in saved if k != "snapshot"} == {k: v for k, v in saved.items() if k != "snapshot"}
     assert after["snapshot"] == locked.snapshot.model_dump(mode="json")
     assert (after["state"], after["version"]) == ("accepted", before["version"] + 1)
+
+
+async def test_a_second_save_in_one_transaction_compares_with_the_first(stack: Stack, engine: AsyncEngine) -> None:
+    """A column changed and saved, then changed back and saved again in the same transaction, ends
+    as it was: the second save compares with what the first wrote, not with the row as read."""
+    case = await stack.case_of(await stack.post("cityops", record("cityops")))
+    case_id = uuid.UUID(case["id"])
+    before = await _row(engine, case_id)
+    async with UnitOfWork(session_factory(engine)) as uow:
+        locked = await load_for_update(uow.session, case_id)
+        assert locked is not None
+        locked.urgency = "critical" if before["urgency"] != "critical" else "normal"
+        await save(uow.session, locked, Pending())
+        locked.urgency = before["urgency"]
+        await save(uow.session, locked, Pending())
+    assert (await _row(engine, case_id))["urgency"] == before["urgency"]
+
