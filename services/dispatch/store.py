@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import orjson
@@ -134,6 +134,11 @@ class LockedCase(CaseRecord):
     of compressing, storing and logging it again. 加锁读取的案件及读取时的列值：保存时只写变化的列。"""
 
     as_read: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __copy__(self) -> CaseRecord:
+        """A copy is a record of its own, not the row as read (a follow-up case starts as a copy of
+        its parent): it writes every column. 副本是独立记录，写入全部列。"""
+        return CaseRecord(**{f.name: getattr(self, f.name) for f in fields(CaseRecord)})
 
 
 def _comparable(value: Any) -> Any:

@@ -6,6 +6,7 @@ value, a value changed in place inside a JSON column, the lifecycle snapshot). å
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.dispatch.case_model import Action, Actor, Role
 from services.dispatch.lifecycle import apply
 from services.dispatch.models import cases
+from services.dispatch.records import CaseRecord
 from services.dispatch.staging import Pending, must, stage_applied
 from services.dispatch.store import LockedCase, load_for_update, save
 from shared.db import UnitOfWork, create_engine, session_factory
@@ -101,5 +103,7 @@ async def test_a_second_save_in_one_transaction_compares_with_the_first(stack: S
         await save(uow.session, locked, Pending())
         locked.urgency = before["urgency"]
         await save(uow.session, locked, Pending())
+        copied = copy.copy(locked)  # a follow-up case starts so: a record of its own, every column written
+        assert type(copied) is CaseRecord and copied.to_row() == locked.to_row()
     assert (await _row(engine, case_id))["urgency"] == before["urgency"]
 
