@@ -36,7 +36,7 @@ from services.dispatch.staging import Pending, must, stage_applied
 from services.dispatch.store import load_for_update, save
 from shared.vocabulary import TimeBasis
 
-__all__ = ["API_ACTIONS", "ActionOutcome", "ActionProblem", "CaseNotFoundError", "perform_action"]
+__all__ = ["API_ACTIONS", "ActionOutcome", "ActionProblem", "CaseNotFoundError", "act_on_locked", "perform_action"]
 
 #: Actions the API exposes on ``POST /v1/cases/{id}/actions/{action}``. API 开放的操作。
 API_ACTIONS: tuple[Action, ...] = (
@@ -326,6 +326,34 @@ async def perform_action(
     record = await load_for_update(session, case_id)
     if record is None or not can_see(record.snapshot, actor):
         raise CaseNotFoundError(str(case_id))
+    return await act_on_locked(
+        session=session,
+        record=record,
+        action=action,
+        body=body,
+        actor=actor,
+        now=now,
+        jurisdiction=jurisdiction,
+        max_rejections=max_rejections,
+        correlation_id=correlation_id,
+    )
+
+
+async def act_on_locked(
+    *,
+    session: AsyncSession,
+    record: CaseRecord,
+    action: Action,
+    body: dict[str, Any],
+    actor: Actor,
+    now: datetime,
+    jurisdiction: LoadedJurisdiction | None,
+    max_rejections: int,
+    correlation_id: str,
+) -> ActionOutcome:
+    """One lifecycle action on a case the caller has locked ``FOR UPDATE`` and found visible to
+    ``actor``; the record is updated in place, so a next action on it in the same transaction sees
+    this one. 对已加锁且可见的案件执行一次流转（记录就地更新，同一事务内的下一次操作可见）。"""
     if record.merged_into is not None:
         return ActionOutcome(record, refused=_merged_refusal(record))
     at = _effective_time(body.get("occurred_at"), now)

@@ -114,6 +114,29 @@ class ActionResult(Answer):
     transitions: list[AppliedTransition]
 
 
+class ActionItemAnswer(Answer):
+    """One item of an action batch, in the items' order 批量操作的一项: ``status`` 200 with the case's state
+    and version after it and the transitions applied; else the single action's refusal (403 / 404 / 409 /
+    422) with ``detail`` and ``kind``."""
+
+    index: int
+    case_id: str | None
+    status: int
+    state: str | None = None
+    version: int | None = None
+    transitions: list[AppliedTransition] | None = None
+    detail: str | None = None
+    kind: str | None = None
+
+
+class ActionBatchResult(Answer):
+    """Answer to a batch of lifecycle actions 批量操作结果: how many applied and refused, and each item's answer."""
+
+    applied: int
+    refused: int
+    results: list[ActionItemAnswer]
+
+
 class Me(Answer):
     """The signed-in staff token's role and scope 当前账号与数据范围."""
 

@@ -28,8 +28,10 @@ __all__ = [
     "Staff",
     "action_answer",
     "actor_of",
+    "applied_transitions",
     "case_json",
     "dispatch_context",
+    "refusal_answer",
     "request_correlation_id",
 ]
 
@@ -100,33 +102,35 @@ ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def refusal_answer(refused: Refused | ActionProblem) -> tuple[int, dict[str, Any]]:
+    """A refused action's status (403 / 409 / 422) and body ``{detail, kind, state, version}``. 拒绝的状态码与应答。"""
+    if isinstance(refused, Refused):
+        code = {
+            "forbidden": status.HTTP_403_FORBIDDEN,
+            "conflict": status.HTTP_409_CONFLICT,
+            "not_allowed": status.HTTP_409_CONFLICT,
+            "invalid": status.HTTP_422_UNPROCESSABLE_CONTENT,
+        }[refused.kind]
+        state, version = str(refused.current_state), refused.current_version
+    else:
+        code = status.HTTP_409_CONFLICT if refused.kind == "conflict" else status.HTTP_422_UNPROCESSABLE_CONTENT
+        state, version = refused.current_state, refused.current_version
+    return code, {"detail": refused.reason, "kind": refused.kind, "state": state, "version": version}
+
+
+def applied_transitions(outcome: ActionOutcome) -> list[dict[str, Any]]:
+    """The transitions an action applied, as answered. 已执行的流转。"""
+    return [
+        {"version": a.new_case.version, "event_type": a.event_type, "state": str(a.new_case.state)}
+        for a in outcome.applied
+    ]
+
+
 def action_answer(outcome: ActionOutcome) -> JSONResponse:
     """A lifecycle action's answer: the case and its transitions, or the refusal as ``{detail, kind, state,
     version}`` with 403 / 409 / 422. 流转操作的应答：案件及其流转，或拒绝原因。"""
-    refused = outcome.refused
-    if refused is not None:
-        if isinstance(refused, Refused):
-            code = {
-                "forbidden": status.HTTP_403_FORBIDDEN,
-                "conflict": status.HTTP_409_CONFLICT,
-                "not_allowed": status.HTTP_409_CONFLICT,
-                "invalid": status.HTTP_422_UNPROCESSABLE_CONTENT,
-            }[refused.kind]
-            state, version = str(refused.current_state), refused.current_version
-        else:
-            assert isinstance(refused, ActionProblem)
-            code = status.HTTP_409_CONFLICT if refused.kind == "conflict" else status.HTTP_422_UNPROCESSABLE_CONTENT
-            state, version = refused.current_state, refused.current_version
-        return JSONResponse(
-            {"detail": refused.reason, "kind": refused.kind, "state": state, "version": version}, status_code=code
-        )
+    if outcome.refused is not None:
+        code, body = refusal_answer(outcome.refused)
+        return JSONResponse(body, status_code=code)
     assert outcome.record is not None
-    return JSONResponse(
-        {
-            "case": case_json(outcome.record),
-            "transitions": [
-                {"version": a.new_case.version, "event_type": a.event_type, "state": str(a.new_case.state)}
-                for a in outcome.applied
-            ],
-        }
-    )
+    return JSONResponse({"case": case_json(outcome.record), "transitions": applied_transitions(outcome)})

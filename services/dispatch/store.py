@@ -9,6 +9,8 @@ runner) does. 不提交：由调用方事务负责。
 * :func:`write_staged` / :func:`write_pending` — timeline rows and outbox events. 写时间线与发件箱。
 * :func:`load_for_update` / :func:`save` — one case under ``SELECT … FOR UPDATE``, its changed columns
   written back. 加锁读取与保存案件（只写变化的列）。
+* :func:`load_many_for_update` — several cases locked in one statement, in id order (two batches
+  locking overlapping cases never wait on each other crosswise). 按 id 顺序批量加锁读取。
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
     "UnnestColumns",
     "insert_cases",
     "load_for_update",
+    "load_many_for_update",
     "save",
     "unnest_insert",
     "write_pending",
@@ -153,15 +156,30 @@ def _comparable(value: Any) -> Any:
 _UNREAD = object()
 
 
-async def load_for_update(session: AsyncSession, case_id: uuid.UUID) -> LockedCase | None:
-    """The case ``case_id`` locked ``FOR UPDATE`` (None if there is none). 加锁读取案件。"""
-    row = (await session.execute(select(cases).where(cases.c.id == case_id).with_for_update())).mappings().first()
-    if row is None:
-        return None
+def _locked(row: Any) -> LockedCase:
     record = LockedCase.from_row(row)
     assert isinstance(record, LockedCase)
     record.as_read = {k: _comparable(v) for k, v in record.to_row(snapshot_json=row["snapshot"]).items()}
     return record
+
+
+async def load_for_update(session: AsyncSession, case_id: uuid.UUID) -> LockedCase | None:
+    """The case ``case_id`` locked ``FOR UPDATE`` (None if there is none). 加锁读取案件。"""
+    row = (await session.execute(select(cases).where(cases.c.id == case_id).with_for_update())).mappings().first()
+    return None if row is None else _locked(row)
+
+
+async def load_many_for_update(session: AsyncSession, case_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, LockedCase]:
+    """The cases among ``case_ids`` that exist, locked ``FOR UPDATE`` in id order, by id. 按 id 顺序加锁读取多件案件。
+
+    Rows are locked as the ordered scan reaches them, so two transactions locking overlapping sets
+    this way take their common rows in the same order and cannot deadlock. 按同一顺序加锁，不会互相死锁。"""
+    wanted = sorted(set(case_ids))
+    if not wanted:
+        return {}
+    statement = select(cases).where(cases.c.id.in_(wanted)).order_by(cases.c.id).with_for_update()
+    rows = (await session.execute(statement)).mappings().all()
+    return {row["id"]: _locked(row) for row in rows}
 
 
 async def save(session: AsyncSession, record: CaseRecord, pending: Pending) -> None:
