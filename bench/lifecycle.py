@@ -8,8 +8,14 @@ to 青溪镇综合行政执法队); dispatch runs as a uvicorn subprocess on a l
 ``case.events`` to a fresh Tansu broker). Each client takes cases from a shared queue and carries
 each through accept → resolve → verify (3 transitions, each ``SELECT … FOR UPDATE`` + lifecycle
 + case update + timeline row + outbox row in one transaction). Prints figures; asserts nothing.
-Usage: python bench/lifecycle.py [--cases 2000] [--clients 20]  (cases stand ≥ 87 m apart; beyond 2000 the
-spots repeat and the extra reports merge into the first ones)
+Then (``--batch N``, default 500; 0 skips it) as many other cases through the same three
+transitions in batches (``POST /v1/cases/actions``, as a history import posts them): the unit's
+accepts and results of N/2 cases in one batch, then the dispatcher's N verifications, two batches in
+flight. Both modes print transitions/s, each request's p50/p99, and the dispatch process's CPU per
+transition, measured in the same run. 再以批量接口推进同样多的案件，与逐个请求并列比较。
+Usage: python bench/lifecycle.py [--cases 2000] [--clients 20] [--batch 500]  (cases stand ≥ 87 m apart;
+beyond 2000 a spot is used again for a report two days earlier, so none merges; the batch mode takes
+another --cases)
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -34,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.measure import pct  # noqa: E402
+from bench.measure import pct, tree_cpu_s  # noqa: E402
 from services.dispatch.grid_client import LoadedJurisdiction  # noqa: E402
 from services.dispatch.incidents import handle_incident  # noqa: E402
 from services.dispatch.models import metadata as dispatch_metadata  # noqa: E402
@@ -67,13 +73,14 @@ async def create_cases(db_url: str, n: int) -> list[str]:
         async with session_factory(engine)() as session, session.begin():
             for i in range(n):
                 lng, lat = 119.041 + (i % 50) * 0.001, 29.581 + (i // 50 % 40) * 0.0009  # ≥ 87 m apart
+                at = now - timedelta(days=2 * (i // 2000))  # a spot used again: two days apart, no merge
                 event = IncidentReported.model_validate(
                     {
                         "event_id": uuid.uuid4(),
                         "source": "12345",
                         "source_id": f"L{i:07d}",
-                        "reported_at": now,
-                        "received_at": now,
+                        "reported_at": at,
+                        "received_at": at,
                         "description": "压测：桥头占道经营",
                         "category_codes": {"category_code": "010101"},
                         "category_key": "010101",
@@ -113,8 +120,9 @@ async def run(args: argparse.Namespace) -> None:
     try:
         await ensure_topics(broker.bootstrap)
         t = time.perf_counter()
-        ids = await create_cases(db_url, args.cases)
-        print(f"lifecycle bench: {len(ids)} dispatched cases created in {time.perf_counter() - t:.1f} s")
+        created = await create_cases(db_url, args.cases * (2 if args.batch else 1))
+        ids, batch_ids = created[: args.cases], created[args.cases :]
+        print(f"lifecycle bench: {len(created)} dispatched cases created in {time.perf_counter() - t:.1f} s")
         port = free_port()
         env = {
             **os.environ,
@@ -188,18 +196,21 @@ async def run(args: argparse.Namespace) -> None:
                                 break
                         version += 1
 
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), tree_cpu_s(proc.pid)
             await asyncio.gather(*(worker() for _ in range(args.clients)))
-            elapsed = time.perf_counter() - t
-        ok = len(latencies) - sum(errors.values())
-        print(
-            f"  {args.clients} concurrent clients, {len(latencies)} transitions in {elapsed:.1f} s: "
-            f"{ok / elapsed:,.0f} transitions/s"
-        )
-        print(
-            f"  latency p50 {pct(latencies, 0.5) * 1000:.1f} ms, p99 {pct(latencies, 0.99) * 1000:.1f} ms, "
-            f"max {max(latencies) * 1000:.1f} ms; non-200: {errors or 'none'}"
-        )
+            elapsed, cpu = time.perf_counter() - t, tree_cpu_s(proc.pid) - cpu
+            ok = len(latencies) - sum(errors.values())
+            print(
+                f"  one request per action, {args.clients} concurrent clients: {len(latencies)} transitions in "
+                f"{elapsed:.1f} s: {ok / elapsed:,.0f} transitions/s, "
+                f"dispatch CPU {cpu / max(ok, 1) * 1e6:,.0f} µs each"
+            )
+            print(
+                f"  latency p50 {pct(latencies, 0.5) * 1000:.1f} ms, p99 {pct(latencies, 0.99) * 1000:.1f} ms, "
+                f"max {max(latencies) * 1000:.1f} ms; non-200: {errors or 'none'}"
+            )
+            if args.batch:
+                await in_batches(client, batch_ids, args.batch, proc.pid, unit, disp)
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=30)
@@ -214,6 +225,54 @@ async def run(args: argparse.Namespace) -> None:
         await admin.close()
         if pg is not None:
             pg.stop()
+
+
+async def in_batches(
+    client: aiohttp.ClientSession, ids: list[str], size: int, pid: int, unit: dict[str, str], disp: dict[str, str]
+) -> None:
+    """``ids`` through accept → resolve → verify in batches of ``size`` items, two batches in flight. 批量推进。"""
+    Item = dict[str, object]
+    requests: list[tuple[list[Item], dict[str, str]]] = []
+    half = max(size // 2, 1)
+    for start in range(0, len(ids), half):
+        chunk = ids[start : start + half]
+        items: list[Item] = [{"case_id": c, "action": "accept", "body": {"expected_version": 2}} for c in chunk]
+        items += [
+            {"case_id": c, "action": "resolve", "body": {"expected_version": 3, "result": "已处置"}} for c in chunk
+        ]
+        requests.append((items, unit))
+    verifies: list[Item] = [
+        {"case_id": c, "action": "verify", "body": {"expected_version": 4, "passed": True}} for c in ids
+    ]
+    requests += [(verifies[i : i + size], disp) for i in range(0, len(verifies), size)]
+    latencies: list[float] = []
+    applied = refused = 0
+
+    async def post(items: list[dict[str, object]], headers: dict[str, str]) -> None:
+        nonlocal applied, refused
+        started = time.perf_counter()
+        async with client.post("/v1/cases/actions", json={"items": items}, headers=headers) as response:
+            answer = await response.json()
+            latencies.append(time.perf_counter() - started)
+            assert response.status == 200, answer
+            applied += answer["applied"]
+            refused += answer["refused"]
+
+    async def worker(mine: list[tuple[list[dict[str, object]], dict[str, str]]]) -> None:
+        for items, headers in mine:
+            await post(items, headers)
+
+    units, verifying = [r for r in requests if r[1] is unit], [r for r in requests if r[1] is disp]
+    t, cpu = time.perf_counter(), tree_cpu_s(pid)
+    await asyncio.gather(worker(units[0::2]), worker(units[1::2]))  # every result before its verification
+    await asyncio.gather(worker(verifying[0::2]), worker(verifying[1::2]))
+    elapsed, cpu = time.perf_counter() - t, tree_cpu_s(pid) - cpu
+    print(
+        f"  in batches of {size} (POST /v1/cases/actions, two in flight): {applied:,} transitions in {elapsed:.1f} s: "
+        f"{applied / elapsed:,.0f} transitions/s, dispatch CPU {cpu / max(applied, 1) * 1e6:,.0f} µs each; "
+        f"refused {refused}"
+    )
+    print(f"  batch latency p50 {pct(latencies, 0.5) * 1000:.0f} ms, p99 {pct(latencies, 0.99) * 1000:.0f} ms")
 
 
 async def relay_vs_floor(db_url: str, bootstrap: str, n: int) -> None:
@@ -279,6 +338,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=500, help="items per batch in the batch mode (0: skip it)")
     parser.add_argument("--relay-events", type=int, default=20_000)
     asyncio.run(run(parser.parse_args()))
 

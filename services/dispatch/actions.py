@@ -36,7 +36,17 @@ from services.dispatch.staging import Pending, must, stage_applied
 from services.dispatch.store import load_for_update, save
 from shared.vocabulary import TimeBasis
 
-__all__ = ["API_ACTIONS", "ActionOutcome", "ActionProblem", "CaseNotFoundError", "act_on_locked", "perform_action"]
+__all__ = [
+    "API_ACTIONS",
+    "ActionOutcome",
+    "ActionProblem",
+    "CaseNotFoundError",
+    "act_on_locked",
+    "create_follow_up_if_due",
+    "follow_up_due",
+    "perform_action",
+    "stage_action",
+]
 
 #: Actions the API exposes on ``POST /v1/cases/{id}/actions/{action}``. API 开放的操作。
 API_ACTIONS: tuple[Action, ...] = (
@@ -183,7 +193,7 @@ def _after_unit_change(
         record.accept_deadline = accept_deadline(loaded.calendar, at, s.deadline)
 
 
-async def _redispatch(
+def _redispatch(
     *,
     record: CaseRecord,
     pending: Pending,
@@ -352,8 +362,43 @@ async def act_on_locked(
     correlation_id: str,
 ) -> ActionOutcome:
     """One lifecycle action on a case the caller has locked ``FOR UPDATE`` and found visible to
-    ``actor``; the record is updated in place, so a next action on it in the same transaction sees
-    this one. 对已加锁且可见的案件执行一次流转（记录就地更新，同一事务内的下一次操作可见）。"""
+    ``actor``, written: :func:`stage_action`, the case row and its transitions saved, then the
+    follow-up task a 整改 inspection calls for. 对已加锁且可见的案件执行一次流转并写库。"""
+    pending = Pending()
+    outcome = stage_action(
+        record=record,
+        action=action,
+        body=body,
+        actor=actor,
+        now=now,
+        jurisdiction=jurisdiction,
+        max_rejections=max_rejections,
+        correlation_id=correlation_id,
+        pending=pending,
+    )
+    if outcome.refused is None:
+        await save(session, record, pending)
+        await create_follow_up_if_due(
+            session=session, outcome=outcome, action=action, jurisdiction=jurisdiction, correlation_id=correlation_id
+        )
+    return outcome
+
+
+def stage_action(
+    *,
+    record: CaseRecord,
+    action: Action,
+    body: dict[str, Any],
+    actor: Actor,
+    now: datetime,
+    jurisdiction: LoadedJurisdiction | None,
+    max_rejections: int,
+    correlation_id: str,
+    pending: Pending,
+) -> ActionOutcome:
+    """One lifecycle action applied to ``record`` in memory, its transitions (and a 退单's re-dispatch)
+    queued on ``pending``; no I/O. The caller writes the record and ``pending`` (:func:`save`), then
+    calls :func:`create_follow_up_if_due`. 在内存中执行一次流转并暂存（无 I/O），由调用方写库。"""
     if record.merged_into is not None:
         return ActionOutcome(record, refused=_merged_refusal(record))
     at = _effective_time(body.get("occurred_at"), now)
@@ -363,7 +408,6 @@ async def act_on_locked(
     result = apply(record.snapshot, action, prepared, actor, now)
     if isinstance(result, Refused):
         return ActionOutcome(record, refused=result)
-    pending = Pending()
     done: list[Applied] = [result]
     if action is Action.ESCALATE and jurisdiction is not None:
         record.accept_deadline = report_in_deadline(jurisdiction.calendar, result.at)
@@ -373,7 +417,7 @@ async def act_on_locked(
         _after_unit_change(record, result.new_case, jurisdiction, result.at)
     stage_applied(pending, record, result, correlation_id=correlation_id)
     if action is Action.REJECT:
-        done += await _redispatch(
+        done += _redispatch(
             record=record,
             pending=pending,
             loaded=jurisdiction,
@@ -381,9 +425,33 @@ async def act_on_locked(
             max_rejections=max_rejections,
             correlation_id=correlation_id,
         )
-    await save(session, record, pending)
-    if result.new_case.inspection_result == "rectify" and action is Action.RECORD_INSPECTION and jurisdiction:
-        await create_follow_up(
-            session=session, parent=record, inspected=result, jurisdiction=jurisdiction, correlation_id=correlation_id
-        )
     return ActionOutcome(record, applied=tuple(done))
+
+
+def follow_up_due(outcome: ActionOutcome, action: Action) -> bool:
+    """Whether an applied action calls for a 整改复查 task (an inspection found ``rectify``). 是否需生成复查任务。"""
+    return (
+        action is Action.RECORD_INSPECTION
+        and outcome.refused is None
+        and bool(outcome.applied)
+        and outcome.applied[0].new_case.inspection_result == "rectify"
+    )
+
+
+async def create_follow_up_if_due(
+    *,
+    session: AsyncSession,
+    outcome: ActionOutcome,
+    action: Action,
+    jurisdiction: LoadedJurisdiction | None,
+    correlation_id: str,
+) -> None:
+    """The 整改复查 task of an inspection that found ``rectify``, once the parent is written. 生成复查任务。"""
+    if jurisdiction is not None and outcome.record is not None and follow_up_due(outcome, action):
+        await create_follow_up(
+            session=session,
+            parent=outcome.record,
+            inspected=outcome.applied[0],
+            jurisdiction=jurisdiction,
+            correlation_id=correlation_id,
+        )

@@ -42,6 +42,7 @@ __all__ = [
     "load_many_for_update",
     "save",
     "unnest_insert",
+    "update_case",
     "write_pending",
     "write_staged",
 ]
@@ -128,7 +129,6 @@ async def write_pending(session: AsyncSession, pending: Pending) -> None:
     )
 
 
-
 @dataclass
 class LockedCase(CaseRecord):
     """A case read ``FOR UPDATE``, with its row's values as read (comparable forms), so that
@@ -186,6 +186,13 @@ async def save(session: AsyncSession, record: CaseRecord, pending: Pending) -> N
     """Update the case row and write ``pending``'s timeline rows and events. 保存案件及其流转。
 
     A case read with :func:`load_for_update` gets only its changed columns written. 只写变化的列。"""
+    await update_case(session, record)
+    await write_pending(session, pending)
+
+
+async def update_case(session: AsyncSession, record: CaseRecord) -> None:
+    """Update the case row: a :class:`LockedCase` only its columns changed since read (or last
+    written), another record every column. 更新案件行（加锁读取的案件只写变化的列）。"""
     values = record.to_row()
     for key in ("id", "incident_id", "incident"):
         values.pop(key)
@@ -199,5 +206,3 @@ async def save(session: AsyncSession, record: CaseRecord, pending: Pending) -> N
         values = changed
     values["updated_at"] = func.now()
     await session.execute(update(cases).where(cases.c.id == record.id).values(**values))
-    await write_pending(session, pending)
-

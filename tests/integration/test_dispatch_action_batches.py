@@ -185,3 +185,22 @@ async def test_batch_size_is_bounded(stack: Stack) -> None:
     assert too_many.status_code == 413 and str(MAX_BATCH_ACTIONS) in too_many.json()["detail"]
     anonymous = await d.post("/v1/cases/actions", json={"items": items[:1]})
     assert anonymous.status_code == 401
+
+
+async def test_an_inspection_found_rectify_in_a_batch_creates_its_follow_up(stack: Stack) -> None:
+    """整改: the follow-up check task is created as the single action creates it. 批量中的整改生成复查任务。"""
+    staff = "pz-scjgs-qingxi"  # 青溪市场监管所 supervises 食品经营 in 枫林镇
+    tasks = [await stack.case_of(await stack.post("approval", record("approval", example_spot=True))) for _ in range(2)]
+    assert {(t["kind"], t["unit"]) for t in tasks} == {("inspection", staff)}
+    items = [item(t, "accept", t["version"]) for t in tasks]
+    items += [item(t, "record_inspection", t["version"] + 1, result="rectify", note="后厨排烟设施未改造",
+                   follow_up_within_days=5) for t in tasks]  # fmt: skip
+    answer = await batch(stack.dispatch, items, unit(staff))
+    assert [r["status"] for r in answer["results"]] == [200] * 4, answer
+    for t in tasks:
+        now = (await stack.dispatch.get(f"/v1/cases/{t['id']}", headers=ADMIN)).json()
+        assert (now["state"], now["inspection_result"], now["version"]) == ("closed", "rectify", t["version"] + 2)
+        follow = await stack.case_of_id(now["follow_up_case"])
+        assert follow["follow_up_of"] == t["id"] and (follow["state"], follow["unit"]) == ("dispatched", staff)
+        rebuilt, stored, _ = await replayed(stack, t["id"])
+        assert rebuilt == stored
