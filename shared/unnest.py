@@ -1,4 +1,5 @@
-"""Set-based inserts 批量插入: one ``INSERT … SELECT FROM unnest(<one array per column>)`` per table.
+"""Set-based inserts and updates 批量插入与更新: one ``INSERT … SELECT FROM unnest(<one array per
+column>)`` per table, or one ``UPDATE … FROM unnest(…)`` for many rows by key.
 
 Any number of rows in one statement, whose SQL text never changes (no per-row binds, nothing to
 compile per call): the arrays are unnested server-side. Dispatch writes its cases and timeline rows
@@ -22,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 
-__all__ = ["UnnestColumns", "unnest_insert"]
+__all__ = ["UnnestColumns", "unnest_insert", "unnest_update"]
 
 
 def _pg_type(column: Column[Any]) -> str:
@@ -46,6 +47,18 @@ def unnest_insert(
     parameters' names are ``<prefix><column>`` (two such inserts in one statement need two prefixes).
     ``where`` 为对展开行 ``u`` 的筛选条件；``prefix`` 为参数名前缀（同一语句中的两个插入需不同前缀）。
     """
+    casts, selected = _unnested(table, columns, prefix)
+    names = ", ".join(columns)
+    return text(
+        f"INSERT INTO {table.fullname} ({names}) SELECT {', '.join(selected)} "
+        f"FROM unnest({', '.join(casts)}) WITH ORDINALITY AS u({names}, ord) {f'WHERE {where} ' if where else ''}"
+        f"ORDER BY u.ord {suffix}"
+    )
+
+
+def _unnested(table: Table, columns: Sequence[str], prefix: str) -> tuple[list[str], list[str]]:
+    """Per column: the array parameter's cast, and the unnested value ``u.<column>`` as the column's
+    type (JSON arrays and JSONB travel as UTF-8 bytes). 各列的数组参数与展开后的列值表达式。"""
     selected: list[str] = []
     casts: list[str] = []
     for name in columns:
@@ -63,11 +76,22 @@ def unnest_insert(
         else:
             casts.append(f"CAST(:{prefix}{name} AS {_pg_type(column)}[])")
             selected.append(f"u.{name}")
-    names = ", ".join(columns)
+    return casts, selected
+
+
+def unnest_update(table: Table, key: str, columns: Sequence[str], *, also: str = "", prefix: str = "p_") -> TextClause:
+    """``UPDATE <table> SET <column> = u.<column>, … FROM unnest(…) WHERE <key> = u.<key>``: many rows,
+    each by its key, in one statement (``columns`` starts with ``key``); ``also``: further assignments
+    (``"updated_at = now()"``). Values travel as in :func:`unnest_insert`. 一条语句按键更新多行。"""
+    if not columns or columns[0] != key:
+        raise ValueError("the key column comes first")
+    casts, selected = _unnested(table, columns, prefix)
+    sets = [f"{name} = {value}" for name, value in zip(columns[1:], selected[1:], strict=True)]
+    if also:
+        sets.append(also)
     return text(
-        f"INSERT INTO {table.fullname} ({names}) SELECT {', '.join(selected)} "
-        f"FROM unnest({', '.join(casts)}) WITH ORDINALITY AS u({names}, ord) {f'WHERE {where} ' if where else ''}"
-        f"ORDER BY u.ord {suffix}"
+        f"UPDATE {table.fullname} AS t SET {', '.join(sets)} "
+        f"FROM unnest({', '.join(casts)}) AS u({', '.join(columns)}) WHERE t.{key} = u.{key}"
     )
 
 
@@ -87,13 +111,26 @@ class UnnestColumns:
     __slots__ = ("_get", "json", "names", "prefix", "statement")
 
     def __init__(
-        self, table: Table, columns: Sequence[str], *, suffix: str = "", where: str = "", prefix: str = "p_"
+        self,
+        table: Table,
+        columns: Sequence[str],
+        *,
+        suffix: str = "",
+        where: str = "",
+        prefix: str = "p_",
+        update_key: str | None = None,
+        also: str = "",
     ) -> None:
         self.names = tuple(columns)
         self.prefix = prefix
         #: Positions of the columns that travel as JSON. 以 JSON 传输的列位置。
         self.json = tuple(i for i, name in enumerate(self.names) if isinstance(table.c[name].type, ARRAY | JSONB))
-        self.statement = unnest_insert(table, self.names, suffix=suffix, where=where, prefix=prefix)
+        #: An insert, or with ``update_key`` an update by that key (:func:`unnest_update`). 插入，或按键更新。
+        self.statement = (
+            unnest_update(table, update_key, self.names, also=also, prefix=prefix)
+            if update_key is not None
+            else unnest_insert(table, self.names, suffix=suffix, where=where, prefix=prefix)
+        )
         self._get = operator.itemgetter(*self.names)
 
     def values(self, row: Mapping[str, Any]) -> list[Any]:

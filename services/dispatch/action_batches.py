@@ -41,7 +41,7 @@ from services.dispatch.grid_client import LoadedJurisdiction
 from services.dispatch.lifecycle import can_see
 from services.dispatch.records import CaseRecord
 from services.dispatch.staging import Pending
-from services.dispatch.store import load_many_for_update, update_case, write_pending
+from services.dispatch.store import load_many_for_update, update_cases, write_pending
 
 __all__ = ["MAX_BATCH_ACTIONS", "BatchAction", "perform_actions"]
 
@@ -78,8 +78,7 @@ async def perform_actions(
 
     async def write() -> None:
         nonlocal pending
-        for record in touched.values():
-            await update_case(session, record)
+        await update_cases(session, list(touched.values()))
         await write_pending(session, pending)
         touched.clear()
         pending = Pending()

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch.models import case_transitions, cases, outbox
@@ -43,6 +43,7 @@ __all__ = [
     "save",
     "unnest_insert",
     "update_case",
+    "update_cases",
     "write_pending",
     "write_staged",
 ]
@@ -191,18 +192,51 @@ async def save(session: AsyncSession, record: CaseRecord, pending: Pending) -> N
 
 
 async def update_case(session: AsyncSession, record: CaseRecord) -> None:
-    """Update the case row: a :class:`LockedCase` only its columns changed since read (or last
-    written), another record every column. 更新案件行（加锁读取的案件只写变化的列）。"""
+    """Update one case row (:func:`update_cases`). 更新案件行。"""
+    await update_cases(session, [record])
+
+
+async def update_cases(session: AsyncSession, records: Sequence[CaseRecord]) -> None:
+    """Update the case rows: a :class:`LockedCase` only its columns changed since read (or last
+    written), another record every column. The rows that change the same columns go in one
+    statement (``UPDATE … FROM unnest``): a batch of actions updates its cases in one or a few.
+    更新案件行（加锁读取的案件只写变化的列）；变化列相同的行一条语句更新。"""
+    groups: dict[tuple[str, ...], list[list[Any]]] = {}
+    for record in records:
+        values = _changed_values(record)
+        columns = _update_columns(("id", *values))
+        groups.setdefault(columns.names, []).append(columns.values({"id": record.id, **values}))
+    for names, rows in groups.items():
+        columns = _update_columns(names)
+        await session.execute(columns.statement, columns.params(rows))
+
+
+def _changed_values(record: CaseRecord) -> dict[str, Any]:
+    """The column values to write: a :class:`LockedCase`'s changed ones (which then become its row as
+    read, so a second save compares with the first), another record's every one. 需写入的列值。"""
     values = record.to_row()
     for key in ("id", "incident_id", "incident"):
         values.pop(key)
-    if isinstance(record, LockedCase):  # what is written becomes the row as read (a second save compares to it)
-        changed: dict[str, Any] = {}
-        for key, value in values.items():
-            comparable = _comparable(value)
-            if comparable != record.as_read.get(key, _UNREAD):
-                changed[key] = value
-                record.as_read[key] = comparable
-        values = changed
-    values["updated_at"] = func.now()
-    await session.execute(update(cases).where(cases.c.id == record.id).values(**values))
+    if not isinstance(record, LockedCase):
+        return values
+    changed: dict[str, Any] = {}
+    for key, value in values.items():
+        comparable = _comparable(value)
+        if comparable != record.as_read.get(key, _UNREAD):
+            changed[key] = value
+            record.as_read[key] = comparable
+    return changed
+
+
+#: One set-based update per set of changed columns, made once (a few sets occur: an accept's, a result's …).
+#: 每组变化列一条批量更新语句（缓存）。
+_UPDATES: dict[tuple[str, ...], UnnestColumns] = {}
+
+
+def _update_columns(names: tuple[str, ...]) -> UnnestColumns:
+    found = _UPDATES.get(names)
+    if found is None:
+        if len(_UPDATES) >= 512:
+            _UPDATES.clear()
+        found = _UPDATES[names] = UnnestColumns(cases, names, update_key="id", also="updated_at = now()")
+    return found

@@ -21,7 +21,7 @@ from services.dispatch.lifecycle import apply
 from services.dispatch.models import cases
 from services.dispatch.records import CaseRecord
 from services.dispatch.staging import Pending, must, stage_applied
-from services.dispatch.store import LockedCase, load_for_update, save
+from services.dispatch.store import LockedCase, load_for_update, load_many_for_update, save, update_cases
 from shared.db import UnitOfWork, create_engine, session_factory
 from shared.embedded import TansuBroker
 from tests.integration.test_dispatch_support import Stack, platform, record
@@ -107,3 +107,29 @@ async def test_a_second_save_in_one_transaction_compares_with_the_first(stack: S
         assert type(copied) is CaseRecord and copied.to_row() == locked.to_row()
     assert (await _row(engine, case_id))["urgency"] == before["urgency"]
 
+
+async def test_many_cases_changing_different_columns_are_each_written_as_saved(
+    stack: Stack, engine: AsyncEngine
+) -> None:
+    """``update_cases``: rows that change different columns (one statement per set of columns), a
+    JSON column, an array column and a record not read ``FOR UPDATE`` (every column) in one call;
+    each row read back is its record as saved. 多行、不同变化列一次更新，逐行读回核对。"""
+    ids = [uuid.UUID((await stack.case_of(await stack.post("cityops", record("cityops"))))["id"]) for _ in range(4)]
+    before = {i: await _row(engine, i) for i in ids}
+    async with UnitOfWork(session_factory(engine)) as uow:
+        locked = await load_many_for_update(uow.session, ids[::-1])
+        assert list(locked) == sorted(ids)
+        a, b, c, d = (locked[i] for i in ids)
+        a.urgency = "critical" if before[ids[0]]["urgency"] != "critical" else "normal"
+        b.urgency = a.urgency
+        b.explanation = {**b.explanation, "note": "batch"}
+        c.snapshot = c.snapshot.model_copy(update={"cohandlers": ("u-x", "u-y")})
+        plain = CaseRecord(**{f: getattr(d, f) for f in CaseRecord.__dataclass_fields__})  # every column
+        plain.accept_deadline = None
+        await update_cases(uow.session, [a, b, c, plain])
+        saved = {r.id: r.to_row() for r in (a, b, c, plain)}
+    for case_id in ids:
+        after = await _row(engine, case_id)
+        assert {k: after[k] for k in saved[case_id]} == saved[case_id], case_id
+        assert after["updated_at"] > before[case_id]["updated_at"]
+    assert (await _row(engine, ids[2]))["cohandlers"] == ["u-x", "u-y"]
