@@ -25,11 +25,10 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from services.dispatch.action_batches import MAX_BATCH_ACTIONS, BatchAction, perform_actions
 from services.dispatch.actions import API_ACTIONS, perform_action
-from services.dispatch.answers import ActionBatchResult, ActionResult, Candidates, CaseDetail, CaseList, Timeline
+from services.dispatch.answers import ActionResult, Candidates, CaseDetail, CaseList, Timeline
 from services.dispatch.api_common import (
     ACTION_RESPONSES,
     Ctx,
@@ -37,9 +36,7 @@ from services.dispatch.api_common import (
     Staff,
     action_answer,
     actor_of,
-    applied_transitions,
     case_json,
-    refusal_answer,
     request_correlation_id,
 )
 from services.dispatch.case_model import Action
@@ -330,95 +327,6 @@ async def act(request: Request, ctx: Ctx, case_id: uuid.UUID, action: str, princ
     if parsed is None or parsed not in API_ACTIONS:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown action {action!r} 未知操作")
     return await _act(request, ctx, case_id, parsed, await _json(request), principal)
-
-
-class ActionBatchItem(NulFreeModel):
-    """One action of a batch 批量中的一项: the case, the action, the action's body."""
-
-    case_id: uuid.UUID
-    action: str = Field(description="one of the actions of `POST /v1/cases/{case_id}/actions/{action}`")
-    body: dict[str, Any] = Field(
-        default_factory=dict, description="the action's fields with `expected_version`, optional `occurred_at`"
-    )
-
-
-class ActionBatchRequest(NulFreeModel):
-    """A batch of lifecycle actions 批量流转: each item is checked on its own. 逐项校验。"""
-
-    items: list[dict[str, Any]] = Field(min_length=1, description="ActionBatchItem objects, applied in this order")
-
-
-def _batch_item(index: int, raw: dict[str, Any]) -> BatchAction | dict[str, Any]:
-    """The item as a :class:`BatchAction`, or its 422 answer. 解析一项，或其 422 应答。"""
-    try:
-        item = ActionBatchItem.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        case_id = raw.get("case_id")
-        return {"index": index, "case_id": case_id if isinstance(case_id, str) else None, "status": 422,
-                "detail": f"{where}: {first['msg']}", "kind": "invalid"}  # fmt: skip
-    try:
-        action = Action(item.action)
-    except ValueError:
-        action = None
-    if action is None or action not in API_ACTIONS:
-        return {"index": index, "case_id": str(item.case_id), "status": 422,
-                "detail": f"unknown action {item.action!r} 未知操作", "kind": "invalid"}  # fmt: skip
-    return BatchAction(item.case_id, action, item.body)
-
-
-@router.post(
-    "/v1/cases/actions",
-    tags=[TAG],
-    summary="Perform a batch of lifecycle actions 批量流转 (history import 历史导入)",
-    description=f"Up to {MAX_BATCH_ACTIONS} items `{{case_id, action, body}}` in one transaction, applied in order, "
-    "each exactly as `POST /v1/cases/{case_id}/actions/{action}` would apply it (a later item on the same case sees "
-    "the earlier ones), as the caller. Answers per item, in order: `status` 200 with the case's state and version "
-    "after it, or the single action's refusal (403, 404, 409, 422) with `detail`. A refused item changes nothing; "
-    "the others still apply.",
-    **documented(ActionBatchResult, 413, extra={422: {"description": "no items 无操作项"}}),
-)
-async def act_in_batch(request: Request, ctx: Ctx, body: ActionBatchRequest, principal: Staff) -> JSONResponse:
-    if len(body.items) > MAX_BATCH_ACTIONS:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            f"a batch holds at most {MAX_BATCH_ACTIONS} actions, got {len(body.items)}",
-        )
-    results: list[dict[str, Any] | None] = []
-    valid: list[tuple[int, BatchAction]] = []
-    for index, raw in enumerate(body.items):
-        parsed = _batch_item(index, raw)
-        if isinstance(parsed, BatchAction):
-            valid.append((index, parsed))
-            results.append(None)
-        else:
-            results.append(parsed)
-    async with ctx.runtime.uow() as uow:
-        outcomes = await perform_actions(
-            session=uow.session,
-            items=[item for _, item in valid],
-            actor=actor_of(principal),
-            now=utc_now(),
-            jurisdiction=ctx.source.current,
-            max_rejections=ctx.settings.max_rejections,
-            correlation_id=request_correlation_id(request),
-        )
-    for (index, item), outcome in zip(valid, outcomes, strict=True):
-        answer: dict[str, Any] = {"index": index, "case_id": str(item.case_id)}
-        if outcome is None:
-            answer |= {"status": 404, "detail": "no such case 案件不存在", "kind": "not_found"}
-        elif outcome.refused is not None:
-            code, refusal = refusal_answer(outcome.refused)
-            answer |= {"status": code, **refusal}
-        else:
-            after = outcome.applied[-1].new_case  # the record itself moves on with later items on the case
-            answer |= {"status": 200, "state": str(after.state), "version": after.version,
-                       "transitions": applied_transitions(outcome)}  # fmt: skip
-        results[index] = answer
-    final = [r for r in results if r is not None]
-    applied = sum(1 for r in final if r["status"] == 200)
-    return JSONResponse({"applied": applied, "refused": len(final) - applied, "results": final})
 
 
 # --------------------------------------------------------------------------- SSE 事件流

@@ -23,6 +23,7 @@ import httpx
 from fastapi import FastAPI
 
 from services.dispatch.api import router
+from services.dispatch.api_action_batches import router as action_batches_router
 from services.dispatch.api_calendar import router as calendar_router
 from services.dispatch.api_whatif import router as whatif_router
 from services.dispatch.calendar_notices import load_notices
@@ -99,7 +100,7 @@ def create_app(
         description="Incidents from `incident.reported` become cases, routed by the county's jurisdiction "
         "(grid service) and explained; staff follow them through the closed loop (签收, 退单, 延期, 办结, 核查, "
         "结案, 回访, 督办, 吹哨). Every transition is published on `case.events`.",
-        routers=[router, whatif_router, calendar_router, *forces.routers()],
+        routers=[router, action_batches_router, whatif_router, calendar_router, *forces.routers()],
         on_start=on_start,
         on_stop=on_stop,
     )
