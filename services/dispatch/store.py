@@ -42,7 +42,6 @@ __all__ = [
     "load_many_for_update",
     "save",
     "unnest_insert",
-    "update_case",
     "update_cases",
     "write_pending",
     "write_staged",
@@ -187,13 +186,8 @@ async def save(session: AsyncSession, record: CaseRecord, pending: Pending) -> N
     """Update the case row and write ``pending``'s timeline rows and events. 保存案件及其流转。
 
     A case read with :func:`load_for_update` gets only its changed columns written. 只写变化的列。"""
-    await update_case(session, record)
-    await write_pending(session, pending)
-
-
-async def update_case(session: AsyncSession, record: CaseRecord) -> None:
-    """Update one case row (:func:`update_cases`). 更新案件行。"""
     await update_cases(session, [record])
+    await write_pending(session, pending)
 
 
 async def update_cases(session: AsyncSession, records: Sequence[CaseRecord]) -> None:
@@ -201,13 +195,12 @@ async def update_cases(session: AsyncSession, records: Sequence[CaseRecord]) -> 
     written), another record every column. The rows that change the same columns go in one
     statement (``UPDATE … FROM unnest``): a batch of actions updates its cases in one or a few.
     更新案件行（加锁读取的案件只写变化的列）；变化列相同的行一条语句更新。"""
-    groups: dict[tuple[str, ...], list[list[Any]]] = {}
+    groups: dict[UnnestColumns, list[list[Any]]] = {}
     for record in records:
         values = _changed_values(record)
         columns = _update_columns(("id", *values))
-        groups.setdefault(columns.names, []).append(columns.values({"id": record.id, **values}))
-    for names, rows in groups.items():
-        columns = _update_columns(names)
+        groups.setdefault(columns, []).append(columns.values({"id": record.id, **values}))
+    for columns, rows in groups.items():
         await session.execute(columns.statement, columns.params(rows))
 
 
