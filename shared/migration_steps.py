@@ -95,6 +95,25 @@ def outbox_lanes_downgrade(schema: str) -> None:
     op.execute(f'ALTER TABLE "{schema}".outbox_pending DROP COLUMN lane')
 
 
+def outbox_pending_keyed_by_lane(schema: str) -> None:
+    """The pending queue keyed ``(lane, id)`` with no index on ``id`` alone, so a lane's claim always
+    reads from that lane's first entry (see :func:`shared.messaging.outbox.outbox_pending_table`).
+    待发队列以 (lane, id) 为主键，去掉单列 id 索引。"""
+    op.execute(
+        f'ALTER TABLE "{schema}".outbox_pending DROP CONSTRAINT outbox_pending_pkey, '
+        "ADD CONSTRAINT outbox_pending_pkey PRIMARY KEY (lane, id)"
+    )
+    op.execute(f'DROP INDEX "{schema}".ix_outbox_pending_lane')
+
+
+def outbox_pending_keyed_by_lane_downgrade(schema: str) -> None:
+    op.execute(
+        f'ALTER TABLE "{schema}".outbox_pending DROP CONSTRAINT outbox_pending_pkey, '
+        "ADD CONSTRAINT outbox_pending_pkey PRIMARY KEY (id)"
+    )
+    op.execute(f'CREATE INDEX ix_outbox_pending_lane ON "{schema}".outbox_pending (lane, id)')
+
+
 def _compression_sql(schema: str, columns: Mapping[str, tuple[str, ...]], method: str) -> str:
     return "; ".join(
         f'ALTER TABLE "{schema}".{table} ' + ", ".join(f"ALTER COLUMN {c} SET COMPRESSION {method}" for c in names)

@@ -34,7 +34,7 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from sqlalchemy import (
@@ -47,6 +47,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     Table,
     Text,
@@ -73,6 +74,19 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 
+#: For the transaction that runs it: no sequential scans (``enable_seqscan`` off), and no JIT. The
+#: relay's and the retention's statements read the queue tables by key only, and a queue table is
+#: empty — known empty to the planner after a vacuum — then full again many times an hour. A plan
+#: made at an empty moment (a prepared statement's generic plan, cached until the next ``ANALYZE``)
+#: reads the outbox by a sequential scan per pending row once it is full: 1–179 s a claim in a 100 k
+#: replay on a server with autovacuum on, live reports seconds late. With seq scans off the planner
+#: takes the key whatever the statistics say. JIT off because a scan that must stay sequential (the
+#: few rows of ``outbox_partitions``) then costs more than ``jit_above_cost``, and compiling the
+#: claim took 100 ms each time. 仅对所在事务：禁用顺序扫描与 JIT。队列表按键读取；在表为空时缓存的
+#: 计划会在表满后对每个待发行顺序扫描整个发件箱；禁用顺序扫描后成本超过 JIT 阈值，编译每次 100 ms。
+KEYED_READS: Final = "set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true)"
+
+
 def outbox_table(metadata: MetaData, *, unique_event_id: bool = True) -> Table:
     """The outbox of one service, in its own schema: every event until all its consumers have it.
 
@@ -96,13 +110,21 @@ def outbox_table(metadata: MetaData, *, unique_event_id: bool = True) -> Table:
 def outbox_pending_table(metadata: MetaData) -> Table:
     """Outbox rows not yet published (the relay's queue, narrow so claiming and clearing is cheap),
     each in its topic's lane (:func:`shared.events.topic_lane`: 0 live, 1 bulk), which its own
-    relay loop claims in id order. 待发布队列（窄表），按主题所属通道分别认领。"""
+    relay loop claims in id order. 待发布队列（窄表），按主题所属通道分别认领。
+
+    Keyed ``(lane, id)`` and indexed by nothing else, so a lane's claim (``lane = L ORDER BY id``)
+    has one way to read it: from the lane's first entry. With a second index on ``id`` alone,
+    statistics taken while one lane had every pending row (autovacuum's, or the upkeep's ANALYZE,
+    after a quiet spell of live reports) let the planner walk ``id`` order and filter on the lane:
+    the live claim then read through an import's whole backlog first (up to 40 s a claim, live
+    reports seconds late). 以 (lane, id) 为主键、无其他索引：通道认领只能从该通道首项读起；若另有
+    ``id`` 单列索引，统计信息过时时计划器会按 id 顺序扫描并按通道过滤，实时认领要先读过整个导入积压。"""
     return Table(
         "outbox_pending",
         metadata,
-        Column("id", BigInteger, primary_key=True, autoincrement=False),
+        Column("id", BigInteger, nullable=False, autoincrement=False),
         Column("lane", SmallInteger, nullable=False, server_default=text("0")),
-        Index(None, "lane", "id"),
+        PrimaryKeyConstraint("lane", "id", name="outbox_pending_pkey"),
     )
 
 
@@ -326,7 +348,13 @@ class OutboxRelay:
         # event id. The events themselves were committed, durably, by the transaction that wrote them.
         # 中继事务提交不等待 WAL 落盘（仅本事务）：它只记录已发布行的去向；若数据库崩溃丢失最后一次提交，
         # 这些行重新待发、再发布一次，消费方按事件 id 去重。事件本身已由写入它的事务持久提交。
-        self._lock_sql = "SELECT pg_try_advisory_xact_lock($1), set_config('synchronous_commit', 'off', true)"
+        #
+        # Seq scans are off for the transaction too (:data:`KEYED_READS`): every statement of the relay
+        # reads its queue tables by key.
+        #: The relay's first statement in each transaction: the lane's lock and the settings. 每个事务的首条语句。
+        self.lock_sql = (
+            "SELECT pg_try_advisory_xact_lock($1), set_config('synchronous_commit', 'off', true), " + KEYED_READS
+        )
         # The claim reads the first pending ids in order, then each one's row by its key: a plan whose
         # cost follows the batch, never the table. Written as a join, PostgreSQL may hash-join the pending
         # ids against a scan of the whole outbox — every retained row, whose count grows with a consumer's
@@ -358,12 +386,17 @@ class OutboxRelay:
         # rows off the pending list. On a busy machine each round trip waits for the CPU twice (here
         # and in the database), and a live event waits for the batch in flight.
         # 一批的去向一条语句记完（无论涉及几个分区都只一次往返）：各分区按偏移排列的行号、分区日志状态、移出待发。
+        # The pending rows go by their ids' range in the lane (the batch was the lane's first ids), then
+        # ``id = ANY`` of those sent: a plan made while the lane looked empty nested-looped the lane's
+        # whole backlog against ``placed`` (up to 31 s a statement in a 100 k replay), and an ``= ANY``
+        # alone was checked as a filter over the whole lane. A range is always an index bound.
+        # 待发行按本批行号范围（索引边界）再按所发行号删除：空表时的计划曾读过整个通道积压。
         state_upsert = (
             "ON CONFLICT (topic, partition) DO UPDATE SET epoch = EXCLUDED.epoch, last_offset = EXCLUDED.last_offset, "
             f"since = CASE WHEN {schema}.outbox_partitions.epoch = EXCLUDED.epoch "
             f"THEN {schema}.outbox_partitions.since ELSE now() END"
         )
-        self._placed_sql = (
+        self.placed_sql = (
             "WITH placed AS (SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bigint[], $5::text[]) "
             "AS p(topic, partition, at, id, epoch)), "
             f"recorded AS (INSERT INTO {schema}.outbox_published (topic, partition, first_offset, last_offset, "
@@ -371,7 +404,8 @@ class OutboxRelay:
             "GROUP BY topic, partition), "
             f"logged AS (INSERT INTO {schema}.outbox_partitions (topic, partition, epoch, last_offset) "
             f"SELECT topic, partition, min(epoch), max(at) FROM placed GROUP BY topic, partition {state_upsert}) "
-            f"DELETE FROM {schema}.outbox_pending WHERE id IN (SELECT id FROM placed)"
+            f"DELETE FROM {schema}.outbox_pending WHERE lane = $6 AND id = ANY($4::bigint[]) "
+            "AND id BETWEEN (SELECT min(i) FROM unnest($4::bigint[]) i) AND (SELECT max(i) FROM unnest($4::bigint[]) i)"
         )
         self._state_upsert_sql = (
             f"INSERT INTO {schema}.outbox_partitions (topic, partition, epoch, last_offset) VALUES ($1, $2, $3, $4) "
@@ -381,7 +415,7 @@ class OutboxRelay:
             f"WITH gone AS (DELETE FROM {schema}.outbox_published WHERE topic = $1 AND partition = $2 "
             "RETURNING outbox_ids) "
             f"INSERT INTO {schema}.outbox_pending (id, lane) SELECT unnest(outbox_ids), $3 FROM gone "
-            "ON CONFLICT (id) DO NOTHING RETURNING id"
+            "ON CONFLICT (lane, id) DO NOTHING RETURNING id"
         )
 
     def claim_sql(self, lane: int) -> str:
@@ -486,7 +520,7 @@ class OutboxRelay:
         SQLAlchemy's per-row result processing would cost more than the claim itself.
         """
         async with driver_connection(self.engine) as conn, conn.transaction():
-            if not await conn.fetchval(self._lock_sql, self.lock_keys[lane]):
+            if not await conn.fetchval(self.lock_sql, self.lock_keys[lane]):
                 return 0  # another replica is publishing this lane 其他副本正在发布该通道
             claimed = await conn.fetch(self.claim_sql(lane), self.batch_size)
             rows = [r for r in claimed if r["id"] is not None]
@@ -542,9 +576,10 @@ class OutboxRelay:
                 done.extend((topic, partition, offset, row_id) for offset, row_id in items)
             if done:
                 await conn.execute(
-                    self._placed_sql,
+                    self.placed_sql,
                     *(list(column) for column in zip(*done, strict=True)),
                     [epochs[topic, partition] for topic, partition, _, _ in done],
+                    lane,
                 )
         self.published += len(done)
         if len(done) < len(rows):  # a partition's log was lost: new producer, topics made again
