@@ -11,9 +11,12 @@ intake's claim reading through the entries of every report ever relayed — 13.7
 1,135 s of PostgreSQL over the run, growing with the import — and the bulk backlog probe 55 ms.
 Like PgQ's ``pgqd``, which vacuums its queue tables itself, the relay's :class:`QueueUpkeep`
 vacuums its two queue tables every ``interval_s``: a queue that is drained costs milliseconds to
-vacuum. ``outbox_pending`` is analysed too, and the fresh statistics re-plan the cached claims;
-``outbox_published`` is not: its rows carry arrays of up to a batch's ids, and analysing them
-(element statistics of a 30,000-row sample) took 0.75 s a pass while an import's consumers lagged.
+vacuum. ``outbox_pending`` is analysed too, and the fresh statistics re-plan the cached claims (the
+relay's statements no longer depend on them: a vacuum of an empty queue records it as empty, and a
+plan made then must still read by key once it is full — see
+:data:`shared.messaging.outbox.KEYED_READS`); ``outbox_published`` is not: its rows carry arrays of up
+to a batch's ids, and analysing them (element statistics of a 30,000-row sample) took 0.75 s a pass
+while an import's consumers lagged.
 With autovacuum on (production) the upkeep is redundant and as cheap.
 
 发件箱待发表是队列：行写入后片刻即被认领、删除；已删行的索引项直到 VACUUM 才移除，而新行号总在索引
