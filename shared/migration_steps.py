@@ -97,7 +97,7 @@ def outbox_lanes_downgrade(schema: str) -> None:
 
 def outbox_pending_keyed_by_lane(schema: str) -> None:
     """The pending queue keyed ``(lane, id)`` with no index on ``id`` alone, so a lane's claim always
-    reads from that lane's first entry (see :func:`shared.messaging.outbox.outbox_pending_table`).
+    reads from that lane's first entry (see :func:`shared.messaging.outbox_tables.outbox_pending_table`).
     待发队列以 (lane, id) 为主键，去掉单列 id 索引。"""
     op.execute(
         f'ALTER TABLE "{schema}".outbox_pending DROP CONSTRAINT outbox_pending_pkey, '

@@ -49,7 +49,8 @@ from shared.inputs import NulFreeQueryMiddleware
 from shared.logging import bind_correlation, clear_correlation, configure_logging, get_logger
 from shared.memory import trim_heap_forever
 from shared.messaging.consumer import BatchHandler, ConsumerRunner, Handler
-from shared.messaging.outbox import OutboxRelay, outbox_tables
+from shared.messaging.outbox import OutboxRelay
+from shared.messaging.outbox_tables import outbox_tables
 from shared.messaging.priority import LivePriority
 from shared.messaging.publisher import KafkaPublisher
 from shared.messaging.retention import RetentionKeeper

@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from services.dispatch.case_model import RUNNING_STATES
 from shared.db import service_metadata
-from shared.messaging.outbox import outbox_tables
+from shared.messaging.outbox_tables import outbox_tables
 from shared.messaging.tables import processed_messages_table
 
 metadata = service_metadata("dispatch")

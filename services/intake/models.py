@@ -6,7 +6,7 @@ from sqlalchemy import Column, DateTime, Table, Text, UniqueConstraint, Uuid, fu
 from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.db import service_metadata
-from shared.messaging.outbox import outbox_tables
+from shared.messaging.outbox_tables import outbox_tables
 
 metadata = service_metadata("intake")
 

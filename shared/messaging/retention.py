@@ -36,7 +36,7 @@ from shared.db import driver_connection
 from shared.events import TOPICS, topic_lane
 from shared.logging import get_logger
 from shared.messaging.epochs import EVENT_ID_HEADER, header, new_epoch
-from shared.messaging.outbox import KEYED_READS
+from shared.messaging.outbox_tables import KEYED_READS
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine

@@ -14,8 +14,8 @@ vacuums its two queue tables every ``interval_s``: a queue that is drained costs
 vacuum. ``outbox_pending`` is analysed too, and the fresh statistics re-plan the cached claims (the
 relay's statements no longer depend on them: a vacuum of an empty queue records it as empty, and a
 plan made then must still read by key once it is full — see
-:data:`shared.messaging.outbox.KEYED_READS`); ``outbox_published`` is not: its rows carry arrays of up
-to a batch's ids, and analysing them (element statistics of a 30,000-row sample) took 0.75 s a pass
+:data:`shared.messaging.outbox_tables.KEYED_READS`); ``outbox_published`` is not: its rows carry
+arrays of up to a batch's ids, and analysing them (element statistics of a 30,000-row sample) took 0.75 s a pass
 while an import's consumers lagged.
 With autovacuum on (production) the upkeep is redundant and as cheap.
 

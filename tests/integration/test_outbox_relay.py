@@ -13,7 +13,8 @@ from sqlalchemy import text
 
 from shared.db import create_engine, driver_connection, service_metadata
 from shared.embedded import TansuBroker
-from shared.messaging.outbox import OutboxRelay, outbox_tables
+from shared.messaging.outbox import OutboxRelay
+from shared.messaging.outbox_tables import outbox_tables
 from shared.messaging.publisher import KafkaPublisher
 from shared.messaging.retention import RetentionKeeper
 from shared.messaging.topics import ensure_topics

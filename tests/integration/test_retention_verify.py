@@ -19,7 +19,7 @@ from shared.db import create_engine, driver_connection, service_metadata
 from shared.embedded import TansuBroker
 from shared.events import INCIDENT_REPORTED
 from shared.messaging.epochs import EVENT_ID_HEADER
-from shared.messaging.outbox import outbox_tables
+from shared.messaging.outbox_tables import outbox_tables
 from shared.messaging.retention import Retained, RetentionKeeper
 from shared.messaging.topics import ensure_topics
 from tests.helpers import plan_reads_of
