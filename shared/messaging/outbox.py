@@ -72,6 +72,9 @@ def outbox_row(topic: str, envelope: EventEnvelope[Any], *, data_json: str | Non
     }
 
 
+#: A relay that found its lane's lock held tries again after this long, doubling up to its poll.
+#: 通道锁被占用时的首次重试间隔（秒），此后翻倍，至多一个轮询间隔。
+STANDBY_RETRY_S = 0.01
 #: The outbox columns :func:`outbox_arrays` fills, and their array types for ``unnest``.
 OUTBOX_COLUMNS = ("event_id", "topic", "event_type", "key", "value", "headers")
 OUTBOX_ARRAY_TYPES = ("uuid[]", "text[]", "text[]", "text[]", "bytea[]", "jsonb[]")
@@ -210,6 +213,8 @@ class OutboxRelay:
         #: The lane numbers this relay publishes (``outbox_pending.lane``). 本中继发布的通道编号。
         self.lanes: tuple[int, ...] = tuple(LANES.index(lane) for lane in lanes)
         self._wake = {lane: asyncio.Event() for lane in self.lanes}
+        #: The lanes whose last round found another relay holding the lane's lock. 上一轮锁被占用的通道。
+        self.standing_by: set[int] = set()
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._kept_at = {lane: 0.0 for lane in self.lanes}
@@ -220,8 +225,11 @@ class OutboxRelay:
         # One relay of a service publishes a lane at a time (a transaction-scoped advisory lock
         # taken in the claim itself): two claiming side by side would each hold a run of ids, and
         # the later run could reach Kafka first — a case's events out of order. The others stand by
-        # and take over on their next wake or poll.
-        # 同一服务每个通道同一时刻只有一个中继在发布（事务级咨询锁），保证同键事件顺序。
+        # and try again soon (10 ms, doubling up to the poll): rows one of them committed after the
+        # holder's claim would otherwise wait for its next poll (half a second by default) — every
+        # time a dispatch API process and its live worker, or two replicas, share a lane.
+        # 同一服务每个通道同一时刻只有一个中继在发布（事务级咨询锁），保证同键事件顺序；其余中继稍后
+        # 重试（10 毫秒起翻倍，至多一个轮询间隔），否则持锁者认领之后提交的行要等下一次轮询。
         #: Each lane's relay lock (the live lane's is the key of the relay before lanes). 各通道的中继锁。
         self.lock_keys: dict[int, int] = {
             lane: zlib.crc32(f"outbox-relay:{table.schema}{'' if lane == 0 else f':{LANES[lane]}'}".encode())
@@ -353,6 +361,7 @@ class OutboxRelay:
         """One lane's loop: publish while rows wait, else sleep until woken or the poll. 单个通道的发布循环。"""
         wake = self._wake[lane]
         backoff = Backoff(initial=self.poll_interval_s, maximum=5.0)
+        standby = Backoff(initial=min(STANDBY_RETRY_S, self.poll_interval_s), maximum=self.poll_interval_s)
         wait = backoff.initial
         while not self._stopping.is_set():
             # Cleared before the claim, not after: a commit that wakes the relay while it is
@@ -367,6 +376,10 @@ class OutboxRelay:
                 await self._keep_if_due(lane)
                 if sent >= self.batch_size:
                     continue  # more waiting: go on without sleeping
+                if lane in self.standing_by:
+                    wait = standby.failed()  # another relay holds the lane: try again soon 另一中继持锁：稍后重试
+                else:
+                    standby.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -414,7 +427,9 @@ class OutboxRelay:
         """
         async with driver_connection(self.engine) as conn, conn.transaction():
             if not await conn.fetchval(self.lock_sql, self.lock_keys[lane]):
+                self.standing_by.add(lane)
                 return 0  # another replica is publishing this lane 其他副本正在发布该通道
+            self.standing_by.discard(lane)
             claimed = await conn.fetch(self.claim_sql(lane), self.batch_size)
             rows = [r for r in claimed if r["id"] is not None]
             if not rows:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -166,6 +167,76 @@ async def test_a_live_row_is_published_before_the_bulk_backlog_ahead_of_it(
         body = orjson.loads(record.value)
         seen.setdefault(body["key"], []).append(body["n"])
     assert seen == {f"case-{k}": list(range(backlog // KEYS)) for k in range(KEYS)}
+
+
+async def test_a_relay_standing_by_publishes_soon_after_the_holder_lets_go(
+    own_database_url: str, kafka: TansuBroker
+) -> None:
+    """A relay that found its lane's lock held (another replica publishing: a dispatch API process and
+    its live worker share the live lane) tries again soon, not at its next poll (an hour here): a row
+    committed after the holder's claim is not left for the poll. 锁被占用的中继稍后即重试，不等下一次轮询。"""
+    topic = f"test.relay.standby.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka.bootstrap, [topic])
+    schema = f"relaystandby{uuid.uuid4().hex[:6]}"
+    metadata = service_metadata(schema)
+    table = outbox_tables(metadata)
+    engine = create_engine(own_database_url)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"CREATE SCHEMA {schema}"))
+        await conn.run_sync(metadata.create_all)
+        await conn.execute(
+            table.insert(),
+            [
+                {
+                    "event_id": uuid.uuid4(),
+                    "topic": topic,
+                    "event_type": "test.written",
+                    "key": "case-1",
+                    "value": orjson.dumps({"key": "case-1", "n": 0}),
+                    "headers": [["ce_type", "test.written"]],
+                }
+            ],
+        )
+        await conn.execute(text(f"INSERT INTO {schema}.outbox_pending (id) SELECT id FROM {schema}.outbox"))
+    relay = OutboxRelay(
+        engine=create_engine(own_database_url),
+        table=table,
+        publisher=KafkaPublisher(bootstrap=kafka.bootstrap, client_id="relay-standby"),
+        poll_interval_s=3600.0,
+        linger_s=0.0,
+    )
+
+    async def pending() -> int:
+        async with engine.connect() as conn:
+            return int(await conn.scalar(text(f"SELECT count(*) FROM {schema}.outbox_pending")) or 0)
+
+    holder = await engine.connect()  # the other replica, holding the live lane's lock 另一副本持有实时通道锁
+    try:
+        await holder.begin()
+        await holder.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": relay.lock_keys[0]})
+        relay.start()
+        relay.wake()
+        await eventually(lambda: _true(0 in relay.standing_by))
+        assert await pending() == 1
+        await holder.commit()  # the holder's batch is done 持锁者发布完毕
+        await eventually(lambda: _pending_is(pending, 0), timeout_s=30)
+        assert relay.standing_by == set()
+    finally:
+        await holder.close()
+        await relay.stop()
+        await relay.publisher.stop()
+        await relay.engine.dispose()
+        await engine.dispose()
+    [record] = await read_topic(kafka.bootstrap, topic, expect=1)
+    assert orjson.loads(record.value) == {"key": "case-1", "n": 0}
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _pending_is(pending: Callable[[], Awaitable[int]], expected: int) -> bool:
+    return await pending() == expected
 
 
 def _outbox_rows(schema: str, n: int) -> str:
