@@ -48,12 +48,15 @@ What it prints:
   side — intake takes the whole year, then the import's dispatch alone makes the cases, then the
   import's metrics alone scores them while the operator acts — each stage's span and every
   process's CPU per report in it: each stage alone on the machine, as the floors are measured.
+- with ``--live-worker``: the platform's dispatch serves the API alone (``DISPATCH_INCIDENT_LANES=none``:
+  the operator's actions on live cases) and ``dispatch-live`` makes the live reports into cases, each
+  process with an event loop of its own (its CPU is printed on its own line).
 
 Asserts nothing; prints figures. Usage:
   python bench/replay.py [--events 200000] [--producers 2] [--batch 500] [--act-share 0.2]
                          [--live-rate 100] [--live-seconds 30] [--two-dispatch [--two-dispatch-events N]] [--seed 2026]
                          [--lane bulk|live] [--import-processes [--staged] [--import-nice N] [--import-idle]]
-                         [--keep-database]
+                         [--live-worker] [--keep-database]
 """
 
 from __future__ import annotations
@@ -311,6 +314,7 @@ async def platform(
     import_idle: bool = False,
     deferred: frozenset[str] = frozenset(),
     import_dispatchers: int = 1,
+    live_worker: bool = False,
     keep_database: bool = False,
 ) -> AsyncIterator[tuple[Platform, str, dict[str, subprocess.Popen[bytes]], dict[str, Callable[[], None]]]]:
     """A fresh database and broker, the four services (and extra dispatch processes), demo county loaded.
@@ -322,7 +326,11 @@ async def platform(
     metrics then take the live lane only. ``deferred``: import processes (``dispatch-import``,
     ``metrics-import``) not started with the platform (``import_dispatchers``: how many processes the
     import's dispatch has, in one consumer group); the last item yielded starts each on call
-    (a staged replay runs each stage alone)."""
+    (a staged replay runs each stage alone).
+
+    ``live_worker``: the platform's dispatch serves the 调度台's API alone (``DISPATCH_INCIDENT_LANES=none``:
+    the staff's actions, the dashboard, the sweep) and a second dispatch process, ``dispatch-live``, makes
+    the live reports into cases (the bulk lane too, without ``import_processes``)."""
     admin = await asyncpg.connect(plain_dsn(server_url))
     database = f"replay_{uuid.uuid4().hex[:8]}"
     await admin.execute(f'CREATE DATABASE "{database}"')
@@ -348,6 +356,7 @@ async def platform(
                 if import_processes
                 else {}
             ),
+            **({"DISPATCH_INCIDENT_LANES": "none"} if live_worker else {}),
         },
     )
     try:
@@ -359,6 +368,10 @@ async def platform(
         await plat.load_demo_county()
         for i in range(dispatchers - 1):
             extra[f"dispatch-{i + 2}"] = start_extra(plat, label, "dispatch")
+        if live_worker:  # the API process keeps the overdue sweep: one sweeper, as without the worker
+            worker = {"DISPATCH_INCIDENT_LANES": "live" if import_processes else "both"}
+            worker["DISPATCH_OVERDUE_SWEEP_INTERVAL_S"] = "0"
+            extra["dispatch-live"] = start_extra(plat, label, "dispatch", env=worker)
         if import_processes:
             priority = {"DB_BACKEND_NICE": str(import_nice), "DB_BACKEND_IDLE": str(import_idle).lower()}
             bulk = {"DISPATCH_INCIDENT_LANES": "bulk", "OUTBOX_LANES": "bulk", **priority}
@@ -857,6 +870,7 @@ async def replay(
         "import_idle": args.import_idle,
         "keep_database": args.keep_database,
         "import_dispatchers": args.import_dispatchers,
+        "live_worker": args.live_worker,
         "deferred": frozenset({"dispatch-import", "metrics-import"}) if staged else frozenset(),
     }
     async with platform(server_url, label, dispatchers=dispatchers, **own) as (plat, dsn, extra, starters):
@@ -1226,6 +1240,12 @@ def main() -> None:
         action="store_true",
         help="with --import-processes: intake takes the whole year first, then the import's dispatch runs alone, "
         "then its metrics alone (each stage's rate and CPU beside the floors, which also run alone); no live probe",
+    )
+    parser.add_argument(
+        "--live-worker",
+        action="store_true",
+        help="the platform's dispatch serves the API alone (DISPATCH_INCIDENT_LANES=none) and a second dispatch "
+        "process (dispatch-live) makes the live reports into cases: staff actions never queue ahead of a report",
     )
     parser.add_argument("--no-floors", dest="floors", action="store_false")
     parser.add_argument(

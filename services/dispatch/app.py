@@ -135,7 +135,7 @@ def _register_consumers(ctx: DispatchContext) -> list[ConsumerRunner]:
         "live": (settings.incident_group_id, INCIDENT_REPORTED, settings.incident_max_batch, 20),
         "bulk": (settings.bulk_group_id, INCIDENT_REPORTED_BULK, settings.bulk_max_batch, 100),
     }
-    chosen = ("live", "bulk") if settings.incident_lanes == "both" else (settings.incident_lanes,)
+    chosen = {"both": ("live", "bulk"), "live": ("live",), "bulk": ("bulk",), "none": ()}[settings.incident_lanes]
     incidents: list[ConsumerRunner] = []
     for lane in chosen:
         group, topic, max_batch, fetch_wait_ms = lanes[lane]

@@ -45,9 +45,12 @@ class DispatchSettings(ServiceSettings):
     incident_max_batch: int = 2000
     #: Which intake lanes this process dispatches: ``both`` (one process: live first, bulk while no
     #: live batch is in hand), or ``live`` / ``bulk`` to run a history import in processes of its own
-    #: (started with a lower CPU priority, ``nice``, so the operating system keeps live work first).
-    #: 本进程消费的通道：both（同进程内实时优先），或 live / bulk（批量导入另起低优先级进程）。
-    incident_lanes: Literal["both", "live", "bulk"] = "both"
+    #: (started with a lower CPU priority, ``nice``, so the operating system keeps live work first),
+    #: or ``none``: the 调度台's API alone (staff actions, the dashboard, the sweep), the live reports
+    #: made into cases by another process, so a burst of staff actions never queues ahead of a report.
+    #: 本进程消费的通道：both（同进程内实时优先），live / bulk（批量导入另起低优先级进程），
+    #: 或 none（只提供调度台接口，立案由另一进程负责，人工操作不与实时立案排队）。
+    incident_lanes: Literal["both", "live", "bulk", "none"] = "both"
     #: Consumer group of the bulk lane ``incident.reported.bulk`` (history imports). 批量导入通道消费组。
     bulk_group_id: str = "dispatch-bulk"
     #: Most bulk-lane records in flight at once: a live report arriving meanwhile shares the CPU

@@ -29,6 +29,7 @@ def incident_groups(lanes: str) -> list[tuple[str, list[str], bool]]:
         ("both", [("dispatch", ["incident.reported"], False), ("dispatch-bulk", ["incident.reported.bulk"], True)]),
         ("live", [("dispatch", ["incident.reported"], False)]),
         ("bulk", [("dispatch-bulk", ["incident.reported.bulk"], True)]),
+        ("none", []),
     ],
 )
 def test_a_process_consumes_the_lanes_it_is_given(lanes: str, expected: list[tuple[str, list[str], bool]]) -> None:
