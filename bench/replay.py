@@ -369,8 +369,10 @@ async def platform(
         for i in range(dispatchers - 1):
             extra[f"dispatch-{i + 2}"] = start_extra(plat, label, "dispatch")
         if live_worker:  # the API process keeps the overdue sweep: one sweeper, as without the worker
-            worker = {"DISPATCH_INCIDENT_LANES": "live" if import_processes else "both"}
-            worker["DISPATCH_OVERDUE_SWEEP_INTERVAL_S"] = "0"
+            worker = {
+                "DISPATCH_INCIDENT_LANES": "live" if import_processes else "both",
+                "DISPATCH_OVERDUE_SWEEP_INTERVAL_S": "0",
+            }
             extra["dispatch-live"] = start_extra(plat, label, "dispatch", env=worker)
         if import_processes:
             priority = {"DB_BACKEND_NICE": str(import_nice), "DB_BACKEND_IDLE": str(import_idle).lower()}

@@ -26,6 +26,18 @@ KEYS = 7
 ROWS = 1400
 
 
+def _written(topic: str, key: str, n: int) -> dict[str, Any]:
+    """An outbox row: the ``n``-th event of ``key`` on ``topic``. 一行发件箱：某键的第 n 个事件。"""
+    return {
+        "event_id": uuid.uuid4(),
+        "topic": topic,
+        "event_type": "test.written",
+        "key": key,
+        "value": orjson.dumps({"key": key, "n": n}),
+        "headers": [["ce_type", "test.written"]],
+    }
+
+
 async def test_two_replicas_relaying_keep_each_keys_order(own_database_url: str, kafka: TansuBroker) -> None:
     topic = f"test.relay.order.{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka.bootstrap, [topic])
@@ -37,17 +49,7 @@ async def test_two_replicas_relaying_keep_each_keys_order(own_database_url: str,
         await conn.run_sync(metadata.create_all)
         await conn.execute(
             table.insert(),
-            [
-                {
-                    "event_id": uuid.uuid4(),
-                    "topic": topic,
-                    "event_type": "test.written",
-                    "key": f"case-{i % KEYS}",
-                    "value": orjson.dumps({"key": f"case-{i % KEYS}", "n": i // KEYS}),
-                    "headers": [["ce_type", "test.written"]],
-                }
-                for i in range(ROWS)
-            ],
+            [_written(topic, f"case-{i % KEYS}", i // KEYS) for i in range(ROWS)],
         )
         await conn.execute(text("INSERT INTO relaytest.outbox_pending (id) SELECT id FROM relaytest.outbox"))
     replicas = [
@@ -108,17 +110,7 @@ async def test_a_live_row_is_published_before_the_bulk_backlog_ahead_of_it(
         rows = [(bulk_topic, f"case-{i % KEYS}", i // KEYS) for i in range(backlog)] + [(live_topic, "live-case", 0)]
         await conn.execute(
             table.insert(),
-            [
-                {
-                    "event_id": uuid.uuid4(),
-                    "topic": topic,
-                    "event_type": "test.written",
-                    "key": key,
-                    "value": orjson.dumps({"key": key, "n": n}),
-                    "headers": [["ce_type", "test.written"]],
-                }
-                for topic, key, n in rows
-            ],
+            [_written(topic, key, n) for topic, key, n in rows],
         )
         await conn.execute(
             text(
@@ -186,16 +178,7 @@ async def test_a_relay_standing_by_publishes_soon_after_the_holder_lets_go(
         await conn.run_sync(metadata.create_all)
         await conn.execute(
             table.insert(),
-            [
-                {
-                    "event_id": uuid.uuid4(),
-                    "topic": topic,
-                    "event_type": "test.written",
-                    "key": "case-1",
-                    "value": orjson.dumps({"key": "case-1", "n": 0}),
-                    "headers": [["ce_type", "test.written"]],
-                }
-            ],
+            [_written(topic, "case-1", 0)],
         )
         await conn.execute(text(f"INSERT INTO {schema}.outbox_pending (id) SELECT id FROM {schema}.outbox"))
     relay = OutboxRelay(
