@@ -110,4 +110,3 @@ async def server_settings(server_url: str) -> str:
     which = "the platform's settings" if tuned else "not all of the platform's settings"
     shown = ", ".join(f"{name}={value}" for name, value in settings.items())
     return f"PostgreSQL {version.split()[0]} ({which}): {shown}"
-
