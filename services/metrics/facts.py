@@ -329,7 +329,7 @@ def reduce_events(events: Iterable[CaseEventRecord | Mapping[str, Any]]) -> Case
         unique.setdefault(record.event_id, record)
     ordered = sorted(unique.values(), key=CaseEventRecord.sort_key)
 
-    f: dict[str, Any] = CaseFact(case_id=ordered[0].case_id).model_dump()
+    f = _blank_fact(ordered[0].case_id)
     for record in ordered:
         _apply(f, record)
     f["event_count"] = len(ordered)
@@ -338,8 +338,24 @@ def reduce_events(events: Iterable[CaseEventRecord | Mapping[str, Any]]) -> Case
             hand["accurate"] = False
     fact = CaseFact.model_validate(f)
     if fact.last_event_at is not None:
-        fact = fact.model_copy(update={"overdue": is_overdue(fact, fact.last_event_at)})
+        overdue = is_overdue(fact, fact.last_event_at)
+        if overdue != fact.overdue:  # a copy only when it changes (a copy of a fact costs a fold's worth)
+            fact = fact.model_copy(update={"overdue": overdue})
     return fact
+
+
+#: A new case's fact as a dict (the defaults), made once: :func:`_blank_fact` copies it.
+_BLANK_FACT: Final[dict[str, Any]] = CaseFact(case_id="").model_dump()
+
+
+def _blank_fact(case_id: str) -> dict[str, Any]:
+    """The working fact a fold starts from: the defaults, with fresh lists (the fold appends to them).
+
+    折叠的起点：默认值（列表为新副本，折叠会向其追加）。Equal to ``CaseFact(case_id=…).model_dump()``,
+    without validating and dumping a model per fold."""
+    f = {key: list(value) if isinstance(value, list) else value for key, value in _BLANK_FACT.items()}
+    f["case_id"] = case_id
+    return f
 
 
 def _set_deadlines(f: dict[str, Any], data: Mapping[str, Any], *, deadline_key: str = "deadline") -> None:

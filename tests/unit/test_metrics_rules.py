@@ -614,6 +614,25 @@ def test_reducer_rich_case_fields() -> None:
     assert (counts["reworked"], counts["resolved_on_time"], counts["basically_satisfied"]) == (1, 1, 1)
 
 
+def test_a_fold_starts_from_the_defaults_and_leaves_the_next_fold_alone() -> None:
+    """Each fold starts from ``CaseFact``'s defaults with lists of its own: a rich case's rejections,
+    co-handlers and hand dispatches do not show in the plain case folded after it. 每次折叠从默认值开始，
+    列表互不共享。"""
+    plain = Case("plain")
+    dispatch(plain, "A", "T1", bj(11, 2))
+    alone = plain.fact()
+    rich = rich_case()
+    rich.add("case.reassigned", bj(11, 3), unit="U4", actor={"role": "dispatcher", "name": "d1"})
+    assert rich.fact().hand_dispatches and rich.fact().cohandlers == ["U3"]
+    after = plain.fact()
+    assert after == alone
+    assert (after.rejected_by, after.cohandlers, after.hand_dispatches) == ([], [], [])
+    blank = CaseFact(case_id=alone.case_id).model_dump()
+    assert {k: v for k, v in after.model_dump().items() if k in ("rejected_by", "cohandlers")} == {
+        k: blank[k] for k in ("rejected_by", "cohandlers")
+    }
+
+
 def test_event_record_aliases() -> None:
     record = CaseEventRecord.model_validate(
         {"event_id": "e1", "case_id": "k", "type": "case.accepted", "time": "2026-11-02T09:00:00", "case_version": 3}
