@@ -34,7 +34,9 @@ What it prints:
   single-record endpoint, and the time from intake's 202 to ``case.dispatched`` (p50/p99), with
   the legs on the way (intake's relay, dispatch's transaction beginning; and where the server runs
   with ``track_commit_timestamp=on``, intake's and dispatch's commits too); beside it the floor:
-  the same probe alone on the same platform before the replay starts, the operator acting. The
+  the same probe alone on the same platform before the replay starts, the operator acting.
+  ``--live-probes K``: K probes of ``--live-seconds`` each, spread from 20 % to 80 % of the replay
+  accepted, each one's p50/p99 printed beside the figures over all of them. The
   replay goes in intake's bulk lane (``?lane=bulk``, ``--lane bulk``, the default: what a history
   import does), the live records in the live lane; ``--lane live`` posts the replay as live too;
 - with ``--two-dispatch``: a second run of the same events on a fresh database and broker with two
@@ -54,7 +56,7 @@ What it prints:
 
 Asserts nothing; prints figures. Usage:
   python bench/replay.py [--events 200000] [--producers 2] [--batch 500] [--act-share 0.2]
-                         [--live-rate 100] [--live-seconds 30] [--live-floor-seconds S]
+                         [--live-rate 100] [--live-seconds 30] [--live-probes 1]
                          [--two-dispatch [--two-dispatch-events N]] [--seed 2026]
                          [--lane bulk|live] [--import-processes [--staged] [--import-nice N] [--import-idle]]
                          [--live-worker] [--keep-database]
@@ -229,13 +231,13 @@ class Run:
     cpu_start: dict[str, float] = field(default_factory=dict)
     cpu_end: dict[str, float] = field(default_factory=dict)
     live: list[float] = field(default_factory=list)
-    #: When each of ``live`` was received (epoch s, intake's stamp), in the same order: the p99 per window.
-    #: ``live`` 各条的受理时刻（同序），用于分时段 p99。
-    live_received: list[float] = field(default_factory=list)
     #: Received → each stamp on the live record's way, in path order (what the platform stamped).
     #: 实时记录沿途各戳距受理的时长（按路径顺序）。
     live_legs: dict[str, list[float]] = field(default_factory=dict)
     live_seen: list[float] = field(default_factory=list)
+    #: Each probe's own p50, p99 and count (``--live-probes`` spreads several over the replay).
+    #: 每次探测各自的 p50、p99 与条数。
+    live_by_probe: list[tuple[float, float, int]] = field(default_factory=list)
     live_warmup_s: float = 0.0
     #: The same probe on the same platform before the replay starts (the live path's own latency, the
     #: floor the figure under the replay is read against). 回放开始前同一探针（实时链路自身时延）。
@@ -616,25 +618,6 @@ async def operate(plat: Platform, dsn: str, run: Run, stop: asyncio.Event, share
         await conn.close()
 
 
-#: The live probe's p99 is also printed per window of this length: one figure over a long probe is set
-#: by its worst 1 %, which one autovacuum or checkpoint can make. 实时探针按此时长分段给出 p99。
-LIVE_WINDOW_S = 30.0
-
-
-def live_windows(received: list[float], took: list[float]) -> list[float]:
-    """The p99 of ``took`` per :data:`LIVE_WINDOW_S` of ``received`` (the same order), windows in time
-    order; a last window with under half a window's records is left out. 按受理时刻分段的 p99。"""
-    if not received:
-        return []
-    first = min(received)
-    by_window: defaultdict[int, list[float]] = defaultdict(list)
-    for at, value in zip(received, took, strict=True):
-        by_window[int((at - first) // LIVE_WINDOW_S)].append(value)
-    sizes = [len(values) for values in by_window.values()]
-    keep = [w for w in sorted(by_window) if len(by_window[w]) * 2 >= max(sizes)]
-    return [pct(by_window[w], 0.99) for w in keep]
-
-
 async def live_probe(
     plat: Platform, bootstrap: str, run: Run, rate: int, seconds: int, dsn: str, *, first_id: int = 900_000_000
 ) -> None:
@@ -737,7 +720,7 @@ async def live_probe(
         stop.set()
         await reader
         await consumer.stop()
-    run.live_seen = [arrived[i] - t for i, t in accepted.items() if i in arrived]
+    run.live_seen.extend(arrived[i] - t for i, t in accepted.items() if i in arrived)
     conn = await asyncpg.connect(dsn)
     try:
         # Where the server tracks commit times (track_commit_timestamp), each transaction's commit too.
@@ -763,12 +746,13 @@ async def live_probe(
         "dispatch's transaction begins": {r["id"]: r["at"] for r in begun},
         "dispatch's transaction commits": {r["id"]: r["committed"] for r in begun},
     }
-    run.live_legs = {
-        leg: [float(stamps[i]) - t for i, t in received.items() if stamps.get(i) is not None]
-        for leg, stamps in legs.items()
-    }
-    run.live = [stamped_dispatched[i] - t for i, t in received.items() if i in stamped_dispatched]
-    run.live_received = [t for i, t in received.items() if i in stamped_dispatched]
+    for leg, stamps in legs.items():
+        took = [float(stamps[i]) - t for i, t in received.items() if stamps.get(i) is not None]
+        run.live_legs.setdefault(leg, []).extend(took)
+    live = [stamped_dispatched[i] - t for i, t in received.items() if i in stamped_dispatched]
+    run.live.extend(live)
+    if live:
+        run.live_by_probe.append((statistics.median(live), pct(live, 0.99), len(live)))
     missing = sum(1 for i in accepted if i not in arrived)
     if missing:
         print(
@@ -906,8 +890,7 @@ async def replay(
             operator = asyncio.create_task(operate(plat, dsn, run, acting, args.act_share, args.seed))
         if live and args.live_rate > 0 and not staged:  # the live path alone first: its own latency
             alone = Run()
-            floor_s = args.live_floor_seconds or args.live_seconds
-            await live_probe(plat, plat.bootstrap, alone, args.live_rate, floor_s, dsn, first_id=950_000_000)
+            await live_probe(plat, plat.bootstrap, alone, args.live_rate, args.live_seconds, dsn, first_id=950_000_000)
             run.live_alone, run.live_alone_legs = alone.live, alone.live_legs
             run.live_accepted += alone.live_accepted
         run.cpu_start = cpu_all(plat, extra)
@@ -917,9 +900,15 @@ async def replay(
             produce(plat, events, run, producers=args.producers, batch=args.batch, lane=args.lane)
         )
         if live and args.live_rate > 0 and not staged:
-            while run.accepted < 0.2 * len(events) and not posting.done():  # noqa: ASYNC110
-                await asyncio.sleep(0.2)
-            await live_probe(plat, plat.bootstrap, run, args.live_rate, args.live_seconds, dsn)
+            # The probes start at 20 % of the replay accepted and, with several, at even steps to 80 %:
+            # each its own p99, so one stall (an autovacuum, a checkpoint) shows as one probe's figure.
+            # 探测从回放受理 20% 时开始，多次时均匀分布到 80%：每次各有 p99。
+            for k in range(args.live_probes):
+                share = 0.2 + (0.6 * k / (args.live_probes - 1) if args.live_probes > 1 else 0.0)
+                while run.accepted < share * len(events) and not posting.done():  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)
+                first = 900_000_000 + k * 1_000_000
+                await live_probe(plat, plat.bootstrap, run, args.live_rate, args.live_seconds, dsn, first_id=first)
         await posting
         posted_s = time.perf_counter() - t0
         conn = await asyncpg.connect(dsn)
@@ -1121,12 +1110,10 @@ def report(label: str, run: Run, n: int, floors: dict[str, float] | None) -> flo
             f"{statistics.median(run.live) * 1000:.0f} ms, p99 {pct(run.live, 0.99) * 1000:.0f} ms over "
             f"{len(run.live)}  (aim p99 < 250 ms)"
         )
-    windows = live_windows(run.live_received, run.live)
-    if len(windows) > 1:
+    if len(run.live_by_probe) > 1:
         print(
-            f"    p99 by {LIVE_WINDOW_S:.0f} s of the probe (ms): "
-            + " · ".join(f"{p99 * 1000:.0f}" for p99 in windows)
-            + f"  (median window {statistics.median(windows) * 1000:.0f})"
+            "    each probe's p50 / p99 (ms), in replay order: "
+            + " · ".join(f"{p50 * 1000:.0f} / {p99 * 1000:.0f}" for p50, p99, _ in run.live_by_probe)
         )
     if run.live_warmup_s:
         print(f"    (before the probe: the live lane's first record came through after {run.live_warmup_s:.1f} s)")
@@ -1234,7 +1221,7 @@ def main() -> None:
     parser.add_argument("--live-rate", type=int, default=100)
     parser.add_argument("--live-seconds", type=int, default=30)
     parser.add_argument(
-        "--live-floor-seconds", type=int, default=0, help="the floor probe's length (default: --live-seconds)"
+        "--live-probes", type=int, default=1, help="live probes during the replay, from 20 %% to 80 %% of it"
     )
     parser.add_argument("--two-dispatch", action="store_true")
     parser.add_argument(
