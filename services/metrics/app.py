@@ -63,6 +63,9 @@ def create_app(
     if settings.consume:
         # A case's events all travel in its lane's topic; one group for both lanes (the group the
         # outbox waits for), each process subscribed to the lanes it scores. 一个消费组，各进程订阅所计分的通道。
+        # A poll's partitions in one transaction: a case's events all sit in one partition and the fold
+        # is per case, so nothing depends on partitions apart; the live lane brings a few events per
+        # partition per poll, and a transaction each cost most of the work. 同一次拉取的各分区合为一个事务。
         lanes = {"both": [CASE_EVENTS, CASE_EVENTS_BULK], "live": [CASE_EVENTS], "bulk": [CASE_EVENTS_BULK]}
         runtime.add_consumer(
             group_id=settings.consumer_group,
@@ -70,6 +73,7 @@ def create_app(
             batch_handler=CaseEventConsumer(
                 calendar=calendar, telemetry=telemetry, revisions_wake=state.revisions_wake
             ),
+            partitions_together=True,
         )
     if settings.consume and settings.case_lanes != "bulk":
         runtime.add_consumer(

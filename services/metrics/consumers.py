@@ -39,8 +39,8 @@ class CaseEventConsumer:
         self.revisions_wake = revisions_wake
 
     async def __call__(self, uow: UnitOfWork, envelopes: list[EventEnvelope[Any]]) -> None:
-        """A batch of ``case.*`` events (one partition's, in order): each touched case's fact is
-        recomputed once. 一批案件事件：每个涉及的案件只重算一次。"""
+        """A batch of ``case.*`` events (a poll's, each partition's in order; a case's events are all in
+        one partition): each touched case's fact is recomputed once. 一批案件事件：每个涉及的案件只重算一次。"""
         records = [_record_of(envelope) for envelope in envelopes]
         session = uow.session
         changed: list[tuple[str, list[datetime]]] = []
