@@ -228,6 +228,9 @@ class Run:
     live_accepted: int = 0
     actions: int = 0
     action_errors: int = 0
+    #: Why actions were refused: the live path's HTTP status and code, "batch" for the import's items.
+    #: 动作被拒原因（实时：HTTP 状态与错误码；导入：batch）。
+    refusals: Counter[str] = field(default_factory=Counter)
     cpu_start: dict[str, float] = field(default_factory=dict)
     cpu_end: dict[str, float] = field(default_factory=dict)
     live: list[float] = field(default_factory=list)
@@ -517,6 +520,8 @@ async def act_in_batches(
         answer = response.json()
         run.actions += answer["applied"]
         run.action_errors += answer["refused"]
+        if answer["refused"]:
+            run.refusals["batch items"] += answer["refused"]
         results: list[dict[str, Any]] = answer["results"]
         return results
 
@@ -606,16 +611,27 @@ async def operate(plat: Platform, dsn: str, run: Run, stop: asyncio.Event, share
                                 json={**body, "expected_version": version},
                                 headers=headers,
                             )
-                        except httpx.TransportError:  # counted as refused; the operator goes on
+                        except httpx.TransportError as exc:  # counted as refused; the operator goes on
                             run.action_errors += 1
+                            run.refusals[f"live {action}: {type(exc).__name__}"] += 1
                             break
                         if response.status_code != 200:
                             run.action_errors += 1
+                            run.refusals[f"live {action}: {response.status_code} {_error_code(response)}"] += 1
                             break
                         version = response.json()["case"]["version"]
                         run.actions += 1
     finally:
         await conn.close()
+
+
+def _error_code(response: httpx.Response) -> str:
+    """The start of a refused action's ``detail`` (the platform's one error model), or of its body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:60]
+    return str(body.get("detail") if isinstance(body, dict) else body)[:60]
 
 
 async def live_probe(
@@ -1040,6 +1056,8 @@ def report(label: str, run: Run, n: int, floors: dict[str, float] | None) -> flo
         f"  lifecycle actions {steady_rate(s, 'actions'):>9,.0f} /s"
         f"  ({run.actions:,} applied, {run.action_errors} refused)"
     )
+    if run.refusals:
+        print("    refused: " + ", ".join(f"{why} × {n}" for why, n in run.refusals.most_common()))
     if floors:
         print(
             f"  floor (a) raw aiokafka consume of the replay's topic: {floors['consume']:,.0f} /s"
