@@ -156,7 +156,9 @@ def _comparable(value: Any) -> Any:
 _UNREAD = object()
 
 
-def _locked(row: Any) -> LockedCase:
+def locked_case(row: Any) -> LockedCase:
+    """A ``cases`` row the caller has locked (``FOR UPDATE``), as a record that writes only the
+    columns changed since. 调用方已加锁的案件行（保存时只写变化的列）。"""
     record = LockedCase.from_row(row)
     assert isinstance(record, LockedCase)
     record.as_read = {k: _comparable(v) for k, v in record.to_row(snapshot_json=row["snapshot"]).items()}
@@ -166,7 +168,7 @@ def _locked(row: Any) -> LockedCase:
 async def load_for_update(session: AsyncSession, case_id: uuid.UUID) -> LockedCase | None:
     """The case ``case_id`` locked ``FOR UPDATE`` (None if there is none). 加锁读取案件。"""
     row = (await session.execute(select(cases).where(cases.c.id == case_id).with_for_update())).mappings().first()
-    return None if row is None else _locked(row)
+    return None if row is None else locked_case(row)
 
 
 async def load_many_for_update(session: AsyncSession, case_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, LockedCase]:
@@ -179,7 +181,7 @@ async def load_many_for_update(session: AsyncSession, case_ids: Sequence[uuid.UU
         return {}
     statement = select(cases).where(cases.c.id.in_(wanted)).order_by(cases.c.id).with_for_update()
     rows = (await session.execute(statement)).mappings().all()
-    return {row["id"]: _locked(row) for row in rows}
+    return {row["id"]: locked_case(row) for row in rows}
 
 
 async def save(session: AsyncSession, record: CaseRecord, pending: Pending) -> None:

@@ -1,8 +1,10 @@
 """The overdue sweep 超期扫描: flag open cases past their deadline, once, across replicas.
 
 Rows are claimed ``FOR UPDATE SKIP LOCKED``; a matter configured to escalate when
-overdue is escalated (吹哨) in the same transaction. Nothing here commits.
-以 SKIP LOCKED 认领；配置了超期自动吹哨的事项同事务内吹哨。不提交。
+overdue is escalated (吹哨) in the same transaction. A pass's cases are written together, as a batch
+of actions is: their changed columns in one statement per set of columns, their timeline rows and
+events in one each. Nothing here commits.
+以 SKIP LOCKED 认领；配置了超期自动吹哨的事项同事务内吹哨；一轮的案件一并写入（只写变化的列）。不提交。
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from services.dispatch.lifecycle import apply
 from services.dispatch.models import OVERDUE_SWEEP_CONDITION, cases
 from services.dispatch.records import CaseRecord
 from services.dispatch.staging import Pending, stage_applied
-from services.dispatch.store import save
+from services.dispatch.store import locked_case, update_cases, write_pending
 
 __all__ = ["due_cases", "ordered_scan", "sweep_overdue"]
 
@@ -87,14 +89,15 @@ async def sweep_overdue(
     async with ordered_scan(session):
         rows = (await session.execute(due_cases(now=now, limit=limit))).mappings().all()
     flagged: list[uuid.UUID] = []
+    records: list[CaseRecord] = []
+    pending = Pending()
     for row in rows:
-        record = CaseRecord.from_row(row)
+        record = locked_case(row)  # claimed FOR UPDATE above: only its changed columns are written
         case = record.snapshot
         at = max(now, case.previous_at)
         result = apply(case, Action.MARK_OVERDUE, MarkOverdueBody(expected_version=case.version), SYSTEM_ACTOR, at)
         if isinstance(result, Refused):
             continue
-        pending = Pending()
         stage_applied(pending, record, result, correlation_id=correlation_id)
         matter = jurisdiction.snapshot.matter(case.matter) if jurisdiction and case.matter else None
         if (
@@ -112,6 +115,8 @@ async def sweep_overdue(
             if isinstance(escalated, Applied):
                 record.accept_deadline = report_in_deadline(jurisdiction.calendar, at)
                 stage_applied(pending, record, escalated, correlation_id=correlation_id)
-        await save(session, record, pending)
+        records.append(record)
         flagged.append(record.id)
+    await update_cases(session, records)
+    await write_pending(session, pending)
     return flagged

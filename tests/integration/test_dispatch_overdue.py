@@ -11,13 +11,18 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.event import listen, remove
 
+from services.dispatch.grid_client import LoadedJurisdiction
 from services.dispatch.incidents import handle_incident
-from services.dispatch.sweep import due_cases, ordered_scan
+from services.dispatch.sweep import due_cases, ordered_scan, sweep_overdue
+from shared.calendar import load_calendar
 from shared.db import create_engine, session_factory
 from shared.embedded import TansuBroker
 from shared.events import IncidentReported
+from shared.jurisdiction import JurisdictionBundle, JurisdictionSnapshot
 from tests.helpers import eventually, plan_reads_of
+from tests.integration.test_dispatch_batch import DEMO
 from tests.integration.test_dispatch_support import (
     ADMIN,
     Stack,
@@ -249,3 +254,66 @@ async def test_a_pass_reads_as_many_cases_as_it_flags_after_a_history_import(own
     assert reads[0]["Index Name"] == "ix_cases_overdue_sweep"
     assert reads[0]["Actual Rows"] == limit and reads[0].get("Rows Removed by Filter", 0) == 0, reads
     assert len(rows) == limit
+
+
+async def test_a_pass_writes_its_cases_together_and_only_what_changed(own_database_url: str) -> None:
+    """One pass over 30 due cases (one of them a matter that escalates when overdue) writes them as a
+    batch of actions is written: a fixed number of statements whatever the number of cases, and only
+    the changed columns, so no case's explanation (≈ 1.8 KB compressed) is compressed and stored again.
+    Each case is flagged once, the elevator case escalated too, with its timeline rows and events.
+    一轮扫描一并写入：语句数与案件数无关，只写变化的列（不重写案件说明）；每件标记一次，电梯困人件同时吹哨。"""
+    snapshot = JurisdictionSnapshot(JurisdictionBundle.model_validate(DEMO), version=1, rules_version=1)
+    loaded = LoadedJurisdiction(snapshot, load_calendar(county=snapshot.county_code))
+    three_days_ago = datetime.now(UTC) - timedelta(days=3)
+    events = [incident("010102", 119.05 + i * 0.0007, 29.60, three_days_ago) for i in range(29)]  # 68 m apart
+    events.append(incident("020201", 119.07, 29.61, three_days_ago))  # 电梯困人: auto-escalates
+    engine = create_engine(own_database_url)
+    statements: list[str] = []
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            ids = [
+                (await handle_incident(session=session, event=e, jurisdiction=loaded, correlation_id="t")).case_id
+                for e in events
+            ]
+
+        def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            statements.append(statement)
+
+        async with session_factory(engine)() as session, session.begin():
+            listen(engine.sync_engine, "before_cursor_execute", count)
+            try:
+                flagged = await sweep_overdue(
+                    session=session, now=datetime.now(UTC), jurisdiction=loaded, correlation_id="sweep", limit=200
+                )
+            finally:
+                remove(engine.sync_engine, "before_cursor_execute", count)
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT case_id, array_agg(event_type ORDER BY version) FROM dispatch.case_transitions "
+                    "WHERE case_id = ANY(:ids) AND event_type IN ('case.overdue', 'case.escalated') GROUP BY case_id"
+                ),
+                {"ids": ids},
+            )
+            per_case = {case_id: list(types) for case_id, types in rows}
+            overdue = (
+                await conn.execute(
+                    text("SELECT count(*) FROM dispatch.cases WHERE id = ANY(:ids) AND overdue"), {"ids": ids}
+                )
+            ).scalar_one()
+            published = (
+                await conn.execute(
+                    text("SELECT count(*) FROM dispatch.outbox WHERE event_type IN ('case.overdue', 'case.escalated')")
+                )
+            ).scalar_one()
+    finally:
+        await engine.dispose()
+    assert sorted(flagged) == sorted(ids) and overdue == len(ids)
+    assert per_case == {
+        **{i: ["case.overdue"] for i in ids[:-1]},
+        ids[-1]: ["case.overdue", "case.escalated"],
+    }
+    assert published == len(ids) + 1
+    updates = [s for s in statements if s.startswith("UPDATE dispatch.cases")]
+    assert updates and not any("explanation" in s for s in updates), updates  # the explanations stay as stored
+    assert len(statements) < 10 < len(ids)  # a fixed few: not one or more per case
