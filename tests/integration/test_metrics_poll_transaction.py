@@ -9,16 +9,12 @@ gives fewer. Every case still gets its exact fact.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from sqlalchemy import text
 
 from services.metrics.app import create_app
 from shared.db import create_engine
 from shared.embedded import TansuBroker
 from shared.events import CASE_EVENTS, TOPICS
-from tests.conftest import ARTIFACTS
 from tests.helpers import eventually, serve
 from tests.integration.test_metrics_service import (
     GRID_UNITS,
@@ -34,23 +30,13 @@ from tests.unit.test_metrics_rules import outcome
 CASES = 60
 
 
-@pytest.fixture
-def broker() -> Iterator[TansuBroker]:
-    """A broker of this test's own: only these case events reach the consumer group."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    own = TansuBroker(log_path=ARTIFACTS / "tansu-metrics-poll.log")
-    own.start()
-    try:
-        yield own
-    finally:
-        own.stop()
-
-
-async def test_a_polls_partitions_are_applied_in_one_transaction(own_database_url: str, broker: TansuBroker) -> None:
+async def test_a_polls_partitions_are_applied_in_one_transaction(
+    own_database_url: str, own_broker: TansuBroker
+) -> None:
     sims = [from_pure(outcome(f"p{i}", "A", "T1", "ontime", 2 + i % 20).events, shift=SHIFT_OCT, kinds=KINDS)
             for i in range(CASES)]  # fmt: skip
-    await publish(broker.bootstrap, [env for sim in sims for env in sim.envelopes])
-    app = create_app(settings_for(own_database_url, broker.bootstrap), grid_transport=fake_grid(GRID_UNITS))
+    await publish(own_broker.bootstrap, [env for sim in sims for env in sim.envelopes])
+    app = create_app(settings_for(own_database_url, own_broker.bootstrap), grid_transport=fake_grid(GRID_UNITS))
     engine = create_engine(own_database_url)
     try:
         async with engine.connect() as conn:
