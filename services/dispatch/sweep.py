@@ -88,7 +88,6 @@ async def sweep_overdue(
     """
     async with ordered_scan(session):
         rows = (await session.execute(due_cases(now=now, limit=limit))).mappings().all()
-    flagged: list[uuid.UUID] = []
     records: list[CaseRecord] = []
     pending = Pending()
     for row in rows:
@@ -116,7 +115,6 @@ async def sweep_overdue(
                 record.accept_deadline = report_in_deadline(jurisdiction.calendar, at)
                 stage_applied(pending, record, escalated, correlation_id=correlation_id)
         records.append(record)
-        flagged.append(record.id)
     await update_cases(session, records)
     await write_pending(session, pending)
-    return flagged
+    return [record.id for record in records]
