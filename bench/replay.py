@@ -81,7 +81,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -241,6 +241,9 @@ class Run:
     #: Each probe's own p50, p99 and count (``--live-probes`` spreads several over the replay).
     #: 每次探测各自的 p50、p99 与条数。
     live_by_probe: list[tuple[float, float, int]] = field(default_factory=list)
+    #: Each probe's start (UTC, to read beside the server's log) and its legs' p99 (s), in path order.
+    #: 每次探测的开始时刻（UTC，便于对照数据库日志）及各段 p99。
+    live_probe_legs: list[tuple[str, dict[str, float]]] = field(default_factory=list)
     live_warmup_s: float = 0.0
     #: The same probe on the same platform before the replay starts (the live path's own latency, the
     #: floor the figure under the replay is read against). 回放开始前同一探针（实时链路自身时延）。
@@ -721,6 +724,7 @@ async def live_probe(
             run.live_warmup_s = time.perf_counter() - began
             run.live_accepted += len(warm)
             start = time.perf_counter()
+            started_utc = datetime.now(UTC).strftime("%H:%M:%S")
             tasks = []
             for i in range(rate * seconds):
                 delay = start + i / rate - time.perf_counter()
@@ -762,9 +766,13 @@ async def live_probe(
         "dispatch's transaction begins": {r["id"]: r["at"] for r in begun},
         "dispatch's transaction commits": {r["id"]: r["committed"] for r in begun},
     }
+    probe_legs: dict[str, float] = {}
     for leg, stamps in legs.items():
         took = [float(stamps[i]) - t for i, t in received.items() if stamps.get(i) is not None]
         run.live_legs.setdefault(leg, []).extend(took)
+        if took:
+            probe_legs[leg] = pct(took, 0.99)
+    run.live_probe_legs.append((started_utc, probe_legs))
     live = [stamped_dispatched[i] - t for i, t in received.items() if i in stamped_dispatched]
     run.live.extend(live)
     if live:
@@ -1133,6 +1141,11 @@ def report(label: str, run: Run, n: int, floors: dict[str, float] | None) -> flo
             "    each probe's p50 / p99 (ms), in replay order: "
             + " · ".join(f"{p50 * 1000:.0f} / {p99 * 1000:.0f}" for p50, p99, _ in run.live_by_probe)
         )
+        for started, probe_legs in run.live_probe_legs[-len(run.live_by_probe) :]:
+            print(
+                f"      probe from {started} UTC, p99 by leg (ms): "
+                + " · ".join(f"{leg.split(' (')[0]} {took * 1000:.0f}" for leg, took in probe_legs.items())
+            )
     if run.live_warmup_s:
         print(f"    (before the probe: the live lane's first record came through after {run.live_warmup_s:.1f} s)")
     for leg, took in run.live_legs.items():
