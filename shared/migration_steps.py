@@ -114,6 +114,18 @@ def outbox_pending_keyed_by_lane_downgrade(schema: str) -> None:
     op.execute(f'CREATE INDEX ix_outbox_pending_lane ON "{schema}".outbox_pending (lane, id)')
 
 
+def queue_tables_keep_their_pages(schema: str, tables: tuple[str, ...]) -> None:
+    """``vacuum_truncate = false`` on ``tables``: a vacuum no longer takes their ACCESS EXCLUSIVE lock to
+    hand empty trailing pages back (see :data:`shared.messaging.upkeep.KEEP_PAGES`). 队列表不截断空页。"""
+    for table in tables:
+        op.execute(f'ALTER TABLE "{schema}".{table} SET (vacuum_truncate = false)')
+
+
+def queue_tables_keep_their_pages_downgrade(schema: str, tables: tuple[str, ...]) -> None:
+    for table in tables:
+        op.execute(f'ALTER TABLE "{schema}".{table} RESET (vacuum_truncate)')
+
+
 def _compression_sql(schema: str, columns: Mapping[str, tuple[str, ...]], method: str) -> str:
     return "; ".join(
         f'ALTER TABLE "{schema}".{table} ' + ", ".join(f"ALTER COLUMN {c} SET COMPRESSION {method}" for c in names)

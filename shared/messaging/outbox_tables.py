@@ -35,6 +35,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from shared.messaging.upkeep import KEEP_PAGES
+
 __all__ = [
     "KEYED_READS",
     "outbox_partitions_table",
@@ -75,6 +77,7 @@ def outbox_table(metadata: MetaData, *, unique_event_id: bool = True) -> Table:
         Column("value", LargeBinary, nullable=False),
         Column("headers", JSONB, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        postgresql_with=KEEP_PAGES,
     )
 
 
@@ -96,6 +99,7 @@ def outbox_pending_table(metadata: MetaData) -> Table:
         Column("id", BigInteger, nullable=False, autoincrement=False),
         Column("lane", SmallInteger, nullable=False, server_default=text("0")),
         PrimaryKeyConstraint("lane", "id", name="outbox_pending_pkey"),
+        postgresql_with=KEEP_PAGES,
     )
 
 
@@ -114,6 +118,7 @@ def outbox_published_table(metadata: MetaData) -> Table:
         Column("outbox_ids", ARRAY(BigInteger), nullable=False),
         Column("published_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Index(None, "topic", "partition", "last_offset"),
+        postgresql_with=KEEP_PAGES,
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, Table, Text, Uuid, func
 
+from shared.messaging.upkeep import KEEP_PAGES
+
 
 def processed_messages_table(metadata: MetaData) -> Table:
     """Idempotency keys of consumed events, in the consuming service's schema; declares the
@@ -35,4 +37,5 @@ def consumer_positions_table(metadata: MetaData) -> Table:
         Column("epoch", Text, nullable=True),
         Column("last_event_id", Text, nullable=True),
         Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        postgresql_with=KEEP_PAGES,
     )
