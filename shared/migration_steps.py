@@ -115,15 +115,16 @@ def outbox_pending_keyed_by_lane_downgrade(schema: str) -> None:
 
 
 def queue_tables_keep_their_pages(schema: str, tables: tuple[str, ...]) -> None:
-    """``vacuum_truncate = false`` on ``tables``: a vacuum no longer takes their ACCESS EXCLUSIVE lock to
-    hand empty trailing pages back (see :data:`shared.messaging.upkeep.KEEP_PAGES`). 队列表不截断空页。"""
+    """``vacuum_truncate = false`` on ``tables`` and their TOAST tables: a vacuum no longer takes their
+    ACCESS EXCLUSIVE lock to hand empty trailing pages back (see :data:`shared.messaging.upkeep.KEEP_PAGES`).
+    队列表不截断空页。"""
     for table in tables:
-        op.execute(f'ALTER TABLE "{schema}".{table} SET (vacuum_truncate = false)')
+        op.execute(f'ALTER TABLE "{schema}".{table} SET (vacuum_truncate = false, toast.vacuum_truncate = false)')
 
 
 def queue_tables_keep_their_pages_downgrade(schema: str, tables: tuple[str, ...]) -> None:
     for table in tables:
-        op.execute(f'ALTER TABLE "{schema}".{table} RESET (vacuum_truncate)')
+        op.execute(f'ALTER TABLE "{schema}".{table} RESET (vacuum_truncate, toast.vacuum_truncate)')
 
 
 def _compression_sql(schema: str, columns: Mapping[str, tuple[str, ...]], method: str) -> str:

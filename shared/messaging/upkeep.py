@@ -54,8 +54,10 @@ QUEUE_TABLES: Final = {"outbox_pending": "VACUUM (ANALYZE, SKIP_LOCKED)", "outbo
 #: pending queue, and the probe with a 12 s vacuum of intake's outbox had the run's worst live p99.
 #: These tables empty and fill again all day: the pages kept are the pages the next hour reuses. Also
 #: spares autovacuum the 5 s it spends trying for that lock on ``consumer_positions``, which is never
-#: free. 队列表与消费位置表不截断空页：截断需持排他锁，期间所有通道的写入与认领都要等待。
-KEEP_PAGES: Final = {"vacuum_truncate": "false"}
+#: free. Their TOAST tables too: an event over ~2 KB (a case event with its explanation) is stored out of
+#: line, and dispatch's outbox's TOAST table drains and fills as the outbox does.
+#: 队列表与消费位置表（及其 TOAST 表）不截断空页：截断需持排他锁，期间所有通道的写入与认领都要等待。
+KEEP_PAGES: Final = {"vacuum_truncate": "false", "toast.vacuum_truncate": "false"}
 #: The tables in each schema that have them. 使用上述存储参数的表。
 KEEP_PAGES_TABLES: Final = ("outbox", "outbox_pending", "outbox_published", "consumer_positions")
 

@@ -32,6 +32,12 @@ _KEEPING = text(
     "WHERE n.nspname IN ('intake', 'grid', 'dispatch', 'metrics') AND c.relkind = 'r' "
     "AND 'vacuum_truncate=false' = ANY (c.reloptions)"
 )
+#: Their TOAST tables (where they have one: not the pending queues, all fixed-width). 其 TOAST 表。
+_TOAST_KEEPING = text(
+    "SELECT n.nspname || '.' || c.relname, 'vacuum_truncate=false' = ANY (coalesce(t.reloptions, '{}')) "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_class t ON t.oid = c.reltoastrelid "
+    "WHERE n.nspname || '.' || c.relname = ANY (:tables)"
+)
 
 
 async def test_the_migrations_set_it_on_every_queue_and_positions_table(database_url: str) -> None:
@@ -39,9 +45,11 @@ async def test_the_migrations_set_it_on_every_queue_and_positions_table(database
     try:
         async with engine.connect() as conn:
             keeping = set((await conn.scalars(_KEEPING)).all())
+            toast = dict((await conn.execute(_TOAST_KEEPING, {"tables": sorted(EXPECTED)})).all())
     finally:
         await engine.dispose()
     assert keeping == EXPECTED
+    assert toast == {table: True for table in EXPECTED if not table.endswith(".outbox_pending")}
 
 
 async def test_a_vacuum_of_a_drained_queue_keeps_its_pages(own_database_url: str) -> None:
