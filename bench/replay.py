@@ -315,6 +315,18 @@ def start_extra(
         )  # fmt: skip
 
 
+def _set_priority(pid: int | None, *, nice: int, idle: bool) -> None:
+    """Every thread of process ``pid`` under ``SCHED_IDLE`` (``idle``) or at ``nice``, as ``chrt -a`` and
+    ``renice`` would set a process started before. 设置进程全部线程的 CPU 优先级。"""
+    if pid is None:
+        return
+    for task in os.listdir(f"/proc/{pid}/task"):
+        if idle:
+            os.sched_setscheduler(int(task), os.SCHED_IDLE, os.sched_param(0))
+        elif nice:
+            os.setpriority(os.PRIO_PROCESS, int(task), nice)
+
+
 @contextlib.asynccontextmanager
 async def platform(
     server_url: str,
@@ -328,6 +340,7 @@ async def platform(
     import_dispatchers: int = 1,
     live_worker: bool = False,
     keep_database: bool = False,
+    bulk_broker: bool = False,
 ) -> AsyncIterator[tuple[Platform, str, dict[str, subprocess.Popen[bytes]], dict[str, Callable[[], None]]]]:
     """A fresh database and broker, the four services (and extra dispatch processes), demo county loaded.
     The database is dropped afterwards unless ``keep_database`` (for ``bench/replay_floors.py``).
@@ -342,7 +355,12 @@ async def platform(
 
     ``live_worker``: the platform's dispatch serves the 调度台's API alone (``DISPATCH_INCIDENT_LANES=none``:
     the staff's actions, the dashboard, the sweep) and a second dispatch process, ``dispatch-live``, makes
-    the live reports into cases (the bulk lane too, without ``import_processes``)."""
+    the live reports into cases (the bulk lane too, without ``import_processes``).
+
+    ``bulk_broker`` (with ``import_processes``): the import's processes use a broker of their own, at
+    the import's CPU priority, so the bulk lane's records never take the live lane's broker's CPU
+    (the live services keep the platform's broker: each lane's topics are read and written by its own
+    processes only)."""
     admin = await asyncpg.connect(plain_dsn(server_url))
     database = f"replay_{uuid.uuid4().hex[:8]}"
     await admin.execute(f'CREATE DATABASE "{database}"')
@@ -350,6 +368,10 @@ async def platform(
     db_url = head.rsplit("/", 1)[0] + f"/{database}" + (f"?{tail}" if tail else "")
     broker = TansuBroker()
     broker.start()
+    bulk_tansu = TansuBroker() if import_processes and bulk_broker else None
+    if bulk_tansu is not None:
+        bulk_tansu.start()
+        _set_priority(bulk_tansu.pid, nice=import_nice, idle=import_idle)
     extra: dict[str, subprocess.Popen[bytes]] = {}
     starters: dict[str, Callable[[], None]] = {}
     plat = Platform(
@@ -375,6 +397,8 @@ async def platform(
         for service in SERVICES:
             await asyncio.to_thread(upgrade, service, db_url)
         await ensure_topics(broker.bootstrap)
+        if bulk_tansu is not None:
+            await ensure_topics(bulk_tansu.bootstrap)
         plat.start()
         await plat.wait_healthy()
         await plat.load_demo_county()
@@ -387,7 +411,11 @@ async def platform(
             }
             extra["dispatch-live"] = start_extra(plat, label, "dispatch", env=worker)
         if import_processes:
-            priority = {"DB_BACKEND_NICE": str(import_nice), "DB_BACKEND_IDLE": str(import_idle).lower()}
+            priority = {
+                "DB_BACKEND_NICE": str(import_nice),
+                "DB_BACKEND_IDLE": str(import_idle).lower(),
+                **({"KAFKA_BOOTSTRAP_SERVERS": bulk_tansu.bootstrap} if bulk_tansu is not None else {}),
+            }
             bulk = {"DISPATCH_INCIDENT_LANES": "bulk", "OUTBOX_LANES": "bulk", **priority}
             own_env = {
                 "dispatch-import": ("dispatch", bulk, import_dispatchers),
@@ -437,6 +465,8 @@ async def platform(
                 proc.wait(30)
         plat.stop()
         broker.stop()
+        if bulk_tansu is not None:
+            bulk_tansu.stop()
         if keep_database:
             print(f"  [{label}] database kept: {plain_dsn(db_url)}")
         else:
@@ -905,6 +935,7 @@ async def replay(
         "keep_database": args.keep_database,
         "import_dispatchers": args.import_dispatchers,
         "live_worker": args.live_worker,
+        "bulk_broker": args.bulk_broker,
         "deferred": frozenset({"dispatch-import", "metrics-import"}) if staged else frozenset(),
     }
     async with platform(server_url, label, dispatchers=dispatchers, **own) as (plat, dsn, extra, starters):
@@ -1279,6 +1310,11 @@ def main() -> None:
         "a core only when no live process wants it",
     )
     parser.add_argument(
+        "--bulk-broker",
+        action="store_true",
+        help="with --import-processes: the import's processes on a broker of their own, at their CPU priority",
+    )
+    parser.add_argument(
         "--lane",
         choices=("bulk", "live"),
         default="bulk",
@@ -1310,7 +1346,10 @@ def main() -> None:
     )
     parser.add_argument("--timeout", type=float, default=7200.0, help="seconds to wait for dispatch and metrics")
     parser.add_argument("--seed", type=int, default=2026)
-    asyncio.run(main_async(parser.parse_args()))
+    args = parser.parse_args()
+    if args.bulk_broker and (args.floors or not args.import_processes):
+        parser.error("--bulk-broker needs --import-processes and --no-floors (the floors read the platform's broker)")
+    asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

@@ -58,6 +58,11 @@ class TansuBroker:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs (to set its CPU priority). 代理进程号。"""
+        return self._proc.pid if self._proc is not None else None
+
     def start(self, timeout: float = 15.0) -> None:
         url = f"tcp://127.0.0.1:{self.port}"
         if self._log is not None:
