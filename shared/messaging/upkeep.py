@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.db import driver_connection
 from shared.logging import get_logger
 
-__all__ = ["KEEP_PAGES", "KEEP_PAGES_TABLES", "QUEUE_TABLES", "QueueUpkeep"]
+__all__ = ["KEEP_PAGES", "QUEUE_TABLES", "QueueUpkeep"]
 
 log = get_logger(__name__)
 
@@ -51,15 +51,13 @@ QUEUE_TABLES: Final = {"outbox_pending": "VACUUM (ANALYZE, SKIP_LOCKED)", "outbo
 #: truncates (dropping the pages from shared buffers, then the file), every insert, claim and position
 #: write of every lane waits: in two 300 k replays with autovacuum on, each relation-lock wait sampled
 #: (23, every one a claim or an insert into an outbox) fell while a vacuum truncated an outbox or a
-#: pending queue, and the probe with a 12 s vacuum of intake's outbox had the run's worst live p99.
-#: These tables empty and fill again all day: the pages kept are the pages the next hour reuses. Also
+#: pending queue (a few such stalls a run: the live p99 did not move beyond the runs' spread). These
+#: tables empty and fill again all day: the pages kept are the pages the next hour reuses. Also
 #: spares autovacuum the 5 s it spends trying for that lock on ``consumer_positions``, which is never
 #: free. Their TOAST tables too: an event over ~2 KB (a case event with its explanation) is stored out of
 #: line, and dispatch's outbox's TOAST table drains and fills as the outbox does.
 #: 队列表与消费位置表（及其 TOAST 表）不截断空页：截断需持排他锁，期间所有通道的写入与认领都要等待。
 KEEP_PAGES: Final = {"vacuum_truncate": "false", "toast.vacuum_truncate": "false"}
-#: The tables in each schema that have them. 使用上述存储参数的表。
-KEEP_PAGES_TABLES: Final = ("outbox", "outbox_pending", "outbox_published", "consumer_positions")
 
 
 class QueueUpkeep:
