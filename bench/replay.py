@@ -802,11 +802,11 @@ async def live_probe(
         run.live_legs.setdefault(leg, []).extend(took)
         if took:
             probe_legs[leg] = pct(took, 0.99)
-    run.live_probe_legs.append((started_utc, probe_legs))
     live = [stamped_dispatched[i] - t for i, t in received.items() if i in stamped_dispatched]
     run.live.extend(live)
-    if live:
+    if live:  # both lists or neither, so a probe's legs print beside its own p50 / p99
         run.live_by_probe.append((statistics.median(live), pct(live, 0.99), len(live)))
+        run.live_probe_legs.append((started_utc, probe_legs))
     missing = sum(1 for i in accepted if i not in arrived)
     if missing:
         print(
@@ -1172,7 +1172,7 @@ def report(label: str, run: Run, n: int, floors: dict[str, float] | None) -> flo
             "    each probe's p50 / p99 (ms), in replay order: "
             + " · ".join(f"{p50 * 1000:.0f} / {p99 * 1000:.0f}" for p50, p99, _ in run.live_by_probe)
         )
-        for started, probe_legs in run.live_probe_legs[-len(run.live_by_probe) :]:
+        for started, probe_legs in run.live_probe_legs:
             print(
                 f"      probe from {started} UTC, p99 by leg (ms): "
                 + " · ".join(f"{leg.split(' (')[0]} {took * 1000:.0f}" for leg, took in probe_legs.items())
